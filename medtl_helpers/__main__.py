@@ -1,0 +1,34 @@
+"""Command line: `python -m medtl_helpers data …` and `… course`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from medtl_helpers.cli_data import add_data_commands
+from medtl_helpers.course_runner import add_course_command
+from medtl_helpers.errors import MedtlError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m medtl_helpers", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_data_commands(sub)
+    add_course_command(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except MedtlError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

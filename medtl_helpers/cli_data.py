@@ -1,0 +1,109 @@
+"""`python -m medtl_helpers data …`: download, verify, cache and extract course data."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from medtl_helpers import config
+
+
+def add_data_commands(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="download, verify, cache or extract data")
+    actions = data.add_subparsers(dest="action", required=True)
+
+    verify = actions.add_parser("verify", help="check a Kermany folder or a .npz file")
+    verify.add_argument("path", type=Path)
+    verify.add_argument("--no-decode", action="store_true", help="skip opening every image")
+    verify.add_argument("--holdout", type=float, default=0.15, help="patient split to preview")
+    verify.set_defaults(run=run_verify)
+
+    cache = actions.add_parser("cache", help="build the uint8 tensor cache of a Kermany folder")
+    cache.add_argument("path", type=Path)
+    cache.add_argument("--size", type=int, default=224)
+    cache.add_argument("--out", type=Path, default=None, help="cache folder (default data/cache)")
+    cache.set_defaults(run=run_cache)
+
+    download = actions.add_parser("download", help="download PneumoniaMNIST (MD5-checked)")
+    download.add_argument("--source", choices=["pneumoniamnist"], default="pneumoniamnist")
+    download.add_argument("--size", type=int, choices=[28, 64, 128, 224], default=128)
+    download.add_argument("--out", type=Path, default=None, help="folder (default data/)")
+    download.set_defaults(run=run_download)
+
+    extract = actions.add_parser("extract", help="safely extract a downloaded Kermany archive")
+    extract.add_argument("archive", type=Path)
+    extract.add_argument("--to", type=Path, default=None, help="target folder (default data/)")
+    extract.set_defaults(run=run_extract)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from medtl_helpers.data.verify import verify_folder, verify_npz
+
+    if args.path.is_file():
+        print(verify_npz(args.path))
+        return 0
+    report = verify_folder(args.path, decode=not args.no_decode)
+    print(report.format())
+    _preview_split(args.path, args.holdout)
+    return 1 if report.corrupt else 0
+
+
+def _preview_split(root: Path, holdout: float) -> None:
+    """Show the patient-level split the course would make of train/, and its leakage check."""
+    import torch
+
+    from medtl_helpers.data.folder import patient_id, scan_split
+    from medtl_helpers.data.records import ImageSet
+    from medtl_helpers.data.split import split_by_patient, split_report
+
+    scan = scan_split(root, "train")
+    n = len(scan.paths)
+    # splitting needs only labels and patients: 1-pixel placeholders avoid decoding every image
+    data = ImageSet(
+        images=torch.zeros((n, 1, 1, 1), dtype=torch.uint8),
+        labels=torch.tensor(scan.labels),
+        patients=[patient_id(p) for p in scan.paths],
+        source="kermany-folder",
+    )
+    kept, held = split_by_patient(data, holdout)
+    print(
+        f"\npatient-level split of train/ ({1 - holdout:.0%} / {holdout:.0%}), no shared patients:"
+    )
+    for row in split_report(all=data, train=kept, holdout=held):
+        print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
+
+
+def run_cache(args: argparse.Namespace) -> int:
+    from medtl_helpers.data.cache import TensorCache
+    from medtl_helpers.data.folder import check_layout, scan_split
+
+    cache = TensorCache(args.out or config.cache_dir())
+    for split in check_layout(args.path):
+        scan = scan_split(args.path, split)
+        start = time.perf_counter()
+        data = cache.load_or_build(scan.paths, scan.labels, args.size, name=f"kermany-{split}")
+        seconds = time.perf_counter() - start
+        megabytes = data.images.numel() / 1e6
+        print(
+            f"{split}: {len(data):,} images at {args.size}px, {megabytes:.1f} MB, {seconds:.1f} s"
+        )
+    print(f"cache folder: {cache.folder}")
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from medtl_helpers.data.medmnist import download_pneumoniamnist
+
+    path = download_pneumoniamnist(args.size, args.out)
+    print(f"saved {path} ({os.path.getsize(path) / 1e6:.1f} MB, MD5 verified)")
+    return 0
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    from medtl_helpers.data.download import safe_extract
+
+    written = safe_extract(args.archive, args.to or config.data_dir())
+    print(f"extracted {len(written):,} files from {args.archive}")
+    return 0

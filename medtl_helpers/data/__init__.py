@@ -1,0 +1,1 @@
+"""Data layer: sources (Kermany folder, PneumoniaMNIST, synthetic), splits, cache, augmentation."""

@@ -1,0 +1,149 @@
+"""Decode once, train many times: a uint8 tensor cache of a folder of X-rays.
+
+Decoding and resizing 5,216 JPEGs every epoch is what makes most tutorial pipelines slow. The
+cache decodes each image once into one grey uint8 channel at the working size and saves the stack
+as a single file, keyed by a hash of the file list (names and byte sizes) and the image size, so
+a changed folder or a new size builds a new cache instead of silently reusing a stale one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from medtl_helpers.data.folder import load_grey, patient_id
+from medtl_helpers.data.records import ImageSet
+from medtl_helpers.errors import DataError
+
+FORMAT_VERSION = 1
+
+
+def decode_resized(path: Path, size: int) -> np.ndarray:
+    """One image as a (size, size) uint8 array; JPEG draft mode skips decoding unused pixels."""
+    grey = load_grey(path, draft=(size, size))
+    if grey.size != (size, size):
+        grey = grey.resize((size, size), Image.BILINEAR)
+    return np.asarray(grey, dtype=np.uint8)
+
+
+def cache_key(paths: list[Path], size: int) -> str:
+    """Hash of the last three path parts (split/CLASS/name), each file's byte size, and `size`."""
+    digest = hashlib.sha1(f"v{FORMAT_VERSION}:{size}".encode())
+    for path in paths:
+        relative = "/".join(Path(path).parts[-3:])
+        digest.update(f"{relative}:{os.path.getsize(path)}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+class TensorCache:
+    """A folder of cached image stacks. `load_or_build` returns an ImageSet either way."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def file_for(self, name: str, key: str, size: int) -> Path:
+        return self.folder / f"{name}-{size}px-{key}.pt"
+
+    def load_or_build(
+        self,
+        paths: list[Path],
+        labels: list[int],
+        size: int,
+        name: str = "kermany",
+        source: str = "kermany-folder",
+        workers: int | None = None,
+        progress: bool = True,
+    ) -> ImageSet:
+        target = self.file_for(name, cache_key(paths, size), size)
+        if target.exists():
+            try:
+                return self.load(target)
+            except DataError as err:
+                warnings.warn(f"{err} Rebuilding it.", stacklevel=2)
+        data = build_image_set(paths, labels, size, source, workers, progress)
+        self.save(data, target)
+        return data
+
+    @staticmethod
+    def save(data: ImageSet, target: Path) -> Path:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "format": FORMAT_VERSION,
+            "images": data.images,
+            "labels": data.labels,
+            "patients": data.patients,
+            "paths": data.paths or [],
+            "source": data.source,
+        }
+        partial = target.with_suffix(".tmp")
+        torch.save(payload, partial)
+        os.replace(partial, target)
+        return target
+
+    @staticmethod
+    def load(target: Path) -> ImageSet:
+        try:
+            payload = torch.load(target, map_location="cpu", weights_only=True)
+            return ImageSet(
+                images=payload["images"],
+                labels=payload["labels"],
+                patients=list(payload["patients"]),
+                source=payload["source"],
+                paths=list(payload["paths"]) or None,
+            )
+        except Exception as err:  # a damaged cache must never stop the course: say so, rebuild
+            raise DataError(f"Tensor cache {target} is unreadable ({err}): delete it.") from err
+
+
+def build_image_set(
+    paths: list[Path],
+    labels: list[int],
+    size: int,
+    source: str = "kermany-folder",
+    workers: int | None = None,
+    progress: bool = True,
+) -> ImageSet:
+    """Decode `paths` in threads; corrupt images are skipped, counted and named in a warning."""
+    workers = workers or min(8, os.cpu_count() or 1)
+
+    def decode(path: Path) -> np.ndarray | None:
+        try:
+            return decode_resized(path, size)
+        except DataError:
+            return None
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        arrays = list(
+            tqdm(
+                pool.map(decode, paths, chunksize=16),
+                total=len(paths),
+                disable=not progress,
+                desc=f"Caching {len(paths)} images at {size}px",
+            )
+        )
+    keep = [i for i, a in enumerate(arrays) if a is not None]
+    bad = [str(paths[i]) for i, a in enumerate(arrays) if a is None]
+    if bad:
+        warnings.warn(
+            f"Skipped {len(bad)} corrupt or truncated image(s), e.g. {', '.join(bad[:3])}. "
+            "Delete or replace them; the rest are cached.",
+            stacklevel=2,
+        )
+    if not keep:
+        raise DataError(f"None of the {len(paths)} images could be decoded: check the files.")
+    stack = np.stack([arrays[i] for i in keep])[:, None]
+    return ImageSet(
+        images=torch.from_numpy(stack),
+        labels=torch.tensor([labels[i] for i in keep], dtype=torch.long),
+        patients=[patient_id(paths[i]) for i in keep],
+        source=source,
+        paths=[str(paths[i]) for i in keep],
+    )

@@ -1,0 +1,168 @@
+"""Choose the data source and return train / val / test ImageSets at the profile's size.
+
+`auto` tries, in order: a Kermany folder ($MEDTL_DATA, or data/chest_xray), a cached
+PneumoniaMNIST file, a PneumoniaMNIST download (unless MEDTL_OFFLINE=1), and finally the built-in
+synthetic set. Whatever is chosen is announced in a banner, with the reason when it is not real
+data, so no notebook ever shows numbers on synthetic images without saying so.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from medtl_helpers import config
+from medtl_helpers.data.cache import TensorCache
+from medtl_helpers.data.folder import check_layout, scan_split
+from medtl_helpers.data.records import ImageSet
+from medtl_helpers.data.split import (
+    check_no_patient_overlap,
+    split_by_patient,
+    subsample_by_patient,
+)
+from medtl_helpers.errors import DataError
+
+SOURCES = ("auto", "folder", "pneumoniamnist", "synthetic")
+MNIST_SIZES = (64, 128, 224)
+HOLDOUT = 0.15
+
+
+@dataclass
+class CourseData:
+    """The three splits the notebooks use, and where they came from."""
+
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet
+    source: str
+    origin: str
+    notes: list[str] = field(default_factory=list)
+
+    def banner(self) -> str:
+        sizes = f"train {len(self.train):,} / val {len(self.val):,} / test {len(self.test):,}"
+        lines = [f"Data source: {self.source} ({self.origin}); {sizes} images"]
+        if self.source == "synthetic":
+            lines.insert(0, "*** SYNTHETIC X-RAYS: numbers below are NOT about real patients ***")
+        return "\n".join(lines + [f"  note: {note}" for note in self.notes])
+
+
+def find_kermany_root() -> Path | None:
+    """$MEDTL_DATA if it has train/, else <data_dir>/chest_xray if that does; None otherwise."""
+    setting = config.data_setting()
+    if setting is not None and not setting.exists():
+        raise DataError(
+            f"MEDTL_DATA={os.environ.get('MEDTL_DATA')} points to {setting}, which does not "
+            "exist. Fix the path or unset MEDTL_DATA to use the default data folder."
+        )
+    for candidate in (setting, config.data_dir() / "chest_xray"):
+        if candidate is not None and (candidate / "train").is_dir():
+            return candidate
+    return None
+
+
+def resize_images(data: ImageSet, size: int) -> ImageSet:
+    if data.image_size == size:
+        return data
+    x = F.interpolate(data.images.float(), size=(size, size), mode="bilinear", antialias=True)
+    images = x.round().clamp(0, 255).to(torch.uint8)
+    return ImageSet(images, data.labels, data.patients, data.source, data.paths, data.classes)
+
+
+def _from_folder(root: Path, size: int, seed: int) -> CourseData:
+    splits = check_layout(root)
+    cache = TensorCache(config.cache_dir())
+    scans = [scan_split(root, s) for s in splits if s != "test"]
+    paths = [p for scan in scans for p in scan.paths]
+    labels = [y for scan in scans for y in scan.labels]
+    pool = cache.load_or_build(paths, labels, size, name="kermany-trainval")
+    notes = []
+    if "val" in splits:
+        notes.append("the official 16-image val/ folder is merged into train/ before splitting")
+    if "test" in splits:
+        scan = scan_split(root, "test")
+        test = cache.load_or_build(scan.paths, scan.labels, size, name="kermany-test")
+    else:
+        pool, test = split_by_patient(pool, HOLDOUT, seed)
+        notes.append(
+            f"no test/ folder: a patient-level {HOLDOUT:.0%} holdout of train/ is the test"
+        )
+    train, val = split_by_patient(pool, HOLDOUT, seed + 1)
+    return CourseData(train, val, test, "kermany-folder", str(root), notes)
+
+
+def _mnist_size(size: int) -> int:
+    return next((s for s in MNIST_SIZES if s >= size), MNIST_SIZES[-1])
+
+
+def _from_mnist(path: Path, size: int) -> CourseData:
+    from medtl_helpers.data.medmnist import load_pneumoniamnist
+
+    parts = {k: resize_images(v, size) for k, v in load_pneumoniamnist(path).items()}
+    notes = ["MedMNIST has no patient ids: its own official splits are used"]
+    return CourseData(
+        parts["train"], parts["val"], parts["test"], "pneumoniamnist", str(path), notes
+    )
+
+
+def _from_synthetic(n: int, size: int, seed: int, reason: str) -> CourseData:
+    from medtl_helpers.data.synthetic import make_synthetic
+
+    pool, test = split_by_patient(make_synthetic(n, size=size, seed=seed), HOLDOUT, seed)
+    train, val = split_by_patient(pool, HOLDOUT, seed + 1)
+    hint = (
+        "for real X-rays set MEDTL_DATA to a Kermany folder (train/NORMAL, train/PNEUMONIA) or "
+        "run `python -m medtl_helpers data download --source pneumoniamnist --size 128`"
+    )
+    return CourseData(train, val, test, "synthetic", f"{n} generated images", [reason, hint])
+
+
+def _pick(source: str, size: int, seed: int, profile: config.Profile) -> CourseData:
+    if source in ("auto", "folder"):
+        root = find_kermany_root()
+        if root is not None:
+            return _from_folder(root, size, seed)
+        if source == "folder":
+            check_layout(config.data_setting() or config.data_dir() / "chest_xray")
+    reason = "no Kermany folder found (MEDTL_DATA unset or without train/, no data/chest_xray)"
+    if source in ("auto", "pneumoniamnist"):
+        from medtl_helpers.data.medmnist import download_pneumoniamnist, pneumoniamnist_path
+
+        path = pneumoniamnist_path(_mnist_size(size))
+        if path.exists():
+            return _from_mnist(path, size)
+        if source == "pneumoniamnist" or not config.offline():
+            try:
+                return _from_mnist(download_pneumoniamnist(_mnist_size(size)), size)
+            except DataError as err:
+                if source == "pneumoniamnist":
+                    raise
+                reason = f"{reason}; PneumoniaMNIST not cached and the download failed: {err}"
+        else:
+            reason = f"{reason}; PneumoniaMNIST not cached and MEDTL_OFFLINE=1 forbids downloading"
+    return _from_synthetic(profile.synthetic_images, size, seed, reason)
+
+
+def load_course_data(
+    profile: config.Profile | None = None,
+    source: str | None = None,
+    seed: int = 0,
+    verbose: bool = True,
+) -> CourseData:
+    """Train / val / test for the course at the profile's image size and subset limits."""
+    profile = profile or config.get_profile()
+    source = (source or os.environ.get("MEDTL_SOURCE") or "auto").lower()
+    if source not in SOURCES:
+        raise ValueError(f"Unknown data source {source!r}: use one of {', '.join(SOURCES)}")
+    data = _pick(source, profile.image_size, seed, profile)
+    data.train = subsample_by_patient(data.train, profile.max_train_images, seed)
+    data.val = subsample_by_patient(data.val, profile.max_eval_images, seed)
+    data.test = subsample_by_patient(data.test, profile.max_eval_images, seed)
+    if data.source != "pneumoniamnist":
+        check_no_patient_overlap(train=data.train, val=data.val, test=data.test)
+    if verbose:
+        print(data.banner())
+    return data

@@ -1,0 +1,116 @@
+"""Patient-level, class-stratified splitting, and the check that no patient crosses splits.
+
+Kermany's training folder has about 1.8 images per patient. Splitting images at random puts the
+same child's X-rays on both sides, and validation then rewards memorising patients. Here whole
+patients are assigned to one side, class by class, until each side holds the asked-for share of
+that class's images.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import numpy as np
+
+from medtl_helpers.data.records import ImageSet
+from medtl_helpers.errors import DataError
+
+
+def _patient_groups(data: ImageSet) -> dict[int, list[list[int]]]:
+    """Image indices grouped by patient, grouped by the patient's majority label."""
+    by_patient: dict[str, list[int]] = defaultdict(list)
+    for i, patient in enumerate(data.patients):
+        by_patient[patient].append(i)
+    labels = data.labels.tolist()
+    by_class: dict[int, list[list[int]]] = defaultdict(list)
+    for patient in sorted(by_patient):
+        index = by_patient[patient]
+        majority = Counter(labels[i] for i in index).most_common(1)[0][0]
+        by_class[majority].append(index)
+    return by_class
+
+
+def patient_fraction_index(data: ImageSet, fraction: float, seed: int = 0) -> np.ndarray:
+    """Indices of whole patients holding about `fraction` of each class's images (sorted).
+
+    Patients are drawn in random order and taken while that brings the class closer to its
+    share, so the result never misses the share by more than one patient's images.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    rng = np.random.default_rng(seed)
+    chosen: list[int] = []
+    groups = _patient_groups(data)
+    for label in sorted(groups):
+        patients = groups[label]
+        order = rng.permutation(len(patients))
+        target = fraction * sum(len(p) for p in patients)
+        taken = 0
+        for rank, j in enumerate(order):
+            size = len(patients[j])
+            # closest to the target wins; every class with 2+ patients gives at least one
+            keep = abs(taken + size - target) < abs(taken - target)
+            if keep or (rank == 0 and len(patients) > 1):
+                chosen.extend(patients[j])
+                taken += size
+    return np.array(sorted(chosen), dtype=np.int64)
+
+
+def split_by_patient(
+    data: ImageSet, holdout_fraction: float = 0.15, seed: int = 0
+) -> tuple[ImageSet, ImageSet]:
+    """Split into (kept, holdout) with whole patients on each side, stratified by class."""
+    holdout = patient_fraction_index(data, holdout_fraction, seed)
+    mask = np.ones(len(data), dtype=bool)
+    mask[holdout] = False
+    kept = np.flatnonzero(mask)
+    if len(kept) == 0 or len(holdout) == 0:
+        raise DataError(
+            f"Cannot split {len(data)} images from {data.n_patients()} patients with a "
+            f"{holdout_fraction:.0%} holdout: one side would be empty. Use more data."
+        )
+    sides = (data.subset(kept), data.subset(holdout))
+    check_no_patient_overlap(kept=sides[0], holdout=sides[1])
+    return sides
+
+
+def subsample_by_patient(data: ImageSet, max_images: int | None, seed: int = 0) -> ImageSet:
+    """At most about `max_images` images, taken as whole patients, keeping the class balance."""
+    if max_images is None or len(data) <= max_images:
+        return data
+    return data.subset(patient_fraction_index(data, max_images / len(data), seed))
+
+
+def check_no_patient_overlap(**splits: ImageSet) -> None:
+    """Raise DataError naming the patients found in more than one split."""
+    seen: dict[str, str] = {}
+    clashes: list[str] = []
+    for name, part in splits.items():
+        for patient in set(part.patients):
+            if patient in seen and seen[patient] != name:
+                clashes.append(f"{patient} ({seen[patient]} and {name})")
+            seen.setdefault(patient, name)
+    if clashes:
+        raise DataError(
+            f"{len(clashes)} patients appear in more than one split, "
+            f"e.g. {', '.join(clashes[:3])}. "
+            "Split by patient with split_by_patient() so no child is on both sides."
+        )
+
+
+def split_report(**splits: ImageSet) -> list[dict[str, object]]:
+    """One row per split: images, patients, class counts and the pneumonia share."""
+    rows = []
+    for name, part in splits.items():
+        counts = part.class_counts()
+        share = float(part.labels.float().mean()) if len(part) else 0.0
+        rows.append(
+            {
+                "split": name,
+                "images": len(part),
+                "patients": part.n_patients(),
+                **counts,
+                "pneumonia_share": round(share, 4),
+            }
+        )
+    return rows

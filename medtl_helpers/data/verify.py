@@ -1,0 +1,96 @@
+"""`data verify`: check a Kermany folder or a PneumoniaMNIST file and count what is in it."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medtl_helpers.data.folder import check_layout, load_grey, patient_id, scan_split
+from medtl_helpers.data.records import CLASSES
+from medtl_helpers.errors import DataError
+
+
+@dataclass
+class VerifyReport:
+    """Counts per (split, class): images and patients; plus skipped and corrupt files."""
+
+    root: Path
+    rows: list[dict[str, object]] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    corrupt: list[Path] = field(default_factory=list)
+    shared_patients: int = 0
+
+    def count(self, split: str, cls: str) -> int:
+        return next(
+            int(r["images"]) for r in self.rows if r["split"] == split and r["class"] == cls
+        )
+
+    def format(self) -> str:
+        lines = [f"{'split':<8}{'class':<11}{'images':>8}{'patients':>10}"]
+        for r in self.rows:
+            lines.append(f"{r['split']:<8}{r['class']:<11}{r['images']:>8,}{r['patients']:>10,}")
+        names = sorted({p.name for p in self.skipped})
+        lines.append(f"skipped non-image files: {len(self.skipped)} ({', '.join(names[:5])})")
+        lines.append(f"corrupt images: {len(self.corrupt)}")
+        lines.extend(f"  corrupt: {p}" for p in self.corrupt[:10])
+        lines.append(f"patients in more than one split: {self.shared_patients}")
+        return "\n".join(lines)
+
+
+def _decodes(path: Path) -> bool:
+    try:
+        load_grey(path, draft=(64, 64))
+        return True
+    except DataError:
+        return False
+
+
+def verify_folder(root: Path, decode: bool = True, workers: int = 4) -> VerifyReport:
+    """Scan every split of a Kermany folder; with `decode`, also open every image."""
+    root = Path(root)
+    splits = check_layout(root)
+    report = VerifyReport(root, skipped=[p for p in root.iterdir() if not p.is_dir()])
+    owners: dict[str, set[str]] = {}
+    for split in splits:
+        scan = scan_split(root, split)
+        report.skipped.extend(scan.skipped)
+        if decode:
+            with ThreadPoolExecutor(workers) as pool:
+                ok = list(pool.map(_decodes, scan.paths, chunksize=32))
+            report.corrupt.extend(p for p, good in zip(scan.paths, ok) if not good)
+        for label, cls in enumerate(CLASSES):
+            paths = [p for p, y in zip(scan.paths, scan.labels) if y == label]
+            patients = {patient_id(p) for p in paths}
+            for patient in patients:
+                owners.setdefault(patient, set()).add(split)
+            report.rows.append(
+                {"split": split, "class": cls, "images": len(paths), "patients": len(patients)}
+            )
+    report.shared_patients = sum(len(s) > 1 for s in owners.values())
+    return report
+
+
+def verify_npz(path: Path) -> str:
+    """Counts per split and class of a PneumoniaMNIST file, and its MD5 check."""
+    from medtl_helpers.data.download import md5sum
+    from medtl_helpers.data.medmnist import PNEUMONIAMNIST_MD5, load_pneumoniamnist
+
+    parts = load_pneumoniamnist(path)
+    lines = [f"{'split':<8}{'class':<11}{'images':>8}"]
+    for split, part in parts.items():
+        for cls, n in part.class_counts().items():
+            lines.append(f"{split:<8}{cls:<11}{n:>8,}")
+    expected = next(
+        (
+            md5
+            for size, md5 in PNEUMONIAMNIST_MD5.items()
+            if Path(path).name.endswith(f"_{size}.npz")
+        ),
+        None,
+    )
+    if expected is not None:
+        actual = md5sum(path)
+        verdict = "OK" if actual == expected else f"MISMATCH (expected {expected}): re-download"
+        lines.append(f"md5 {actual}: {verdict}")
+    return "\n".join(lines)

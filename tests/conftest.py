@@ -1,0 +1,62 @@
+"""Shared fixtures: the quick profile, no network, and tiny Kermany-layout folders on disk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("MEDTL_PROFILE", "quick")
+os.environ.setdefault("MEDTL_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+SHARED_TRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "chest_xray_224"
+needs_shared_data = pytest.mark.skipif(
+    not (SHARED_TRAIN / "train").is_dir(), reason=f"real data not found at {SHARED_TRAIN}"
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_data_dir(tmp_path_factory, monkeypatch):
+    """Every test writes downloads and caches into its own folder, never into ./data."""
+    folder = tmp_path_factory.mktemp("medtl_data")
+    monkeypatch.setenv("MEDTL_DATA", str(folder))
+    monkeypatch.setenv("MEDTL_OFFLINE", "1")
+    monkeypatch.delenv("MEDTL_SOURCE", raising=False)
+    monkeypatch.delenv("MEDTL_PRETRAINED", raising=False)
+    return folder
+
+
+def write_xray(path: Path, value: int = 128, size: int = 32, mode: str = "L") -> Path:
+    """A small image file with a gradient so resizing has something to do."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ramp = np.linspace(0, 255, size).astype(np.int64)
+    arr = ((np.add.outer(ramp, ramp) // 2 + value) % 256).astype(np.uint8)
+    Image.fromarray(arr, mode="L").convert(mode).save(path)
+    return path
+
+
+@pytest.fixture
+def kermany_root(tmp_path) -> Path:
+    """train/ and test/ with 2-3 patients per class, a .DS_Store and a stray text file."""
+    root = tmp_path / "chest_xray"
+    names = {
+        "NORMAL": ["IM-0001-0001", "IM-0001-0002", "IM-0002-0001", "NORMAL2-IM-0003-0001"],
+        "PNEUMONIA": [f"person{p}_bacteria_{k}" for p in (1, 2, 3, 4) for k in (1, 2)]
+        + ["person5_virus_9"],
+    }
+    for split, offset in (("train", 0), ("test", 100)):
+        for cls, stems in names.items():
+            for i, stem in enumerate(stems):
+                stem = stem.replace("000", f"{offset // 100}00") if split == "test" else stem
+                stem = stem.replace("person", f"person{offset}") if split == "test" else stem
+                write_xray(
+                    root / split / cls / f"{stem}.jpeg", value=20 * i + 60 * (cls == "PNEUMONIA")
+                )
+    (root / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (root / "train" / "NORMAL" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (root / "train" / "PNEUMONIA" / "notes.txt").write_text("not an image")
+    return root

@@ -1,0 +1,69 @@
+import os
+
+import pytest
+import torch
+from conftest import SHARED_TRAIN, needs_shared_data
+
+from medtl_helpers.data.cache import TensorCache, build_image_set, cache_key
+from medtl_helpers.data.folder import scan_split
+from medtl_helpers.errors import DataError
+
+
+def test_build_save_and_reload_are_identical(tmp_path, kermany_root):
+    scan = scan_split(kermany_root, "train")
+    cache = TensorCache(tmp_path / "cache")
+    data = cache.load_or_build(scan.paths, scan.labels, 16, progress=False)
+    assert data.images.shape == (13, 1, 16, 16) and data.images.dtype == torch.uint8
+    assert data.class_counts() == {"NORMAL": 4, "PNEUMONIA": 9}
+    assert data.patients[:3] == ["IM-0001", "IM-0001", "IM-0002"]
+    files = list((tmp_path / "cache").glob("kermany-16px-*.pt"))
+    assert len(files) == 1
+    again = TensorCache.load(files[0])
+    assert torch.equal(again.images, data.images) and again.patients == data.patients
+    assert again.paths == data.paths
+
+
+def test_key_depends_on_files_and_size(kermany_root):
+    paths = scan_split(kermany_root, "train").paths
+    assert cache_key(paths, 64) != cache_key(paths, 128)
+    assert cache_key(paths, 64) != cache_key(paths[1:], 64)
+    assert cache_key(paths, 64) == cache_key(list(paths), 64)
+
+
+def test_corrupt_images_are_skipped_and_counted(kermany_root):
+    scan = scan_split(kermany_root, "train")
+    scan.paths[0].write_bytes(scan.paths[0].read_bytes()[:100])
+    with pytest.warns(
+        UserWarning, match=r"Skipped 1 corrupt or truncated image\(s\), e.g. .*IM-0001-0001"
+    ):
+        data = build_image_set(scan.paths, scan.labels, 16, progress=False)
+    assert len(data) == 12 and str(scan.paths[0]) not in data.paths
+
+
+def test_all_corrupt_raises(tmp_path):
+    bad = tmp_path / "IM-0001-0001.jpeg"
+    bad.write_bytes(b"garbage")
+    with pytest.warns(UserWarning), pytest.raises(DataError, match="None of the 1 images"):
+        build_image_set([bad], [0], 16, progress=False)
+
+
+def test_damaged_cache_file_is_rebuilt_with_a_warning(tmp_path, kermany_root):
+    scan = scan_split(kermany_root, "train")
+    cache = TensorCache(tmp_path)
+    cache.load_or_build(scan.paths, scan.labels, 16, progress=False)
+    target = next(tmp_path.glob("*.pt"))
+    target.write_bytes(target.read_bytes()[:200])
+    with pytest.warns(UserWarning, match=r"unreadable.*Rebuilding"):
+        data = cache.load_or_build(scan.paths, scan.labels, 16, progress=False)
+    assert len(data) == 13
+
+
+@needs_shared_data
+def test_real_training_set_caches_every_image(tmp_path):
+    scan = scan_split(SHARED_TRAIN, "train")
+    data = TensorCache(tmp_path).load_or_build(scan.paths, scan.labels, 64, progress=False)
+    assert data.class_counts() == {"NORMAL": 1341, "PNEUMONIA": 3875}
+    assert data.n_patients() == 2846
+    target = next(tmp_path.glob("*.pt"))
+    assert os.path.getsize(target) < 5216 * 64 * 64 * 1.05
+    assert torch.equal(TensorCache.load(target).labels, data.labels)

@@ -1,0 +1,54 @@
+import subprocess
+import sys
+
+from conftest import SHARED_TRAIN, needs_shared_data
+
+from medtl_helpers.__main__ import main
+
+
+def test_verify_prints_counts_and_skipped_files(kermany_root, capsys):
+    assert main(["data", "verify", str(kermany_root)]) == 0
+    out = capsys.readouterr().out
+    assert "train   NORMAL            4         3" in out
+    assert "train   PNEUMONIA         9         5" in out
+    assert "skipped non-image files: 3 (.DS_Store, notes.txt)" in out
+    assert "corrupt images: 0" in out and "patients in more than one split: 0" in out
+
+
+def test_verify_reports_corrupt_images_and_fails(kermany_root, capsys):
+    victim = next((kermany_root / "test" / "PNEUMONIA").glob("*.jpeg"))
+    victim.write_bytes(b"\xff\xd8\xff broken")
+    assert main(["data", "verify", str(kermany_root)]) == 1
+    assert f"corrupt: {victim}" in capsys.readouterr().out
+
+
+def test_bad_folder_gives_a_one_line_error_not_a_traceback(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "medtl_helpers", "data", "verify", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2
+    assert run.stderr.startswith("error: Data folder") and "Traceback" not in run.stderr
+
+
+def test_cache_command_builds_every_split(kermany_root, tmp_path, capsys):
+    assert main(["data", "cache", str(kermany_root), "--size", "16", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "train: 13 images at 16px" in out and "test: 13 images at 16px" in out
+    assert len(list(tmp_path.glob("kermany-*-16px-*.pt"))) == 2
+
+
+def test_download_offline_names_the_file_to_place(capsys, isolated_data_dir):
+    assert main(["data", "download", "--size", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "MEDTL_OFFLINE" in err and "pneumoniamnist_64.npz" in err
+
+
+@needs_shared_data
+def test_verify_real_training_set(capsys):
+    assert main(["data", "verify", str(SHARED_TRAIN), "--no-decode"]) == 0
+    out = capsys.readouterr().out
+    assert "train   NORMAL        1,341     1,211" in out
+    assert "train   PNEUMONIA     3,875     1,635" in out
+    assert "skipped non-image files: 2 (.DS_Store)" in out

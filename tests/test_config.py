@@ -1,0 +1,87 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+from medtl_helpers import config
+
+
+def test_profile_from_env_and_argument(monkeypatch):
+    monkeypatch.setenv("MEDTL_PROFILE", "cpu")
+    assert config.get_profile().image_size == 128
+    assert config.get_profile("quick").image_size == 64
+    assert config.get_profile("gpu").image_size == 224
+    assert config.get_profile("quick", epochs=5).epochs == 5
+
+
+def test_profile_detected_when_unset(monkeypatch):
+    monkeypatch.delenv("MEDTL_PROFILE")
+    expected = "gpu" if torch.cuda.is_available() else "cpu"
+    assert config.get_profile().name == expected
+
+
+def test_unknown_profile_names_the_choices(monkeypatch):
+    monkeypatch.setenv("MEDTL_PROFILE", "fast")
+    with pytest.raises(ValueError, match="'fast'.*quick, cpu, gpu"):
+        config.get_profile()
+
+
+def test_device_cpu_and_missing_cuda():
+    assert config.get_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="Change runtime type"):
+            config.get_device("cuda")
+
+
+def test_seed_everything_repeats():
+    config.seed_everything(3)
+    a = torch.rand(4)
+    gen = config.seed_everything(3)
+    assert torch.equal(a, torch.rand(4))
+    assert torch.equal(
+        torch.rand(2, generator=gen), torch.rand(2, generator=config.seed_everything(3))
+    )
+
+
+def test_data_dir_never_inside_a_kermany_folder(monkeypatch, tmp_path, kermany_root):
+    monkeypatch.setenv("MEDTL_DATA", str(tmp_path / "downloads"))
+    (tmp_path / "downloads").mkdir()
+    assert config.data_dir() == (tmp_path / "downloads").resolve()
+    monkeypatch.setenv("MEDTL_DATA", str(kermany_root))
+    assert config.data_setting() == kermany_root.resolve()
+    assert config.data_dir() == config.project_root() / "data"
+    assert config.cache_dir() == config.data_dir() / "cache"
+
+
+def test_relative_data_setting_resolves_against_project_root(monkeypatch, tmp_path):
+    """Notebooks run in notebooks/, but MEDTL_DATA=local/x is meant from the repository root."""
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "medtl_helpers").mkdir()
+    (tmp_path / "local" / "x").mkdir(parents=True)
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    monkeypatch.setenv("MEDTL_DATA", "local/x")
+    assert config.project_root() == tmp_path.resolve()
+    assert config.data_setting() == (tmp_path / "local" / "x").resolve()
+    monkeypatch.delenv("MEDTL_DATA")
+    assert config.data_setting() is None
+    assert config.data_dir() == Path(tmp_path / "data").resolve()
+
+
+def test_pretrained_choice(monkeypatch):
+    cpu = config.get_profile("cpu")
+    monkeypatch.delenv("MEDTL_PRETRAINED", raising=False)
+    assert config.pretrained_choice(cpu) == "imagenet"
+    assert config.pretrained_choice(config.get_profile("quick")) == "none"
+    monkeypatch.setenv("MEDTL_PRETRAINED", "none")
+    assert config.pretrained_choice(cpu) == "none"
+    monkeypatch.setenv("MEDTL_PRETRAINED", "yes")
+    with pytest.raises(ValueError, match="'yes'"):
+        config.pretrained_choice(cpu)
+
+
+def test_offline_flag(monkeypatch):
+    monkeypatch.setenv("MEDTL_OFFLINE", "1")
+    assert config.offline()
+    monkeypatch.setenv("MEDTL_OFFLINE", "0")
+    assert not config.offline()

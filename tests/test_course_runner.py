@@ -1,0 +1,27 @@
+import nbformat
+
+from medtl_helpers.course_runner import announced_source, run_course
+
+
+def write_notebook(path, source):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source)]
+    nbformat.write(nb, path)
+
+
+def test_runs_in_order_and_summarises(tmp_path, capsys):
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    write_notebook(folder / "01_second.ipynb", "print('Data source: synthetic (x)')")
+    write_notebook(folder / "00_first.ipynb", "print('Data source: kermany-folder (/d)')")
+    write_notebook(folder / "02_broken.ipynb", "raise ValueError('boom')")
+    write_notebook(folder / "scratch.ipynb", "print('not numbered: not run')")
+    runs = run_course(folder, tmp_path / "out")
+    lines = capsys.readouterr().out.splitlines()
+    assert [r.name for r in runs] == ["00_first", "01_second", "02_broken"]
+    assert lines[0].startswith("00_first") and "profile=quick" in lines[0]
+    assert "data=kermany-folder" in lines[0] and "data=synthetic" in lines[1]
+    assert "FAILED: ValueError: boom" in lines[2]
+    executed = nbformat.read(tmp_path / "out" / "00_first.ipynb", as_version=4)
+    assert announced_source(executed) == "kermany-folder"
+    assert not (tmp_path / "out" / "scratch.ipynb").exists()

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+from medtl_helpers import config
+from medtl_helpers.data.sources import find_kermany_root, load_course_data
+from medtl_helpers.errors import DataError
+
+
+def test_offline_without_data_falls_back_to_synthetic_loudly(capsys):
+    data = load_course_data(config.get_profile("quick"))
+    banner = capsys.readouterr().out
+    assert data.source == "synthetic"
+    assert "SYNTHETIC X-RAYS" in banner and "Data source: synthetic" in banner
+    assert "MEDTL_OFFLINE=1 forbids downloading" in banner
+    assert "data download --source pneumoniamnist" in banner
+    assert data.train.image_size == 64 and abs(len(data.train) - 800) <= 3
+    assert not set(data.train.patients) & set(data.val.patients)
+    assert not set(data.val.patients) & set(data.test.patients)
+
+
+def test_kermany_folder_is_found_and_test_split_kept(monkeypatch, kermany_root):
+    monkeypatch.setenv("MEDTL_DATA", str(kermany_root))
+    assert find_kermany_root() == kermany_root.resolve()
+    data = load_course_data(config.get_profile("quick"), verbose=False)
+    assert data.source == "kermany-folder"
+    assert len(data.test) == 13 and data.test.image_size == 64
+    assert len(data.train) + len(data.val) == 13
+    assert "Data source: kermany-folder" in data.banner()
+
+
+def test_train_only_folder_gets_a_patient_level_holdout(monkeypatch, kermany_root):
+    for path in (kermany_root / "test").rglob("*.jpeg"):
+        path.unlink()
+    for folder in sorted((kermany_root / "test").rglob("*"), reverse=True):
+        folder.rmdir()
+    (kermany_root / "test").rmdir()
+    monkeypatch.setenv("MEDTL_DATA", str(kermany_root))
+    data = load_course_data(config.get_profile("quick"), verbose=False)
+    assert any("holdout of train/ is the test" in note for note in data.notes)
+    assert len(data.train) + len(data.val) + len(data.test) == 13
+
+
+def test_nonexistent_medtl_data_is_an_error_not_a_fallback(monkeypatch, tmp_path):
+    monkeypatch.setenv("MEDTL_DATA", str(tmp_path / "typo"))
+    with pytest.raises(DataError, match=r"points to .*typo, which does not exist"):
+        load_course_data(config.get_profile("quick"))
+
+
+def test_forced_folder_source_without_folder_explains_layout(monkeypatch):
+    with pytest.raises(DataError, match=r"has no train/ folder. Expected the Kermany layout"):
+        load_course_data(config.get_profile("quick"), source="folder")
+
+
+def test_cached_pneumoniamnist_is_used_before_synthetic(isolated_data_dir):
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 40), ("val", 10), ("test", 12)):
+        arrays[f"{split}_images"] = rng.integers(0, 255, (n, 64, 64), dtype=np.uint8)
+        arrays[f"{split}_labels"] = (np.arange(n) % 2).reshape(n, 1)
+    np.savez(isolated_data_dir / "pneumoniamnist_64.npz", **arrays)
+    data = load_course_data(config.get_profile("quick"), verbose=False)
+    assert data.source == "pneumoniamnist"
+    assert (len(data.train), len(data.val), len(data.test)) == (40, 10, 12)
+
+
+def test_unknown_source_is_rejected():
+    with pytest.raises(ValueError, match="Unknown data source 'kaggle'"):
+        load_course_data(config.get_profile("quick"), source="kaggle")

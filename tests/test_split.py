@@ -1,0 +1,79 @@
+import pytest
+import torch
+
+from medtl_helpers.data.records import ImageSet
+from medtl_helpers.data.split import (
+    check_no_patient_overlap,
+    patient_fraction_index,
+    split_by_patient,
+    split_report,
+    subsample_by_patient,
+)
+from medtl_helpers.errors import DataError
+
+
+def make_set(n_patients: int = 300, seed: int = 0) -> ImageSet:
+    """Patients with 1-3 images each, a quarter NORMAL, like Kermany's 1:3 imbalance."""
+    gen = torch.Generator().manual_seed(seed)
+    counts = torch.randint(1, 4, (n_patients,), generator=gen).tolist()
+    labels, patients = [], []
+    for p, c in enumerate(counts):
+        labels += [int(p % 4 != 0)] * c
+        patients += [f"person{p}"] * c
+    n = len(labels)
+    return ImageSet(torch.zeros(n, 1, 2, 2, dtype=torch.uint8), torch.tensor(labels), patients, "t")
+
+
+def test_split_keeps_patients_whole_and_classes_balanced():
+    data = make_set()
+    train, val = split_by_patient(data, 0.15, seed=1)
+    assert len(train) + len(val) == len(data)
+    assert not set(train.patients) & set(val.patients)
+    share = data.labels.float().mean()
+    assert abs(val.labels.float().mean() - share) < 0.02
+    assert abs(train.labels.float().mean() - share) < 0.02
+    assert 0.13 < len(val) / len(data) < 0.18
+
+
+def test_split_is_deterministic_by_seed():
+    data = make_set()
+    assert split_by_patient(data, 0.2, 5)[1].patients == split_by_patient(data, 0.2, 5)[1].patients
+    assert split_by_patient(data, 0.2, 5)[1].patients != split_by_patient(data, 0.2, 6)[1].patients
+
+
+def test_overlap_is_reported_with_patient_names():
+    data = make_set(20)
+    with pytest.raises(
+        DataError, match=r"patients appear in more than one split.*person\d+ \(a and b\)"
+    ):
+        check_no_patient_overlap(a=data.subset([0, 1, 2]), b=data.subset([0, 5]))
+
+
+def test_fraction_index_validates_and_subsample_keeps_balance():
+    data = make_set()
+    with pytest.raises(ValueError, match="fraction"):
+        patient_fraction_index(data, 0.0)
+    small = subsample_by_patient(data, 100, seed=0)
+    assert 95 <= len(small) <= 110
+    assert abs(small.labels.float().mean() - data.labels.float().mean()) < 0.05
+    assert subsample_by_patient(data, None) is data
+
+
+def test_split_too_small_says_use_more_data():
+    one = make_set(1)
+    with pytest.raises(DataError, match="one side would be empty"):
+        split_by_patient(one, 0.15)
+
+
+def test_split_report_rows():
+    data = make_set(8)
+    row = split_report(all=data)[0]
+    assert row["images"] == len(data) and row["patients"] == 8
+    assert row["NORMAL"] + row["PNEUMONIA"] == len(data)
+
+
+def test_whole_fraction_takes_everyone_and_small_classes_still_appear():
+    data = make_set(40)
+    assert len(patient_fraction_index(data, 1.0)) == len(data)
+    tiny = patient_fraction_index(data, 0.01)
+    assert set(data.labels[tiny].tolist()) == {0, 1}
