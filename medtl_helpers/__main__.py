@@ -1,4 +1,4 @@
-"""Command line: `python -m medtl_helpers data …` and `… course`."""
+"""Command line: `python -m medtl_helpers data | train | evaluate | course …`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from medtl_helpers.cli_data import add_data_commands
+from medtl_helpers.cli_train import add_train_commands
 from medtl_helpers.course_runner import add_course_command
 from medtl_helpers.errors import MedtlError
 
@@ -14,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m medtl_helpers", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     add_data_commands(sub)
+    add_train_commands(sub)
     add_course_command(sub)
     return parser
 

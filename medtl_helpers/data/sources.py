@@ -72,7 +72,8 @@ def resize_images(data: ImageSet, size: int) -> ImageSet:
     return ImageSet(images, data.labels, data.patients, data.source, data.paths, data.classes)
 
 
-def _from_folder(root: Path, size: int, seed: int) -> CourseData:
+def load_folder(root: Path, size: int, seed: int = 0) -> CourseData:
+    """Train / val / test from a Kermany folder; without test/, a patient holdout stands in."""
     splits = check_layout(root)
     cache = TensorCache(config.cache_dir())
     scans = [scan_split(root, s) for s in splits if s != "test"]
@@ -124,7 +125,7 @@ def _pick(source: str, size: int, seed: int, profile: config.Profile) -> CourseD
     if source in ("auto", "folder"):
         root = find_kermany_root()
         if root is not None:
-            return _from_folder(root, size, seed)
+            return load_folder(root, size, seed)
         if source == "folder":
             check_layout(config.data_setting() or config.data_dir() / "chest_xray")
     reason = "no Kermany folder found (MEDTL_DATA unset or without train/, no data/chest_xray)"

@@ -1,0 +1,62 @@
+"""Frozen backbone, computed once: the fast path for `freeze="all"`.
+
+When every backbone parameter is frozen, the backbone is a fixed function, so running it again
+each epoch recomputes identical features. Here the pooled features of the training and validation
+images are computed once (no augmentation, BatchNorm in eval mode, no autograd) and the head
+trains on them; epochs then cost milliseconds instead of a full forward pass.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from medtl_helpers.data.augment import to_model_input
+from medtl_helpers.data.records import ImageSet
+from medtl_helpers.models import group_of, split_backbone_head
+
+
+def backbone_is_frozen(model: nn.Module) -> bool:
+    return all(
+        not p.requires_grad for name, p in model.named_parameters() if group_of(name) != "head"
+    )
+
+
+@torch.no_grad()
+def extract_features(
+    backbone: nn.Module, data: ImageSet, trainer, batch_size: int = 256, desc: str = "features"
+) -> torch.Tensor:
+    """(N, C) float32 features on the trainer's device, in eval mode and without autograd."""
+    backbone.eval()
+    chunks = []
+    for start in tqdm(
+        range(0, len(data), batch_size), desc=desc, leave=False, disable=not trainer.progress
+    ):
+        images = data.images[start : start + batch_size].to(trainer.device)
+        x = to_model_input(images, trainer.image_size).contiguous(memory_format=trainer.memory)
+        with trainer.autocast():
+            chunks.append(backbone(x).float())
+    return torch.cat(chunks)
+
+
+class FrozenFeatures:
+    """Training and validation features computed once; `train_epoch` trains only the head."""
+
+    def __init__(self, model: nn.Module, train: ImageSet, val: ImageSet, trainer, batch_size: int):
+        backbone, self.head = split_backbone_head(model)
+        self.trainer = trainer
+        self.train = extract_features(backbone, train, trainer, desc="train features")
+        self.val = extract_features(backbone, val, trainer, desc="val features")
+        self.labels = train.labels.to(trainer.device)
+
+    def train_epoch(self, optimizer, scheduler, desc: str) -> float:
+        self.head.train()
+        total, count = 0.0, 0
+        for idx in self.trainer.batches(len(self.labels)):
+            idx = idx.to(self.labels.device)
+            loss = self.trainer.step(
+                optimizer, scheduler, self.train[idx], self.labels[idx], self.head
+            )
+            total, count = total + loss * len(idx), count + len(idx)
+        return total / max(count, 1)

@@ -1,0 +1,123 @@
+"""Freezing by layer-group prefix, frozen BatchNorm statistics, the trainable-parameter table."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from medtl_helpers.freezing import (
+    STRATEGIES,
+    count_parameters,
+    format_summary,
+    freeze,
+    train_mode,
+    trainable_summary,
+)
+from medtl_helpers.models import build_model
+
+
+@pytest.fixture
+def resnet18():
+    return build_model("resnet18", num_classes=2, pretrained="none", verbose=False)
+
+
+def size(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_trainable_counts_per_strategy(resnet18):
+    m = resnet18
+    stem = m.conv1.weight.numel() + size(m.bn1)
+    layers = [size(m.layer1), size(m.layer2), size(m.layer3), size(m.layer4)]
+    head = size(m.fc)
+    total = stem + sum(layers) + head
+    expected = {
+        "none": total,
+        "partial": layers[2] + layers[3] + head,
+        "all": head,
+    }
+    for strategy, trainable in expected.items():
+        assert freeze(m, strategy) == list(STRATEGIES[strategy])
+        assert count_parameters(m, trainable_only=True) == trainable
+        assert count_parameters(m) == total
+    # The same numbers written out, so a change in the counting itself is caught too.
+    assert (total, expected["partial"], expected["all"]) == (11_177_538, 10_494_466, 1026)
+
+
+def test_freeze_all_leaves_only_the_head(resnet18):
+    freeze(resnet18, "all")
+    trainable = {n for n, p in resnet18.named_parameters() if p.requires_grad}
+    assert trainable == {"fc.weight", "fc.bias"}
+
+
+def test_freeze_unfreezes_the_other_groups(resnet18):
+    freeze(resnet18, "all")
+    assert freeze(resnet18, ["layer4", "head"]) == ["layer4", "head"]
+    assert resnet18.medtl_frozen == ["layer4", "head"]
+    assert resnet18.conv1.weight.requires_grad
+    assert not resnet18.layer4[0].conv1.weight.requires_grad
+    assert not resnet18.fc.weight.requires_grad
+    freeze(resnet18, "none")
+    assert all(p.requires_grad for p in resnet18.parameters())
+
+
+def test_unknown_groups_are_refused(resnet18):
+    with pytest.raises(ValueError, match="stem, layer1, layer2, layer3, layer4, head"):
+        freeze(resnet18, ["layer5"])
+    with pytest.raises(ValueError, match="none, partial, all"):
+        freeze(resnet18, "most")
+
+
+def test_substring_rule_freezes_too_much_prefix_rule_does_not(resnet18):
+    naive = {n for n, _ in resnet18.named_parameters() if "conv1" in n}
+    assert "layer3.0.conv1.weight" in naive
+    assert len(naive) == 1 + 8  # the stem conv plus conv1 of each of the 8 basic blocks
+
+    freeze(resnet18, "stem")
+    frozen = {n for n, p in resnet18.named_parameters() if not p.requires_grad}
+    assert frozen == {"conv1.weight", "bn1.weight", "bn1.bias"}
+    assert resnet18.layer3[0].conv1.weight.requires_grad
+
+
+def test_train_mode_keeps_frozen_batchnorm_statistics(resnet18):
+    freeze(resnet18, "partial")
+    frozen_bn, trained_bn = resnet18.layer2[1].bn2, resnet18.layer4[1].bn2
+    before_frozen = frozen_bn.running_mean.clone()
+    before_trained = trained_bn.running_mean.clone()
+
+    assert train_mode(resnet18) is resnet18
+    assert resnet18.training and resnet18.layer4.training
+    assert not frozen_bn.training and not resnet18.bn1.training and trained_bn.training
+    resnet18(torch.randn(2, 3, 32, 32))
+    assert torch.equal(frozen_bn.running_mean, before_frozen)
+    assert not torch.equal(trained_bn.running_mean, before_trained)
+
+
+def test_plain_train_mode_lets_frozen_statistics_drift(resnet18):
+    freeze(resnet18, "partial")
+    before = resnet18.bn1.running_mean.clone()
+    resnet18.train()
+    resnet18(torch.randn(2, 3, 32, 32))
+    assert not resnet18.bn1.weight.requires_grad
+    assert not torch.equal(resnet18.bn1.running_mean, before)
+
+
+def test_trainable_summary_rows(resnet18):
+    freeze(resnet18, "partial")
+    rows = trainable_summary(resnet18)
+    assert [r["group"] for r in rows] == ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
+    assert [r["frozen"] for r in rows] == [True, True, True, False, False, False]
+    assert rows[0] == {"group": "stem", "params": 9536, "trainable": 0, "frozen": True}
+    assert rows[-1] == {"group": "head", "params": 1026, "trainable": 1026, "frozen": False}
+    assert sum(r["params"] for r in rows) == count_parameters(resnet18)
+    assert sum(r["trainable"] for r in rows) == count_parameters(resnet18, trainable_only=True)
+
+
+def test_format_summary_text(resnet18):
+    freeze(resnet18, "partial")
+    lines = format_summary(trainable_summary(resnet18)).splitlines()
+    assert len(lines) == 1 + 6 + 1
+    assert lines[0].split() == ["group", "params", "trainable", "frozen"]
+    assert lines[1].split() == ["stem", "9,536", "0", "yes"]
+    assert lines[4].split() == ["layer3", "2,099,712", "2,099,712", "no"]
+    assert lines[-1].split() == ["total", "11,177,538", "10,494,466", "(93.9%", "trainable)"]

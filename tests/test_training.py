@@ -1,0 +1,143 @@
+import json
+
+import pytest
+import torch
+
+from medtl_helpers import config, training
+from medtl_helpers.checkpoint import load_checkpoint, read_checkpoint
+from medtl_helpers.data.split import split_by_patient
+from medtl_helpers.data.synthetic import make_synthetic
+from medtl_helpers.errors import MedtlError
+from medtl_helpers.models import build_model
+from medtl_helpers.stages import Stage, progressive_stages
+from medtl_helpers.training import amp_dtype, class_weights, fit
+
+QUICK = config.get_profile("quick")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    train, val = split_by_patient(make_synthetic(240, size=32, seed=3), 0.25, seed=0)
+    return train, val
+
+
+def small_model():
+    torch.manual_seed(0)
+    return build_model("resnet18", pretrained="none", verbose=False)
+
+
+def run(tiny, **kwargs):
+    options = dict(profile=QUICK, batch_size=32, progress=False, seed=0)
+    options.update(kwargs)
+    return fit(small_model() if "model" not in kwargs else options.pop("model"), *tiny, **options)
+
+
+def test_class_weights_balance_the_classes():
+    # 1 NORMAL and 3 PNEUMONIA: 4 / (2 * 1) = 2 and 4 / (2 * 3) = 0.667
+    weights = class_weights(torch.tensor([0, 1, 1, 1]))
+    assert torch.allclose(weights, torch.tensor([2.0, 2 / 3]))
+
+
+def test_amp_choice_on_cpu():
+    assert amp_dtype(torch.device("cpu")) is None
+    assert amp_dtype(torch.device("cpu"), "bf16") == torch.bfloat16
+    assert amp_dtype(torch.device("cpu"), "off") is None
+
+
+def test_fit_records_history_and_writes_loadable_checkpoints(tiny, tmp_path):
+    history = run(tiny, epochs=2, out_dir=tmp_path)
+    assert [r["epoch"] for r in history.rows] == [1, 2]
+    assert {"train_loss", "val_loss", "val_auroc", "lr", "seconds", "images_per_s"} <= set(
+        history.rows[0]
+    )
+    assert history.best_auroc == max(history.column("val_auroc"))
+    assert 0.0 <= history.threshold <= 1.0
+    model, meta = load_checkpoint(tmp_path / "best.pt")
+    assert meta["arch"] == "resnet18" and meta["threshold"] == history.threshold
+    assert meta["val_auroc"] == history.best_auroc and meta["data_source"] == "synthetic"
+    assert meta["profile"] == "quick" and meta["image_size"] == 32
+    last = read_checkpoint(tmp_path / "last.pt")
+    assert last["training"]["position"] == [0, 2] and "optimizer" in last["training"]
+
+
+def test_returned_model_holds_the_best_weights(tiny, tmp_path):
+    model = small_model()
+    run(tiny, model=model, epochs=2, out_dir=tmp_path)
+    best = read_checkpoint(tmp_path / "best.pt")["state_dict"]
+    assert all(torch.equal(best[k], v.cpu()) for k, v in model.state_dict().items())
+
+
+def test_interrupt_keeps_best_and_resume_finishes_the_run(tiny, tmp_path, monkeypatch, capsys):
+    calls = {"n": 0}
+    original = training.Trainer.train_epoch
+
+    def flaky(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(training.Trainer, "train_epoch", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny, epochs=3, out_dir=tmp_path)
+    assert "resume with fit(..., resume=True)" in capsys.readouterr().out
+    load_checkpoint(tmp_path / "best.pt")
+    history = run(tiny, epochs=3, out_dir=tmp_path, resume=True)
+    assert calls["n"] == 4  # epoch 1, the interrupted epoch 2, then epochs 2 and 3 again
+    assert [r["epoch"] for r in history.rows] == [1, 2, 3]
+
+
+def test_resume_refuses_a_run_with_other_settings(tiny, tmp_path):
+    run(tiny, epochs=1, out_dir=tmp_path)
+    with pytest.raises(MedtlError, match="other stages or settings"):
+        run(tiny, epochs=2, lr=0.1, out_dir=tmp_path, resume=True)
+
+
+def test_freeze_all_computes_backbone_features_once(tiny):
+    model = small_model()
+    calls = {"n": 0}
+    model.layer1.register_forward_hook(lambda *_: calls.__setitem__("n", calls["n"] + 1))
+    before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("fc")}
+    history = run(tiny, model=model, epochs=4, freeze="all", batch_size=16)
+    assert len(history.rows) == 4
+    assert calls["n"] == 2  # one batch of train features and one of val features, not 4 epochs
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_early_stopping_ends_a_stage_without_improvement(tiny):
+    history = run(tiny, stages=[Stage("flat", 5, "none", lr=0.0, schedule="constant")], patience=2)
+    assert len(history.rows) == 3  # epoch 1 sets the best; two epochs without improvement stop it
+
+
+def test_progressive_stages_run_in_order(tiny):
+    history = run(tiny, stages=progressive_stages((1, 1, 1), lr=1e-3))
+    assert history.column("stage") == ["head", "top", "all"]
+    assert history.rows[0]["lr"] > history.rows[2]["lr"] or history.rows[2]["lr"] > 0
+
+
+def test_out_of_memory_suggests_a_smaller_batch(tiny, monkeypatch):
+    model = small_model()
+
+    def boom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(model, "forward", boom)
+    with pytest.raises(MedtlError, match=r"ran out of memory at batch size 32.*batch_size=16"):
+        run(tiny, model=model, epochs=1)
+
+
+def test_cli_train_then_evaluate_writes_json(kermany_root, tmp_path, capsys):
+    from medtl_helpers.__main__ import main
+
+    out = tmp_path / "run"
+    args = ["train", "--data", str(kermany_root), "--epochs", "1", "--image-size", "32"]
+    assert main(args + ["--out", str(out), "--batch-size", "4"]) == 0
+    report = tmp_path / "metrics.json"
+    evaluate = ["evaluate", "--checkpoint", str(out / "best.pt"), "--data", str(kermany_root)]
+    assert main(evaluate + ["--json", str(report), "--n-boot", "50"]) == 0
+    values = json.loads(report.read_text())
+    assert {"auroc", "accuracy", "sensitivity", "specificity", "threshold", "n"} <= set(values)
+    assert values["n"] == 13
+    printed = capsys.readouterr().out
+    assert "auroc" in printed and "test: 13 images" in printed
