@@ -21,7 +21,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from medtl_helpers import config
-from medtl_helpers.checkpoint import checkpoint_meta, read_checkpoint, save_checkpoint
 from medtl_helpers.data.augment import BatchAugment, to_model_input
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.errors import MedtlError
@@ -29,6 +28,7 @@ from medtl_helpers.features import FrozenFeatures, backbone_is_frozen
 from medtl_helpers.freezing import train_mode
 from medtl_helpers.history import History
 from medtl_helpers.metrics import auroc, choose_threshold
+from medtl_helpers.run_files import RunFolder
 from medtl_helpers.stages import Stage, make_optimizer, make_scheduler
 
 
@@ -89,8 +89,10 @@ class Trainer:
             augment.generator = self.generator
         weights = class_weights(train.labels).to(device) if weighted else None
         self.loss_fn = nn.CrossEntropyLoss(weight=weights)
-        self.patience, self.out_dir, self.seed = patience, out_dir, seed
-        self.meta, self.progress = meta, progress
+        self.patience, self.progress = patience, progress
+        self.files = RunFolder(
+            out_dir, {"image_size": image_size, "data_source": train.source, "seed": seed, **meta}
+        )
         self.history = History()
         self.best_state: dict | None = None
         self.position = (0, 0)  # (stage index, epochs done in that stage)
@@ -212,13 +214,15 @@ class Trainer:
             self.history.mark_best(row["epoch"], score, choose_threshold(y.numpy(), probs.numpy()))
             self.best_state = copy.deepcopy(self.model.state_dict())
             self.bad_epochs = 0
-            self.save("best.pt")
+            self.files.save("best.pt", self.model, self.history)
         else:
             self.bad_epochs += 1
         if self.progress:
             print(self.history.line(row) + ("  *best" if improved else ""))
-        self.save(
+        self.files.save(
             "last.pt",
+            self.model,
+            self.history,
             {
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
@@ -232,44 +236,15 @@ class Trainer:
         )
         return self.bad_epochs >= self.patience
 
-    def save(self, name: str, training: dict | None = None) -> None:
-        if self.out_dir is None:
-            return
-        meta = checkpoint_meta(
-            self.model,
-            image_size=self.image_size,
-            data_source=self.train.source,
-            seed=self.seed,
-            threshold=self.history.threshold,
-            best_epoch=self.history.best_epoch,
-            val_auroc=self.history.best_auroc,
-            **self.meta,
-        )
-        save_checkpoint(Path(self.out_dir) / name, self.model, meta, training)
-
-    def restore(self) -> dict | None:
-        """Reload last.pt (weights, history, optimizer state) and best.pt's weights, if present."""
-        last = Path(self.out_dir) / "last.pt"
-        if not last.exists():
-            return None
-        payload = read_checkpoint(last)
-        training = payload.get("training")
-        if training is None or training["stages"] != [s.as_dict() for s in self.stages]:
-            raise MedtlError(
-                f"{last} was written by a run with other stages or settings, so it cannot be "
-                "resumed with these. Use another --out folder, or delete the old one."
-            )
-        self.model.load_state_dict(payload["state_dict"])
-        self.history.load_state(training["history"])
-        self.generator.set_state(training["generator"])
-        self.position = tuple(training["position"])
-        best = Path(self.out_dir) / "best.pt"
-        self.best_state = read_checkpoint(best)["state_dict"] if best.exists() else None
-        print(f"Resuming from {last}: {len(self.history.rows)} epochs done.")
-        return training
-
     def run(self, resume: bool) -> History:
-        state = self.restore() if resume and self.out_dir is not None else None
+        state = None
+        if resume:
+            stages = [s.as_dict() for s in self.stages]
+            state = self.files.restore(self.model, self.history, stages)
+        if state is not None:
+            self.generator.set_state(state["generator"])
+            self.position = tuple(state["position"])
+            self.best_state = state["best_state"]
         first, done = self.position
         try:
             for index in range(first, len(self.stages)):
@@ -281,7 +256,7 @@ class Trainer:
                     state if index == first and done < stage.epochs else None,
                 )
         except KeyboardInterrupt:
-            where = f"{self.out_dir}/best.pt" if self.out_dir else "memory (no out_dir given)"
+            where = self.files.describe_best()
             print(
                 f"\nInterrupted after {len(self.history.rows)} epochs. The best model so far "
                 f"(val AUROC {self.history.best_auroc:.3f}) is in {where}; resume with "

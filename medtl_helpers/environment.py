@@ -1,0 +1,44 @@
+"""The environment report every notebook prints after its imports."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+import torch
+import torchvision
+
+import medtl_helpers
+from medtl_helpers import config
+
+
+def on_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def environment_report(profile: config.Profile | None = None) -> str:
+    """Device, versions, profile and the sizes it implies, in a few aligned lines."""
+    profile = profile or config.get_profile()
+    device = config.get_device()
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        hardware = f"{props.name}, {props.total_memory / 2**30:.0f} GiB"
+    else:
+        hardware = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    where = "Colab" if on_colab() else platform.system()
+    rows = {
+        "device": f"{device.type} ({hardware}); {torch.get_num_threads()} CPU threads",
+        "versions": (
+            f"python {platform.python_version()}, torch {torch.__version__}, "
+            f"torchvision {torchvision.__version__}, medtl_helpers {medtl_helpers.__version__}"
+        ),
+        "running on": where,
+        "profile": (
+            f"{profile.name}: {profile.image_size} px, batch {profile.batch_size}, "
+            f"{profile.epochs} epoch(s), train images "
+            f"{profile.max_train_images or 'all'}"
+        ),
+        "weights": config.pretrained_choice(profile),
+    }
+    return "\n".join(f"{k:<11}{v}" for k, v in rows.items())
