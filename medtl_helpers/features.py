@@ -4,10 +4,12 @@ When every backbone parameter is frozen, the backbone is a fixed function, so ru
 each epoch recomputes identical features. Here the pooled features of the training and validation
 images are computed once (no augmentation, BatchNorm in eval mode, no autograd) and the head
 trains on them; epochs then cost milliseconds instead of a full forward pass.
+`backbone_features` gives the same features as numpy, for a scikit-learn classifier.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -38,6 +40,38 @@ def extract_features(
         with trainer.autocast():
             chunks.append(backbone(x).float())
     return torch.cat(chunks)
+
+
+def backbone_features(
+    model: nn.Module,
+    images: torch.Tensor,
+    image_size: int | None = None,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Pooled backbone features of uint8 (N, 1, H, W) images as float32 numpy of shape (N, C).
+
+    For a classifier outside PyTorch (scikit-learn) on a frozen backbone. Eval mode, so BatchNorm
+    uses its stored statistics and leaves them alone; inference mode, so no autograd graph is
+    kept; flatten(1), so a batch of one stays (1, C). The modes of the model's modules are put
+    back afterwards, as `metrics.predict_proba` does.
+    """
+    if len(images) == 0:
+        raise ValueError("backbone_features got no images (an empty split?)")
+    backbone, _ = split_backbone_head(model)
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else torch.device("cpu")
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    chunks = []
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                batch = images[start : start + batch_size].to(device)
+                chunks.append(backbone(to_model_input(batch, image_size)).float().cpu())
+    finally:
+        for module, training in modes:
+            module.training = training
+    return torch.cat(chunks).numpy()
 
 
 class FrozenFeatures:

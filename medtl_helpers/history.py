@@ -22,7 +22,8 @@ class History:
         return row
 
     def mark_best(self, epoch: int, score: float, threshold: float) -> None:
-        self.best_epoch, self.best_auroc, self.threshold = int(epoch), float(score), float(threshold)
+        self.best_epoch, self.best_auroc = int(epoch), float(score)
+        self.threshold = float(threshold)
 
     def column(self, name: str) -> list:
         return [row[name] for row in self.rows]

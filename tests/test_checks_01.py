@@ -1,0 +1,157 @@
+"""The notebook 01 checkers accept the reference answers and explain typical wrong ones."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from medtl_helpers.checks_01 import check_basic_block, check_bottleneck_params
+from medtl_helpers.models import BasicBlock, Bottleneck
+
+
+class SolutionBlock(nn.Module):
+    """The notebook's reference solution: projection whenever the shape changes."""
+
+    def __init__(self, in_channels, out_channels, stride=1, bias=False, final_relu=True):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=bias)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=bias)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.downsample = None
+        if stride != 1 or in_channels != out_channels:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+        self.final_relu = final_relu
+
+    def forward(self, x):
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out)) + shortcut
+        return torch.relu(out) if self.final_relu else out
+
+
+def test_basic_block_accepts_reference_and_package_block(capsys):
+    check_basic_block(SolutionBlock)
+    check_basic_block(BasicBlock)
+    printed = capsys.readouterr().out
+    assert printed.count("Correct: your block matches the reference") == 2
+
+
+def test_basic_block_with_other_names_passes_with_a_note(capsys):
+    class Renamed(SolutionBlock):
+        def __init__(self, in_channels, out_channels, stride=1):
+            super().__init__(in_channels, out_channels, stride)
+            self.shortcut = self.downsample
+
+    check_basic_block(Renamed)
+    assert "names differ from torchvision's" in capsys.readouterr().out
+
+
+def test_basic_block_that_ignores_out_channels_and_stride():
+    class Ignores(SolutionBlock):
+        def __init__(self, in_channels, out_channels, stride=1):
+            super().__init__(in_channels, in_channels, 1)
+
+    with pytest.raises(AssertionError) as err:
+        check_basic_block(Ignores)
+    message = str(err.value)
+    assert "your block returns shape (2, 64, 16, 16); expected (2, 128, 8, 8)" in message
+    assert "the stride is not applied" in message and "out_channels channels" in message
+
+
+def test_basic_block_with_identity_shortcut_only():
+    class IdentityOnly(SolutionBlock):
+        def __init__(self, in_channels, out_channels, stride=1):
+            super().__init__(in_channels, out_channels, stride)
+            self.downsample = None
+
+    with pytest.raises(AssertionError, match=r"failed on an input of shape \(2, 64, 16, 16\)"):
+        check_basic_block(IdentityOnly)
+
+
+def test_basic_block_with_projection_only_for_new_widths():
+    class ChannelsOnly(SolutionBlock):
+        def __init__(self, in_channels, out_channels, stride=1):
+            super().__init__(in_channels, out_channels, stride)
+            if in_channels == out_channels:
+                self.downsample = None
+
+    with pytest.raises(
+        AssertionError, match=r"\(64, 64, stride=2\) failed.*1x1 conv with stride 2"
+    ):
+        check_basic_block(ChannelsOnly)
+
+
+def test_basic_block_without_final_relu():
+    class NoRelu(SolutionBlock):
+        def __init__(self, in_channels, out_channels, stride=1):
+            super().__init__(in_channels, out_channels, stride, final_relu=False)
+
+    with pytest.raises(AssertionError, match="the final ReLU .* is missing"):
+        check_basic_block(NoRelu)
+
+
+def test_basic_block_parameter_slips():
+    class ProjectionWithoutBN(SolutionBlock):
+        def __init__(self, in_channels, out_channels, stride=1):
+            super().__init__(in_channels, out_channels, stride)
+            if self.downsample is not None:
+                self.downsample = self.downsample[0]
+
+    class AlwaysProjects(SolutionBlock):
+        def __init__(self, in_channels, out_channels, stride=1):
+            super().__init__(in_channels, out_channels, stride)
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+
+    class WithBias(SolutionBlock):
+        def __init__(self, in_channels, out_channels, stride=1):
+            super().__init__(in_channels, out_channels, stride, bias=True)
+
+    with pytest.raises(AssertionError, match="BatchNorm after the shortcut's 1x1 conv is missing"):
+        check_basic_block(ProjectionWithoutBN)
+    with pytest.raises(AssertionError, match=r"\(64, 64, stride=1\).*should be the identity"):
+        check_basic_block(AlwaysProjects)
+    with pytest.raises(AssertionError, match="needs bias=False"):
+        check_basic_block(WithBias)
+
+
+def test_basic_block_with_wrong_signature():
+    class OneArgument(nn.Module):
+        def __init__(self, channels):
+            super().__init__()
+
+    with pytest.raises(AssertionError, match=r"must take \(in_channels, out_channels, stride=1\)"):
+        check_basic_block(OneArgument)
+
+
+def test_bottleneck_params_accepts_the_count(capsys):
+    right = sum(p.numel() for p in Bottleneck(256, 64).parameters())
+    assert right == 256 * 64 + 64 * 64 * 9 + 64 * 256 + 2 * (64 + 64 + 256)
+    check_bottleneck_params(right)
+    check_bottleneck_params(float(right))
+    assert capsys.readouterr().out.count("Correct: Bottleneck(256, 64) has 70,400") == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (69_632, "you left out the BatchNorm parameters"),
+        (71_168, "running_mean and running_var"),
+        (70_784, "no bias"),
+        (136_448, "there is no projection here"),
+        (70_400 - 8 * 64 * 64, "the middle conv is 3x3"),
+        (70_400 - 192 * 64 - 2 * 192, "expands 64 channels to 64 x 4 = 256"),
+        (70_000, "off by -400"),
+        ("70400", "expected a whole number"),
+    ],
+)
+def test_bottleneck_params_explains_wrong_answers(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_bottleneck_params(answer)

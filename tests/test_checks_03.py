@@ -1,0 +1,80 @@
+"""The notebook 03 checkers accept the reference answers and explain typical wrong ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from medtl_helpers.checks_03 import check_freeze_groups, check_partial_count
+from medtl_helpers.freezing import freeze
+
+RESNET34_PARTIAL = 19_937_794  # layer3 + layer4 + head of resnet34 with a 2-class linear head
+
+
+def reference_freeze_groups(model, groups):
+    freeze(model, groups)
+
+
+def substring_freeze_groups(model, groups):
+    """The tutorial bug: a parameter is frozen when any group's module name appears in it."""
+    names = {"stem": ("conv1", "bn1"), "head": ("fc",)}
+    needles = [n for g in groups for n in names.get(g, (g,))]
+    for name, param in model.named_parameters():
+        param.requires_grad_(not any(needle in name for needle in needles))
+
+
+def freeze_only(model, groups):
+    """Freezes the right groups but never unfreezes the others."""
+    for name, param in model.named_parameters():
+        first = name.split(".")[0]
+        group = {"conv1": "stem", "bn1": "stem", "fc": "head"}.get(first, first)
+        if group in groups:
+            param.requires_grad_(False)
+
+
+def stem_without_bn(model, groups):
+    """Forgets that the stem's BatchNorm belongs to the stem."""
+    for name, param in model.named_parameters():
+        first = name.split(".")[0]
+        group = {"conv1": "stem", "fc": "head"}.get(first, first)
+        param.requires_grad_(group not in groups)
+
+
+def test_freeze_groups_accepts_the_reference(capsys):
+    check_freeze_groups(reference_freeze_groups)
+    assert "Well done" in capsys.readouterr().out
+
+
+def test_freeze_groups_explains_the_substring_bug():
+    with pytest.raises(AssertionError, match=r"also froze layer1\.0\.conv1\.weight.*substring"):
+        check_freeze_groups(substring_freeze_groups)
+
+
+def test_freeze_groups_needs_the_other_groups_unfrozen():
+    with pytest.raises(AssertionError, match=r"left conv1\.weight frozen.*requires_grad=True"):
+        check_freeze_groups(freeze_only)
+
+
+def test_freeze_groups_names_a_missed_parameter():
+    with pytest.raises(AssertionError, match=r"left bn1\.weight trainable.*belongs to stem"):
+        check_freeze_groups(stem_without_bn)
+
+
+def test_partial_count_accepts_the_right_number(capsys):
+    check_partial_count(RESNET34_PARTIAL)
+    assert "Correct: resnet34" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (21_285_698, "every parameter"),
+        (21_285_698 - RESNET34_PARTIAL, "FROZEN count"),
+        (RESNET34_PARTIAL - 1026, "left out the head"),
+        (10_494_466, "resnet18's count"),
+        (RESNET34_PARTIAL + 10, r"\+10 off"),
+        ("19937794", "give a whole number"),
+    ],
+)
+def test_partial_count_explains_wrong_answers(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_partial_count(answer)

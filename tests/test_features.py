@@ -1,0 +1,49 @@
+"""Frozen backbone features for scikit-learn: eval mode, no autograd, batch dimension kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from medtl_helpers.data.augment import to_model_input
+from medtl_helpers.features import backbone_features
+from medtl_helpers.models import build_model, split_backbone_head
+
+
+def images(n: int, size: int = 32) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 1, size, size), generator=torch.Generator().manual_seed(n))
+
+
+def test_features_match_the_backbone_in_eval_mode():
+    torch.manual_seed(0)
+    model = build_model("resnet18", pretrained="none", verbose=False).train()
+    x = images(5)
+    features = backbone_features(model, x, image_size=32, batch_size=2)
+    assert features.shape == (5, 512) and features.dtype == np.float32
+    backbone, _ = split_backbone_head(model)
+    model.eval()
+    with torch.no_grad():
+        expected = backbone(to_model_input(x, 32)).numpy()
+    np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_batch_of_one_keeps_its_batch_dimension():
+    model = build_model("resnet18", pretrained="none", verbose=False)
+    assert backbone_features(model, images(1), image_size=32).shape == (1, 512)
+
+
+def test_running_statistics_and_modes_are_untouched():
+    model = build_model("resnet18", pretrained="none", verbose=False).train()
+    model.layer1[0].bn1.eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    backbone_features(model, images(4), image_size=32)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert model.training and model.layer2.training and not model.layer1[0].bn1.training
+
+
+def test_no_autograd_graph():
+    model = build_model("resnet18", pretrained="none", verbose=False)
+    calls = []
+    model.layer4.register_forward_hook(lambda m, i, out: calls.append(out.requires_grad))
+    backbone_features(model, images(2), image_size=32)
+    assert calls == [False]
