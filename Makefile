@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 course: $(STAMP)
-	MPLBACKEND=Agg $(PY) -m medtl_helpers course notebooks --out runs/notebooks
+	$(PY) -m medtl_helpers course notebooks --out runs/notebooks
 
 test: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider

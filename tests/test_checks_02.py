@@ -1,0 +1,104 @@
+"""The notebook-02 checkers accept the reference answers and explain typical wrong ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from medtl_helpers.checks_02 import check_conv_params, check_deepest_within
+
+# Latencies not in depth order (resnet50 slower than resnet101 here), as a busy CPU can give.
+ROWS = [
+    {"arch": "resnet18", "latency_b1_ms": 4.0},
+    {"arch": "resnet34", "latency_b1_ms": 7.5},
+    {"arch": "resnet50", "latency_b1_ms": 12.0},
+    {"arch": "resnet101", "latency_b1_ms": 11.0},
+    {"arch": "resnet152", "latency_b1_ms": 30.0},
+]
+DEPTH = {"resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet101": 101, "resnet152": 152}
+
+
+def reference_conv_params(c_in, c_out, kernel_size, bias=False):
+    return c_out * c_in * kernel_size * kernel_size + (c_out if bias else 0)
+
+
+def reference_deepest_within(rows, budget_ms):
+    fitting = [r["arch"] for r in rows if r["latency_b1_ms"] <= budget_ms]
+    return max(fitting, key=DEPTH.get) if fitting else None
+
+
+def test_conv_params_accepts_the_reference(capsys):
+    check_conv_params(reference_conv_params)
+    assert "Correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (lambda i, o, k, b: o * i * k * k + o, r"bias=False there is no bias: you added 64"),
+        (lambda i, o, k, b: o * i * k * k, r"bias=True adds one value per output channel"),
+        (lambda i, o, k, b: o * k * k + (o if b else 0), r"spans all C_in input channels"),
+        (lambda i, o, k, b: o * i * k + (o if b else 0), r"k\*k = 49 weights .* not k = 7"),
+        (lambda i, o, k, b: i * k * k + (o if b else 0), r"one filter per OUTPUT channel"),
+        (lambda i, o, k, b: str(o * i * k * k), r"returned a str"),
+    ],
+)
+def test_conv_params_explains_typical_mistakes(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        check_conv_params(wrong)
+
+
+def test_conv_params_reports_the_call_and_both_numbers():
+    with pytest.raises(AssertionError, match=r"conv_params\(3, 64, 7, bias=False\) returned 3,136"):
+        check_conv_params(lambda i, o, k, b: o * k * k)
+
+
+def test_deepest_within_accepts_the_reference(capsys):
+    check_deepest_within(reference_deepest_within, ROWS)
+    assert "Correct" in capsys.readouterr().out
+
+
+def test_deepest_within_rejects_the_fastest_that_fits():
+    def fastest(rows, budget_ms):
+        fitting = [r for r in rows if r["latency_b1_ms"] <= budget_ms]
+        return min(fitting, key=lambda r: r["latency_b1_ms"])["arch"] if fitting else None
+
+    with pytest.raises(AssertionError, match=r"take the deepest, not the fastest"):
+        check_deepest_within(fastest, ROWS)
+
+
+def test_deepest_within_rejects_a_strict_comparison():
+    def strict(rows, budget_ms):
+        fitting = [r["arch"] for r in rows if r["latency_b1_ms"] < budget_ms]
+        return max(fitting, key=DEPTH.get) if fitting else None
+
+    with pytest.raises(AssertionError, match=r"use <=, not <"):
+        check_deepest_within(strict, ROWS)
+
+
+def test_deepest_within_rejects_the_last_row_that_fits_in_table_order():
+    # stops at the first row over budget: misses resnet101, which fits although resnet50 does not
+    def first_run(rows, budget_ms):
+        best = None
+        for r in rows:
+            if r["latency_b1_ms"] > budget_ms:
+                break
+            best = r["arch"]
+        return best
+
+    with pytest.raises(AssertionError, match=r"expected 'resnet101'.*also fits and is deeper"):
+        check_deepest_within(first_run, ROWS)
+
+
+def test_deepest_within_rejects_failing_when_nothing_fits():
+    def crashes(rows, budget_ms):
+        return max((r["arch"] for r in rows if r["latency_b1_ms"] <= budget_ms), key=DEPTH.get)
+
+    with pytest.raises(AssertionError, match=r"raised ValueError.*return None"):
+        check_deepest_within(crashes, ROWS)
+
+
+def test_deepest_within_rejects_an_answer_over_budget_and_none_when_one_fits():
+    with pytest.raises(AssertionError, match=r"'resnet152', which takes 30.00 ms, over the budget"):
+        check_deepest_within(lambda rows, budget: "resnet152", ROWS)
+    with pytest.raises(AssertionError, match=r"return None only when no architecture fits"):
+        check_deepest_within(lambda rows, budget: None if budget < 100 else "resnet152", ROWS)
