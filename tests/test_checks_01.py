@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from medtl_helpers.checks_01 import check_basic_block, check_bottleneck_params
+from medtl_helpers.checks import check_basic_block, check_bottleneck_params
 from medtl_helpers.models import BasicBlock, Bottleneck
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medtl_helpers.checks_03 import check_freeze_groups, check_partial_count
+from medtl_helpers.checks import check_freeze_groups, check_partial_count
 from medtl_helpers.freezing import freeze
 
 RESNET34_PARTIAL = 19_937_794  # layer3 + layer4 + head of resnet34 with a 2-class linear head
