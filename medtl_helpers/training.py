@@ -169,7 +169,7 @@ class Trainer:
         if backbone_is_frozen(self.model):
             features = FrozenFeatures(self.model, self.train, self.val, self, self.batch_size)
         n = len(self.train)
-        steps = len(self.batches(n))
+        steps = n // self.batch_size if n > self.batch_size else 1  # as many as batches() gives
         scheduler = make_scheduler(optimizer, stage, steps)
         if state is not None:
             optimizer.load_state_dict(state["optimizer"])
