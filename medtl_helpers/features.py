@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from medtl_helpers.data.augment import to_model_input
 from medtl_helpers.data.records import ImageSet
+from medtl_helpers.inference import run_batched
 from medtl_helpers.models import group_of, split_backbone_head
 
 
@@ -58,19 +59,7 @@ def backbone_features(
     if len(images) == 0:
         raise ValueError("backbone_features got no images (an empty split?)")
     backbone, _ = split_backbone_head(model)
-    first = next(model.parameters(), None)
-    device = first.device if first is not None else torch.device("cpu")
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    chunks = []
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(images), batch_size):
-                batch = images[start : start + batch_size].to(device)
-                chunks.append(backbone(to_model_input(batch, image_size)).float().cpu())
-    finally:
-        for module, training in modes:
-            module.training = training
+    chunks = run_batched(model, backbone, images, batch_size, image_size=image_size)
     return torch.cat(chunks).numpy()
 
 

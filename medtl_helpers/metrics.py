@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from medtl_helpers.data.augment import to_model_input
 from medtl_helpers.data.records import CLASSES
+from medtl_helpers.inference import run_batched
 
 METRICS = ("auroc", "accuracy", "sensitivity", "specificity", "balanced_accuracy")
 
@@ -225,21 +225,11 @@ def predict_proba(
     Runs in eval mode under `torch.inference_mode()`, then puts every submodule back in the mode
     it had: a model with frozen BatchNorm layers (see `freezing.train_mode`) stays exactly so.
     """
-    if device is None:
-        first = next(model.parameters(), None)
-        device = first.device if first is not None else torch.device("cpu")
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    outputs = []
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(images_uint8), batch_size):
-                batch = images_uint8[start : start + batch_size].to(device)
-                logits = model(to_model_input(batch, image_size))
-                outputs.append(logits.float().softmax(dim=1)[:, 1].cpu())
-    finally:
-        for module, training in modes:
-            module.training = training
+
+    def pneumonia(x: torch.Tensor) -> torch.Tensor:
+        return model(x).float().softmax(dim=1)[:, 1]
+
+    outputs = run_batched(model, pneumonia, images_uint8, batch_size, device, image_size)
     if not outputs:
         return np.zeros(0, dtype=np.float64)
     return torch.cat(outputs).numpy().astype(np.float64)
