@@ -27,6 +27,7 @@ from medtl_helpers.errors import MedtlError
 from medtl_helpers.features import FrozenFeatures, backbone_is_frozen
 from medtl_helpers.freezing import train_mode
 from medtl_helpers.history import History
+from medtl_helpers.inference import run_batched
 from medtl_helpers.metrics import auroc, choose_threshold
 from medtl_helpers.run_files import RunFolder
 from medtl_helpers.stages import Stage, make_optimizer, make_scheduler
@@ -148,20 +149,20 @@ class Trainer:
             total, count = total + loss * len(idx), count + len(idx)
         return total / max(count, 1)
 
-    @torch.inference_mode()
     def val_probabilities(self, features: FrozenFeatures | None) -> torch.Tensor:
-        self.model.eval()
         if features is not None:
-            return torch.softmax(features.head(features.val).float(), dim=1)[:, 1].cpu()
-        probs = []
-        for start in range(0, len(self.val), 256):
-            x = to_model_input(
-                self.val.images[start : start + 256].to(self.device), self.image_size
-            )
+            with torch.inference_mode():
+                return torch.softmax(features.head(features.val).float(), dim=1)[:, 1].cpu()
+
+        def pneumonia(x: torch.Tensor) -> torch.Tensor:
             with self.autocast():
                 logits = self.model(x.contiguous(memory_format=self.memory))
-            probs.append(torch.softmax(logits.float(), dim=1)[:, 1].cpu())
-        return torch.cat(probs)
+            return torch.softmax(logits.float(), dim=1)[:, 1]
+
+        chunks = run_batched(
+            self.model, pneumonia, self.val.images, 256, self.device, self.image_size
+        )
+        return torch.cat(chunks)
 
     def run_stage(self, index: int, stage: Stage, done: int, state: dict | None) -> None:
         optimizer = make_optimizer(self.model, stage)
