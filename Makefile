@@ -20,7 +20,7 @@ course: $(STAMP)
 	$(PY) -m medtl_helpers course notebooks --out runs/notebooks
 
 test: $(STAMP)
-	$(TEST_ENV) $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider --durations=12
+	MEDTL_RUNS=$$(mktemp -d) $(TEST_ENV) $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider --durations=12
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

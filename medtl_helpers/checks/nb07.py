@@ -1,0 +1,5 @@
+"""Checkers for the exercises of notebook 07."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

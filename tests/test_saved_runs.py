@@ -1,0 +1,75 @@
+import json
+
+import pytest
+import torch
+
+from medtl_helpers import config, saved_runs
+from medtl_helpers.data.split import split_by_patient
+from medtl_helpers.data.synthetic import make_synthetic
+from medtl_helpers.models import build_model
+from medtl_helpers.saved_runs import data_fingerprint, fit_or_load, run_dir, runs_root
+from medtl_helpers.stages import Stage
+
+QUICK = config.get_profile("quick")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return split_by_patient(make_synthetic(160, size=32, seed=5), 0.25, seed=0)
+
+
+@pytest.fixture(autouse=True)
+def runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDTL_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def build():
+    torch.manual_seed(0)
+    return build_model("resnet18", pretrained="none", verbose=False)
+
+
+def go(tiny, **kwargs):
+    options = dict(profile=QUICK, epochs=1, batch_size=32, progress=False, seed=0)
+    options.update(kwargs)
+    return fit_or_load("demo", build, *tiny, **options)
+
+
+def test_run_dir_is_per_profile_under_medtl_runs(runs):
+    assert runs_root() == runs
+    assert run_dir("04_x", QUICK) == runs / "quick" / "04_x"
+
+
+def test_second_call_loads_the_finished_run_instead_of_training(tiny, monkeypatch, capsys):
+    model, history = go(tiny)
+    folder = run_dir("demo", QUICK)
+    assert {"best.pt", "last.pt", "finished.json", "settings.json"} <= {
+        p.name for p in folder.iterdir()
+    }
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("fit must not run for a finished run")
+
+    monkeypatch.setattr(saved_runs, "fit", no_training)
+    again, loaded = go(tiny)
+    assert "Loaded the finished run" in capsys.readouterr().out
+    assert loaded.best_auroc == history.best_auroc and loaded.rows == history.rows
+    for key, value in model.state_dict().items():
+        assert torch.equal(again.state_dict()[key].cpu(), value.cpu()), key
+
+
+def test_other_settings_train_again_in_a_clean_folder(tiny):
+    go(tiny)
+    finished = run_dir("demo", QUICK) / "finished.json"
+    first = json.loads(finished.read_text())["settings"]
+    _, history = go(tiny, stages=[Stage("head", 1, "all", 1e-2), Stage("all", 1, "none", 1e-3)])
+    second = json.loads(finished.read_text())["settings"]
+    assert first != second
+    assert [row["stage"] for row in history.rows] == ["head", "all"]
+
+
+def test_fingerprint_changes_with_the_images_chosen(tiny):
+    train, val = tiny
+    assert data_fingerprint(train) != data_fingerprint(val)
+    assert data_fingerprint(train) == data_fingerprint(train.subset(list(range(len(train)))))
+    assert len(data_fingerprint(train)) == 16
