@@ -68,10 +68,13 @@ def run_notebook(path: Path, out_dir: Path, timeout: int = 3600) -> NotebookRun:
     )
 
 
-def run_course(folder: Path, out_dir: Path) -> list[NotebookRun]:
+def run_course(folder: Path, out_dir: Path, only: list[str] | None = None) -> list[NotebookRun]:
+    """Run the numbered notebooks in order; `only` keeps those whose number is listed."""
     notebooks = sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        notebooks = [p for p in notebooks if p.name[:2] in only]
     if not notebooks:
-        print(f"no numbered notebooks in {folder}")
+        print(f"no numbered notebooks in {folder}" + (f" matching {only}" if only else ""))
         return []
     os.environ.setdefault("MEDTL_PROFILE", config.get_profile().name)
     runs = []
@@ -87,6 +90,9 @@ def add_course_command(sub: argparse._SubParsersAction) -> None:
     course = sub.add_parser("course", help="execute every notebook headless, in order")
     course.add_argument("folder", type=Path, nargs="?", default=Path("notebooks"))
     course.add_argument("--out", type=Path, default=Path("runs/notebooks"))
+    course.add_argument(
+        "--only", nargs="+", metavar="NN", help="run only these notebook numbers, e.g. --only 04 07"
+    )
     course.set_defaults(
-        run=lambda args: int(any(r.error for r in run_course(args.folder, args.out)))
+        run=lambda args: int(any(r.error for r in run_course(args.folder, args.out, args.only)))
     )

@@ -25,3 +25,14 @@ def test_runs_in_order_and_summarises(tmp_path, capsys):
     executed = nbformat.read(tmp_path / "out" / "00_first.ipynb", as_version=4)
     assert announced_source(executed) == "kermany-folder"
     assert not (tmp_path / "out" / "scratch.ipynb").exists()
+
+
+def test_only_runs_the_listed_numbers(tmp_path, capsys):
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    for name in ("00_a", "01_b", "02_c"):
+        write_notebook(folder / f"{name}.ipynb", f"print('{name}')")
+    runs = run_course(folder, tmp_path / "out", only=["00", "02"])
+    assert [r.name for r in runs] == ["00_a", "02_c"]
+    assert run_course(folder, tmp_path / "out", only=["07"]) == []
+    assert "matching ['07']" in capsys.readouterr().out
