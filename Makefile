@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.medtl-installed
 TEST_ENV := MEDTL_PROFILE=quick MEDTL_OFFLINE=1 MPLBACKEND=Agg
 
-.PHONY: course test lab clean venv
+.PHONY: course test student lab clean venv
 
 venv: $(STAMP)
 
@@ -19,8 +19,12 @@ $(STAMP): pyproject.toml
 course: $(STAMP)
 	$(PY) -m medtl_helpers course notebooks --out runs/notebooks
 
-test: $(STAMP)
-	MEDTL_RUNS=$$(mktemp -d) $(TEST_ENV) $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider --durations=12
+# Student copies (solutions replaced by stubs) are rebuilt and run under nbval too.
+test: $(STAMP) student
+	MEDTL_RUNS=$$(mktemp -d) $(TEST_ENV) $(PY) -m pytest tests notebooks student --nbval-lax --nbval-current-env -p no:cacheprovider --durations=12
+
+student: $(STAMP)
+	$(PY) -m medtl_helpers student notebooks -o student
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

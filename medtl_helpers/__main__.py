@@ -1,4 +1,4 @@
-"""Command line: `python -m medtl_helpers data | train | evaluate | course …`."""
+"""Command line: `python -m medtl_helpers data | train | evaluate | course | student | links …`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import sys
 
 from medtl_helpers.cli_data import add_data_commands
 from medtl_helpers.cli_train import add_train_commands
+from medtl_helpers.course_links import add_links_command
 from medtl_helpers.course_runner import add_course_command
 from medtl_helpers.errors import MedtlError
+from medtl_helpers.student import add_student_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_commands(sub)
     add_train_commands(sub)
     add_course_command(sub)
+    add_student_command(sub)
+    add_links_command(sub)
     return parser
 
 

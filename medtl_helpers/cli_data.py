@@ -77,19 +77,14 @@ def _preview_split(root: Path, holdout: float) -> None:
 
 def run_cache(args: argparse.Namespace) -> int:
     from medtl_helpers.data.cache import TensorCache
-    from medtl_helpers.data.folder import check_layout, scan_split
+    from medtl_helpers.data.sources import cache_folder
 
     cache = TensorCache(args.out or config.cache_dir())
-    for split in check_layout(args.path):
-        scan = scan_split(args.path, split)
-        start = time.perf_counter()
-        data = cache.load_or_build(scan.paths, scan.labels, args.size, name=f"kermany-{split}")
-        seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    for name, data in cache_folder(args.path, args.size, cache).items():
         megabytes = data.images.numel() / 1e6
-        print(
-            f"{split}: {len(data):,} images at {args.size}px, {megabytes:.1f} MB, {seconds:.1f} s"
-        )
-    print(f"cache folder: {cache.folder}")
+        print(f"{name}: {len(data):,} images at {args.size}px, {megabytes:.1f} MB")
+    print(f"{time.perf_counter() - start:.1f} s; cache folder: {cache.folder}")
     return 0
 
 

@@ -1,4 +1,9 @@
-"""Plots the notebooks share: training curves and image grids (more join as notebooks need them)."""
+"""Plots the notebooks share: training curves, image grids and evaluation plots.
+
+The evaluation plots (ROC curve, confusion matrix, reliability diagram) take labels `y`
+(0 = NORMAL, 1 = PNEUMONIA) and predicted probabilities `p` of PNEUMONIA, draw on the given axes
+(or a new one) and return the axes, so a notebook can put them side by side.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,11 @@ import math
 
 import matplotlib.pyplot as plt
 import numpy as np
+import seaborn as sns
+from sklearn.metrics import roc_curve
 
 from medtl_helpers.data.records import CLASSES
+from medtl_helpers.metrics import auroc, confusion, expected_calibration_error
 
 
 def plot_history(rows: list[dict], title: str = "", axes=None):
@@ -59,3 +67,121 @@ def plot_image_grid(
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_histories(histories: dict, title: str = "", axes=None):
+    """Several runs' train loss and val AUROC on shared axes, one colour per run.
+
+    `histories` maps a run name to its `History` (or its rows), so runs of equal epoch budget
+    can be compared epoch by epoch.
+    """
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for name, history in histories.items():
+        rows = getattr(history, "rows", history)
+        epochs = [r["epoch"] for r in rows]
+        axes[0].plot(epochs, [r["train_loss"] for r in rows], "o-", label=name)
+        axes[1].plot(epochs, [r["val_auroc"] for r in rows], "o-", label=name)
+    axes[0].set(xlabel="epoch", ylabel="train cross-entropy", title=f"{title} train loss".strip())
+    axes[1].set(xlabel="epoch", ylabel="val AUROC", title=f"{title} validation AUROC".strip())
+    for ax in axes:
+        ax.legend()
+    return axes
+
+
+def _axes(ax, size: tuple[float, float] = (4.2, 4.0)):
+    return plt.subplots(figsize=size)[1] if ax is None else ax
+
+
+def _numpy(values) -> np.ndarray:
+    return values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
+
+
+def _as_numpy(y, p) -> tuple[np.ndarray, np.ndarray]:
+    return _numpy(y).reshape(-1).astype(np.int64), _numpy(p).reshape(-1).astype(np.float64)
+
+
+def plot_roc(y, p, threshold: float | None = None, label: str = "model", ax=None):
+    """ROC curve (false positive rate vs sensitivity) with AUROC in the legend.
+
+    With `threshold`, the operating point it gives (1 - specificity, sensitivity) is marked.
+    """
+    y, p = _as_numpy(y, p)
+    ax = _axes(ax)
+    fpr, tpr, _ = roc_curve(y, p, drop_intermediate=False)
+    ax.plot(fpr, tpr, color="C0", label=f"{label} (AUROC {auroc(y, p):.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
+    if threshold is not None:
+        c = confusion(y, p, threshold)
+        point = (c["fp"] / max(c["fp"] + c["tn"], 1), c["tp"] / max(c["tp"] + c["fn"], 1))
+        ax.plot(*point, "o", color="C3", label=f"threshold {threshold:.3f}")
+    ax.set(
+        xlabel="1 - specificity (false positive rate)",
+        ylabel="sensitivity (true positive rate)",
+        xlim=(-0.01, 1.01),
+        ylim=(-0.01, 1.01),
+        title="ROC curve",
+    )
+    ax.set_aspect("equal")
+    ax.legend(loc="lower right", fontsize=8)
+    return ax
+
+
+def confusion_matrix(y, p, threshold: float) -> np.ndarray:
+    """2x2 counts, rows = true class, columns = predicted class, in the order of CLASSES."""
+    c = confusion(y, p, threshold)
+    return np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]])
+
+
+def plot_confusion(y, p, threshold: float, classes: tuple[str, ...] = CLASSES, ax=None):
+    """Confusion matrix at a fixed threshold as an annotated seaborn heatmap of counts."""
+    ax = _axes(ax, (4.2, 3.6))
+    counts = confusion_matrix(y, p, threshold)
+    sns.heatmap(
+        counts,
+        annot=True,
+        fmt="d",
+        cmap="Blues",
+        cbar=False,
+        xticklabels=classes,
+        yticklabels=classes,
+        ax=ax,
+    )
+    ax.set(xlabel="predicted", ylabel="true", title=f"Confusion matrix (threshold {threshold:.3f})")
+    return ax
+
+
+def reliability_table(y, p, n_bins: int = 10) -> dict[str, np.ndarray]:
+    """Per non-empty equal-width bin: mean predicted p, observed PNEUMONIA rate and case count."""
+    y, p = _as_numpy(y, p)
+    bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    count = np.bincount(bins, minlength=n_bins)
+    kept = count > 0
+    predicted = np.bincount(bins, weights=p, minlength=n_bins)[kept] / count[kept]
+    observed = np.bincount(bins, weights=y, minlength=n_bins)[kept] / count[kept]
+    return {"predicted": predicted, "observed": observed, "count": count[kept]}
+
+
+def plot_reliability(y, p, n_bins: int = 10, ax=None):
+    """Reliability diagram: observed PNEUMONIA rate against mean predicted p, per bin.
+
+    Points on the diagonal mean "p = 0.8 comes true 80% of the time"; the title gives the
+    expected calibration error. Marker size grows with the number of cases in the bin.
+    """
+    ax = _axes(ax)
+    table = reliability_table(y, p, n_bins)
+    ece = expected_calibration_error(*_as_numpy(y, p), n_bins=n_bins)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
+    sns.lineplot(x=table["predicted"], y=table["observed"], color="C0", ax=ax, label="model")
+    sizes = 20 + 180 * table["count"] / table["count"].max()
+    ax.scatter(table["predicted"], table["observed"], s=sizes, color="C0", zorder=3)
+    ax.set(
+        xlabel="mean predicted probability of PNEUMONIA",
+        ylabel="observed share of PNEUMONIA",
+        xlim=(0, 1),
+        ylim=(0, 1),
+        title=f"Reliability (ECE {ece:.3f})",
+    )
+    ax.set_aspect("equal")
+    ax.legend(loc="upper left", fontsize=8)
+    return ax

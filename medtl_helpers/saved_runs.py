@@ -134,4 +134,3 @@ def _write_json(path: Path, data: dict) -> None:
     partial = path.with_name(path.name + ".tmp")
     partial.write_text(json.dumps(data, indent=1))
     os.replace(partial, path)
-

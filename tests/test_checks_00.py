@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from medtl_helpers.checks import check_leaked_patients, check_pneumonia_shares
+from medtl_helpers.checks import TODO, check_leaked_patients, check_pneumonia_shares
 from medtl_helpers.data.records import ImageSet
 
 
@@ -96,3 +96,10 @@ def test_shares_reject_a_missing_split():
 def test_shares_reject_a_list():
     with pytest.raises(AssertionError, match="expected a dict"):
         check_pneumonia_shares([0.75, 0.5, 0.4], SPLITS)
+
+
+def test_checkers_ask_for_an_answer_on_the_student_placeholder():
+    with pytest.raises(NotImplementedError, match="your leaked_patients is not written yet"):
+        check_leaked_patients(TODO)
+    with pytest.raises(NotImplementedError, match="your shares is not written yet"):
+        check_pneumonia_shares(TODO, SPLITS)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from medtl_helpers.checks import check_basic_block, check_bottleneck_params
+from medtl_helpers.checks import TODO, check_basic_block, check_bottleneck_params
 from medtl_helpers.models import BasicBlock, Bottleneck
 
 
@@ -155,3 +155,10 @@ def test_bottleneck_params_accepts_the_count(capsys):
 def test_bottleneck_params_explains_wrong_answers(answer, message):
     with pytest.raises(AssertionError, match=message):
         check_bottleneck_params(answer)
+
+
+def test_checkers_ask_for_an_answer_on_the_student_placeholder():
+    with pytest.raises(NotImplementedError, match="your MyBasicBlock is not written yet"):
+        check_basic_block(TODO)
+    with pytest.raises(NotImplementedError, match="your bottleneck_params is not written yet"):
+        check_bottleneck_params(TODO)

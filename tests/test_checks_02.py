@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medtl_helpers.checks import check_conv_params, check_deepest_within
+from medtl_helpers.checks import TODO, check_conv_params, check_deepest_within
 
 # Latencies not in depth order (resnet50 slower than resnet101 here), as a busy CPU can give.
 ROWS = [
@@ -102,3 +102,10 @@ def test_deepest_within_rejects_an_answer_over_budget_and_none_when_one_fits():
         check_deepest_within(lambda rows, budget: "resnet152", ROWS)
     with pytest.raises(AssertionError, match=r"return None only when no architecture fits"):
         check_deepest_within(lambda rows, budget: None if budget < 100 else "resnet152", ROWS)
+
+
+def test_checkers_ask_for_an_answer_on_the_student_placeholder():
+    with pytest.raises(NotImplementedError, match="your conv_params is not written yet"):
+        check_conv_params(TODO)
+    with pytest.raises(NotImplementedError, match="your deepest_within is not written yet"):
+        check_deepest_within(TODO, ROWS)

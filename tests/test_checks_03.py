@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medtl_helpers.checks import check_freeze_groups, check_partial_count
+from medtl_helpers.checks import TODO, check_freeze_groups, check_partial_count
 from medtl_helpers.freezing import freeze
 
 RESNET34_PARTIAL = 19_937_794  # layer3 + layer4 + head of resnet34 with a 2-class linear head
@@ -78,3 +78,10 @@ def test_partial_count_accepts_the_right_number(capsys):
 def test_partial_count_explains_wrong_answers(answer, message):
     with pytest.raises(AssertionError, match=message):
         check_partial_count(answer)
+
+
+def test_checkers_ask_for_an_answer_on_the_student_placeholder():
+    with pytest.raises(NotImplementedError, match="your freeze_groups is not written yet"):
+        check_freeze_groups(TODO)
+    with pytest.raises(NotImplementedError, match="your resnet34_partial is not written yet"):
+        check_partial_count(TODO)

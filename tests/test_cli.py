@@ -1,9 +1,12 @@
 import subprocess
 import sys
+from unittest import mock
 
 from conftest import SHARED_TRAIN, needs_shared_data
 
+from medtl_helpers import config
 from medtl_helpers.__main__ import main
+from medtl_helpers.data.sources import load_folder
 
 
 def test_verify_prints_counts_and_skipped_files(kermany_root, capsys):
@@ -32,11 +35,17 @@ def test_bad_folder_gives_a_one_line_error_not_a_traceback(tmp_path):
     assert run.stderr.startswith("error: Data folder") and "Traceback" not in run.stderr
 
 
-def test_cache_command_builds_every_split(kermany_root, tmp_path, capsys):
+def test_cache_command_builds_the_caches_training_reads(kermany_root, tmp_path, capsys):
     assert main(["data", "cache", str(kermany_root), "--size", "16", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "train: 13 images at 16px" in out and "test: 13 images at 16px" in out
-    assert len(list(tmp_path.glob("kermany-*-16px-*.pt"))) == 2
+    assert "train+val: 13 images at 16px" in out and "test: 13 images at 16px" in out
+    built = sorted(p.name.split("-16px")[0] for p in tmp_path.glob("kermany-*-16px-*.pt"))
+    assert built == ["kermany-test", "kermany-trainval"]
+    # load_course_data then finds them instead of decoding again
+    with mock.patch.object(config, "cache_dir", return_value=tmp_path):
+        with mock.patch("medtl_helpers.data.cache.decode_resized") as decode:
+            load_folder(kermany_root, 16)
+    decode.assert_not_called()
 
 
 def test_download_offline_names_the_file_to_place(capsys, isolated_data_dir):

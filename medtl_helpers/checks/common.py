@@ -27,6 +27,7 @@ def require_answer(answer: object, what: str) -> None:
     """Raise NotImplementedError when `answer` is still the student copy's placeholder."""
     if answer is TODO:
         raise NotImplementedError(
-            f"{what} is not written yet: replace the `raise NotImplementedError(...)` line in "
-            "the exercise cell above with your answer, run that cell, then run this check again."
+            f"{what} is not written yet: replace the placeholder cell above (its `= TODO` lines "
+            "and its `raise NotImplementedError(...)`) with your answer, run it, then run this "
+            "check again."
         )

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 
 import torch
 
+from medtl_helpers.checks.common import require_answer
 from medtl_helpers.data.records import ImageSet
 
 
@@ -41,6 +42,7 @@ def _leak_cases() -> list[tuple[ImageSet, ImageSet, set[str]]]:
 
 def check_leaked_patients(leaked_patients: Callable[[ImageSet, ImageSet], object]) -> None:
     """`leaked_patients(train, val)` must return the set of patient ids found in both splits."""
+    require_answer(leaked_patients, "your leaked_patients")
     for train, val, expected in _leak_cases():
         try:
             got = leaked_patients(train, val)
@@ -116,6 +118,7 @@ def _share_problem(name: str, got: object, data: ImageSet) -> str | None:
 
 def check_pneumonia_shares(shares: Mapping[str, object], splits: Mapping[str, ImageSet]) -> None:
     """`shares[name]` must be the fraction of PNEUMONIA images in `splits[name]`, for each split."""
+    require_answer(shares, "your shares")
     if not isinstance(shares, Mapping):
         raise AssertionError(
             f"shares is a {type(shares).__name__}; expected a dict from split name to share, "

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from medtl_helpers.checks.common import require_answer
 from medtl_helpers.models import BasicBlock, Bottleneck
 
 # (in_channels, out_channels, stride): a stage transition as in ResNet-18's layer2, a block
@@ -156,6 +157,7 @@ def _check_case(block_class: Callable[..., nn.Module], c_in: int, c_out: int, st
 
 def check_basic_block(block_class: Callable[..., nn.Module]) -> None:
     """`block_class(in_channels, out_channels, stride)` must behave like `models.BasicBlock`."""
+    require_answer(block_class, "your MyBasicBlock")
     notes = [_check_case(block_class, *case) for case in BLOCK_CASES]
     cases = ", ".join(f"{i}->{o} stride {s}" for i, o, s in BLOCK_CASES)
     note = next((n for n in notes if n), "")
@@ -202,6 +204,7 @@ def _bottleneck_slips(c_in: int, width: int) -> dict[int, str]:
 
 def check_bottleneck_params(answer: object) -> None:
     """`answer` must be the number of trainable parameters of Bottleneck(256, 64)."""
+    require_answer(answer, "your bottleneck_params")
     c_in, width = BOTTLENECK_CASE
     if isinstance(answer, torch.Tensor) and answer.numel() == 1:
         answer = answer.item()

@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
+from medtl_helpers.checks.common import require_answer
+
 # (c_in, c_out, kernel_size, bias): the ResNet stem, a 3x3 of layer1, a bottleneck's 1x1
 # expansion, a downsampling projection, and a biased conv so that `bias` matters.
 _CONV_CASES = [
@@ -50,6 +52,7 @@ def _conv_hint(got: int, c_in: int, c_out: int, k: int, bias: bool) -> str:
 
 def check_conv_params(conv_params: Callable[[int, int, int, bool], int]) -> None:
     """`conv_params(c_in, c_out, kernel_size, bias)` must equal nn.Conv2d's parameter count."""
+    require_answer(conv_params, "your conv_params")
     for c_in, c_out, k, bias in _CONV_CASES:
         expected = _conv_reference(c_in, c_out, k, bias)
         call = f"conv_params({c_in}, {c_out}, {k}, bias={bias})"
@@ -98,6 +101,7 @@ def check_deepest_within(
     column: str = "latency_b1_ms",
 ) -> None:
     """`deepest_within(rows, budget_ms)`: the deepest arch whose `column` <= budget, else None."""
+    require_answer(deepest_within, "your deepest_within")
     latency = {row["arch"]: row[column] for row in rows}
     for budget in _budgets(rows, column):
         expected = _deepest_within(rows, budget, column)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from medtl_helpers.checks.common import require_answer
 from medtl_helpers.freezing import count_parameters, freeze
 from medtl_helpers.models import build_model, group_of
 
@@ -32,6 +33,7 @@ def _skeleton(arch: str) -> nn.Module:
 
 def check_freeze_groups(freeze_groups: Callable[[nn.Module, list[str]], object]) -> None:
     """`freeze_groups(model, groups)` must freeze exactly the named layer groups, by prefix."""
+    require_answer(freeze_groups, "your freeze_groups")
     for groups, arrives_frozen in FREEZE_CASES:
         model = _skeleton("resnet18")
         for param in model.parameters():
@@ -80,6 +82,7 @@ def _group_sizes(model: nn.Module) -> dict[str, int]:
 
 def check_partial_count(answer: object) -> None:
     """`answer` must be the number of trainable parameters of resnet34 under freeze "partial"."""
+    require_answer(answer, "your resnet34_partial")
     if isinstance(answer, bool) or not isinstance(answer, int):
         raise AssertionError(
             f"Your answer is a {type(answer).__name__} ({answer!r}); give a whole number of "

@@ -72,20 +72,33 @@ def resize_images(data: ImageSet, size: int) -> ImageSet:
     return ImageSet(images, data.labels, data.patients, data.source, data.paths, data.classes)
 
 
-def load_folder(root: Path, size: int, seed: int = 0) -> CourseData:
-    """Train / val / test from a Kermany folder; without test/, a patient holdout stands in."""
+def cache_folder(root: Path, size: int, cache: TensorCache | None = None) -> dict[str, ImageSet]:
+    """Decode a Kermany folder into the tensor caches training reads: train+val pooled, test.
+
+    `python -m medtl_helpers data cache` calls this too, so a cache built ahead of a lesson is the
+    one `load_course_data` finds.
+    """
     splits = check_layout(root)
-    cache = TensorCache(config.cache_dir())
+    cache = cache or TensorCache(config.cache_dir())
     scans = [scan_split(root, s) for s in splits if s != "test"]
     paths = [p for scan in scans for p in scan.paths]
     labels = [y for scan in scans for y in scan.labels]
-    pool = cache.load_or_build(paths, labels, size, name="kermany-trainval")
-    notes = []
-    if "val" in splits:
-        notes.append("the official 16-image val/ folder is merged into train/ before splitting")
+    cached = {"train+val": cache.load_or_build(paths, labels, size, name="kermany-trainval")}
     if "test" in splits:
         scan = scan_split(root, "test")
-        test = cache.load_or_build(scan.paths, scan.labels, size, name="kermany-test")
+        cached["test"] = cache.load_or_build(scan.paths, scan.labels, size, name="kermany-test")
+    return cached
+
+
+def load_folder(root: Path, size: int, seed: int = 0) -> CourseData:
+    """Train / val / test from a Kermany folder; without test/, a patient holdout stands in."""
+    cached = cache_folder(root, size)
+    pool = cached["train+val"]
+    notes = []
+    if (Path(root) / "val").is_dir():
+        notes.append("the official 16-image val/ folder is merged into train/ before splitting")
+    if "test" in cached:
+        test = cached["test"]
     else:
         pool, test = split_by_patient(pool, HOLDOUT, seed)
         notes.append(

@@ -1,0 +1,108 @@
+"""The notebook 06 checkers accept the reference answers and explain typical wrong ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medtl_helpers.checks import (
+    TODO,
+    check_hard_vote,
+    check_soft_vote,
+    check_target_layer,
+)
+
+
+def reference_soft_vote(probabilities):
+    return probabilities.mean(axis=0)
+
+
+def reference_hard_vote(probabilities, thresholds):
+    votes = probabilities >= np.asarray(thresholds)[:, None]
+    return (votes.mean(axis=0) >= 0.5).astype(int)
+
+
+def test_soft_vote_accepts_the_reference_in_any_array_type(capsys):
+    check_soft_vote(reference_soft_vote)
+    check_soft_vote(lambda p: torch.tensor(p).mean(dim=0))
+    check_soft_vote(lambda p: list(np.mean(p, axis=0)))
+    assert "Correct: your soft vote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (lambda p: p.mean(axis=1), r"shape \(3,\); expected \(4,\).*axis 0"),
+        (lambda p: np.median(p, axis=0), "the median over members"),
+        (lambda p: p.max(axis=0), "the largest member probability"),
+        (lambda p: (p >= 0.5).mean(axis=0), "that is a hard vote"),
+        (lambda p: p.mean(axis=0) + 0.01, r"expected \[0\.6, 0\.3, 0\.5, 0\.35\]"),
+    ],
+)
+def test_soft_vote_explains_wrong_answers(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        check_soft_vote(wrong)
+
+
+def test_hard_vote_accepts_the_reference(capsys):
+    check_hard_vote(reference_hard_vote)
+    assert "Correct: each member votes with its own threshold" in capsys.readouterr().out
+
+
+def one_threshold(p, t):
+    return reference_hard_vote(p, [0.5] * len(t))
+
+
+def ties_negative(p, t):
+    return ((p >= np.asarray(t)[:, None]).mean(axis=0) > 0.5).astype(int)
+
+
+def strict(p, t):
+    return ((p > np.asarray(t)[:, None]).mean(axis=0) >= 0.5).astype(int)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (one_threshold, "0.5 for every member"),
+        (ties_negative, "a tie .* became NORMAL"),
+        (lambda p, t: (p.mean(axis=0) >= 0.5).astype(int), "averaged the probabilities first"),
+        (strict, "p > threshold"),
+        (lambda p, t: (p >= np.asarray(t)[:, None]).mean(axis=0), "not a probability"),
+        (lambda p, t: np.ones(p.shape[1], dtype=int), r"On image 1 .* votes are \[0, 0\]"),
+    ],
+)
+def test_hard_vote_explains_wrong_answers(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        check_hard_vote(wrong)
+
+
+def test_target_layer_accepts_layer4(capsys):
+    check_target_layer("layer4")
+    assert "Correct: 'layer4'" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        ("fc", r"outputs shape \(1, 2\).*no spatial map"),
+        ("avgpool", r"\(1, 512, 1, 1\).*global pooling"),
+        ("layer3", "14x14 map.*LAST spatial stage"),
+        ("conv1", "112x112"),
+        ("layer4.2", "one block of layer4.*every ResNet"),
+        ("layer4.1.conv2", "before the shortcut is added"),
+        ("model.layer4", "relative to the model: write 'layer4'"),
+        ("layer5", "not a module of a ResNet.*layer4"),
+        (torch.nn.Identity(), "give the module's name as a string"),
+    ],
+)
+def test_target_layer_explains_wrong_answers(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        check_target_layer(wrong)
+
+
+@pytest.mark.parametrize("checker", [check_soft_vote, check_hard_vote, check_target_layer])
+def test_unanswered_exercises_raise_not_implemented(checker):
+    with pytest.raises(NotImplementedError, match="not written yet"):
+        checker(TODO)

@@ -1,0 +1,160 @@
+"""Learning-curve machinery: nested patient-level subsets, the step rule, skipping, the results."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from medtl_helpers import config, data_efficiency
+from medtl_helpers.data.split import split_by_patient
+from medtl_helpers.data.synthetic import make_synthetic
+from medtl_helpers.data_efficiency import (
+    COLUMNS,
+    CurveSettings,
+    learning_curve,
+    nested_subsets,
+    passes_needed,
+    plot_learning_curve,
+    pretrained_problem,
+    repeats_needed,
+    steps_per_pass,
+    summarise,
+)
+
+QUICK = config.get_profile("quick")
+TINY = CurveSettings(epochs=1, min_steps=4, batch_size=16, image_size=32)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    pool, test = split_by_patient(make_synthetic(260, size=32, seed=5), 0.25, seed=0)
+    train, val = split_by_patient(pool, 0.25, seed=1)
+    return train, val, test
+
+
+@pytest.fixture(autouse=True)
+def runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDTL_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no cached ImageNet weights
+
+
+def test_subsets_are_whole_patients_stratified_sized_and_nested():
+    data = make_synthetic(1000, size=16, seed=2)
+    subsets = nested_subsets(data, (1.0, 0.05, 0.25, 0.01), seed=0)
+    assert list(subsets) == [0.01, 0.05, 0.25, 1.0]
+    assert len(subsets[1.0]) == len(data)
+    share = data.labels.float().mean().item()
+    per_patient = max(data.patients.count(p) for p in set(data.patients))
+    for fraction, index in subsets.items():
+        part = data.subset(index)
+        chosen = set(part.patients)
+        assert sum(p in chosen for p in data.patients) == len(part)  # every image of a patient
+        assert abs(len(part) - fraction * len(data)) <= 2 * per_patient
+        assert set(part.labels.tolist()) == {0, 1}
+        if fraction >= 0.05:
+            assert abs(part.labels.float().mean().item() - share) < 0.06
+    for small, large in zip([0.01, 0.05, 0.25], [0.05, 0.25, 1.0]):
+        assert set(subsets[small]) <= set(subsets[large])
+    other = nested_subsets(data, (0.05,), seed=1)[0.05]
+    assert not np.array_equal(other, subsets[0.05])  # seeds draw different patients
+
+
+def test_bad_fraction_is_refused():
+    with pytest.raises(ValueError, match=r"fractions must be in \(0, 1\]"):
+        nested_subsets(make_synthetic(20, size=16), (0.0, 0.5))
+
+
+def test_step_rule_gives_small_subsets_enough_updates():
+    assert steps_per_pass(38, 32) == 1 and steps_per_pass(20, 32) == 1
+    assert steps_per_pass(377, 32) == 11 and steps_per_pass(64, 32) == 2
+    assert passes_needed(38, 32, epochs=2, min_steps=40) == 40
+    assert passes_needed(377, 32, epochs=2, min_steps=40) == 4  # ceil(40 / 11)
+    assert passes_needed(3767, 32, epochs=2, min_steps=40) == 2  # epochs already suffice
+    assert repeats_needed(38, 32, epochs=2, min_steps=40) == 20
+    assert repeats_needed(3767, 32, epochs=2, min_steps=40) == 1
+    with pytest.raises(ValueError, match="no image"):
+        repeats_needed(0, 32, epochs=2, min_steps=40)
+    for n in (5, 20, 38, 377):  # after repetition, `epochs` epochs still make min_steps
+        repeats = repeats_needed(n, 32, epochs=2, min_steps=40)
+        assert 2 * steps_per_pass(repeats * n, 32) >= 40
+
+
+def test_missing_pretrained_weights_are_reported_never_replaced(monkeypatch):
+    quick = pretrained_problem("resnet18", QUICK)
+    assert "MISSING" in quick and "quick profile" in quick and "resnet18-" in quick
+    monkeypatch.setenv("MEDTL_PRETRAINED", "none")
+    chosen = pretrained_problem("resnet18", config.get_profile("cpu"))
+    assert "MEDTL_PRETRAINED=none" in chosen
+    monkeypatch.delenv("MEDTL_PRETRAINED")
+    offline = pretrained_problem("resnet18", config.get_profile("cpu"))
+    assert "MISSING" in offline and "MEDTL_OFFLINE=1" in offline and "expected at" in offline
+
+
+def test_tiny_curve_has_the_columns_values_and_the_skip_message(splits, capsys):
+    train, val, test = splits
+    results = learning_curve(
+        *splits, TINY, fractions=(0.1, 1.0), seeds=(0, 1), profile=QUICK, device="cpu"
+    )
+    out = capsys.readouterr().out
+    assert "ImageNet-pretrained curve is MISSING" in out
+    assert list(results.columns) == list(COLUMNS)
+    assert set(results.init) == {"random"} and "imagenet" in results.attrs["missing"]
+    assert len(results) == 4 and sorted(set(results.seed)) == [0, 1]
+    full = results[results.fraction == 1.0]
+    assert (full.images == len(train)).all() and (full.passes == 1).all()
+    assert (full.steps == len(train) // 16).all()
+    small = results[results.fraction == 0.1]
+    assert (small.images < len(train) / 5).all() and (small.steps >= TINY.min_steps).all()
+    assert results.test_auroc.between(0, 1).all() and results.val_auroc.between(0, 1).all()
+    table = summarise(results)
+    assert list(table.columns) == [
+        "init",
+        "fraction",
+        "images",
+        "seeds",
+        "mean",
+        "sd",
+        "min",
+        "max",
+    ]
+    assert (table.seeds == 2).all()
+    row = table[table.fraction == 1.0].iloc[0]
+    assert row["mean"] == pytest.approx(full.test_auroc.mean())
+    assert row["min"] <= row["mean"] <= row["max"]
+
+
+def test_finished_points_are_reused(splits, monkeypatch, capsys):
+    options = dict(fractions=(1.0,), seeds=(0,), inits=("random",), profile=QUICK, device="cpu")
+    first = learning_curve(*splits, TINY, **options)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished point was trained again")
+
+    monkeypatch.setattr(data_efficiency, "train_point", no_training)
+    again = learning_curve(*splits, TINY, **options)
+    assert "Reusing 1 finished point(s)" in capsys.readouterr().out
+    assert again.test_auroc.tolist() == pytest.approx(first.test_auroc.tolist())
+
+
+def test_unknown_init_is_refused(splits):
+    with pytest.raises(ValueError, match="Unknown init"):
+        learning_curve(*splits, TINY, inits=("imagenet21k",), profile=QUICK)
+
+
+def test_plot_labels_only_the_inits_that_ran(splits):
+    results = pd.DataFrame(
+        [
+            {"init": "random", "fraction": f, "seed": s, "images": 10, "test_auroc": 0.6 + f / 4}
+            for f in (0.01, 0.1, 1.0)
+            for s in (0, 1)
+        ]
+    )
+    results.attrs["missing"] = {"imagenet": "weights missing"}
+    ax = plot_learning_curve(results)
+    labels = ax.get_legend_handles_labels()[1]
+    assert "random init (mean)" in labels and not any("ImageNet" in x for x in labels)
+    assert "curve missing" in " ".join(t.get_text() for t in ax.texts)
+    assert ax.get_xscale() == "log"
+    plt.close(ax.figure)

@@ -1,0 +1,121 @@
+"""Ensembles: voting by hand-computed examples, and refusals for members that do not fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medtl_helpers.checkpoint import checkpoint_meta, save_checkpoint
+from medtl_helpers.data.records import ImageSet
+from medtl_helpers.ensemble import (
+    Ensemble,
+    compare_members,
+    hard_vote,
+    soft_vote,
+    vote_share,
+    weights_fingerprint,
+)
+from medtl_helpers.errors import CheckpointError
+from medtl_helpers.models import build_model
+
+PROBS = np.array([[0.9, 0.2, 0.6, 0.4], [0.7, 0.1, 0.3, 0.45]])
+
+
+def save(path, arch="resnet18", seed=0, threshold=0.5, image_size=32, **meta):
+    torch.manual_seed(seed)
+    model = build_model(arch, pretrained="none", verbose=False)
+    info = checkpoint_meta(
+        model,
+        image_size=image_size,
+        data_source="synthetic",
+        profile="quick",
+        seed=seed,
+        threshold=threshold,
+    )
+    return save_checkpoint(path, model, {**info, **meta})
+
+
+def tiny_set(n=6, size=32) -> ImageSet:
+    images = (torch.arange(n * size * size) % 251).to(torch.uint8).view(n, 1, size, size)
+    labels = torch.tensor([0, 1] * (n // 2))
+    return ImageSet(images, labels, [f"p{i}" for i in range(n)], "synthetic")
+
+
+def test_soft_vote_is_the_mean_over_members():
+    np.testing.assert_allclose(soft_vote(PROBS), [0.8, 0.15, 0.45, 0.425])
+
+
+def test_hard_vote_uses_each_members_own_threshold():
+    # member 2's threshold 0.44 turns its 0.45 into a positive vote on the last image
+    np.testing.assert_allclose(vote_share(PROBS, [0.5, 0.44]), [1.0, 0.0, 0.5, 0.5])
+    assert hard_vote(PROBS, [0.5, 0.5]).tolist() == [1, 0, 1, 0]
+
+
+def test_hard_vote_breaks_ties_as_asked():
+    assert hard_vote(PROBS, [0.5, 0.5], tie="positive").tolist() == [1, 0, 1, 0]
+    assert hard_vote(PROBS, [0.5, 0.5], tie="negative").tolist() == [1, 0, 0, 0]
+    with pytest.raises(ValueError, match="tie='coin'"):
+        hard_vote(PROBS, [0.5, 0.5], tie="coin")
+
+
+def test_three_members_have_no_ties():
+    probs = np.array([[0.9, 0.1], [0.6, 0.7], [0.2, 0.8]])
+    assert hard_vote(probs, [0.5] * 3, tie="negative").tolist() == [1, 1]
+
+
+def test_ensemble_rebuilds_each_architecture(tmp_path):
+    a = save(tmp_path / "a" / "best.pt", "resnet18", threshold=0.3)
+    b = save(tmp_path / "b" / "best.pt", "resnet34", threshold=0.6)
+    ensemble = Ensemble.from_checkpoints([a, b], names=["r18", "r34"])
+    assert [m.model.medtl_arch for m in ensemble.members] == ["resnet18", "resnet34"]
+    assert ensemble.thresholds.tolist() == [0.3, 0.6]
+    assert ensemble.image_size == 32
+    data = tiny_set()
+    probs = ensemble.member_probabilities(data)
+    assert probs.shape == (2, 6)
+    np.testing.assert_allclose(ensemble.predict_proba(data), probs.mean(axis=0))
+    assert ensemble.predict(data).tolist() == hard_vote(probs, [0.3, 0.6]).tolist()
+
+
+def test_members_must_agree_on_the_input(tmp_path):
+    a = save(tmp_path / "a.pt", image_size=32)
+    b = save(tmp_path / "b.pt", seed=1, image_size=64)
+    with pytest.raises(CheckpointError, match=r"image_size is 32 for the first and 64"):
+        Ensemble.from_checkpoints([a, b])
+    c = save(tmp_path / "c.pt", seed=2, normalisation={"mean": [0.5], "std": [0.5]})
+    with pytest.raises(CheckpointError, match="normalisation"):
+        Ensemble.from_checkpoints([a, c])
+
+
+def test_identical_members_are_refused(tmp_path):
+    a = save(tmp_path / "a.pt")
+    twin = save(tmp_path / "twin.pt")  # same seed, same weights, another file
+    with pytest.raises(ValueError, match="identical weights.*not an ensemble"):
+        Ensemble.from_checkpoints([a, twin])
+    with pytest.raises(ValueError, match="identical weights"):
+        Ensemble.from_checkpoints([a, a])
+
+
+def test_fingerprint_sees_a_single_changed_value():
+    model = build_model("resnet18", pretrained="none", verbose=False)
+    before = weights_fingerprint(model)
+    with torch.no_grad():
+        model.fc.bias[0] += 1e-6
+    assert weights_fingerprint(model) != before
+
+
+def test_an_ensemble_needs_two_members(tmp_path):
+    with pytest.raises(ValueError, match="at least 2 members"):
+        Ensemble.from_checkpoints([save(tmp_path / "a.pt")])
+
+
+def test_compare_members_table(tmp_path):
+    a = save(tmp_path / "a.pt", "resnet18")
+    b = save(tmp_path / "b.pt", "resnet18", seed=1)
+    table = compare_members(
+        Ensemble.from_checkpoints([a, b], names=["m0", "m1"]), *[tiny_set()] * 2
+    )
+    assert list(table.index) == ["m0", "m1", "soft vote", "hard vote (tie=positive)"]
+    assert {"val AUROC", "test AUROC", "test sensitivity", "test specificity"} <= set(table)
+    assert table["test AUROC"].between(0, 1).all()

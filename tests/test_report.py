@@ -1,0 +1,96 @@
+"""The test report: metrics at a fixed threshold, its JSON file and the published comparison."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from medtl_helpers.history import History
+from medtl_helpers.report import (
+    PUBLISHED,
+    compare_with_published,
+    comparison_caveats,
+    evaluation_report,
+    precision_label,
+    report_table,
+    throughput_line,
+    write_report,
+)
+
+Y = np.array([0, 0, 1, 1, 1, 0, 1, 1])
+P = np.array([0.1, 0.4, 0.35, 0.8, 0.9, 0.7, 0.6, 0.2])
+# four copies, so that no bootstrap resample holds a single class
+Y4, P4 = np.tile(Y, 4), np.tile(P, 4)
+
+
+def test_report_holds_the_metrics_at_the_given_threshold_with_intervals():
+    report = evaluation_report(Y4, P4, 0.5, n_boot=200, seed=0)
+    assert report["n"] == 32 and report["threshold"] == 0.5
+    assert report["sensitivity"] == pytest.approx(3 / 5)
+    assert report["specificity"] == pytest.approx(2 / 3)
+    assert report["accuracy"] == pytest.approx(5 / 8)
+    assert report["balanced_accuracy"] == pytest.approx((3 / 5 + 2 / 3) / 2)
+    assert report["auroc"] == pytest.approx(10 / 15)
+    for name, (low, high) in report["ci95"].items():
+        assert low <= high, name
+    assert set(report["ci95"]) == {
+        "auroc",
+        "accuracy",
+        "sensitivity",
+        "specificity",
+        "balanced_accuracy",
+    }
+    table = report_table(report)
+    assert table.splitlines()[0].split() == ["metric", "value", "interval"]
+    assert "sensitivity        0.600  [" in table
+
+
+def test_written_json_has_the_cli_keys(tmp_path):
+    report = evaluation_report(Y4, P4, 0.5, n_boot=50)
+    path = write_report(tmp_path / "run" / "test.json", report, split="test", arch="resnet18")
+    saved = json.loads(path.read_text())
+    for key in ("auroc", "accuracy", "sensitivity", "specificity", "threshold", "n"):
+        assert saved[key] == pytest.approx(report[key])
+    assert saved["split"] == "test" and saved["arch"] == "resnet18"
+    assert saved["ci95"]["auroc"] == list(report["ci95"]["auroc"])
+    assert not (tmp_path / "run" / "test.json.tmp").exists()
+
+
+def test_comparison_puts_the_measured_row_after_the_published_ones():
+    table = compare_with_published({"accuracy": 0.9, "auroc": 0.95}, "holdout: 784 images")
+    assert list(table.index) == [row["result"] for row in PUBLISHED] + ["this notebook"]
+    assert table.loc["this notebook", "AUROC"] == 0.95
+    assert table["accuracy"].tolist() == [0.928, 0.911, 0.9]
+    assert table["AUROC"].tolist()[:2] == [0.968, 0.980]
+
+
+@pytest.mark.parametrize(
+    ("source", "notes", "expected"),
+    [
+        ("synthetic", [], "SYNTHETIC DATA"),
+        ("kermany-folder", ["no test/ folder: a patient-level 15% holdout"], "holdout of train/"),
+        ("kermany-folder", [], "official test/ folder"),
+        ("pneumoniamnist", [], "PneumoniaMNIST's test split"),
+    ],
+)
+def test_caveats_depend_on_the_data_source(source, notes, expected):
+    lines = comparison_caveats(source, notes)
+    assert any(expected in line for line in lines)
+    assert any("chose their model on the official test set" in line for line in lines)
+    assert (source == "synthetic") == lines[0].startswith("SYNTHETIC")
+
+
+def test_precision_and_throughput_on_cpu():
+    assert precision_label("cpu") == "fp32"
+    assert precision_label("cpu", amp="bf16") == "bf16 autocast"
+    history = History()
+    for speed in (100.0, 300.0, 200.0):
+        history.add(stage="train", images_per_s=speed)
+    line = throughput_line(history, torch.device("cpu"), 128)
+    assert line.startswith("training throughput: 200 images/s (median of 3 epochs) on cpu")
+    assert line.endswith("128 px, fp32")
+    with pytest.raises(ValueError, match="no epochs"):
+        throughput_line(History(), "cpu", 128)

@@ -1,0 +1,64 @@
+"""benchmarks/throughput.py on a tiny folder: its table format and both pipelines (not timings)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "throughput.py"
+HEADER = "pipeline arch freeze size device images_per_s ratio"
+
+
+@pytest.fixture(scope="module")
+def throughput():
+    spec = importlib.util.spec_from_file_location("throughput", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def table(out: str) -> list[list[str]]:
+    lines = out.splitlines()
+    start = lines.index(HEADER)
+    assert all(line.startswith("#") for line in lines[:start])  # the meta lines come first
+    return [line.split() for line in lines[start + 1 :] if line.strip()]
+
+
+def test_table_has_the_header_and_one_row_per_pipeline(throughput, kermany_root, capsys):
+    argv = "--device cpu --batches 1 --warmup 1 --batch-size 2 --archs resnet18 --sizes 32 "
+    argv += f"--freezes none,partial,all --epochs 2 --workers 1 --data {kermany_root}"
+    rows = throughput.main(argv.split())
+    out = capsys.readouterr().out
+    assert "# cache build (course, once): 4 images decoded to uint8 at 32 px" in out
+    assert "# torch " in out and "# date: " in out and f"# data: {kermany_root} (--data)" in out
+    printed = table(out)
+    assert [r[:5] for r in printed] == [
+        [pipeline, "resnet18", freeze, "32", "cpu"]
+        for freeze in ("none", "partial", "all")
+        for pipeline in ("naive", "course")
+    ]
+    assert all(len(r) == 7 and float(r[5]) > 0 for r in printed)
+    assert all(r[6] == "1.00" for r in printed if r[0] == "naive")
+    for naive, course in zip(rows[::2], rows[1::2]):
+        assert course["ratio"] == pytest.approx(course["images_per_s"] / naive["images_per_s"])
+    assert set(rows[0]) == set(HEADER.split())
+
+
+def test_without_data_a_synthetic_folder_is_written_said_and_removed(throughput, capsys):
+    argv = "--device cpu --batches 1 --warmup 1 --batch-size 2 --archs resnet18 --sizes 32 "
+    argv += "--freezes all --pipelines course --synthetic-size 40 --workers 0"
+    rows = throughput.main(argv.split())
+    out = capsys.readouterr().out
+    data_line = next(line for line in out.splitlines() if line.startswith("# data: "))
+    assert "SYNTHETIC 40 px PNGs" in data_line
+    assert not Path(data_line.split()[2].rstrip(":")).exists()
+    assert table(out)[0][:5] == ["course", "resnet18", "all", "32", "cpu"]
+    assert math.isnan(rows[0]["ratio"]) and table(out)[0][6] == "nan"
+
+
+def test_bad_arguments_are_refused(throughput):
+    with pytest.raises(SystemExit, match="at least 1"):
+        throughput.main(["--warmup", "0"])
