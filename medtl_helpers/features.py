@@ -82,4 +82,4 @@ class FrozenFeatures:
                 optimizer, scheduler, self.train[idx], self.labels[idx], self.head
             )
             total, count = total + loss * len(idx), count + len(idx)
-        return total / max(count, 1)
+        return float(total) / max(count, 1)

@@ -107,7 +107,8 @@ class Trainer:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def step(self, optimizer, scheduler, inputs, labels, head=None) -> float:
+    def step(self, optimizer, scheduler, inputs, labels, head=None) -> torch.Tensor:
+        """One optimizer step; the loss stays on the device (a float() here would sync a GPU)."""
         try:
             with self.autocast():
                 logits = (head or self.model)(inputs)
@@ -117,7 +118,7 @@ class Trainer:
             self.scaler.step(optimizer)
             self.scaler.update()
             scheduler.step()
-            return float(loss.detach())
+            return loss.detach()
         except torch.cuda.OutOfMemoryError as err:
             raise out_of_memory(err, self.batch_size, self.image_size) from err
 
@@ -147,7 +148,7 @@ class Trainer:
                 self.train_labels[idx.to(self.device)],
             )
             total, count = total + loss * len(idx), count + len(idx)
-        return total / max(count, 1)
+        return float(total) / max(count, 1)
 
     def val_probabilities(self, features: FrozenFeatures | None) -> torch.Tensor:
         if features is not None:
@@ -304,6 +305,8 @@ def fit(
     stages = stages or [Stage("train", epochs or profile.epochs, freeze, lr)]
     if augment is None:
         augment = BatchAugment()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # every batch has the same shape: tune once
     model.to(
         device, memory_format=torch.channels_last if channels_last else torch.contiguous_format
     )
