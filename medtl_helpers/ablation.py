@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from medtl_helpers.inference import eval_mode
+
 
 @dataclass
 class Ablation:
@@ -76,32 +78,29 @@ def ablation_importance(
     """
     named = dict(parts) if isinstance(parts, Mapping) else {part: [part] for part in parts}
     saved = copy.deepcopy(model.state_dict())
-    modes = [(module, module.training) for module in model.modules()]
     rows = []
-    try:
-        model.eval()
-        baseline = float(score_fn(model))
-        for label, prefixes in named.items():
-            targets = [p for name, p in model.named_parameters() if _matches(name, prefixes)]
-            if not targets:
-                raise ValueError(f"{label}: no parameter name starts with {list(prefixes)}")
-            with torch.no_grad():
-                for param in targets:
-                    param.zero_()
-            score = float(score_fn(model))
+    with eval_mode(model):
+        try:
+            baseline = float(score_fn(model))
+            for label, prefixes in named.items():
+                targets = [p for name, p in model.named_parameters() if _matches(name, prefixes)]
+                if not targets:
+                    raise ValueError(f"{label}: no parameter name starts with {list(prefixes)}")
+                with torch.no_grad():
+                    for param in targets:
+                        param.zero_()
+                score = float(score_fn(model))
+                model.load_state_dict(saved)
+                rows.append(
+                    {
+                        "part": label,
+                        "zeroed": sum(p.numel() for p in targets),
+                        "score": score,
+                        "drop": baseline - score,
+                    }
+                )
+        finally:
             model.load_state_dict(saved)
-            rows.append(
-                {
-                    "part": label,
-                    "zeroed": sum(p.numel() for p in targets),
-                    "score": score,
-                    "drop": baseline - score,
-                }
-            )
-    finally:
-        model.load_state_dict(saved)
-        for module, training in modes:
-            module.training = training
     restored = model.state_dict()
     changed = [key for key, value in saved.items() if not torch.equal(restored[key], value)]
     if changed:

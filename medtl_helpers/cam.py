@@ -24,7 +24,7 @@ from torch import nn
 from torchcam.methods import GradCAM, GradCAMpp, LayerCAM
 
 from medtl_helpers.data.augment import to_model_input
-from medtl_helpers.inference import model_device
+from medtl_helpers.inference import eval_mode, model_device
 
 METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMpp, "layercam": LayerCAM}
 PNEUMONIA = 1
@@ -65,21 +65,16 @@ def class_activation_maps(
         )
     check_layer(model, layer)
     device = model_device(model)
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()  # BatchNorm with its running statistics, as at prediction time
     maps = []
-    try:
-        with METHODS[method](model, target_layer=layer) as extractor:
-            for start in range(0, len(images), batch_size):
-                batch = images[start : start + batch_size].to(device)
-                # the input asks for gradients, so they flow even through a frozen backbone
-                x = to_model_input(batch, image_size).requires_grad_(True)
-                scores = model(x)
-                cam = extractor(class_idx=class_idx, scores=scores)[0]
-                maps.append(upsample(cam.detach().float(), images.shape[-2:]).cpu())
-    finally:
-        for module, training in modes:
-            module.training = training
+    # eval: BatchNorm with its running statistics, as at prediction time
+    with eval_mode(model), METHODS[method](model, target_layer=layer) as extractor:
+        for start in range(0, len(images), batch_size):
+            batch = images[start : start + batch_size].to(device)
+            # the input asks for gradients, so they flow even through a frozen backbone
+            x = to_model_input(batch, image_size).requires_grad_(True)
+            scores = model(x)
+            cam = extractor(class_idx=class_idx, scores=scores)[0]
+            maps.append(upsample(cam.detach().float(), images.shape[-2:]).cpu())
     return torch.cat(maps) if maps else torch.zeros(0, *images.shape[-2:])
 
 
