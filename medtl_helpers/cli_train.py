@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from medtl_helpers import config
@@ -79,7 +78,8 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from medtl_helpers.checkpoint import load_checkpoint
     from medtl_helpers.data.sources import load_folder
-    from medtl_helpers.metrics import binary_metrics, bootstrap_ci, metrics_table, predict_proba
+    from medtl_helpers.metrics import predict_proba
+    from medtl_helpers.report import evaluation_report, report_table, write_report
 
     model, meta = load_checkpoint(args.checkpoint)
     data = load_folder(args.data, meta["image_size"], meta["seed"])
@@ -89,18 +89,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     device = config.get_device(args.device)
     probs = predict_proba(model.to(device), part.images, device=device)
     y = part.labels.numpy()
-    values = binary_metrics(y, probs, meta["threshold"])
-    intervals = bootstrap_ci(y, probs, meta["threshold"], n_boot=args.n_boot, seed=meta["seed"])
-    print(metrics_table(values, intervals))
+    report = evaluation_report(y, probs, meta["threshold"], n_boot=args.n_boot, seed=meta["seed"])
+    print(report_table(report))
     if args.json is not None:
-        report = {
-            **values,
-            "ci95": {k: list(v) for k, v in intervals.items()},
-            "split": args.split,
-            "checkpoint": str(args.checkpoint),
-            "arch": meta["arch"],
-        }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
-        print(f"wrote {args.json}")
+        extra = {"split": args.split, "checkpoint": str(args.checkpoint), "arch": meta["arch"]}
+        print(f"wrote {write_report(args.json, report, **extra)}")
     return 0

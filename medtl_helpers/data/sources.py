@@ -72,13 +72,15 @@ def resize_images(data: ImageSet, size: int) -> ImageSet:
     return ImageSet(images, data.labels, data.patients, data.source, data.paths, data.classes)
 
 
-def cache_folder(root: Path, size: int, cache: TensorCache | None = None) -> dict[str, ImageSet]:
+def cache_folder(
+    root: Path, size: int, cache: TensorCache | None = None, splits: list[str] | None = None
+) -> dict[str, ImageSet]:
     """Decode a Kermany folder into the tensor caches training reads: train+val pooled, test.
 
     `python -m medtl_helpers data cache` calls this too, so a cache built ahead of a lesson is the
     one `load_course_data` finds.
     """
-    splits = check_layout(root)
+    splits = splits or check_layout(root)
     cache = cache or TensorCache(config.cache_dir())
     scans = [scan_split(root, s) for s in splits if s != "test"]
     paths = [p for scan in scans for p in scan.paths]
@@ -92,10 +94,11 @@ def cache_folder(root: Path, size: int, cache: TensorCache | None = None) -> dic
 
 def load_folder(root: Path, size: int, seed: int = 0) -> CourseData:
     """Train / val / test from a Kermany folder; without test/, a patient holdout stands in."""
-    cached = cache_folder(root, size)
+    splits = check_layout(root)
+    cached = cache_folder(root, size, splits=splits)
     pool = cached["train+val"]
     notes = []
-    if (Path(root) / "val").is_dir():
+    if "val" in splits:
         notes.append("the official 16-image val/ folder is merged into train/ before splitting")
     if "test" in cached:
         test = cached["test"]
