@@ -37,6 +37,11 @@ class NotebookOpeningError(MedtlError, ValueError):
     """A notebook without the badge and setup cells where every notebook has them."""
 
 
+def numbered_notebooks(folder: Path) -> list[Path]:
+    """The course notebooks of `folder` (`00_name.ipynb` …), in order; scratch files are not."""
+    return sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
+
+
 def colab_url(path: str, repository: str = REPOSITORY, branch: str = BRANCH) -> str:
     """Colab's address for the notebook at `path` (relative to the repository root)."""
     return f"https://colab.research.google.com/github/{repository}/blob/{branch}/{path}"
@@ -104,7 +109,7 @@ def sync_folder(folder: Path, write: bool = False) -> list[str]:
 
     folder = Path(folder)
     changed = []
-    for file in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
+    for file in numbered_notebooks(folder):
         notebook = nbformat.read(file, as_version=4)
         differences = sync_notebook(notebook, f"{folder.resolve().name}/{file.name}")
         if differences and write:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medtl_helpers import config
+from medtl_helpers.course_links import numbered_notebooks
 
 _SOURCE = re.compile(r"Data source: (\S+)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -70,7 +71,7 @@ def run_notebook(path: Path, out_dir: Path, timeout: int = 3600) -> NotebookRun:
 
 def run_course(folder: Path, out_dir: Path, only: list[str] | None = None) -> list[NotebookRun]:
     """Run the numbered notebooks in order; `only` keeps those whose number is listed."""
-    notebooks = sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
+    notebooks = numbered_notebooks(folder)
     if only:
         notebooks = [p for p in notebooks if p.name[:2] in only]
     if not notebooks:

@@ -202,7 +202,7 @@ def build_student(
             f"the output folder {out} is the notebooks folder: student copies would overwrite "
             "the solutions. Write them elsewhere, e.g. -o student."
         )
-    sources = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    sources = course_links.numbered_notebooks(folder)
     if not sources:
         raise ExerciseLayoutError(f"no numbered notebooks (00_name.ipynb …) in {folder}")
     published = out.resolve().name
