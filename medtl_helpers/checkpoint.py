@@ -8,7 +8,6 @@ be poured into a ResNet-18 by accident.
 
 from __future__ import annotations
 
-import os
 import pickle
 import time
 import zipfile
@@ -19,6 +18,7 @@ import torchvision
 from torch import nn
 
 import medtl_helpers
+from medtl_helpers.atomic import atomic_path
 from medtl_helpers.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from medtl_helpers.data.records import CLASSES
 from medtl_helpers.errors import CheckpointError
@@ -61,15 +61,12 @@ def checkpoint_meta(
 
 def save_checkpoint(path: Path, model: nn.Module, meta: dict, training: dict | None = None) -> Path:
     """Write model weights, metadata and (optionally) the state needed to resume, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "meta": meta, "state_dict": model.state_dict()}
     if training is not None:
         payload["training"] = training
-    partial = path.with_name(path.name + ".tmp")
-    torch.save(payload, partial)
-    os.replace(partial, path)
-    return path
+    with atomic_path(path) as partial:
+        torch.save(payload, partial)
+    return Path(path)
 
 
 def read_checkpoint(path: Path) -> dict:

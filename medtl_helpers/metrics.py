@@ -20,7 +20,8 @@ from medtl_helpers.inference import run_batched
 METRICS = ("auroc", "accuracy", "sensitivity", "specificity", "balanced_accuracy")
 
 
-def _arrays(y, p) -> tuple[np.ndarray, np.ndarray]:
+def labels_and_probabilities(y, p) -> tuple[np.ndarray, np.ndarray]:
+    """`y` as int64 0/1 and `p` as float64, both flat numpy; a clear error on a mismatch."""
     y, p = (
         v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v) for v in (y, p)
     )
@@ -55,7 +56,7 @@ def _tie_group_auroc(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
 
 def auroc(y, p) -> float:
     """Area under the ROC curve: how often a PNEUMONIA case outscores a NORMAL one."""
-    y, p = _arrays(y, p)
+    y, p = labels_and_probabilities(y, p)
     _require(y, "AUROC")
     _, group = np.unique(p, return_inverse=True)
     size = int(group.max()) + 1
@@ -66,7 +67,7 @@ def auroc(y, p) -> float:
 
 def confusion(y, p, threshold: float) -> dict[str, int]:
     """Counts of true/false positives/negatives, predicting PNEUMONIA when p >= threshold."""
-    y, p = _arrays(y, p)
+    y, p = labels_and_probabilities(y, p)
     pred = p >= threshold
     return {
         "tp": int((pred & (y == 1)).sum()),
@@ -83,14 +84,14 @@ def accuracy(y, p, threshold: float = 0.5) -> float:
 
 def sensitivity(y, p, threshold: float = 0.5) -> float:
     """Recall of PNEUMONIA: the share of sick patients the model flags."""
-    _require(_arrays(y, p)[0], "sensitivity", labels=(1,))
+    _require(labels_and_probabilities(y, p)[0], "sensitivity", labels=(1,))
     c = confusion(y, p, threshold)
     return c["tp"] / (c["tp"] + c["fn"])
 
 
 def specificity(y, p, threshold: float = 0.5) -> float:
     """Recall of NORMAL: the share of healthy patients the model leaves alone."""
-    _require(_arrays(y, p)[0], "specificity", labels=(0,))
+    _require(labels_and_probabilities(y, p)[0], "specificity", labels=(0,))
     c = confusion(y, p, threshold)
     return c["tn"] / (c["tn"] + c["fp"])
 
@@ -106,7 +107,7 @@ def choose_threshold(y, p, rule: str = "youden", target: float = 0.95) -> float:
     ties go to the candidate closest to 0.5, then to the higher one. `rule="sensitivity"` returns
     the highest candidate whose sensitivity is at least `target`.
     """
-    y, p = _arrays(y, p)
+    y, p = labels_and_probabilities(y, p)
     _require(y, "choosing a threshold")
     candidates = np.unique(p)
     pos, neg = np.sort(p[y == 1]), np.sort(p[y == 0])
@@ -126,7 +127,7 @@ def choose_threshold(y, p, rule: str = "youden", target: float = 0.95) -> float:
 
 def binary_metrics(y, p, threshold: float) -> dict:
     """Every reported metric at one fixed threshold, plus the threshold and the number of cases."""
-    y, p = _arrays(y, p)
+    y, p = labels_and_probabilities(y, p)
     values = {"auroc": auroc(y, p)}
     for name, fn in zip(METRICS[1:], (accuracy, sensitivity, specificity, balanced_accuracy)):
         values[name] = fn(y, p, threshold)
@@ -141,7 +142,7 @@ def bootstrap_ci(
     The threshold stays fixed: re-choosing it per resample would measure a different procedure.
     Resamples holding a single class are left out of the class-dependent metrics, with a warning.
     """
-    y, p = _arrays(y, p)
+    y, p = labels_and_probabilities(y, p)
     _require(y, "bootstrap_ci")
     rng = np.random.default_rng(seed)
     _, group = np.unique(p, return_inverse=True)
@@ -181,18 +182,26 @@ def bootstrap_ci(
     return intervals
 
 
+def calibration_bins(y, p, n_bins: int = 10) -> dict[str, np.ndarray]:
+    """Per equal-width bin of `p` on [0, 1]: case count, sum of `p` and number of PNEUMONIA cases.
+
+    A bin holds p in [k/n, (k+1)/n); p = 1.0 goes in the last bin, not in an extra one.
+    """
+    y, p = labels_and_probabilities(y, p)
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError("calibration needs probabilities in [0, 1]")
+    bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    return {
+        "count": np.bincount(bins, minlength=n_bins),
+        "p_sum": np.bincount(bins, weights=p, minlength=n_bins),
+        "positives": np.bincount(bins, weights=y, minlength=n_bins),
+    }
+
+
 def expected_calibration_error(y, p, n_bins: int = 10) -> float:
     """Case-weighted mean gap |observed rate - mean predicted p| over equal-width bins on [0, 1]."""
-    y, p = _arrays(y, p)
-    if ((p < 0) | (p > 1)).any():
-        raise ValueError("expected_calibration_error needs probabilities in [0, 1]")
-    # p = 1.0 belongs in the last bin, not in an extra one.
-    bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
-    gap = np.abs(
-        np.bincount(bins, weights=y, minlength=n_bins)
-        - np.bincount(bins, weights=p, minlength=n_bins)
-    )
-    return float(gap.sum() / y.size)
+    bins = calibration_bins(y, p, n_bins)
+    return float(np.abs(bins["positives"] - bins["p_sum"]).sum() / bins["count"].sum())
 
 
 def metrics_table(values: dict, intervals: dict | None = None) -> str:

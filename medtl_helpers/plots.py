@@ -15,7 +15,13 @@ import seaborn as sns
 from sklearn.metrics import roc_curve
 
 from medtl_helpers.data.records import CLASSES
-from medtl_helpers.metrics import auroc, confusion, expected_calibration_error
+from medtl_helpers.metrics import (
+    auroc,
+    calibration_bins,
+    confusion,
+    expected_calibration_error,
+    labels_and_probabilities,
+)
 
 
 def plot_history(rows: list[dict], title: str = "", axes=None):
@@ -93,20 +99,12 @@ def _axes(ax, size: tuple[float, float] = (4.2, 4.0)):
     return plt.subplots(figsize=size)[1] if ax is None else ax
 
 
-def _numpy(values) -> np.ndarray:
-    return values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
-
-
-def _as_numpy(y, p) -> tuple[np.ndarray, np.ndarray]:
-    return _numpy(y).reshape(-1).astype(np.int64), _numpy(p).reshape(-1).astype(np.float64)
-
-
 def plot_roc(y, p, threshold: float | None = None, label: str = "model", ax=None):
     """ROC curve (false positive rate vs sensitivity) with AUROC in the legend.
 
     With `threshold`, the operating point it gives (1 - specificity, sensitivity) is marked.
     """
-    y, p = _as_numpy(y, p)
+    y, p = labels_and_probabilities(y, p)
     ax = _axes(ax)
     fpr, tpr, _ = roc_curve(y, p, drop_intermediate=False)
     ax.plot(fpr, tpr, color="C0", label=f"{label} (AUROC {auroc(y, p):.3f})")
@@ -153,13 +151,14 @@ def plot_confusion(y, p, threshold: float, classes: tuple[str, ...] = CLASSES, a
 
 def reliability_table(y, p, n_bins: int = 10) -> dict[str, np.ndarray]:
     """Per non-empty equal-width bin: mean predicted p, observed PNEUMONIA rate and case count."""
-    y, p = _as_numpy(y, p)
-    bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
-    count = np.bincount(bins, minlength=n_bins)
-    kept = count > 0
-    predicted = np.bincount(bins, weights=p, minlength=n_bins)[kept] / count[kept]
-    observed = np.bincount(bins, weights=y, minlength=n_bins)[kept] / count[kept]
-    return {"predicted": predicted, "observed": observed, "count": count[kept]}
+    bins = calibration_bins(y, p, n_bins)
+    kept = bins["count"] > 0
+    count = bins["count"][kept]
+    return {
+        "predicted": bins["p_sum"][kept] / count,
+        "observed": bins["positives"][kept] / count,
+        "count": count,
+    }
 
 
 def plot_reliability(y, p, n_bins: int = 10, ax=None):
@@ -170,7 +169,7 @@ def plot_reliability(y, p, n_bins: int = 10, ax=None):
     """
     ax = _axes(ax)
     table = reliability_table(y, p, n_bins)
-    ece = expected_calibration_error(*_as_numpy(y, p), n_bins=n_bins)
+    ece = expected_calibration_error(y, p, n_bins=n_bins)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
     sns.lineplot(x=table["predicted"], y=table["observed"], color="C0", ax=ax, label="model")
     sizes = 20 + 180 * table["count"] / table["count"].max()

@@ -9,14 +9,13 @@ directly comparable.
 
 from __future__ import annotations
 
-import json
-import os
 import platform
 from pathlib import Path
 
 import pandas as pd
 import torch
 
+from medtl_helpers.atomic import write_json
 from medtl_helpers.history import History
 from medtl_helpers.metrics import binary_metrics, bootstrap_ci, metrics_table
 from medtl_helpers.training import amp_dtype
@@ -54,14 +53,9 @@ def report_table(report: dict) -> str:
 
 def write_report(path: str | Path, report: dict, **extra: object) -> Path:
     """Write the report as JSON (auroc, accuracy, sensitivity, specificity, threshold, n, ...)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     plain = {k: v for k, v in report.items() if k != "ci95"}
     plain["ci95"] = {k: list(v) for k, v in report.get("ci95", {}).items()}
-    partial = path.with_name(path.name + ".tmp")
-    partial.write_text(json.dumps({**plain, **extra}, indent=2))
-    os.replace(partial, path)
-    return path
+    return write_json(path, {**plain, **extra})
 
 
 def compare_with_published(report: dict, test_set: str, chosen_on: str = "validation"):

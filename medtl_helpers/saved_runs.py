@@ -20,6 +20,7 @@ from pathlib import Path
 from torch import nn
 
 from medtl_helpers import config
+from medtl_helpers.atomic import write_json
 from medtl_helpers.checkpoint import load_weights, read_checkpoint
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.history import History
@@ -115,11 +116,11 @@ def fit_or_load(
     if retrain or _read_json(folder / SETTINGS) != settings:
         shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
-    _write_json(folder / SETTINGS, settings)
+    write_json(folder / SETTINGS, settings)
     history = fit(
         model, train, val, profile=profile, seed=seed, out_dir=folder, resume=True, **fit_kwargs
     )
-    _write_json(folder / FINISHED, {"settings": settings, "history": history.state()})
+    write_json(folder / FINISHED, {"settings": settings, "history": history.state()})
     return model, history
 
 
@@ -128,9 +129,3 @@ def _read_json(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def _write_json(path: Path, data: dict) -> None:
-    partial = path.with_name(path.name + ".tmp")
-    partial.write_text(json.dumps(data, indent=1))
-    os.replace(partial, path)

@@ -15,9 +15,11 @@ from medtl_helpers.metrics import (
     balanced_accuracy,
     binary_metrics,
     bootstrap_ci,
+    calibration_bins,
     choose_threshold,
     confusion,
     expected_calibration_error,
+    labels_and_probabilities,
     metrics_table,
     predict_proba,
     sensitivity,
@@ -160,6 +162,27 @@ def test_expected_calibration_error():
     assert expected_calibration_error([1], [1.0]) == 0.0  # p = 1 lands in the last bin
     with pytest.raises(ValueError, match="probabilities in"):
         expected_calibration_error([0, 1], [0.1, 1.2])
+
+
+def test_calibration_bins_count_cases_probabilities_and_positives_per_bin():
+    # 0.05 -> bin 0; 0.1 -> bin 1 (the lower edge belongs to the bin); 0.95 and 1.0 -> bin 9.
+    bins = calibration_bins(torch.tensor([0, 1, 1, 0]), np.array([0.05, 0.1, 0.95, 1.0]))
+    assert bins["count"].tolist() == [1, 1, 0, 0, 0, 0, 0, 0, 0, 2]
+    assert bins["positives"].tolist() == [0, 1, 0, 0, 0, 0, 0, 0, 0, 1]
+    assert bins["p_sum"][[0, 1, 9]] == pytest.approx([0.05, 0.1, 1.95])
+    assert calibration_bins([1, 0], [0.3, 0.6], n_bins=2)["count"].tolist() == [1, 1]
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
+        calibration_bins([0], [-0.1])
+
+
+def test_labels_and_probabilities_flatten_and_check():
+    y, p = labels_and_probabilities(torch.tensor([[1], [0]]), [[0.7], [0.2]])
+    assert y.dtype == np.int64 and p.dtype == np.float64
+    assert y.tolist() == [1, 0] and p.tolist() == [0.7, 0.2]
+    with pytest.raises(ValueError, match="y has 2 labels but p has 3 probabilities"):
+        labels_and_probabilities([0, 1], [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match=r"labels must be 0 \(NORMAL\) or 1 \(PNEUMONIA\)"):
+        labels_and_probabilities([0, 2], [0.1, 0.2])
 
 
 def test_metrics_table_formatting():

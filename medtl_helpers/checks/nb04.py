@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from medtl_helpers.checks.common import require_answer
-from medtl_helpers.metrics import choose_threshold
+from medtl_helpers.metrics import choose_threshold, confusion
 from medtl_helpers.training import class_weights
 
 __all__ = ["check_class_weights", "check_val_threshold"]
@@ -97,13 +97,8 @@ def _threshold_case() -> tuple[np.ndarray, ...]:
 
 def _rates(y: np.ndarray, p: np.ndarray, threshold: float, strict: bool = False):
     """(sensitivity, specificity, counts) predicting PNEUMONIA at p >= t, or p > t if strict."""
-    pred = p > threshold if strict else p >= threshold
-    c = {
-        "tp": int((pred & (y == 1)).sum()),
-        "fn": int((~pred & (y == 1)).sum()),
-        "tn": int((~pred & (y == 0)).sum()),
-        "fp": int((pred & (y == 0)).sum()),
-    }
+    # p > t is p >= (the next float above t).
+    c = confusion(y, p, np.nextafter(threshold, np.inf) if strict else threshold)
     return c["tp"] / (c["tp"] + c["fn"]), c["tn"] / (c["tn"] + c["fp"]), c
 
 

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from medtl_helpers.atomic import atomic_path
 from medtl_helpers.data.folder import load_grey, patient_id
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.errors import DataError
@@ -74,7 +75,6 @@ class TensorCache:
 
     @staticmethod
     def save(data: ImageSet, target: Path) -> Path:
-        target.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "format": FORMAT_VERSION,
             "images": data.images,
@@ -83,9 +83,8 @@ class TensorCache:
             "paths": data.paths or [],
             "source": data.source,
         }
-        partial = target.with_suffix(".tmp")
-        torch.save(payload, partial)
-        os.replace(partial, target)
+        with atomic_path(target) as partial:
+            torch.save(payload, partial)
         return target
 
     @staticmethod
