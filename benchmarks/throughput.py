@@ -24,7 +24,6 @@ import argparse
 import datetime as dt
 import itertools
 import os
-import platform
 import random
 import shutil
 import tempfile
@@ -44,6 +43,7 @@ from medtl_helpers.data.folder import scan_split
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.data.sources import find_kermany_root
 from medtl_helpers.data.synthetic import write_synthetic_folder
+from medtl_helpers.environment import hardware_name
 from medtl_helpers.features import FrozenFeatures
 from medtl_helpers.models import build_model
 from medtl_helpers.stages import Stage, make_optimizer, make_scheduler
@@ -187,12 +187,6 @@ def naive_indices(folder: Path, paths: list[Path]) -> list[int]:
     return [position[Path(p).resolve()] for p in paths]
 
 
-def device_line(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)}"
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
@@ -226,7 +220,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     paths, labels = pick_files(folder, n_images)
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(
-        f"# date: {now}; device: {device.type} ({device_line(device)}), "
+        f"# date: {now}; device: {device.type} ({hardware_name(device)}), "
         f"{torch.get_num_threads()} torch threads"
     )
     print(f"# torch {torch.__version__}, torchvision {torchvision.__version__}")

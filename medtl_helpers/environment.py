@@ -17,18 +17,22 @@ def on_colab() -> bool:
     return "google.colab" in sys.modules
 
 
+def hardware_name(device: torch.device | str | None = None) -> str:
+    """The GPU's name and memory, or the CPU's name and core count (default: the course device)."""
+    device = config.get_device() if device is None else torch.device(device)
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return f"{props.name}, {props.total_memory / 2**30:.0f} GiB"
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
 def environment_report(profile: config.Profile | None = None) -> str:
     """Device, versions, profile and the sizes it implies, in a few aligned lines."""
     profile = profile or config.get_profile()
     device = config.get_device()
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(0)
-        hardware = f"{props.name}, {props.total_memory / 2**30:.0f} GiB"
-    else:
-        hardware = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     where = "Colab" if on_colab() else platform.system()
     rows = {
-        "device": f"{device.type} ({hardware}); {torch.get_num_threads()} CPU threads",
+        "device": f"{device.type} ({hardware_name(device)}); {torch.get_num_threads()} CPU threads",
         "versions": (
             f"python {platform.python_version()}, torch {torch.__version__}, "
             f"torchvision {torchvision.__version__}, medtl_helpers {medtl_helpers.__version__}"

@@ -9,13 +9,13 @@ directly comparable.
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 from medtl_helpers.atomic import write_json
+from medtl_helpers.environment import hardware_name
 from medtl_helpers.history import History
 from medtl_helpers.metrics import binary_metrics, bootstrap_ci, metrics_table
 from medtl_helpers.training import amp_dtype
@@ -108,20 +108,14 @@ def precision_label(device: torch.device | str, amp: str = "auto") -> str:
     return "fp32"
 
 
-def device_name(device: torch.device | str) -> str:
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{device.type} ({platform.processor() or platform.machine()})"
-
-
 def throughput_line(history: History, device: torch.device | str, image_size: int) -> str:
     """Median training images/s over the epochs, with the device, image size and precision."""
     speeds = sorted(history.column("images_per_s"))
     if not speeds:
         raise ValueError("the history has no epochs: train first")
     median = speeds[len(speeds) // 2]
+    device = torch.device(device)
     return (
         f"training throughput: {median:,.0f} images/s (median of {len(speeds)} epochs) on "
-        f"{device_name(device)}, {image_size} px, {precision_label(device)}"
+        f"{device.type} ({hardware_name(device)}), {image_size} px, {precision_label(device)}"
     )

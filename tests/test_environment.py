@@ -1,0 +1,37 @@
+"""The environment report names the hardware, versions, profile and weights a notebook runs with."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import torch
+
+import medtl_helpers
+from medtl_helpers import config
+from medtl_helpers.environment import environment_report, hardware_name, on_colab
+
+
+def test_cpu_hardware_names_the_core_count():
+    assert hardware_name("cpu").endswith(f", {os.cpu_count()} cores")
+
+
+def test_gpu_hardware_names_the_card_and_its_memory(monkeypatch):
+    card = SimpleNamespace(name="Tesla T4", total_memory=15 * 2**30 + 2**20)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: card)
+    assert hardware_name(torch.device("cuda")) == "Tesla T4, 15 GiB"
+
+
+def test_report_lines_follow_the_profile(monkeypatch):
+    monkeypatch.setenv("MEDTL_PROFILE", "quick")
+    monkeypatch.delitem(__import__("sys").modules, "google.colab", raising=False)
+    lines = dict((line[:11].strip(), line[11:]) for line in environment_report().splitlines())
+    assert list(lines) == ["device", "versions", "running on", "profile", "weights"]
+    assert lines["device"].startswith(f"{config.get_device().type} (")
+    assert f"torch {torch.__version__}" in lines["versions"]
+    assert f"medtl_helpers {medtl_helpers.__version__}" in lines["versions"]
+    assert lines["profile"] == "quick: 64 px, batch 32, 1 epoch(s), train images 800"
+    assert lines["weights"] == config.pretrained_choice(config.get_profile("quick"))
+    assert not on_colab() and lines["running on"] != "Colab"
+    cpu = config.get_profile("cpu")
+    assert "cpu: 128 px, batch 32, 3 epoch(s), train images all" in environment_report(cpu)
