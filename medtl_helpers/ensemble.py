@@ -45,12 +45,21 @@ def vote_share(probabilities, thresholds) -> np.ndarray:
     return (probs >= limits).mean(axis=0)
 
 
-def hard_vote(probabilities, thresholds, tie: str = "positive") -> np.ndarray:
-    """Majority of the members' thresholded votes, 0/1 per image; `tie` decides a 50/50 split."""
+def majority_cut(tie: str = "positive") -> float:
+    """The vote share from which the ensemble says PNEUMONIA (share >= cut).
+
+    A 50/50 split has a share of exactly 0.5: `tie="positive"` cuts at 0.5, so the split counts
+    as PNEUMONIA; `tie="negative"` cuts at the next float above 0.5, so it counts as NORMAL.
+    """
     if tie not in TIES:
         raise ValueError(f"tie={tie!r}: use 'positive' or 'negative'")
-    share = vote_share(probabilities, thresholds)
-    return (share >= 0.5 if tie == "positive" else share > 0.5).astype(np.int64)
+    return 0.5 if tie == "positive" else float(np.nextafter(0.5, 1.0))
+
+
+def hard_vote(probabilities, thresholds, tie: str = "positive") -> np.ndarray:
+    """Majority of the members' thresholded votes, 0/1 per image; `tie` decides a 50/50 split."""
+    cut = majority_cut(tie)
+    return (vote_share(probabilities, thresholds) >= cut).astype(np.int64)
 
 
 def weights_fingerprint(model: nn.Module) -> str:
@@ -180,8 +189,7 @@ def compare_members(
     The hard vote is scored by its vote share, whose AUROC is coarse (members + 1 levels), at a
     threshold of one half, so `tie` decides the 50/50 splits.
     """
-    if tie not in TIES:
-        raise ValueError(f"tie={tie!r}: use 'positive' or 'negative'")
+    cut = majority_cut(tie)
     p_val, p_test = ensemble.member_probabilities(val), ensemble.member_probabilities(test)
     y_val, y_test = val.labels.numpy(), test.labels.numpy()
     rows = [
@@ -194,7 +202,5 @@ def compare_members(
     )
     share_val = vote_share(p_val, ensemble.thresholds)
     share_test = vote_share(p_test, ensemble.thresholds)
-    # a 50/50 split sits exactly at 0.5: just above it, tie="negative" calls it NORMAL
-    cut = 0.5 if tie == "positive" else float(np.nextafter(0.5, 1.0))
     rows.append(_row(f"hard vote (tie={tie})", y_val, share_val, y_test, share_test, cut))
     return pd.DataFrame(rows).set_index("model")

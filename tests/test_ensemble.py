@@ -12,6 +12,7 @@ from medtl_helpers.ensemble import (
     Ensemble,
     compare_members,
     hard_vote,
+    majority_cut,
     soft_vote,
     vote_share,
     weights_fingerprint,
@@ -57,6 +58,15 @@ def test_hard_vote_breaks_ties_as_asked():
     assert hard_vote(PROBS, [0.5, 0.5], tie="negative").tolist() == [1, 0, 0, 0]
     with pytest.raises(ValueError, match="tie='coin'"):
         hard_vote(PROBS, [0.5, 0.5], tie="coin")
+
+
+def test_majority_cut_puts_a_tie_on_the_chosen_side():
+    assert majority_cut("positive") == 0.5
+    negative = majority_cut("negative")
+    assert 0.5 < negative < 0.5 + 1e-15  # the next float: any real majority is still above it
+    assert 2 / 3 >= negative and not 0.5 >= negative
+    with pytest.raises(ValueError, match="tie='maybe': use 'positive' or 'negative'"):
+        majority_cut("maybe")
 
 
 def test_three_members_have_no_ties():
