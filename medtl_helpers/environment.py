@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from pathlib import Path
 
 import torch
 import torchvision
@@ -17,13 +18,24 @@ def on_colab() -> bool:
     return "google.colab" in sys.modules
 
 
+def cpu_model() -> str:
+    """The processor's model name ("AMD EPYC 7B13"), from /proc/cpuinfo on Linux."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware_name(device: torch.device | str | None = None) -> str:
     """The GPU's name and memory, or the CPU's name and core count (default: the course device)."""
     device = config.get_device() if device is None else torch.device(device)
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         return f"{props.name}, {props.total_memory / 2**30:.0f} GiB"
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    return f"{cpu_model()}, {os.cpu_count()} cores"
 
 
 def environment_report(profile: config.Profile | None = None) -> str:

@@ -8,12 +8,27 @@ from types import SimpleNamespace
 import torch
 
 import medtl_helpers
-from medtl_helpers import config
-from medtl_helpers.environment import environment_report, hardware_name, on_colab
+from medtl_helpers import config, environment
+from medtl_helpers.environment import cpu_model, environment_report, hardware_name, on_colab
 
 
 def test_cpu_hardware_names_the_core_count():
     assert hardware_name("cpu").endswith(f", {os.cpu_count()} cores")
+
+
+def test_cpu_model_comes_from_cpuinfo_or_platform(monkeypatch, tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\n")
+    real_path = environment.Path
+    monkeypatch.setattr(
+        environment, "Path", lambda p: info if p == "/proc/cpuinfo" else real_path(p)
+    )
+    assert cpu_model() == "AMD EPYC 7B13"
+    assert hardware_name("cpu") == f"AMD EPYC 7B13, {os.cpu_count()} cores"
+    monkeypatch.setattr(environment, "Path", lambda p: tmp_path / "missing")
+    monkeypatch.setattr(environment.platform, "processor", lambda: "")
+    monkeypatch.setattr(environment.platform, "machine", lambda: "arm64")
+    assert cpu_model() == "arm64"
 
 
 def test_gpu_hardware_names_the_card_and_its_memory(monkeypatch):
