@@ -1,6 +1,7 @@
 """`make course`: execute every notebook headless, in order, and print one line per notebook.
 
-Executed copies go to `runs/notebooks/`, so the committed notebooks stay free of outputs. The
+Executed copies go to `runs/notebooks/`, so the committed notebooks stay free of outputs, with
+`timings.md`: the wall time per notebook as a table to paste into docs/TEACHING.md. The
 summary line names the profile and the data source the notebook announced in its banner, so a
 teacher can see at a glance whether a run used real X-rays or the synthetic stand-in.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from medtl_helpers import config
 from medtl_helpers.course_links import numbered_notebooks
+from medtl_helpers.environment import hardware_name
 
 _SOURCE = re.compile(r"Data source: (\S+)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -69,6 +71,23 @@ def run_notebook(path: Path, out_dir: Path, timeout: int = 3600) -> NotebookRun:
     )
 
 
+def timings_markdown(runs: list[NotebookRun], device: str) -> str:
+    """The runs as a Markdown table, in the shape of the run-time table in docs/TEACHING.md."""
+    profiles = sorted({r.profile for r in runs})
+    lines = [
+        f"Profile {', '.join(profiles)} on {device}.",
+        "",
+        "| notebook | seconds | data | status |",
+        "|---|---|---|---|",
+    ]
+    for r in runs:
+        status = "ok" if r.error is None else f"FAILED: {r.error}"
+        lines.append(f"| {r.name} | {r.seconds:.1f} | {r.source} | {status} |")
+    total = sum(r.seconds for r in runs)
+    lines.append(f"| whole course | {total / 60:.1f} min | | |")
+    return "\n".join(lines) + "\n"
+
+
 def run_course(folder: Path, out_dir: Path, only: list[str] | None = None) -> list[NotebookRun]:
     """Run the numbered notebooks in order; `only` keeps those whose number is listed."""
     notebooks = numbered_notebooks(folder)
@@ -83,7 +102,9 @@ def run_course(folder: Path, out_dir: Path, only: list[str] | None = None) -> li
         runs.append(run_notebook(path, out_dir))
         print(runs[-1].line(), flush=True)
     total = sum(r.seconds for r in runs)
-    print(f"{len(runs)} notebooks in {total:.0f} s; executed copies in {out_dir}")
+    table = out_dir / "timings.md"
+    table.write_text(timings_markdown(runs, f"{config.get_device().type} ({hardware_name()})"))
+    print(f"{len(runs)} notebooks in {total:.0f} s; executed copies and {table.name} in {out_dir}")
     return runs
 
 

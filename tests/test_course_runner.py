@@ -1,6 +1,6 @@
 import nbformat
 
-from medtl_helpers.course_runner import announced_source, run_course
+from medtl_helpers.course_runner import NotebookRun, announced_source, run_course, timings_markdown
 
 
 def write_notebook(path, source):
@@ -25,6 +25,31 @@ def test_runs_in_order_and_summarises(tmp_path, capsys):
     executed = nbformat.read(tmp_path / "out" / "00_first.ipynb", as_version=4)
     assert announced_source(executed) == "kermany-folder"
     assert not (tmp_path / "out" / "scratch.ipynb").exists()
+    table = (tmp_path / "out" / "timings.md").read_text().splitlines()
+    assert table[0].startswith("Profile quick on cpu (") and table[2].startswith("| notebook |")
+    assert [row.split(" | ")[0] for row in table[4:]] == [
+        "| 00_first",
+        "| 01_second",
+        "| 02_broken",
+        "| whole course",
+    ]
+    assert table[6].endswith("| FAILED: ValueError: boom |")
+
+
+def test_timings_table_adds_up_the_course():
+    runs = [
+        NotebookRun("00_setup_and_data", 61.25, "gpu", "kermany-folder"),
+        NotebookRun("04_pneumonia_training_gpu", 358.75, "gpu", "kermany-folder", "OOM"),
+    ]
+    assert timings_markdown(runs, "cuda (Tesla T4, 15 GiB)").splitlines() == [
+        "Profile gpu on cuda (Tesla T4, 15 GiB).",
+        "",
+        "| notebook | seconds | data | status |",
+        "|---|---|---|---|",
+        "| 00_setup_and_data | 61.2 | kermany-folder | ok |",
+        "| 04_pneumonia_training_gpu | 358.8 | kermany-folder | FAILED: OOM |",
+        "| whole course | 7.0 min | | |",
+    ]
 
 
 def test_only_runs_the_listed_numbers(tmp_path, capsys):
