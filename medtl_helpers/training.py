@@ -33,11 +33,23 @@ from medtl_helpers.run_files import RunFolder
 from medtl_helpers.stages import Stage, make_optimizer, make_scheduler
 
 
+def native_bf16(device: torch.device) -> bool:
+    """True on GPUs with bf16 tensor cores (NVIDIA compute capability 8.0+: A100, L4, H100; AMD).
+
+    Not `torch.cuda.is_bf16_supported()`: by default it also says True where bf16 is only
+    emulated, as on a T4 (7.5), which then runs slower than fp16.
+    """
+    if torch.version.hip:
+        return True
+    return torch.cuda.get_device_properties(device).major >= 8
+
+
 def amp_dtype(device: torch.device, amp: str = "auto") -> torch.dtype | None:
-    """bf16 on GPUs that support it, fp16 on older GPUs, none on CPU unless asked for."""
+    """bf16 on GPUs with native bf16, fp16 (with a GradScaler) on older GPUs such as the T4,
+    none on CPU unless asked for."""
     if amp == "off" or (amp == "auto" and device.type != "cuda"):
         return None
-    if amp == "bf16" or (device.type == "cuda" and torch.cuda.is_bf16_supported()):
+    if amp == "bf16" or (device.type == "cuda" and native_bf16(device)):
         return torch.bfloat16
     return torch.float16
 

@@ -10,7 +10,7 @@ from medtl_helpers.data.synthetic import make_synthetic
 from medtl_helpers.errors import MedtlError
 from medtl_helpers.models import build_model
 from medtl_helpers.stages import Stage, progressive_stages
-from medtl_helpers.training import amp_dtype, class_weights, fit
+from medtl_helpers.training import amp_dtype, class_weights, fit, native_bf16
 
 QUICK = config.get_profile("quick")
 
@@ -42,6 +42,28 @@ def test_amp_choice_on_cpu():
     assert amp_dtype(torch.device("cpu")) is None
     assert amp_dtype(torch.device("cpu"), "bf16") == torch.bfloat16
     assert amp_dtype(torch.device("cpu"), "off") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "major", "expected"),
+    [("Tesla T4", 7, torch.float16), ("Tesla V100", 7, torch.float16), ("A100", 8, torch.bfloat16)],
+)
+def test_amp_on_gpus_uses_bf16_only_where_it_is_native(monkeypatch, name, major, expected):
+    from types import SimpleNamespace
+
+    from medtl_helpers.report import precision_label
+
+    card = SimpleNamespace(name=name, major=major, minor=5 if major == 7 else 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: card)
+    monkeypatch.setattr(torch.version, "hip", None)
+    # torch says True on a T4 too, because bf16 can be emulated there: the course must not ask it.
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    cuda = torch.device("cuda")
+    assert native_bf16(cuda) is (major >= 8)
+    assert amp_dtype(cuda) == expected
+    assert amp_dtype(cuda, "off") is None
+    label = "bf16 autocast" if major >= 8 else "fp16 autocast with gradient scaling"
+    assert precision_label(cuda) == label
 
 
 def test_fit_records_history_and_writes_loadable_checkpoints(tiny, tmp_path):
