@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from conftest import write_xray
 
 from medtl_helpers import config
 from medtl_helpers.data.sources import find_kermany_root, load_course_data
@@ -26,6 +27,23 @@ def test_kermany_folder_is_found_and_test_split_kept(monkeypatch, kermany_root):
     assert len(data.test) == 13 and data.test.image_size == 64
     assert len(data.train) + len(data.val) == 13
     assert "Data source: kermany-folder" in data.banner()
+    assert data.test_given and not any("reuses" in note for note in data.notes)
+
+
+def test_a_given_test_folder_that_reuses_train_ids_is_reported_not_refused(
+    monkeypatch, kermany_root
+):
+    # As in the official release: test/PNEUMONIA/person1_virus_6.jpeg beside
+    # train/PNEUMONIA/person1_bacteria_1.jpeg.
+    write_xray(kermany_root / "test" / "PNEUMONIA" / "person1_virus_6.jpeg", value=90)
+    write_xray(kermany_root / "test" / "PNEUMONIA" / "person3_virus_7.jpeg", value=95)
+    monkeypatch.setenv("MEDTL_DATA", str(kermany_root))
+    data = load_course_data(config.get_profile("quick"), verbose=False)
+    assert data.test_given and len(data.test) == 15
+    note = next(note for note in data.notes if "reuses" in note)
+    assert note.startswith("test/ reuses 2 patient ids of train/ (e.g. person1, person3).")
+    assert "test metrics are optimistic" in note and f"note: {note}" in data.banner()
+    assert not set(data.train.patients) & set(data.val.patients)
 
 
 def test_train_only_folder_gets_a_patient_level_holdout(monkeypatch, kermany_root):
@@ -37,6 +55,8 @@ def test_train_only_folder_gets_a_patient_level_holdout(monkeypatch, kermany_roo
     monkeypatch.setenv("MEDTL_DATA", str(kermany_root))
     data = load_course_data(config.get_profile("quick"), verbose=False)
     assert any("holdout of train/ is the test" in note for note in data.notes)
+    assert not data.test_given
+    assert not set(data.train.patients) & set(data.test.patients)
     assert len(data.train) + len(data.val) + len(data.test) == 13
 
 

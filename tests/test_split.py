@@ -5,6 +5,7 @@ from medtl_helpers.data.records import ImageSet
 from medtl_helpers.data.split import (
     check_no_patient_overlap,
     patient_fraction_index,
+    shared_patients,
     split_by_patient,
     split_report,
     subsample_by_patient,
@@ -44,9 +45,23 @@ def test_split_is_deterministic_by_seed():
 def test_overlap_is_reported_with_patient_names():
     data = make_set(20)
     with pytest.raises(
-        DataError, match=r"patients appear in more than one split.*person\d+ \(a and b\)"
+        DataError, match=r"^1 patient appears in more than one split, e.g. person0 \(a and b\)\."
     ):
         check_no_patient_overlap(a=data.subset([0, 1, 2]), b=data.subset([0, 5]))
+
+
+def test_shared_patients_in_natural_order_and_every_pair_checked():
+    data = make_set(20)
+    by_patient = {p: i for i, p in enumerate(data.patients)}  # one image of each patient
+    pick = lambda *ids: data.subset([by_patient[f"person{i}"] for i in ids])  # noqa: E731
+    assert shared_patients(pick(10, 2, 3), pick(3, 10, 2, 4)) == ["person2", "person3", "person10"]
+    assert shared_patients(pick(1), pick(2)) == []
+    # train/val clean, but val and test share person7: the third pair is checked too
+    with pytest.raises(
+        DataError,
+        match=r"^1 patient appears in more than one split, e\.g\. person7 \(val and test\)\.",
+    ):
+        check_no_patient_overlap(train=pick(1, 2), val=pick(3, 7), test=pick(7, 8))
 
 
 def test_fraction_index_validates_and_subsample_keeps_balance():

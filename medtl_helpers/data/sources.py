@@ -21,6 +21,7 @@ from medtl_helpers.data.folder import check_layout, scan_split
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.data.split import (
     check_no_patient_overlap,
+    shared_patients,
     split_by_patient,
     subsample_by_patient,
 )
@@ -41,6 +42,7 @@ class CourseData:
     source: str
     origin: str
     notes: list[str] = field(default_factory=list)
+    test_given: bool = False  # True: test is the user's own test/ folder, used as it is
 
     def banner(self) -> str:
         sizes = f"train {len(self.train):,} / val {len(self.val):,} / test {len(self.test):,}"
@@ -102,13 +104,29 @@ def load_folder(root: Path, size: int, seed: int = 0) -> CourseData:
         notes.append("the official 16-image val/ folder is merged into train/ before splitting")
     if "test" in cached:
         test = cached["test"]
+        shared = shared_patients(pool, test)
+        if shared:
+            notes.append(test_overlap_note(shared))
     else:
         pool, test = split_by_patient(pool, HOLDOUT, seed)
         notes.append(
             f"no test/ folder: a patient-level {HOLDOUT:.0%} holdout of train/ is the test"
         )
     train, val = split_by_patient(pool, HOLDOUT, seed + 1)
-    return CourseData(train, val, test, "kermany-folder", str(root), notes)
+    return CourseData(
+        train, val, test, "kermany-folder", str(root), notes, test_given="test" in cached
+    )
+
+
+def test_overlap_note(shared: list[str]) -> str:
+    """What the banner says when a given test/ folder reuses patient ids of train/."""
+    examples = ", ".join(shared[:3])
+    return (
+        f"test/ reuses {len(shared)} patient ids of train/ (e.g. {examples}). The official "
+        "Kermany release does this: file names alone cannot tell whether they are the same "
+        "children, so test/ is used as given, as in the published results; if some are, "
+        "test metrics are optimistic. train and val never share a patient."
+    )
 
 
 def _mnist_size(size: int) -> int:
@@ -179,7 +197,9 @@ def load_course_data(
     data.val = subsample_by_patient(data.val, profile.max_eval_images, seed)
     data.test = subsample_by_patient(data.test, profile.max_eval_images, seed)
     if data.source != "pneumoniamnist":
-        check_no_patient_overlap(train=data.train, val=data.val, test=data.test)
+        # The course's own splits never share a patient; a given test/ folder is reported instead.
+        ours = {"train": data.train, "val": data.val}
+        check_no_patient_overlap(**ours, **({} if data.test_given else {"test": data.test}))
     if verbose:
         print(data.banner())
     return data

@@ -8,6 +8,7 @@ that class's images.
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -81,18 +82,29 @@ def subsample_by_patient(data: ImageSet, max_images: int | None, seed: int = 0) 
     return data.subset(patient_fraction_index(data, max_images / len(data), seed))
 
 
+def _natural(patient: str) -> tuple:
+    """Sort key that puts person2 before person10."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", patient))
+
+
+def shared_patients(first: ImageSet, second: ImageSet) -> list[str]:
+    """Patient ids with images in both sets, in natural order (person2 before person10)."""
+    return sorted(set(first.patients) & set(second.patients), key=_natural)
+
+
 def check_no_patient_overlap(**splits: ImageSet) -> None:
     """Raise DataError naming the patients found in more than one split."""
-    seen: dict[str, str] = {}
-    clashes: list[str] = []
-    for name, part in splits.items():
-        for patient in set(part.patients):
-            if patient in seen and seen[patient] != name:
-                clashes.append(f"{patient} ({seen[patient]} and {name})")
-            seen.setdefault(patient, name)
+    names = list(splits)
+    clashes = [
+        f"{patient} ({a} and {b})"
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+        for patient in shared_patients(splits[a], splits[b])
+    ]
     if clashes:
         raise DataError(
-            f"{len(clashes)} patients appear in more than one split, "
+            f"{len(clashes)} patient{' appears' if len(clashes) == 1 else 's appear'} in more "
+            "than one split, "
             f"e.g. {', '.join(clashes[:3])}. "
             "Split by patient with split_by_patient() so no child is on both sides."
         )
