@@ -89,7 +89,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     device = config.get_device(args.device)
     probs = predict_proba(model.to(device), part.images, device=device)
     y = part.labels.numpy()
-    report = evaluation_report(y, probs, meta["threshold"], n_boot=args.n_boot, seed=meta["seed"])
+    report = evaluation_report(
+        y, probs, meta["threshold"], n_boot=args.n_boot, seed=meta["seed"], groups=part.patients
+    )
     print(report_table(report))
     if args.json is not None:
         extra = {"split": args.split, "checkpoint": str(args.checkpoint), "arch": meta["arch"]}

@@ -135,34 +135,57 @@ def binary_metrics(y, p, threshold: float) -> dict:
 
 
 def bootstrap_ci(
-    y, p, threshold: float, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+    y,
+    p,
+    threshold: float,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    groups=None,
 ) -> dict[str, tuple[float, float]]:
-    """Percentile intervals for each metric of `binary_metrics`, resampling cases with replacement.
+    """Percentile intervals for each metric of `binary_metrics`, resampling with replacement.
 
-    The threshold stays fixed: re-choosing it per resample would measure a different procedure.
-    Resamples holding a single class are left out of the class-dependent metrics, with a warning.
+    `groups` (one id per case, e.g. `ImageSet.patients`) resamples whole groups: every X-ray of a
+    drawn child comes along, as many times as the child is drawn. Images of one child tend to be
+    right or wrong together, so resampling images alone gives intervals that are too narrow.
+    Without `groups` each case is its own group. The threshold stays fixed: re-choosing it per
+    resample would measure a different procedure. Resamples holding a single class are left out
+    of the class-dependent metrics, with a warning.
     """
     y, p = labels_and_probabilities(y, p)
     _require(y, "bootstrap_ci")
+    if groups is None:
+        cluster = np.arange(y.size)
+    else:
+        groups = np.asarray(list(groups), dtype=str)
+        if groups.size != y.size:
+            raise ValueError(f"groups has {groups.size} ids but there are {y.size} cases")
+        _, cluster = np.unique(groups, return_inverse=True)
+    n_groups = int(cluster.max()) + 1
     rng = np.random.default_rng(seed)
-    _, group = np.unique(p, return_inverse=True)
-    size = int(group.max()) + 1
-    # Chunks keep the (resamples x cases) index matrices near 16 MB whatever the test-set size.
-    chunk = max(1, 2_000_000 // y.size)
+    _, score = np.unique(p, return_inverse=True)
+    size = int(score.max()) + 1
+    positive, predicted = y == 1, p >= threshold
+    # Chunks keep the (resamples x cases) matrices near 16 MB whatever the test-set size.
+    chunk = max(1, 2_000_000 // max(y.size, n_groups))
     parts: dict[str, list[np.ndarray]] = {name: [] for name in METRICS}
     for start in range(0, n_boot, chunk):
         rows = min(chunk, n_boot - start)
-        idx = rng.integers(0, y.size, size=(rows, y.size))
-        yb, predb = y[idx] == 1, p[idx] >= threshold
-        n_pos = yb.sum(axis=1)
-        both = (n_pos > 0) & (n_pos < y.size)
-        key = np.arange(rows)[:, None] * size + group[idx]
-        pos = np.bincount(key[yb], minlength=rows * size).reshape(rows, size)
-        neg = np.bincount(key[~yb], minlength=rows * size).reshape(rows, size)
-        sens = (predb & yb).sum(axis=1)[both] / n_pos[both]
-        spec = (~predb & ~yb).sum(axis=1)[both] / (y.size - n_pos[both])
+        drawn = rng.integers(0, n_groups, size=(rows, n_groups))
+        times = np.bincount(
+            (np.arange(rows)[:, None] * n_groups + drawn).ravel(), minlength=rows * n_groups
+        ).reshape(rows, n_groups)
+        w = times[:, cluster].astype(np.float64)  # how often each case is in each resample
+        w_pos, w_neg = w * positive, w * ~positive
+        n_pos, n_neg = w_pos.sum(axis=1), w_neg.sum(axis=1)
+        both = (n_pos > 0) & (n_neg > 0)
+        key = (np.arange(rows)[:, None] * size + score).ravel()
+        pos = np.bincount(key, weights=w_pos.ravel(), minlength=rows * size).reshape(rows, size)
+        neg = np.bincount(key, weights=w_neg.ravel(), minlength=rows * size).reshape(rows, size)
+        sens = (w_pos * predicted).sum(axis=1)[both] / n_pos[both]
+        spec = (w_neg * ~predicted).sum(axis=1)[both] / n_neg[both]
         parts["auroc"].append(_tie_group_auroc(pos[both], neg[both]))
-        parts["accuracy"].append((predb == yb).mean(axis=1))
+        parts["accuracy"].append((w * (predicted == positive)).sum(axis=1) / w.sum(axis=1))
         parts["sensitivity"].append(sens)
         parts["specificity"].append(spec)
         parts["balanced_accuracy"].append((sens + spec) / 2)

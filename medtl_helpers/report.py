@@ -38,17 +38,26 @@ PUBLISHED = (
 )
 
 
-def evaluation_report(y, p, threshold: float, n_boot: int = 1000, seed: int = 0) -> dict:
-    """`binary_metrics` at the given threshold plus `ci95`: a (low, high) interval per metric."""
+def evaluation_report(
+    y, p, threshold: float, n_boot: int = 1000, seed: int = 0, groups=None
+) -> dict:
+    """`binary_metrics` at the given threshold plus `ci95`: a (low, high) interval per metric.
+
+    Pass `groups=test.patients` to resample whole children in the bootstrap (see `bootstrap_ci`);
+    `resampled` records which was done.
+    """
     values = binary_metrics(y, p, threshold)
-    intervals = bootstrap_ci(y, p, threshold, n_boot=n_boot, seed=seed)
-    return {**values, "ci95": intervals}
+    intervals = bootstrap_ci(y, p, threshold, n_boot=n_boot, seed=seed, groups=groups)
+    return {**values, "resampled": "images" if groups is None else "patients", "ci95": intervals}
 
 
 def report_table(report: dict) -> str:
     """The report as `metrics_table` prints it: one metric per row with its 95% interval."""
-    values = {k: v for k, v in report.items() if k != "ci95"}
-    return metrics_table(values, report.get("ci95"))
+    values = {k: v for k, v in report.items() if k not in ("ci95", "resampled")}
+    table = metrics_table(values, report.get("ci95"))
+    if "resampled" in report:
+        table += f"\n(95% bootstrap intervals, resampling {report['resampled']})"
+    return table
 
 
 def write_report(path: str | Path, report: dict, **extra: object) -> Path:

@@ -167,9 +167,10 @@ class Trainer:
             with torch.inference_mode():
                 return torch.softmax(features.head(features.val).float(), dim=1)[:, 1].cpu()
 
+        # fp32, as `metrics.predict_proba` and `evaluate` score later: the threshold saved with
+        # the checkpoint is then one of the scores they see (autocast would round it differently).
         def pneumonia(x: torch.Tensor) -> torch.Tensor:
-            with self.autocast():
-                logits = self.model(x.contiguous(memory_format=self.memory))
+            logits = self.model(x.contiguous(memory_format=self.memory))
             return torch.softmax(logits.float(), dim=1)[:, 1]
 
         chunks = run_batched(

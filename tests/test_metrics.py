@@ -146,6 +146,27 @@ def test_bootstrap_matches_per_resample_loop():
         assert ci[name] == pytest.approx(tuple(np.percentile(reference[name], [5, 95])))
 
 
+def test_bootstrap_by_patient_resamples_whole_children():
+    y, p = random_scores(100, seed=4)
+    # Every child has four identical X-rays: drawing children is drawing the 100 cases.
+    y4, p4 = np.repeat(y, 4), np.repeat(p, 4)
+    children = np.repeat([f"person{i:03d}" for i in range(100)], 4)  # sorted = case order
+    by_child = bootstrap_ci(y4, p4, 0.5, n_boot=200, seed=3, groups=children)
+    per_case = bootstrap_ci(y, p, 0.5, n_boot=200, seed=3)
+    for name in METRICS:
+        assert by_child[name] == pytest.approx(per_case[name]), name
+    # Resampling the 400 images as if independent pretends to four times the data.
+    by_image = bootstrap_ci(y4, p4, 0.5, n_boot=200, seed=3)
+    width = lambda ci: ci["auroc"][1] - ci["auroc"][0]  # noqa: E731
+    assert width(by_image) < 0.7 * width(by_child)
+    # One id per case is the same as no groups at all.
+    ids = [f"x{i:03d}" for i in range(100)]
+    one_each = bootstrap_ci(y, p, 0.5, n_boot=200, seed=3, groups=ids)
+    assert all(one_each[name] == pytest.approx(per_case[name]) for name in METRICS)
+    with pytest.raises(ValueError, match="groups has 99 ids but there are 100 cases"):
+        bootstrap_ci(y, p, 0.5, n_boot=10, groups=ids[:99])
+
+
 def test_bootstrap_skips_single_class_resamples():
     with pytest.warns(UserWarning, match="resamples held a single class"):
         ci = bootstrap_ci([0, 1], [0.2, 0.8], 0.5, n_boot=100)

@@ -46,6 +46,18 @@ def test_report_holds_the_metrics_at_the_given_threshold_with_intervals():
     table = report_table(report)
     assert table.splitlines()[0].split() == ["metric", "value", "interval"]
     assert "sensitivity        0.600  [" in table
+    assert report["resampled"] == "images"
+    assert table.splitlines()[-1] == "(95% bootstrap intervals, resampling images)"
+
+
+def test_report_by_patient_records_it_and_widens_the_intervals():
+    # Y4 repeats the 8 cases 4 times: as 8 children with 4 X-rays each, there is less evidence.
+    children = [f"child{i}" for i in range(8)] * 4
+    by_child = evaluation_report(Y4, P4, 0.5, n_boot=300, seed=0, groups=children)
+    by_image = evaluation_report(Y4, P4, 0.5, n_boot=300, seed=0)
+    assert by_child["resampled"] == "patients" and by_child["auroc"] == by_image["auroc"]
+    width = lambda r: r["ci95"]["auroc"][1] - r["ci95"]["auroc"][0]  # noqa: E731
+    assert width(by_child) > 1.5 * width(by_image)
 
 
 def test_written_json_has_the_cli_keys(tmp_path):

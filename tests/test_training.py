@@ -160,6 +160,7 @@ def test_cli_train_then_evaluate_writes_json(kermany_root, tmp_path, capsys):
     assert main(evaluate + ["--json", str(report), "--n-boot", "50"]) == 0
     values = json.loads(report.read_text())
     assert {"auroc", "accuracy", "sensitivity", "specificity", "threshold", "n"} <= set(values)
-    assert values["n"] == 13
+    assert values["n"] == 13 and values["resampled"] == "patients"
     printed = capsys.readouterr().out
     assert "auroc" in printed and "test: 13 images" in printed
+    assert "(95% bootstrap intervals, resampling patients)" in printed
