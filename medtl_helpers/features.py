@@ -9,6 +9,8 @@ trains on them; epochs then cost milliseconds instead of a full forward pass.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import torch
 from torch import nn
@@ -28,9 +30,19 @@ def backbone_is_frozen(model: nn.Module) -> bool:
 
 @torch.no_grad()
 def extract_features(
-    backbone: nn.Module, data: ImageSet, trainer, batch_size: int = 256, desc: str = "features"
+    backbone: nn.Module,
+    data: ImageSet,
+    trainer,
+    batch_size: int = 256,
+    desc: str = "features",
+    mixed_precision: bool = True,
 ) -> torch.Tensor:
-    """(N, C) float32 features on the trainer's device, in eval mode and without autograd."""
+    """(N, C) float32 features on the trainer's device, in eval mode and without autograd.
+
+    `mixed_precision=False` computes them in fp32 even where the trainer uses autocast, as for
+    the validation features: the threshold chosen on them is then one of the scores that
+    `predict_proba` (fp32) gives later.
+    """
     backbone.eval()
     chunks = []
     for start in tqdm(
@@ -38,7 +50,7 @@ def extract_features(
     ):
         images = data.images[start : start + batch_size].to(trainer.device)
         x = to_model_input(images, trainer.image_size).contiguous(memory_format=trainer.memory)
-        with trainer.autocast():
+        with trainer.autocast() if mixed_precision else nullcontext():
             chunks.append(backbone(x).float())
     return torch.cat(chunks)
 
@@ -70,7 +82,9 @@ class FrozenFeatures:
         backbone, self.head = split_backbone_head(model)
         self.trainer = trainer
         self.train = extract_features(backbone, train, trainer, desc="train features")
-        self.val = extract_features(backbone, val, trainer, desc="val features")
+        self.val = extract_features(
+            backbone, val, trainer, desc="val features", mixed_precision=False
+        )
         self.labels = train.labels.to(trainer.device)
 
     def train_epoch(self, optimizer, scheduler, desc: str) -> float:

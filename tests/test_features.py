@@ -47,3 +47,31 @@ def test_no_autograd_graph():
     model.layer4.register_forward_hook(lambda m, i, out: calls.append(out.requires_grad))
     backbone_features(model, images(2), image_size=32)
     assert calls == [False]
+
+
+def test_extract_features_in_mixed_precision_only_when_asked():
+    from types import SimpleNamespace
+
+    from medtl_helpers.data.records import ImageSet
+    from medtl_helpers.features import extract_features
+
+    torch.manual_seed(0)
+    backbone, _ = split_backbone_head(build_model("resnet18", pretrained="none", verbose=False))
+    x = images(3).to(torch.uint8)
+    data = ImageSet(x, torch.tensor([0, 1, 1]), ["a", "b", "c"], "t")
+    trainer = SimpleNamespace(  # a trainer that autocasts to bf16, as fit does on an A100
+        device=torch.device("cpu"),
+        image_size=32,
+        memory=torch.contiguous_format,
+        progress=False,
+        autocast=lambda: torch.autocast("cpu", dtype=torch.bfloat16),
+    )
+    backbone.eval()
+    with torch.no_grad():
+        exact = backbone(to_model_input(x, 32))
+    fp32 = extract_features(backbone, data, trainer, batch_size=2, mixed_precision=False)
+    mixed = extract_features(backbone, data, trainer, batch_size=2)
+    assert fp32.dtype == mixed.dtype == torch.float32 and fp32.shape == (3, 512)
+    torch.testing.assert_close(fp32, exact)
+    assert not torch.equal(mixed, exact)  # bf16 keeps 8 bits of mantissa
+    torch.testing.assert_close(mixed, exact, rtol=0.05, atol=0.05)
