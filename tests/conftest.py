@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -17,6 +19,15 @@ SHARED_TRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "chest_
 needs_shared_data = pytest.mark.skipif(
     not (SHARED_TRAIN / "train").is_dir(), reason=f"real data not found at {SHARED_TRAIN}"
 )
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """Import benchmarks/<name>.py (the benchmarks are scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(autouse=True)

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cpu_options.py"
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def options():
-    spec = importlib.util.spec_from_file_location("cpu_options", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("cpu_options")
 
 
 def test_table_lists_every_option_against_the_course_row(options, capsys):
