@@ -26,6 +26,7 @@ import itertools
 import os
 import random
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -198,6 +199,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--freezes", default="none,partial,all")
     parser.add_argument("--sizes", default=None, help="default: 224 (and 128 on CPU)")
     parser.add_argument("--pipelines", default="course,naive")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="interleaved naive/course repeats (median)"
+    )
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
     parser.add_argument("--data", default=None, help="a Kermany-layout folder")
     parser.add_argument("--synthetic-size", type=int, default=512)
@@ -206,8 +210,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
-    if args.warmup < 1 or args.batches < 1:
-        raise SystemExit("--warmup and --batches must be at least 1")
+    if min(args.warmup, args.batches, args.repeats) < 1:
+        raise SystemExit("--warmup, --batches and --repeats must be at least 1")
     if not set(args.pipelines.split(",")) <= {"course", "naive"}:
         raise SystemExit(f"--pipelines {args.pipelines}: use course, naive or course,naive")
     device = config.get_device(args.device)
@@ -227,7 +231,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"# data: {origin}")
     print(
         f"# {n_images} training images per measurement: {warm} warm-up + {args.batches} timed "
-        f"batches of {batch}; freeze=all over {args.epochs} epochs; naive workers {args.workers}"
+        f"batches of {batch}; freeze=all over {args.epochs} epochs; naive workers {args.workers}; "
+        f"median of {args.repeats} interleaved repeat(s)"
     )
     try:
         caches = {size: timed_cache(paths, labels, size) for size in sizes}
@@ -257,11 +262,17 @@ def run_table(args, device, folder: Path, paths: list[Path], caches: dict, sizes
     for size, arch, freeze in itertools.product(
         sizes, args.archs.split(","), args.freezes.split(",")
     ):
-        rates = {}
-        if "naive" in args.pipelines:
-            rates["naive"] = naive_rate(folder, indices, caches[size], arch, freeze, device, args)
-        if "course" in args.pipelines:
-            rates["course"] = course_rate(caches[size], arch, freeze, device, args)
+        measured: dict[str, list[float]] = {}
+        # Alternate the pipelines: on a shared machine the speed drifts within minutes, and
+        # the median of interleaved repeats compares the pipelines, not the moments.
+        for _ in range(args.repeats):
+            if "naive" in args.pipelines:
+                rate = naive_rate(folder, indices, caches[size], arch, freeze, device, args)
+                measured.setdefault("naive", []).append(rate)
+            if "course" in args.pipelines:
+                rate = course_rate(caches[size], arch, freeze, device, args)
+                measured.setdefault("course", []).append(rate)
+        rates = {pipeline: statistics.median(values) for pipeline, values in measured.items()}
         for pipeline, rate in sorted(rates.items(), key=lambda item: item[0] != "naive"):
             ratio = rate / rates["naive"] if "naive" in rates else float("nan")
             rows.append(dict(zip(HEADER, (pipeline, arch, freeze, size, device.type, rate, ratio))))

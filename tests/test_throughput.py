@@ -55,6 +55,32 @@ def test_without_data_a_synthetic_folder_is_written_said_and_removed(throughput,
     assert math.isnan(rows[0]["ratio"]) and table(out)[0][6] == "nan"
 
 
+def test_repeats_alternate_the_pipelines_and_report_medians(
+    throughput, kermany_root, capsys, monkeypatch
+):
+    calls = []
+    speeds = {"naive": iter([10.0, 30.0, 20.0]), "course": iter([45.0, 15.0, 40.0])}
+
+    def fake(pipeline):
+        def rate(*args):
+            calls.append(pipeline)
+            return next(speeds[pipeline])
+
+        return rate
+
+    monkeypatch.setattr(throughput, "naive_rate", fake("naive"))
+    monkeypatch.setattr(throughput, "course_rate", fake("course"))
+    argv = "--device cpu --batches 1 --warmup 1 --batch-size 2 --archs resnet18 --sizes 32 "
+    argv += f"--freezes none --repeats 3 --data {kermany_root}"
+    rows = throughput.main(argv.split())
+    assert calls == ["naive", "course"] * 3  # interleaved, not three of one then the other
+    assert [(r["pipeline"], r["images_per_s"]) for r in rows] == [("naive", 20.0), ("course", 40.0)]
+    assert rows[1]["ratio"] == pytest.approx(2.0)
+    assert "median of 3 interleaved repeat(s)" in capsys.readouterr().out
+
+
 def test_bad_arguments_are_refused(throughput):
     with pytest.raises(SystemExit, match="at least 1"):
         throughput.main(["--warmup", "0"])
+    with pytest.raises(SystemExit, match="--repeats must be at least 1"):
+        throughput.main(["--repeats", "0"])
