@@ -44,11 +44,13 @@ def evaluation_report(
     """`binary_metrics` at the given threshold plus `ci95`: a (low, high) interval per metric.
 
     Pass `groups=test.patients` to resample whole children in the bootstrap (see `bootstrap_ci`);
-    `resampled` records which was done.
+    `resampled` records which was done ("images" when every image has its own id).
     """
     values = binary_metrics(y, p, threshold)
     intervals = bootstrap_ci(y, p, threshold, n_boot=n_boot, seed=seed, groups=groups)
-    return {**values, "resampled": "images" if groups is None else "patients", "ci95": intervals}
+    # With one id per image (PneumoniaMNIST's ids), resampling patients is resampling images.
+    by_patient = groups is not None and len(set(groups)) < values["n"]
+    return {**values, "resampled": "patients" if by_patient else "images", "ci95": intervals}
 
 
 def report_table(report: dict) -> str:

@@ -58,6 +58,8 @@ def test_report_by_patient_records_it_and_widens_the_intervals():
     assert by_child["resampled"] == "patients" and by_child["auroc"] == by_image["auroc"]
     width = lambda r: r["ci95"]["auroc"][1] - r["ci95"]["auroc"][0]  # noqa: E731
     assert width(by_child) > 1.5 * width(by_image)
+    one_each = evaluation_report(Y4, P4, 0.5, n_boot=50, groups=[f"mnist-{i}" for i in range(32)])
+    assert one_each["resampled"] == "images"  # one id per image: nothing is grouped
 
 
 def test_written_json_has_the_cli_keys(tmp_path):
