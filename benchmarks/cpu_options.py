@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
-from medtl_helpers.environment import hardware_name
+from medtl_helpers.environment import device_label
 from medtl_helpers.models import build_model, split_backbone_head
 
 HEADER = "mode option arch size batch images_per_s warmup_s ratio"
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     unknown = sorted(set(modes) - {"train", "features"})
     if unknown:
         raise SystemExit(f"--modes: unknown {unknown}; use train and/or features")
-    print(f"# device: cpu ({hardware_name('cpu')}), {torch.get_num_threads()} torch threads")
+    print(f"# device: {device_label('cpu')}, {torch.get_num_threads()} torch threads")
     timing = f"{args.warmup} warm-up calls, then the median of {args.rounds} interleaved rounds"
     print(f"# torch {torch.__version__}; synthetic input; {timing} of {args.steps} calls")
     rows = []

@@ -44,7 +44,7 @@ from medtl_helpers.data.folder import scan_split
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.data.sources import find_kermany_root
 from medtl_helpers.data.synthetic import write_synthetic_folder
-from medtl_helpers.environment import hardware_name
+from medtl_helpers.environment import device_label
 from medtl_helpers.features import FrozenFeatures
 from medtl_helpers.models import build_model
 from medtl_helpers.stages import Stage, make_optimizer, make_scheduler
@@ -223,10 +223,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     folder, origin, temporary = resolve_data(args.data, args.synthetic_size, n_images)
     paths, labels = pick_files(folder, n_images)
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    print(
-        f"# date: {now}; device: {device.type} ({hardware_name(device)}), "
-        f"{torch.get_num_threads()} torch threads"
-    )
+    print(f"# date: {now}; device: {device_label(device)}, {torch.get_num_threads()} torch threads")
     print(f"# torch {torch.__version__}, torchvision {torchvision.__version__}")
     print(f"# data: {origin}")
     print(

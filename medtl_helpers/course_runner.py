@@ -17,7 +17,7 @@ from pathlib import Path
 
 from medtl_helpers import config
 from medtl_helpers.course_links import numbered_notebooks
-from medtl_helpers.environment import hardware_name
+from medtl_helpers.environment import device_label
 
 _SOURCE = re.compile(r"Data source: (\S+)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -103,7 +103,7 @@ def run_course(folder: Path, out_dir: Path, only: list[str] | None = None) -> li
         print(runs[-1].line(), flush=True)
     total = sum(r.seconds for r in runs)
     table = out_dir / "timings.md"
-    table.write_text(timings_markdown(runs, f"{config.get_device().type} ({hardware_name()})"))
+    table.write_text(timings_markdown(runs, device_label()))
     print(f"{len(runs)} notebooks in {total:.0f} s; executed copies and {table.name} in {out_dir}")
     return runs
 

@@ -38,13 +38,19 @@ def hardware_name(device: torch.device | str | None = None) -> str:
     return f"{cpu_model()}, {os.cpu_count()} cores"
 
 
+def device_label(device: torch.device | str | None = None) -> str:
+    """The device type with its hardware, as printed everywhere: "cpu (AMD EPYC, 2 cores)"."""
+    device = config.get_device() if device is None else torch.device(device)
+    return f"{device.type} ({hardware_name(device)})"
+
+
 def environment_report(profile: config.Profile | None = None) -> str:
     """Device, versions, profile and the sizes it implies, in a few aligned lines."""
     profile = profile or config.get_profile()
     device = config.get_device()
     where = "Colab" if on_colab() else platform.system()
     rows = {
-        "device": f"{device.type} ({hardware_name(device)}); {torch.get_num_threads()} CPU threads",
+        "device": f"{device_label(device)}; {torch.get_num_threads()} CPU threads",
         "versions": (
             f"python {platform.python_version()}, torch {torch.__version__}, "
             f"torchvision {torchvision.__version__}, medtl_helpers {medtl_helpers.__version__}"

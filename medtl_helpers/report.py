@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from medtl_helpers.atomic import write_json
-from medtl_helpers.environment import hardware_name
+from medtl_helpers.environment import device_label
 from medtl_helpers.history import History
 from medtl_helpers.metrics import binary_metrics, bootstrap_ci, metrics_table
 from medtl_helpers.training import amp_dtype
@@ -125,8 +125,7 @@ def throughput_line(history: History, device: torch.device | str, image_size: in
     if not speeds:
         raise ValueError("the history has no epochs: train first")
     median = speeds[len(speeds) // 2]
-    device = torch.device(device)
     return (
         f"training throughput: {median:,.0f} images/s (median of {len(speeds)} epochs) on "
-        f"{device.type} ({hardware_name(device)}), {image_size} px, {precision_label(device)}"
+        f"{device_label(device)}, {image_size} px, {precision_label(device)}"
     )

@@ -9,11 +9,18 @@ import torch
 
 import medtl_helpers
 from medtl_helpers import config, environment
-from medtl_helpers.environment import cpu_model, environment_report, hardware_name, on_colab
+from medtl_helpers.environment import (
+    cpu_model,
+    device_label,
+    environment_report,
+    hardware_name,
+    on_colab,
+)
 
 
 def test_cpu_hardware_names_the_core_count():
     assert hardware_name("cpu").endswith(f", {os.cpu_count()} cores")
+    assert device_label("cpu") == f"cpu ({hardware_name('cpu')})"
 
 
 def test_cpu_model_comes_from_cpuinfo_or_platform(monkeypatch, tmp_path):
@@ -35,6 +42,7 @@ def test_gpu_hardware_names_the_card_and_its_memory(monkeypatch):
     card = SimpleNamespace(name="Tesla T4", total_memory=15 * 2**30 + 2**20)
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: card)
     assert hardware_name(torch.device("cuda")) == "Tesla T4, 15 GiB"
+    assert device_label("cuda") == "cuda (Tesla T4, 15 GiB)"
 
 
 def test_report_lines_follow_the_profile(monkeypatch):
