@@ -29,6 +29,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -259,16 +260,17 @@ def run_table(args, device, folder: Path, paths: list[Path], caches: dict, sizes
     for size, arch, freeze in itertools.product(
         sizes, args.archs.split(","), args.freezes.split(",")
     ):
-        measured: dict[str, list[float]] = {}
+        measure = {
+            "naive": partial(naive_rate, folder, indices, caches[size], arch, freeze, device, args),
+            "course": partial(course_rate, caches[size], arch, freeze, device, args),
+        }
+        chosen = [pipeline for pipeline in measure if pipeline in args.pipelines]
         # Alternate the pipelines: on a shared machine the speed drifts within minutes, and
         # the median of interleaved repeats compares the pipelines, not the moments.
+        measured = {pipeline: [] for pipeline in chosen}
         for _ in range(args.repeats):
-            if "naive" in args.pipelines:
-                rate = naive_rate(folder, indices, caches[size], arch, freeze, device, args)
-                measured.setdefault("naive", []).append(rate)
-            if "course" in args.pipelines:
-                rate = course_rate(caches[size], arch, freeze, device, args)
-                measured.setdefault("course", []).append(rate)
+            for pipeline in chosen:
+                measured[pipeline].append(measure[pipeline]())
         rates = {pipeline: statistics.median(values) for pipeline, values in measured.items()}
         for pipeline, rate in sorted(rates.items(), key=lambda item: item[0] != "naive"):
             ratio = rate / rates["naive"] if "naive" in rates else float("nan")

@@ -167,7 +167,7 @@ def bootstrap_ci(
     size = int(score.max()) + 1
     positive, predicted = y == 1, p >= threshold
     # Chunks keep the (resamples x cases) matrices near 16 MB whatever the test-set size.
-    chunk = max(1, 2_000_000 // max(y.size, n_groups))
+    chunk = max(1, 2_000_000 // y.size)
     parts: dict[str, list[np.ndarray]] = {name: [] for name in METRICS}
     for start in range(0, n_boot, chunk):
         rows = min(chunk, n_boot - start)

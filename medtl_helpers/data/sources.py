@@ -199,7 +199,9 @@ def load_course_data(
     if data.source != "pneumoniamnist":
         # The course's own splits never share a patient; a given test/ folder is reported instead.
         ours = {"train": data.train, "val": data.val}
-        check_no_patient_overlap(**ours, **({} if data.test_given else {"test": data.test}))
+        if not data.test_given:
+            ours["test"] = data.test
+        check_no_patient_overlap(**ours)
     if verbose:
         print(data.banner())
     return data
