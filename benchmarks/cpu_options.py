@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
-from medtl_helpers.environment import device_label
+from medtl_helpers.config import device_label
 from medtl_helpers.models import build_model, split_backbone_head
 
 HEADER = "mode option arch size batch images_per_s warmup_s ratio"

@@ -18,8 +18,8 @@ from medtl_helpers import config
 from medtl_helpers.data.augment import to_model_input
 from medtl_helpers.data.sources import load_course_data, load_folder
 from medtl_helpers.data.split import subsample_by_patient
-from medtl_helpers.freezing import freeze
 from medtl_helpers.models import build_model
+from medtl_helpers.models.freezing import freeze
 from medtl_helpers.training import fit
 
 

@@ -2,8 +2,8 @@
 
 course: images decoded once into the uint8 tensor cache (its build is timed and printed before the
     table), `BatchAugment` on the device, AMP on CUDA (`training.amp_dtype`), channels_last, the
-    steps of `training.Trainer`; freeze=all computes the backbone features once
-    (`features.FrozenFeatures`) and trains the head on them.
+    steps of `training.BatchTrainer`; freeze=all computes the backbone features once
+    (`training.FrozenFeatures`) and trains the head on them.
 naive: torchvision `ImageFolder`, PIL decode + `Compose([Grayscale(3), Resize, RandomAffine,
     ColorJitter, ToTensor, Normalize])` per image in DataLoader workers (min(4, cpus), pin_memory
     on CUDA), fp32, default memory format, requires_grad=False freezing, the frozen backbone run
@@ -39,17 +39,22 @@ from torchvision import datasets
 from torchvision import transforms as T
 
 from medtl_helpers import config
+from medtl_helpers.config import device_label
 from medtl_helpers.data.augment import IMAGENET_MEAN, IMAGENET_STD, BatchAugment
 from medtl_helpers.data.cache import build_image_set
 from medtl_helpers.data.folder import scan_split
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.data.sources import find_kermany_root
 from medtl_helpers.data.synthetic import write_synthetic_folder
-from medtl_helpers.environment import device_label
-from medtl_helpers.features import FrozenFeatures
 from medtl_helpers.models import build_model
-from medtl_helpers.stages import Stage, make_optimizer, make_scheduler
-from medtl_helpers.training import Trainer
+from medtl_helpers.training import (
+    BatchTrainer,
+    FrozenFeatures,
+    Stage,
+    make_optimizer,
+    make_scheduler,
+    steps_per_epoch,
+)
 
 HEADER = ("pipeline", "arch", "freeze", "size", "device", "images_per_s", "ratio")
 
@@ -90,24 +95,20 @@ def new_run(arch: str, freeze: str, device: torch.device, course: bool, epochs: 
     return model, stage, make_optimizer(model, stage)
 
 
-def trainer_for(model, part: ImageSet, stage, device, batch: int, size: int, course: bool):
-    """A `training.Trainer` over `part`; the naive one has AMP, channels_last and augment off."""
-    return Trainer(
+def trainer_for(model, part: ImageSet, device, batch: int, size: int, course: bool):
+    """A `training.BatchTrainer` over `part`; the naive one: AMP, channels_last, augment off."""
+    return BatchTrainer(
         model,
         part,
         part.subset([0]),
-        [stage],
         device=device,
         batch_size=batch,
         image_size=size,
         amp="auto" if course else "off",
         channels_last=course,
-        weighted=True,
+        weighted_loss=True,
         augment=BatchAugment() if course else None,
-        patience=1,
-        out_dir=None,
         seed=0,
-        meta={},
         progress=False,
     )
 
@@ -120,12 +121,12 @@ def course_rate(cache: ImageSet, arch, freeze, device, args) -> float:
     timed = cache.subset(range(warm * batch, len(cache)))
     passes = args.epochs if freeze == "all" else 1
     for part, n_passes in ((warm_set, 1), (timed, passes)):
-        trainer = trainer_for(model, part, stage, device, batch, size, course=True)
-        scheduler = make_scheduler(optimizer, stage, max(1, len(part) // batch))
+        trainer = trainer_for(model, part, device, batch, size, course=True)
+        scheduler = make_scheduler(optimizer, stage, steps_per_epoch(len(part), batch))
         sync(device)
         start = time.perf_counter()
         if freeze == "all":
-            features = FrozenFeatures(model, part, part.subset([0]), trainer, batch)
+            features = FrozenFeatures(model, part, part.subset([0]), trainer)
             for _ in range(n_passes):
                 features.train_epoch(optimizer, scheduler, "")
         else:
@@ -164,7 +165,7 @@ def naive_rate(folder, indices, cache, arch, freeze, device, args) -> float:
     warm, batch = args.warmup, args.batch_size
     model, stage, optimizer = new_run(arch, freeze, device, False, args.epochs)
     timed = cache.subset(range(warm * batch, len(cache)))  # the course's class weights
-    trainer = trainer_for(model, timed, stage, device, batch, cache.image_size, course=False)
+    trainer = trainer_for(model, timed, device, batch, cache.image_size, course=False)
     scheduler = make_scheduler(optimizer, stage, args.batches)
     epochs = [indices] if freeze != "all" else [indices[: warm * batch]]
     epochs += [indices[warm * batch :]] * (args.epochs if freeze == "all" else 0)

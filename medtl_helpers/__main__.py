@@ -1,40 +1,8 @@
-"""Command line: `python -m medtl_helpers data | train | evaluate | course | student | links …`."""
+"""`python -m medtl_helpers …`: see `medtl_helpers/course/cli.py`."""
 
-from __future__ import annotations
-
-import argparse
 import sys
 
-from medtl_helpers.cli_data import add_data_commands
-from medtl_helpers.cli_train import add_train_commands
-from medtl_helpers.course_links import add_links_command
-from medtl_helpers.course_runner import add_course_command
-from medtl_helpers.errors import MedtlError
-from medtl_helpers.student import add_student_command
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m medtl_helpers", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_data_commands(sub)
-    add_train_commands(sub)
-    add_course_command(sub)
-    add_student_command(sub)
-    add_links_command(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except MedtlError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
+from medtl_helpers.course.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

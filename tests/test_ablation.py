@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from medtl_helpers.ablation import ablation_importance, identity_blocks
+from medtl_helpers.explain.ablation import ablation_importance, identity_blocks
 from medtl_helpers.models import build_model
 
 

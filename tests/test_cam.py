@@ -7,16 +7,16 @@ import pytest
 import torch
 from torchcam.methods import GradCAM
 
-from medtl_helpers.cam import (
+from medtl_helpers.data.augment import to_model_input
+from medtl_helpers.explain.cam import (
     class_activation_maps,
     randomization_check,
     randomize_layers,
     rank_correlation,
 )
-from medtl_helpers.cam_plots import outcome_indices, overlay_cam, plot_outcome_grid
-from medtl_helpers.data.augment import to_model_input
-from medtl_helpers.freezing import freeze
+from medtl_helpers.explain.overlays import outcome_indices, overlay_cam, plot_outcome_grid
 from medtl_helpers.models import build_model
+from medtl_helpers.models.freezing import freeze
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,16 @@ import torch
 import torchvision
 
 import medtl_helpers
-from medtl_helpers.checkpoint import (
+from medtl_helpers.data.augment import IMAGENET_MEAN, IMAGENET_STD
+from medtl_helpers.errors import CheckpointError
+from medtl_helpers.models import build_model
+from medtl_helpers.training.checkpoints import (
     checkpoint_meta,
     load_checkpoint,
     load_weights,
     read_checkpoint,
     save_checkpoint,
 )
-from medtl_helpers.data.augment import IMAGENET_MEAN, IMAGENET_STD
-from medtl_helpers.errors import CheckpointError
-from medtl_helpers.models import build_model
 
 META_ARGS = {
     "image_size": 32,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from medtl_helpers.checks import TODO, check_leaked_patients, check_pneumonia_shares
+from medtl_helpers.course.checks import TODO, check_leaked_patients, check_pneumonia_shares
 from medtl_helpers.data.records import ImageSet
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from medtl_helpers.checks import TODO, check_basic_block, check_bottleneck_params
+from medtl_helpers.course.checks import TODO, check_basic_block, check_bottleneck_params
 from medtl_helpers.models import BasicBlock, Bottleneck
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medtl_helpers.checks import TODO, check_conv_params, check_deepest_within
+from medtl_helpers.course.checks import TODO, check_conv_params, check_deepest_within
 
 # Latencies not in depth order (resnet50 slower than resnet101 here), as a busy CPU can give.
 ROWS = [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from medtl_helpers.checks import TODO, check_freeze_groups, check_partial_count
-from medtl_helpers.freezing import freeze
+from medtl_helpers.course.checks import TODO, check_freeze_groups, check_partial_count
+from medtl_helpers.models.freezing import freeze
 
 RESNET34_PARTIAL = 19_937_794  # layer3 + layer4 + head of resnet34 with a 2-class linear head
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medtl_helpers.checks import check_class_weights, check_val_threshold
+from medtl_helpers.course.checks import check_class_weights, check_val_threshold
 from medtl_helpers.metrics import choose_threshold, confusion
 
 

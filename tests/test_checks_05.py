@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from medtl_helpers.checks import check_group_lrs, check_stage_plan
-from medtl_helpers.checks.nb05 import reference_stage_plan
+from medtl_helpers.course.checks import check_group_lrs, check_stage_plan
+from medtl_helpers.course.checks.nb05 import reference_stage_plan
 from medtl_helpers.models import GROUPS
-from medtl_helpers.stages import Stage, discriminative_lrs
+from medtl_helpers.training.stages import Stage, discriminative_lrs
 
 
 def group_lrs(base_lr, decay):

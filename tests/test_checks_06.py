@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from medtl_helpers.checks import (
+from medtl_helpers.course.checks import (
     check_hard_vote,
     check_soft_vote,
     check_target_layer,

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from medtl_helpers.checks import check_passes_needed, check_seed_summary
-from medtl_helpers.data_efficiency import passes_needed
+from medtl_helpers.course.checks import check_passes_needed, check_seed_summary
+from medtl_helpers.evaluation.data_efficiency import passes_needed
 
 
 def partial_batches(n_images, batch_size, epochs, min_steps):

@@ -6,8 +6,8 @@ import inspect
 
 import pytest
 
-from medtl_helpers import checks
-from medtl_helpers.checks import TODO, require_answer
+from medtl_helpers.course import checks
+from medtl_helpers.course.checks import TODO, require_answer
 
 CHECKERS = sorted(name for name in checks.__all__ if name.startswith("check_"))
 

@@ -5,7 +5,7 @@ from unittest import mock
 from conftest import SHARED_TRAIN, needs_shared_data
 
 from medtl_helpers import config
-from medtl_helpers.__main__ import main
+from medtl_helpers.course.cli import main
 from medtl_helpers.data.sources import load_folder
 
 

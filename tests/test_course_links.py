@@ -9,56 +9,54 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from medtl_helpers import course_links
-from medtl_helpers.__main__ import main
-from medtl_helpers.student import python_only
+from medtl_helpers.course import links
+from medtl_helpers.course.cli import main
+from medtl_helpers.course.student import python_only
 
 ROOT = Path(__file__).resolve().parents[1]
 SYLLABUS = [f"0{n}" for n in range(8)]
 
 
 def test_every_notebook_has_the_generated_badge_and_setup_cell():
-    assert course_links.sync_folder(ROOT / "notebooks") == [], (
+    assert links.sync_folder(ROOT / "notebooks") == [], (
         "run `python -m medtl_helpers links --write notebooks`"
     )
 
 
 def test_urls_come_from_the_repository_constants():
-    repo, branch = course_links.REPOSITORY, course_links.BRANCH
-    assert course_links.colab_url("notebooks/00_a.ipynb") == (
+    repo, branch = links.REPOSITORY, links.BRANCH
+    assert links.colab_url("notebooks/00_a.ipynb") == (
         f"https://colab.research.google.com/github/{repo}/blob/{branch}/notebooks/00_a.ipynb"
     )
-    assert course_links.install_spec() == f"medtl_helpers @ git+https://github.com/{repo}@{branch}"
-    assert f'%pip install --quiet "{course_links.install_spec()}"' in (
-        course_links.setup_cell_source()
-    )
+    assert links.install_spec() == f"medtl_helpers @ git+https://github.com/{repo}@{branch}"
+    assert f'%pip install --quiet "{links.install_spec()}"' in (links.setup_cell_source())
 
 
 def test_setup_cell_does_nothing_locally(capsys, monkeypatch):
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    exec(python_only(course_links.setup_cell_source()), {})
+    exec(python_only(links.setup_cell_source()), {})
     assert capsys.readouterr().out == ""
 
 
 def test_setup_cell_on_colab_reports_the_gpu(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    exec(python_only(course_links.setup_cell_source()), {})
+    exec(python_only(links.setup_cell_source()), {})
     assert "No GPU: pick Runtime > Change runtime type > T4 GPU" in capsys.readouterr().out
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     monkeypatch.setattr("torch.cuda.get_device_name", lambda index: "Tesla T4")
-    exec(python_only(course_links.setup_cell_source()), {})
+    exec(python_only(links.setup_cell_source()), {})
     assert capsys.readouterr().out == "GPU: Tesla T4\n"
 
 
 def test_readme_has_one_badge_per_notebook_with_the_one_url():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    linked = course_links.readme_notebooks(text)
+    linked = links.readme_notebooks(text)
     assert [Path(path).name[:2] for path in linked] == SYLLABUS
     present = {f"notebooks/{p.name}" for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
     assert present <= set(linked)
-    assert course_links.sync_readme(text) == text, "run `python -m medtl_helpers links --write`"
-    assert text.count(course_links.BADGE_IMAGE) == len(SYLLABUS)
+    assert links.sync_readme(text) == text, "run `python -m medtl_helpers links --write`"
+    assert text.count(links.BADGE_IMAGE) == len(SYLLABUS)
 
 
 def drifted_notebook(folder: Path) -> Path:
@@ -91,9 +89,9 @@ def test_links_command_checks_then_rewrites(tmp_path, capsys):
 
     assert main([*args, "--write"]) == 0
     cells = nbformat.read(path, as_version=4).cells
-    assert cells[1].source == course_links.badge_markdown("notebooks/00_tiny.ipynb")
-    assert cells[2].source == course_links.setup_cell_source()
-    assert course_links.colab_url("notebooks/00_tiny.ipynb") in readme.read_text()
+    assert cells[1].source == links.badge_markdown("notebooks/00_tiny.ipynb")
+    assert cells[2].source == links.setup_cell_source()
+    assert links.colab_url("notebooks/00_tiny.ipynb") in readme.read_text()
     assert main([*args, "--check"]) == 0
 
 
@@ -101,4 +99,4 @@ def test_a_notebook_without_the_opening_cells_is_refused():
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_markdown_cell("# 00 · Tiny")]
     with pytest.raises(ValueError, match="cell 1 must be the markdown cell with the Colab badge"):
-        course_links.sync_notebook(notebook, "notebooks/00_tiny.ipynb")
+        links.sync_notebook(notebook, "notebooks/00_tiny.ipynb")

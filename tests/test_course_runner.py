@@ -1,6 +1,6 @@
 import nbformat
 
-from medtl_helpers.course_runner import NotebookRun, announced_source, run_course, timings_markdown
+from medtl_helpers.course.runner import NotebookRun, announced_source, run_course, timings_markdown
 
 
 def write_notebook(path, source):

@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medtl_helpers import config, data_efficiency
+from medtl_helpers import config
 from medtl_helpers.data.split import split_by_patient
 from medtl_helpers.data.synthetic import make_synthetic
-from medtl_helpers.data_efficiency import (
+from medtl_helpers.evaluation import data_efficiency
+from medtl_helpers.evaluation.data_efficiency import (
     COLUMNS,
     CurveSettings,
     learning_curve,
@@ -19,9 +20,9 @@ from medtl_helpers.data_efficiency import (
     plot_learning_curve,
     pretrained_problem,
     repeats_needed,
-    steps_per_pass,
     summarise,
 )
+from medtl_helpers.training import steps_per_epoch
 
 QUICK = config.get_profile("quick")
 TINY = CurveSettings(epochs=1, min_steps=4, batch_size=16, image_size=32)
@@ -67,8 +68,8 @@ def test_bad_fraction_is_refused():
 
 
 def test_step_rule_gives_small_subsets_enough_updates():
-    assert steps_per_pass(38, 32) == 1 and steps_per_pass(20, 32) == 1
-    assert steps_per_pass(377, 32) == 11 and steps_per_pass(64, 32) == 2
+    assert steps_per_epoch(38, 32) == 1 and steps_per_epoch(20, 32) == 1
+    assert steps_per_epoch(377, 32) == 11 and steps_per_epoch(64, 32) == 2
     assert passes_needed(38, 32, epochs=2, min_steps=40) == 40
     assert passes_needed(377, 32, epochs=2, min_steps=40) == 4  # ceil(40 / 11)
     assert passes_needed(3767, 32, epochs=2, min_steps=40) == 2  # epochs already suffice
@@ -78,7 +79,7 @@ def test_step_rule_gives_small_subsets_enough_updates():
         repeats_needed(0, 32, epochs=2, min_steps=40)
     for n in (5, 20, 38, 377):  # after repetition, `epochs` epochs still make min_steps
         repeats = repeats_needed(n, 32, epochs=2, min_steps=40)
-        assert 2 * steps_per_pass(repeats * n, 32) >= 40
+        assert 2 * steps_per_epoch(repeats * n, 32) >= 40
 
 
 def test_missing_pretrained_weights_are_reported_never_replaced(monkeypatch):

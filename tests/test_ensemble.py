@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from medtl_helpers.checkpoint import checkpoint_meta, save_checkpoint
 from medtl_helpers.data.records import ImageSet
-from medtl_helpers.ensemble import (
+from medtl_helpers.errors import CheckpointError
+from medtl_helpers.evaluation.ensemble import (
     Ensemble,
     compare_members,
     hard_vote,
@@ -17,8 +17,8 @@ from medtl_helpers.ensemble import (
     vote_share,
     weights_fingerprint,
 )
-from medtl_helpers.errors import CheckpointError
 from medtl_helpers.models import build_model
+from medtl_helpers.training.checkpoints import checkpoint_meta, save_checkpoint
 
 PROBS = np.array([[0.9, 0.2, 0.6, 0.4], [0.7, 0.1, 0.3, 0.45]])
 

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import torch
 
 import medtl_helpers
-from medtl_helpers import config, environment
-from medtl_helpers.environment import (
+from medtl_helpers import config
+from medtl_helpers.config import (
     cpu_model,
     device_label,
     environment_report,
@@ -26,15 +26,13 @@ def test_cpu_hardware_names_the_core_count():
 def test_cpu_model_comes_from_cpuinfo_or_platform(monkeypatch, tmp_path):
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\n")
-    real_path = environment.Path
-    monkeypatch.setattr(
-        environment, "Path", lambda p: info if p == "/proc/cpuinfo" else real_path(p)
-    )
+    real_path = config.Path
+    monkeypatch.setattr(config, "Path", lambda p: info if p == "/proc/cpuinfo" else real_path(p))
     assert cpu_model() == "AMD EPYC 7B13"
     assert hardware_name("cpu") == f"AMD EPYC 7B13, {os.cpu_count()} cores"
-    monkeypatch.setattr(environment, "Path", lambda p: tmp_path / "missing")
-    monkeypatch.setattr(environment.platform, "processor", lambda: "")
-    monkeypatch.setattr(environment.platform, "machine", lambda: "arm64")
+    monkeypatch.setattr(config, "Path", lambda p: tmp_path / "missing")
+    monkeypatch.setattr(config.platform, "processor", lambda: "")
+    monkeypatch.setattr(config.platform, "machine", lambda: "arm64")
     assert cpu_model() == "arm64"
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from medtl_helpers.data.augment import to_model_input
-from medtl_helpers.features import backbone_features
 from medtl_helpers.models import build_model, split_backbone_head
+from medtl_helpers.training.features import backbone_features
 
 
 def images(n: int, size: int = 32) -> torch.Tensor:
@@ -53,7 +53,7 @@ def test_extract_features_in_mixed_precision_only_when_asked():
     from types import SimpleNamespace
 
     from medtl_helpers.data.records import ImageSet
-    from medtl_helpers.features import extract_features
+    from medtl_helpers.training.features import extract_features
 
     torch.manual_seed(0)
     backbone, _ = split_backbone_head(build_model("resnet18", pretrained="none", verbose=False))

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from medtl_helpers.freezing import (
+from medtl_helpers.models import (
     STRATEGIES,
+    build_model,
     count_parameters,
     format_summary,
     freeze,
     train_mode,
     trainable_summary,
 )
-from medtl_helpers.models import build_model
 
 
 @pytest.fixture

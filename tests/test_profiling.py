@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torchvision.models import get_model
 
-from medtl_helpers.profiling import (
+from medtl_helpers.models.profiling import (
     PUBLISHED_GMACS_224,
     PUBLISHED_PARAMS_M,
     depth_table,

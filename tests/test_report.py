@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from medtl_helpers.history import History
-from medtl_helpers.report import (
+from medtl_helpers.evaluation.report import (
     PUBLISHED,
     compare_with_published,
     comparison_caveats,
@@ -19,6 +18,7 @@ from medtl_helpers.report import (
     throughput_line,
     write_report,
 )
+from medtl_helpers.training.checkpoints import History
 
 Y = np.array([0, 0, 1, 1, 1, 0, 1, 1])
 P = np.array([0.1, 0.4, 0.35, 0.8, 0.9, 0.7, 0.6, 0.2])

@@ -3,12 +3,13 @@ import json
 import pytest
 import torch
 
-from medtl_helpers import config, saved_runs
+from medtl_helpers import config
 from medtl_helpers.data.split import split_by_patient
 from medtl_helpers.data.synthetic import make_synthetic
 from medtl_helpers.models import build_model
-from medtl_helpers.saved_runs import data_fingerprint, fit_or_load, run_dir, runs_root
-from medtl_helpers.stages import Stage
+from medtl_helpers.training import saved_runs
+from medtl_helpers.training.saved_runs import data_fingerprint, fit_or_load, run_dir, runs_root
+from medtl_helpers.training.stages import Stage
 
 QUICK = config.get_profile("quick")
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from medtl_helpers.models import GROUPS, build_model
-from medtl_helpers.stages import (
+from medtl_helpers.training.stages import (
     Stage,
     discriminative_lrs,
     make_optimizer,

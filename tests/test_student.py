@@ -9,10 +9,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from medtl_helpers import course_links
-from medtl_helpers.__main__ import main
-from medtl_helpers.checks import TODO
-from medtl_helpers.student import (
+from medtl_helpers.course import links
+from medtl_helpers.course.checks import TODO
+from medtl_helpers.course.cli import main
+from medtl_helpers.course.student import (
     ExerciseLayoutError,
     build_student,
     defined_names,
@@ -44,8 +44,8 @@ def course_notebook(*exercise_cells: nbformat.NotebookNode) -> nbformat.Notebook
     notebook = new_notebook()
     notebook.cells = [
         new_markdown_cell("# 00 · Tiny"),
-        new_markdown_cell(course_links.badge_markdown("notebooks/00_tiny.ipynb")),
-        code(course_links.setup_cell_source()),
+        new_markdown_cell(links.badge_markdown("notebooks/00_tiny.ipynb")),
+        code(links.setup_cell_source()),
         code("x = 1"),
         *exercise_cells,
     ]
@@ -131,11 +131,11 @@ def test_student_copy_stubs_solutions_and_tags_cells():
     for cell in cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None
-    assert cells[1].source == course_links.badge_markdown(
-        "student/00_tiny.ipynb", course_links.STUDENT_REPOSITORY, course_links.STUDENT_BRANCH
+    assert cells[1].source == links.badge_markdown(
+        "student/00_tiny.ipynb", links.STUDENT_REPOSITORY, links.STUDENT_BRANCH
     )
     assert "/blob/student/student/00_tiny.ipynb" in cells[1].source
-    assert cells[2].source == course_links.setup_cell_source()
+    assert cells[2].source == links.setup_cell_source()
     assert original.cells[6].source == SOLUTION  # the instructor notebook is left alone
     assert original.cells[3].outputs
 

@@ -3,14 +3,14 @@ import json
 import pytest
 import torch
 
-from medtl_helpers import config, training
-from medtl_helpers.checkpoint import load_checkpoint, read_checkpoint
+from medtl_helpers import config
 from medtl_helpers.data.split import split_by_patient
 from medtl_helpers.data.synthetic import make_synthetic
 from medtl_helpers.errors import MedtlError
 from medtl_helpers.models import build_model
-from medtl_helpers.stages import Stage, progressive_stages
-from medtl_helpers.training import amp_dtype, class_weights, fit, native_bf16
+from medtl_helpers.training import amp_dtype, class_weights, fit, native_bf16, steps
+from medtl_helpers.training.checkpoints import load_checkpoint, read_checkpoint
+from medtl_helpers.training.stages import Stage, progressive_stages
 
 QUICK = config.get_profile("quick")
 
@@ -51,7 +51,7 @@ def test_amp_choice_on_cpu():
 def test_amp_on_gpus_uses_bf16_only_where_it_is_native(monkeypatch, name, major, expected):
     from types import SimpleNamespace
 
-    from medtl_helpers.report import precision_label
+    from medtl_helpers.training import precision_label
 
     card = SimpleNamespace(name=name, major=major, minor=5 if major == 7 else 0)
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: card)
@@ -91,7 +91,7 @@ def test_returned_model_holds_the_best_weights(tiny, tmp_path):
 
 def test_interrupt_keeps_best_and_resume_finishes_the_run(tiny, tmp_path, monkeypatch, capsys):
     calls = {"n": 0}
-    original = training.Trainer.train_epoch
+    original = steps.BatchTrainer.train_epoch
 
     def flaky(self, *args):
         calls["n"] += 1
@@ -99,7 +99,7 @@ def test_interrupt_keeps_best_and_resume_finishes_the_run(tiny, tmp_path, monkey
             raise KeyboardInterrupt
         return original(self, *args)
 
-    monkeypatch.setattr(training.Trainer, "train_epoch", flaky)
+    monkeypatch.setattr(steps.BatchTrainer, "train_epoch", flaky)
     with pytest.raises(KeyboardInterrupt):
         run(tiny, epochs=3, out_dir=tmp_path)
     assert "resume with fit(..., resume=True)" in capsys.readouterr().out
@@ -150,7 +150,7 @@ def test_out_of_memory_suggests_a_smaller_batch(tiny, monkeypatch):
 
 
 def test_cli_train_then_evaluate_writes_json(kermany_root, tmp_path, capsys):
-    from medtl_helpers.__main__ import main
+    from medtl_helpers.course.cli import main
 
     out = tmp_path / "run"
     args = ["train", "--data", str(kermany_root), "--epochs", "1", "--image-size", "32"]

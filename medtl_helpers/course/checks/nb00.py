@@ -1,0 +1,136 @@
+"""Checkers for the exercises of notebook 00 (data and patient-level splits).
+
+Each checker runs the student's answer on a small case with a known answer and, when it differs,
+raises AssertionError with a sentence saying what the first difference is and what to change.
+On success it prints one sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+
+from medtl_helpers.course.checks.common import require_answer
+from medtl_helpers.data.records import ImageSet
+
+
+def _image_set(patients: list[str], labels: list[int]) -> ImageSet:
+    n = len(patients)
+    return ImageSet(
+        images=torch.zeros((n, 1, 4, 4), dtype=torch.uint8),
+        labels=torch.tensor(labels, dtype=torch.long),
+        patients=patients,
+        source="synthetic",
+    )
+
+
+def _leak_cases() -> list[tuple[ImageSet, ImageSet, set[str]]]:
+    """(train, val, expected) triples: a leaky split, a clean one, and a one-sided patient."""
+    leaky = (
+        _image_set(["person1", "person1", "person2", "IM-0003"], [1, 1, 1, 0]),
+        _image_set(["IM-0003", "person4", "person1", "IM-0003"], [0, 1, 1, 0]),
+        {"person1", "IM-0003"},
+    )
+    clean = (
+        _image_set(["person1", "person2"], [1, 1]),
+        _image_set(["person3", "IM-0004"], [1, 0]),
+        set(),
+    )
+    return [leaky, clean]
+
+
+def check_leaked_patients(leaked_patients: Callable[[ImageSet, ImageSet], object]) -> None:
+    """`leaked_patients(train, val)` must return the set of patient ids found in both splits."""
+    require_answer(leaked_patients, "your leaked_patients")
+    for train, val, expected in _leak_cases():
+        try:
+            got = leaked_patients(train, val)
+        except Exception as err:
+            raise AssertionError(
+                f"leaked_patients(train, val) raised {type(err).__name__}: {err}. "
+                "Use the patient ids in train.patients and val.patients (paths can be None)."
+            ) from err
+        if got is None:
+            raise AssertionError(
+                "leaked_patients returned None: did you forget the `return` statement?"
+            )
+        if not isinstance(got, (set, frozenset)):
+            raise AssertionError(
+                f"leaked_patients returned a {type(got).__name__} ({got!r}); expected a set of "
+                "patient ids, e.g. set(train.patients) & set(val.patients)."
+            )
+        only_one_side = sorted(got - expected)
+        if only_one_side:
+            patient = only_one_side[0]
+            if patient not in train.patients and patient not in val.patients:
+                raise AssertionError(
+                    f"your result contains {patient!r}, which is in neither split: return patient "
+                    "ids (train.patients), not file names, labels or indices."
+                )
+            side = "train" if patient in train.patients else "val"
+            raise AssertionError(
+                f"your result contains {patient!r}, which is only in {side}: a leaked patient "
+                "has images in BOTH splits, so take the intersection (&), not the union (|)."
+            )
+        missing = sorted(expected - got)
+        if missing:
+            raise AssertionError(
+                f"your result misses {missing[0]!r}, which has images in train and in val; "
+                f"expected {sorted(expected)}, got {sorted(got)}."
+            )
+    print("Correct: leaked_patients finds exactly the patients who are in both splits.")
+
+
+def _share_problem(name: str, got: object, data: ImageSet) -> str | None:
+    """Why `got` is not the pneumonia share of `data`, or None when it is."""
+    expected = float(data.labels.float().mean())
+    if isinstance(got, torch.Tensor) and got.numel() == 1:
+        got = got.item()
+    if not isinstance(got, (int, float)):
+        return (
+            f"the share for {name!r} is a {type(got).__name__}; expected a float between 0 and 1 "
+            "(use float(...) on a tensor)."
+        )
+    got = float(got)
+    if abs(got - expected) < 1e-3:
+        return None
+    if abs(got - (1.0 - expected)) < 1e-3:
+        return (
+            f"the share for {name!r} is {got:.3f}, which is the NORMAL share; expected "
+            f"{expected:.3f}: PNEUMONIA is label 1, so count labels == 1."
+        )
+    if abs(got - 100.0 * expected) < 0.1:
+        return (
+            f"the share for {name!r} is {got:.1f}, a percentage; give a fraction between 0 and 1 "
+            f"({expected:.3f})."
+        )
+    if got > 1.0:
+        return (
+            f"the share for {name!r} is {got:g}, more than 1: that looks like a count; divide "
+            f"by the number of images in the split ({len(data)}) to get {expected:.3f}."
+        )
+    return (
+        f"the share for {name!r} is {got:.3f}; expected {expected:.3f} "
+        f"(PNEUMONIA images / all {len(data)} images of that split)."
+    )
+
+
+def check_pneumonia_shares(shares: Mapping[str, object], splits: Mapping[str, ImageSet]) -> None:
+    """`shares[name]` must be the fraction of PNEUMONIA images in `splits[name]`, for each split."""
+    require_answer(shares, "your shares")
+    if not isinstance(shares, Mapping):
+        raise AssertionError(
+            f"shares is a {type(shares).__name__}; expected a dict from split name to share, "
+            'e.g. {"train": 0.74, "val": 0.75, "test": 0.75}.'
+        )
+    missing = [name for name in splits if name not in shares]
+    if missing:
+        raise AssertionError(
+            f"shares has no entry for {missing[0]!r}; expected one per split: {list(splits)}."
+        )
+    for name, data in splits.items():
+        problem = _share_problem(name, shares[name], data)
+        if problem is not None:
+            raise AssertionError(problem)
+    print(f"Correct: the pneumonia share of each of the {len(splits)} splits matches.")

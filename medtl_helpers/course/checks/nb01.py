@@ -1,0 +1,232 @@
+"""Checkers for the exercises of notebook 01 (residual blocks).
+
+`check_basic_block` builds the student's block class for a few (in, out, stride) cases and
+compares it with the course's `BasicBlock`: output shape, parameter count, and, when the
+parameter names match torchvision's, the output itself with the same weights. The first
+difference is explained in words. `check_bottleneck_params` checks a parameter count worked out
+by hand and names the usual slip when the number matches one. On success each prints one sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from medtl_helpers.course.checks.common import require_answer
+from medtl_helpers.models import BasicBlock, Bottleneck
+
+# (in_channels, out_channels, stride): a stage transition as in ResNet-18's layer2, a block
+# inside a stage, and a stride-only change, which catches projections built only for new widths.
+BLOCK_CASES = ((64, 128, 2), (64, 64, 1), (64, 64, 2))
+INPUT_SIZE = 16
+BOTTLENECK_CASE = (256, 64)  # Bottleneck(in_channels=256, width=64), expansion 4
+
+
+def _count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _randomise_batchnorm(module: nn.Module, generator: torch.Generator) -> None:
+    """Fresh BN is the identity in eval mode, which would hide a missing or misplaced BN."""
+    for bn in module.modules():
+        if isinstance(bn, nn.BatchNorm2d):
+            n = bn.num_features
+            bn.weight.data = torch.rand(n, generator=generator) + 0.5
+            bn.bias.data = torch.randn(n, generator=generator) * 0.3
+            bn.running_mean = torch.randn(n, generator=generator) * 0.3
+            bn.running_var = torch.rand(n, generator=generator) + 0.5
+
+
+def _shape_hint(got: tuple, expected: tuple, c_in: int, stride: int) -> str:
+    hints = []
+    if got[1] != expected[1]:
+        hints.append(
+            "the block must output out_channels channels (conv1: in -> out, conv2: out -> out)"
+            + (" and the shortcut must change the channel count too" if got[1] == c_in else "")
+        )
+    if got[2:] != expected[2:]:
+        hints.append(
+            f"the stride is not applied: conv1 needs stride={stride}, and the shortcut a 1x1 "
+            f"conv with stride {stride}"
+        )
+    return "; ".join(hints) or "check the padding of the 3x3 convs (padding=1 keeps the size)"
+
+
+def _param_hint(got: int, ref: BasicBlock, c_in: int, c_out: int, stride: int) -> str:
+    expected = _count(ref)
+    projection = 0 if ref.downsample is None else _count(ref.downsample)
+    diff = got - expected
+    if projection and diff == -projection:
+        return (
+            "your shortcut has no parameters, but the shape changes here: the shortcut must be a "
+            f"1x1 conv ({c_in} -> {c_out}, stride {stride}) followed by BatchNorm"
+        )
+    if projection and diff == -2 * c_out:
+        return "the BatchNorm after the shortcut's 1x1 conv is missing"
+    if not projection and diff == c_in * c_out + 2 * c_out:
+        return (
+            "your block has a projection although input and output shapes match: the shortcut "
+            "should be the identity here (downsample = None)"
+        )
+    if diff in (2 * c_out, 3 * c_out):
+        return "the convolutions have biases: a conv followed by BatchNorm needs bias=False"
+    return "count conv1, bn1, conv2, bn2 and, only when the shape changes, the 1x1 conv + BN"
+
+
+def _output_hint(model_out: torch.Tensor, ref: BasicBlock, x: torch.Tensor) -> str:
+    """Name the variant of the forward pass that the student's output matches, if any."""
+    with torch.no_grad():
+        residual = ref.bn2(ref.conv2(torch.relu(ref.bn1(ref.conv1(x)))))
+        shortcut = x if ref.downsample is None else ref.downsample(x)
+    variants = {
+        "the final ReLU (after the addition) is missing": residual + shortcut,
+        "the shortcut is never added": torch.relu(residual),
+        "the ReLU is applied to F(x) before the addition instead of after it": (
+            torch.relu(residual) + shortcut
+        ),
+        "there is an extra ReLU on F(x) before the addition": torch.relu(
+            torch.relu(residual) + shortcut
+        ),
+    }
+    for hint, variant in variants.items():
+        if torch.allclose(model_out, variant, atol=1e-5):
+            return hint
+    return (
+        "follow conv1 -> bn1 -> relu -> conv2 -> bn2, add the shortcut, then relu; the stride "
+        "belongs on conv1 and on the shortcut's 1x1 conv"
+    )
+
+
+def _check_case(block_class: Callable[..., nn.Module], c_in: int, c_out: int, stride: int) -> str:
+    """Checks one configuration; returns a note (names not comparable) or ''."""
+    call = f"{getattr(block_class, '__name__', 'block_class')}({c_in}, {c_out}, stride={stride})"
+    try:
+        block = block_class(c_in, c_out, stride)
+    except Exception as err:
+        raise AssertionError(
+            f"{call} raised {type(err).__name__}: {err}. The class must take "
+            "(in_channels, out_channels, stride=1)."
+        ) from err
+    generator = torch.Generator().manual_seed(c_in + c_out + stride)
+    x = torch.randn(2, c_in, INPUT_SIZE, INPUT_SIZE, generator=generator)
+    expected = (2, c_out, INPUT_SIZE // stride, INPUT_SIZE // stride)
+    try:
+        out = block.eval()(x.clone())
+    except RuntimeError as err:
+        raise AssertionError(
+            f"{call} failed on an input of shape {tuple(x.shape)}: {err}. The residual branch "
+            f"should give {expected}; when the stride or channel count changes, the shortcut must "
+            f"give that shape too: a 1x1 conv with stride {stride} to {c_out} channels, plus BN."
+        ) from err
+    if tuple(out.shape) != expected:
+        raise AssertionError(
+            f"{call}: your block returns shape {tuple(out.shape)}; expected {expected}: "
+            + _shape_hint(tuple(out.shape), expected, c_in, stride)
+        )
+
+    torch.manual_seed(0)
+    ref = BasicBlock(c_in, c_out, stride)
+    got_params, ref_params = _count(block), _count(ref)
+    if got_params != ref_params:
+        raise AssertionError(
+            f"{call} has {got_params:,} parameters; expected {ref_params:,}: "
+            + _param_hint(got_params, ref, c_in, c_out, stride)
+        )
+
+    _randomise_batchnorm(ref, generator)
+    ref.eval()
+    ref_keys, got_keys = set(ref.state_dict()), set(block.state_dict())
+    if ref_keys != got_keys:
+        return (
+            f"parameter names differ from torchvision's ({', '.join(sorted(ref_keys)[:3])}, ...), "
+            "so outputs were not compared; shapes and parameter counts are right"
+        )
+    block.load_state_dict(ref.state_dict())
+    with torch.no_grad():
+        got, want = block.eval()(x.clone()), ref(x.clone())
+    if not torch.allclose(got, want, atol=1e-5):
+        raise AssertionError(
+            f"{call}: with the reference weights copied in, your output differs from "
+            f"relu(F(x) + shortcut(x)) by up to {(got - want).abs().max().item():.3g}: "
+            + _output_hint(got, ref, x)
+        )
+    return ""
+
+
+def check_basic_block(block_class: Callable[..., nn.Module]) -> None:
+    """`block_class(in_channels, out_channels, stride)` must behave like `models.BasicBlock`."""
+    require_answer(block_class, "your MyBasicBlock")
+    notes = [_check_case(block_class, *case) for case in BLOCK_CASES]
+    cases = ", ".join(f"{i}->{o} stride {s}" for i, o, s in BLOCK_CASES)
+    note = next((n for n in notes if n), "")
+    if note:
+        print(f"Shapes and parameter counts are right for {cases}; note: {note}.")
+        return
+    print(
+        f"Correct: your block matches the reference for {cases} "
+        "(shapes, parameter counts and outputs with the same weights)."
+    )
+
+
+def _bottleneck_slips(c_in: int, width: int) -> dict[int, str]:
+    """Answers that come from one typical slip, mapped to the explanation of that slip."""
+    out = 4 * width
+    bn = 2 * (width + width + out)
+    right = _count(Bottleneck(c_in, width))
+    return {
+        right - bn: (
+            f"you left out the BatchNorm parameters: each BN has a weight and a bias per channel, "
+            f"2 x ({width} + {width} + {out}) = {bn:,} in all"
+        ),
+        right + bn: (
+            "you counted running_mean and running_var: they are buffers updated by statistics, "
+            "not parameters the optimizer trains"
+        ),
+        right + 2 * width + out: (
+            "the convs have no bias (bias=False), because the BatchNorm after each one has its own"
+        ),
+        right + c_in * out + 2 * out: (
+            f"there is no projection here: the block maps {c_in} channels to {width} x 4 = {out} "
+            "at stride 1, so the shortcut is the identity"
+        ),
+        right - 8 * width * width: (
+            f"the middle conv is 3x3: its weight has {width} x {width} x 3 x 3 entries, not "
+            f"{width} x {width}"
+        ),
+        right - (out - width) * width - 2 * (out - width): (
+            f"the last 1x1 conv expands {width} channels to {width} x 4 = {out} (and its BN has "
+            f"{out} channels)"
+        ),
+    }
+
+
+def check_bottleneck_params(answer: object) -> None:
+    """`answer` must be the number of trainable parameters of Bottleneck(256, 64)."""
+    require_answer(answer, "your bottleneck_params")
+    c_in, width = BOTTLENECK_CASE
+    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
+        answer = answer.item()
+    if isinstance(answer, float) and answer.is_integer():
+        answer = int(answer)
+    if not isinstance(answer, int) or isinstance(answer, bool):
+        raise AssertionError(
+            f"your answer is {answer!r} ({type(answer).__name__}); expected a whole number of "
+            "parameters, e.g. 12345"
+        )
+    right = _count(Bottleneck(c_in, width))
+    if answer == right:
+        print(
+            f"Correct: Bottleneck({c_in}, {width}) has {right:,} parameters "
+            "(three convs without bias, three BatchNorms, identity shortcut)."
+        )
+        return
+    slips = _bottleneck_slips(c_in, width)
+    if answer in slips:
+        raise AssertionError(f"your answer {answer:,} is not the count: {slips[answer]}.")
+    raise AssertionError(
+        f"your answer {answer:,} is off by {answer - right:+,}. Count each conv as "
+        "C_in x C_out x k x k (no bias): 1x1 256->64, 3x3 64->64, 1x1 64->256; add 2 per channel "
+        "for each BatchNorm; the shortcut here is the identity."
+    )

@@ -1,0 +1,149 @@
+"""Checkers for the exercises of notebook 02 (ResNet depth and what it costs).
+
+Each checker runs the student's answer on cases with a known answer and, when it differs, raises
+AssertionError with a sentence saying what the first difference is and what to change. On success
+it prints one sentence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from torch import nn
+
+from medtl_helpers.course.checks.common import require_answer
+
+# (c_in, c_out, kernel_size, bias): the ResNet stem, a 3x3 of layer1, a bottleneck's 1x1
+# expansion, a downsampling projection, and a biased conv so that `bias` matters.
+_CONV_CASES = [
+    (3, 64, 7, False),
+    (64, 64, 3, False),
+    (64, 256, 1, False),
+    (256, 512, 1, False),
+    (64, 128, 3, True),
+    (16, 8, 5, True),
+]
+
+
+def _conv_reference(c_in: int, c_out: int, kernel_size: int, bias: bool) -> int:
+    conv = nn.Conv2d(c_in, c_out, kernel_size, bias=bias)
+    return sum(p.numel() for p in conv.parameters())
+
+
+def _conv_hint(got: int, c_in: int, c_out: int, k: int, bias: bool) -> str:
+    """Which typical mistake produces `got`, in words."""
+    weights = c_out * c_in * k * k
+    if got == weights + c_out and not bias:
+        return f"with bias=False there is no bias: you added {c_out} (one per output channel)"
+    if got == weights and bias:
+        return f"bias=True adds one value per output channel ({c_out}), which is missing"
+    extra = c_out if bias else 0
+    if got == c_out * k * k + extra:
+        return (
+            "each output channel's filter spans all C_in input channels: multiply by C_in as well"
+        )
+    if got == c_out * c_in * k + extra:
+        return f"a {k}x{k} kernel has k*k = {k * k} weights per input channel, not k = {k}"
+    if got == c_in * k * k + extra:
+        return "there is one filter per OUTPUT channel: multiply by C_out"
+    return "a conv has C_out filters of C_in x k x k weights, plus C_out biases when bias=True"
+
+
+def check_conv_params(conv_params: Callable[[int, int, int, bool], int]) -> None:
+    """`conv_params(c_in, c_out, kernel_size, bias)` must equal nn.Conv2d's parameter count."""
+    require_answer(conv_params, "your conv_params")
+    for c_in, c_out, k, bias in _CONV_CASES:
+        expected = _conv_reference(c_in, c_out, k, bias)
+        call = f"conv_params({c_in}, {c_out}, {k}, bias={bias})"
+        try:
+            got = conv_params(c_in, c_out, k, bias)
+        except Exception as err:
+            raise AssertionError(
+                f"{call} raised {type(err).__name__}: {err}. It takes four numbers and "
+                "returns an int; it does not need to build a layer."
+            ) from err
+        if got is None:
+            raise AssertionError(f"{call} returned None: did you forget the `return` statement?")
+        if isinstance(got, float) and got.is_integer():
+            got = int(got)
+        if not isinstance(got, int):
+            raise AssertionError(
+                f"{call} returned a {type(got).__name__} ({got!r}); expected an int."
+            )
+        if got != expected:
+            raise AssertionError(
+                f"{call} returned {got:,}; expected {expected:,}: "
+                f"{_conv_hint(got, c_in, c_out, k, bias)}."
+            )
+    print(f"Correct: conv_params matches nn.Conv2d on all {len(_CONV_CASES)} layers tried.")
+
+
+def _depth(arch: str) -> int:
+    return int("".join(ch for ch in arch if ch.isdigit()))
+
+
+def _deepest_within(rows: Sequence[dict], budget_ms: float, column: str) -> str | None:
+    fitting = [row["arch"] for row in rows if row[column] <= budget_ms]
+    return max(fitting, key=_depth) if fitting else None
+
+
+def _budgets(rows: Sequence[dict], column: str) -> list[float]:
+    """Budgets between measured latencies, above all, exactly on each one, and below all."""
+    latencies = sorted(row[column] for row in rows)
+    middles = [(a + b) / 2 for a, b in zip(latencies, latencies[1:])]
+    return [*middles, math.inf, *latencies, latencies[0] / 2]
+
+
+def check_deepest_within(
+    deepest_within: Callable[[Sequence[dict], float], str | None],
+    rows: Sequence[dict],
+    column: str = "latency_b1_ms",
+) -> None:
+    """`deepest_within(rows, budget_ms)`: the deepest arch whose `column` <= budget, else None."""
+    require_answer(deepest_within, "your deepest_within")
+    latency = {row["arch"]: row[column] for row in rows}
+    for budget in _budgets(rows, column):
+        expected = _deepest_within(rows, budget, column)
+        try:
+            got = deepest_within(rows, budget)
+        except Exception as err:
+            raise AssertionError(
+                f"deepest_within(rows, {budget:.2f}) raised {type(err).__name__}: {err}. "
+                "When nothing fits, return None instead of failing."
+            ) from err
+        if got == expected:
+            continue
+        where = f"with a budget of {budget:.2f} ms you returned {got!r}"
+        if expected is None:
+            raise AssertionError(
+                f"{where}, but no architecture is that fast (the fastest takes "
+                f"{min(latency.values()):.2f} ms): return None."
+            )
+        strict = [arch for arch, ms in latency.items() if ms < budget]
+        if latency[expected] == budget and got == max(strict, key=_depth, default=None):
+            raise AssertionError(
+                f"{where}; expected {expected!r}, which takes exactly {budget:.2f} ms: a model "
+                "that takes the whole budget still fits (use <=, not <)."
+            )
+        if got is None:
+            raise AssertionError(
+                f"{where}, but {expected!r} takes {latency[expected]:.2f} ms and fits: return "
+                "None only when no architecture fits."
+            )
+        if got not in latency:
+            raise AssertionError(
+                f"{where}; expected {expected!r}: return an architecture name from the "
+                f"table's 'arch' column ({', '.join(latency)}), or None."
+            )
+        if latency[got] > budget:
+            raise AssertionError(
+                f"{where}, which takes {latency[got]:.2f} ms, over the budget; expected "
+                f"{expected!r} ({latency[expected]:.2f} ms)."
+            )
+        raise AssertionError(
+            f"{where}; expected {expected!r} ({latency[expected]:.2f} ms), which also fits "
+            f"and is deeper ({_depth(expected)} layers against {_depth(got)}): among the "
+            "architectures that fit, take the deepest, not the fastest."
+        )
+    print("Correct: deepest_within picks the deepest architecture that fits every budget tried.")

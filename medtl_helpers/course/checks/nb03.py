@@ -1,0 +1,124 @@
+"""Checkers for the exercises of notebook 03 (freezing strategies).
+
+Each checker runs the student's answer against the package's own freezing, and when they differ
+raises AssertionError with a sentence naming the first difference and what to change. On success
+it prints one sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from medtl_helpers.course.checks.common import require_answer
+from medtl_helpers.models import build_model, group_of
+from medtl_helpers.models.freezing import count_parameters, freeze
+
+# Groups to freeze, and whether the model arrives with every parameter already frozen: a correct
+# answer must also set requires_grad=True on the groups it does not freeze.
+FREEZE_CASES = (
+    (["stem"], False),
+    (["stem", "layer1", "layer2"], False),
+    (["layer4", "head"], True),
+)
+
+
+def _skeleton(arch: str) -> nn.Module:
+    """The architecture on the meta device: real names and shapes, no memory, no init time."""
+    with torch.device("meta"):
+        return build_model(arch, pretrained="none", verbose=False)
+
+
+def check_freeze_groups(freeze_groups: Callable[[nn.Module, list[str]], object]) -> None:
+    """`freeze_groups(model, groups)` must freeze exactly the named layer groups, by prefix."""
+    require_answer(freeze_groups, "your freeze_groups")
+    for groups, arrives_frozen in FREEZE_CASES:
+        model = _skeleton("resnet18")
+        for param in model.parameters():
+            param.requires_grad_(not arrives_frozen)
+        freeze_groups(model, list(groups))
+        names = [name for name, _ in model.named_parameters()]
+        frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+        wanted = {name for name in names if group_of(name) in groups}
+        extra = [name for name in names if name in frozen - wanted]
+        missing = [name for name in names if name in wanted - frozen]
+        call = f"freeze_groups(model, {groups})"
+        if extra and arrives_frozen:
+            raise AssertionError(
+                f"{call} left {extra[0]} frozen ({len(extra)} tensors in all) although its group, "
+                f"{group_of(extra[0])}, is not in the list. The model arrived with everything "
+                "frozen: set requires_grad=True on the other groups, as `freeze` does."
+            )
+        if extra:
+            hint = (
+                ' That is what a substring test such as `"conv1" in name` does; look at the '
+                "name's first component (name.split('.')[0]) instead."
+                if any(part in extra[0].split(".")[-2:] for part in ("conv1", "bn1"))
+                else ""
+            )
+            raise AssertionError(
+                f"{call} also froze {extra[0]} ({len(extra)} tensors outside the groups), which "
+                f"belongs to {group_of(extra[0])}.{hint}"
+            )
+        if missing:
+            raise AssertionError(
+                f"{call} left {missing[0]} trainable ({len(missing)} tensors missed), but it "
+                f"belongs to {group_of(missing[0])}. Stem = conv1 and bn1; head = fc."
+            )
+    print(
+        f"Well done: freeze_groups freezes exactly the requested groups in all "
+        f"{len(FREEZE_CASES)} cases, as medtl_helpers.models.freezing.freeze does."
+    )
+
+
+def _group_sizes(model: nn.Module) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for name, param in model.named_parameters():
+        sizes[group_of(name)] = sizes.get(group_of(name), 0) + param.numel()
+    return sizes
+
+
+def check_partial_count(answer: object) -> None:
+    """`answer` must be the number of trainable parameters of resnet34 under freeze "partial"."""
+    require_answer(answer, "your resnet34_partial")
+    if isinstance(answer, bool) or not isinstance(answer, int):
+        raise AssertionError(
+            f"Your answer is a {type(answer).__name__} ({answer!r}); give a whole number of "
+            "parameter values, e.g. 1234567."
+        )
+    arch = "resnet34"
+    model = _skeleton(arch)
+    freeze(model, "partial")
+    expected = count_parameters(model, trainable_only=True)
+    total = count_parameters(model)
+    sizes = _group_sizes(model)
+    resnet18 = _skeleton("resnet18")
+    freeze(resnet18, "partial")
+    mistakes = {
+        total: f"that is every parameter of {arch}; 'partial' freezes stem, layer1 and layer2",
+        total - expected: "that is the FROZEN count; the question asks how many still train",
+        sizes["layer3"] + sizes["layer4"]: (
+            f"you left out the head: fc still trains ({sizes['head']:,} values, 512 x 2 weights "
+            "+ 2 biases)"
+        ),
+        sizes["layer4"] + sizes["head"]: "you counted layer4 and the head, but layer3 trains too",
+        count_parameters(resnet18, trainable_only=True): (
+            "that is resnet18's count; resnet34 has [3, 4, 6, 3] blocks per stage, not [2, 2, 2, 2]"
+        ),
+    }
+    if answer != expected:
+        reason = mistakes.get(
+            answer,
+            f"you are {answer - expected:+,} off. Trainable = layer3 + layer4 + head; each 3x3 "
+            "conv has in x out x 9 weights, each BatchNorm 2 x channels, and the first block "
+            "of layer3 and layer4 has a 1x1 projection (conv + BatchNorm)",
+        )
+        raise AssertionError(
+            f"{answer:,} is not the trainable count of {arch} 'partial': {reason}."
+        )
+    print(
+        f"Correct: {arch} with freeze 'partial' trains {expected:,} of {total:,} parameters "
+        f"({100 * expected / total:.1f}%)."
+    )

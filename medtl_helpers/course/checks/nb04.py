@@ -1,0 +1,177 @@
+"""Checkers for the exercises of notebook 04 (the full training recipe).
+
+`check_class_weights` runs the student's weighting function on a few class counts and compares it
+with `training.class_weights`; `check_val_threshold` runs the student's "threshold on validation,
+metrics on test" function on a case where validation, test and 0.5 give three different
+thresholds. Each explains the first difference in words and prints one sentence on success.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from medtl_helpers.course.checks.common import require_answer
+from medtl_helpers.metrics import choose_threshold, confusion
+from medtl_helpers.training import class_weights
+
+__all__ = ["check_class_weights", "check_val_threshold"]
+
+# Kermany's train/ counts, a 1:3 toy case, a balanced case and three classes.
+WEIGHT_CASES = ((1341, 3875), (10, 30), (50, 50), (3, 1, 6))
+
+
+def _weights_problem(got: np.ndarray, want: np.ndarray, counts: Sequence[int]) -> str | None:
+    if got.shape != want.shape:
+        return (
+            f"for counts {list(counts)} you returned {got.size} weights; expected one per class "
+            f"({want.size}): loop over every count, not over a fixed two."
+        )
+    if np.allclose(got, want, rtol=1e-4):
+        return None
+    n, k = sum(counts), len(counts)
+    inverse = np.array([1.0 / c for c in counts])
+    if np.allclose(got, np.full(k, got[0])):
+        return (
+            f"for counts {list(counts)} all your weights are equal ({got[0]:.3g}): that is the "
+            "unweighted loss; the rarer class must get the larger weight."
+        )
+    if np.allclose(got / got.sum(), np.array(counts) / n, rtol=1e-4):
+        return (
+            f"for counts {list(counts)} your weights grow with the class count ({got.round(3)}): "
+            "the frequent class would count even more. Invert it: N / (classes x N_c)."
+        )
+    if np.allclose(got / got.sum(), inverse / inverse.sum(), rtol=1e-4):
+        return (
+            f"for counts {list(counts)} your weights {got.round(4)} have the right ratios but "
+            f"another scale; expected {want.round(4)}. Multiply 1 / N_c by N / classes "
+            f"= {n} / {k}, so that a balanced set gets weight 1 for every class."
+        )
+    return (
+        f"for counts {list(counts)} you returned {got.round(4)}; expected {want.round(4)}, "
+        "i.e. N / (classes x N_c) with N the total and N_c the count of class c."
+    )
+
+
+def check_class_weights(balanced_weights: Callable[[list[int]], object]) -> None:
+    """`balanced_weights(counts)` must return N / (classes * N_c) for each class c."""
+    require_answer(balanced_weights, "your balanced_weights")
+    for counts in WEIGHT_CASES:
+        labels = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+        want = class_weights(labels, len(counts)).numpy().astype(np.float64)
+        try:
+            got = balanced_weights(list(counts))
+        except Exception as err:
+            raise AssertionError(
+                f"balanced_weights({list(counts)}) raised {type(err).__name__}: {err}. It takes "
+                "a list of counts, one per class, and returns one weight per class."
+            ) from err
+        if got is None:
+            raise AssertionError("balanced_weights returned None: is the `return` missing?")
+        got = torch.as_tensor(got, dtype=torch.float64).reshape(-1).numpy()
+        problem = _weights_problem(got, want, counts)
+        if problem:
+            raise AssertionError(problem)
+    print(
+        f"Correct: your weights match training.class_weights for all {len(WEIGHT_CASES)} cases; "
+        "each class now contributes the same total weight to the loss."
+    )
+
+
+def _threshold_case() -> tuple[np.ndarray, ...]:
+    """Validation and test predictions whose Youden thresholds differ from each other and 0.5.
+
+    One PNEUMONIA test case scores exactly the validation threshold, so `p > t` and `p >= t`
+    give different sensitivities.
+    """
+    rng = np.random.default_rng(4)
+    val_y = (rng.random(60) < 0.7).astype(np.int64)
+    val_p = np.clip(0.25 + 0.45 * val_y + rng.normal(0, 0.18, 60), 0.01, 0.99).round(4)
+    test_y = (rng.random(50) < 0.6).astype(np.int64)
+    test_p = np.clip(0.35 + 0.35 * test_y + rng.normal(0, 0.2, 50), 0.01, 0.99).round(4)
+    test_p[np.flatnonzero(test_y == 1)[0]] = choose_threshold(val_y, val_p)
+    return val_y, val_p, test_y, test_p
+
+
+def _rates(y: np.ndarray, p: np.ndarray, threshold: float, strict: bool = False):
+    """(sensitivity, specificity, counts) predicting PNEUMONIA at p >= t, or p > t if strict."""
+    # p > t is p >= (the next float above t).
+    c = confusion(y, p, np.nextafter(threshold, np.inf) if strict else threshold)
+    return c["tp"] / (c["tp"] + c["fn"]), c["tn"] / (c["tn"] + c["fp"]), c
+
+
+def _rate_problem(got_sens: float, got_spec: float, y, p, threshold: float) -> str | None:
+    sens, spec, c = _rates(y, p, threshold)
+    if np.isclose(got_sens, sens) and np.isclose(got_spec, spec):
+        return None
+    if np.isclose(got_sens, spec) and np.isclose(got_spec, sens):
+        return (
+            "sensitivity and specificity are swapped: sensitivity = TP / (TP + FN) is the share "
+            "of PNEUMONIA cases flagged, specificity = TN / (TN + FP) the share of NORMAL cases "
+            "left alone."
+        )
+    strict_sens, strict_spec, _ = _rates(y, p, threshold, strict=True)
+    if np.isclose(got_sens, strict_sens) and np.isclose(got_spec, strict_spec):
+        return (
+            "a case scoring exactly the threshold counts as PNEUMONIA: predict positive when "
+            "p >= threshold, not p > threshold (the threshold is one of the validation scores)."
+        )
+    if np.isclose(got_sens, c["tp"] / (c["tp"] + c["fp"])):
+        return (
+            f"your sensitivity {got_sens:.3f} is the precision TP / (TP + FP); sensitivity is "
+            f"TP / (TP + FN) = {sens:.3f}."
+        )
+    name, got, want = (
+        ("sensitivity", got_sens, sens)
+        if not np.isclose(got_sens, sens)
+        else ("specificity", got_spec, spec)
+    )
+    return (
+        f"your {name} is {got:.3f}; expected {want:.3f} on the test predictions at the "
+        f"validation threshold (confusion counts {c})."
+    )
+
+
+def check_val_threshold(
+    threshold_and_rates: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], dict],
+) -> None:
+    """`threshold_and_rates(val_y, val_p, test_y, test_p)` must choose the threshold on
+    validation (Youden's J) and return it with the test sensitivity and specificity."""
+    require_answer(threshold_and_rates, "your threshold_and_rates")
+    val_y, val_p, test_y, test_p = _threshold_case()
+    got = threshold_and_rates(val_y, val_p, test_y, test_p)
+    keys = ("threshold", "sensitivity", "specificity")
+    if not isinstance(got, dict) or any(k not in got for k in keys):
+        raise AssertionError(
+            f"threshold_and_rates returned {type(got).__name__}; expected a dict with the keys "
+            f"{list(keys)}."
+        )
+    threshold = float(got["threshold"])
+    want = choose_threshold(val_y, val_p)
+    if np.isclose(threshold, choose_threshold(test_y, test_p)) and not np.isclose(threshold, want):
+        raise AssertionError(
+            f"your threshold {threshold:.4f} is the best one on the TEST set. Choose it on "
+            f"validation ({want:.4f}) and apply it unchanged to test: a threshold tuned on the "
+            "test set makes the test numbers optimistic."
+        )
+    if np.isclose(threshold, 0.5):
+        raise AssertionError(
+            f"your threshold is the default 0.5; choose it on validation with Youden's J "
+            f"(metrics.choose_threshold(val_y, val_p) gives {want:.4f})."
+        )
+    if not np.isclose(threshold, want):
+        raise AssertionError(
+            f"your threshold is {threshold:.4f}; Youden's J on the validation predictions gives "
+            f"{want:.4f} (choose_threshold(val_y, val_p))."
+        )
+    problem = _rate_problem(
+        float(got["sensitivity"]), float(got["specificity"]), test_y, test_p, want
+    )
+    if problem:
+        raise AssertionError(problem)
+    print(
+        f"Correct: threshold {want:.4f} chosen on validation and applied unchanged to test "
+        f"(sensitivity {got['sensitivity']:.3f}, specificity {got['specificity']:.3f})."
+    )

@@ -1,0 +1,150 @@
+"""Checkers for the exercises of notebook 05 (progressive fine-tuning).
+
+`check_group_lrs` compares the student's per-group learning rates with
+`stages.discriminative_lrs`. `check_stage_plan` builds, for each of the student's stages, the
+optimizer `fit` would build (`stages.make_optimizer`, on a ResNet-18 skeleton that holds no
+memory) and compares which layer groups train, for how many epochs and at which learning rate with
+the four-stage plan the exercise asks for. Each explains the first difference in words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from medtl_helpers.course.checks.common import require_answer
+from medtl_helpers.models import GROUPS, build_model
+from medtl_helpers.training.stages import Stage, discriminative_lrs, make_optimizer
+
+__all__ = ["check_group_lrs", "check_stage_plan"]
+
+LR_CASES = ((1e-3, 0.5), (0.01, 0.3))
+PLAN_LR, PLAN_EPOCHS = 1e-3, 2
+PLAN_TRAINS = (("head",), ("layer4", "head"), ("layer3", "layer4", "head"), GROUPS)
+
+
+def check_group_lrs(group_lrs: Callable[[float, float], dict]) -> None:
+    """`group_lrs(base_lr, decay)` must give head base_lr, layer4 base_lr*decay, ... stem last."""
+    require_answer(group_lrs, "your group_lrs")
+    for base, decay in LR_CASES:
+        want = discriminative_lrs(base, decay)
+        got = group_lrs(base, decay)
+        call = f"group_lrs({base:g}, {decay:g})"
+        if not isinstance(got, dict):
+            raise AssertionError(
+                f"{call} returned a {type(got).__name__}; expected a dict from layer group "
+                f"to learning rate with the keys {list(GROUPS)}."
+            )
+        missing = [g for g in GROUPS if g not in got]
+        if missing:
+            raise AssertionError(
+                f"{call} has no learning rate for {missing[0]!r}; every group in "
+                f"{list(GROUPS)} needs one, or its parameters fall back to another rate."
+            )
+        if np.isclose(got["stem"], base) and not np.isclose(got["head"], base):
+            raise AssertionError(
+                f"{call} gives the stem the largest rate ({got['stem']:g}): the order is "
+                "reversed. The new, random head must move most and the generic early layers "
+                "least, so count the depth from the head: head, layer4, ..., stem."
+            )
+        if np.isclose(got["head"], base * decay):
+            raise AssertionError(
+                f"{call} gives the head {got['head']:g}; the head gets base_lr itself "
+                f"({base:g}), layer4 base_lr * decay, layer3 base_lr * decay**2, and so on."
+            )
+        for group in reversed(GROUPS):
+            if not np.isclose(got[group], want[group], rtol=1e-6):
+                depth = list(reversed(GROUPS)).index(group)
+                raise AssertionError(
+                    f"{call} gives {group} {got[group]:g}; expected {want[group]:g} = base_lr * "
+                    f"decay**{depth}: each group one step further from the head multiplies the "
+                    "rate by decay once more."
+                )
+    print(
+        "Correct: your rates match stages.discriminative_lrs, from the head (largest) down to "
+        "the stem (smallest)."
+    )
+
+
+def reference_stage_plan() -> list[Stage]:
+    """Four stages, each unfreezing one more part, with halved discriminative rates each time."""
+    plan = [Stage("head", PLAN_EPOCHS, "all", PLAN_LR)]
+    for i, (name, frozen) in enumerate(
+        (
+            ("layer4", ["stem", "layer1", "layer2", "layer3"]),
+            ("layer3", ["stem", "layer1", "layer2"]),
+            ("all", "none"),
+        ),
+        start=1,
+    ):
+        base = PLAN_LR / 2**i
+        plan.append(Stage(name, PLAN_EPOCHS, frozen, base, discriminative_lrs(base)))
+    return plan
+
+
+def _optimizer_groups(stage: object) -> dict[str, float]:
+    with torch.device("meta"):
+        skeleton = build_model("resnet18", pretrained="none", verbose=False)
+    optimizer = make_optimizer(skeleton, stage)
+    return {group["name"]: group["lr"] for group in optimizer.param_groups}
+
+
+def _trains_problem(index: int, stage: Stage, trains: list[str], want: Sequence[str]) -> str:
+    listed = [stage.freeze] if isinstance(stage.freeze, str) else list(stage.freeze)
+    if set(listed) == set(want) and set(listed) != set(GROUPS):
+        return (
+            f"stage {index} ({stage.name!r}) trains {trains}: `freeze` names the groups to "
+            f"FREEZE, and you listed the ones to train. Freeze the others: "
+            f"{[g for g in GROUPS if g not in want]}."
+        )
+    return (
+        f"stage {index} ({stage.name!r}) trains {trains}; expected {list(want)}. Freeze "
+        f"{[g for g in GROUPS if g not in want] or 'nothing (freeze=none)'} in that stage."
+    )
+
+
+def check_stage_plan(stages: Sequence[Stage]) -> None:
+    """`stages` must be the four-stage plan of the exercise (see `reference_stage_plan`)."""
+    require_answer(stages, "your my_stages")
+    reference = reference_stage_plan()
+    if not isinstance(stages, (list, tuple)) or not all(isinstance(s, Stage) for s in stages):
+        raise AssertionError("my_stages must be a list of Stage objects, one per stage.")
+    if len(stages) != len(reference):
+        raise AssertionError(
+            f"my_stages has {len(stages)} stages; expected {len(reference)}: head, "
+            "layer4 + head, layer3 + layer4 + head, then everything."
+        )
+    for index, (stage, ref) in enumerate(zip(stages, reference), start=1):
+        want_trains = PLAN_TRAINS[index - 1]
+        try:
+            got = _optimizer_groups(stage)
+        except ValueError as err:
+            raise AssertionError(f"stage {index} ({stage.name!r}): {err}") from err
+        if set(got) != set(want_trains):
+            raise AssertionError(_trains_problem(index, stage, list(got), want_trains))
+        if stage.epochs != ref.epochs:
+            raise AssertionError(
+                f"stage {index} ({stage.name!r}) runs {stage.epochs} epochs; every stage runs "
+                f"{ref.epochs}, so the whole plan spends the same 8-epoch budget."
+            )
+        want = _optimizer_groups(ref)
+        for group in reversed(want_trains):
+            if np.isclose(got[group], want[group], rtol=1e-6):
+                continue
+            if index > 1 and len(set(np.round(list(got.values()), 12))) == 1:
+                raise AssertionError(
+                    f"stage {index} ({stage.name!r}) gives every group the same rate "
+                    f"({got[group]:g}); use group_lr=discriminative_lrs({ref.lr:g}) so earlier "
+                    "groups move less than the head."
+                )
+            raise AssertionError(
+                f"stage {index} ({stage.name!r}) gives {group} the rate {got[group]:g}; "
+                f"expected {want[group]:g}: the stage's base rate is {PLAN_LR:g} / 2**"
+                f"{index - 1} = {ref.lr:g} for the head, then halved per group towards the stem."
+            )
+    print(
+        "Correct: each stage builds an optimizer over exactly the groups it should train, with "
+        "the planned epochs and discriminative learning rates."
+    )

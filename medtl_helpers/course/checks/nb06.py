@@ -1,0 +1,189 @@
+"""Checkers for the exercises of notebook 06 (ensembles and class activation maps).
+
+Each checker compares the student's answer with the package's reference (`ensemble.soft_vote`,
+`ensemble.hard_vote`, and the stage Grad-CAM should look at), recognises the usual mistakes, and
+raises AssertionError with a sentence about the first difference. On success it prints one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from medtl_helpers.course.checks.common import require_answer
+from medtl_helpers.evaluation.ensemble import hard_vote, soft_vote
+from medtl_helpers.models import build_model
+
+__all__ = ["check_soft_vote", "check_hard_vote", "check_target_layer"]
+
+SOFT_CASES = (
+    np.array([[0.9, 0.2, 0.6, 0.4], [0.7, 0.4, 0.1, 0.3], [0.2, 0.3, 0.8, 0.35]]),
+    np.array([[0.1, 0.95, 0.5, 0.3, 0.6], [0.3, 0.65, 0.5, 0.9, 0.2]]),
+)
+# Two members, so 1 vote of 2 is a tie; member 2's own threshold (0.4) matters on image 3, and
+# image 5 sits exactly on member 1's threshold (p >= t counts as a PNEUMONIA vote).
+HARD_CASES = (
+    (np.array([[0.9, 0.2, 0.6, 0.35, 0.95, 0.5], [0.7, 0.1, 0.3, 0.45, 0.3, 0.1]]), [0.5, 0.4]),
+    (np.array([[0.9, 0.2, 0.6, 0.3], [0.3, 0.1, 0.7, 0.8], [0.8, 0.7, 0.1, 0.6]]), [0.5, 0.6, 0.5]),
+)
+TARGET = "layer4"
+
+
+def _as_array(value: object, call: str, shape: tuple[int, ...]) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise AssertionError(f"{call} returned {type(value).__name__}, not numbers") from err
+    if array.shape != shape:
+        raise AssertionError(
+            f"{call} returned shape {array.shape}; expected {shape}, one value per image. "
+            "The members are the rows (axis 0): combine over axis 0, keep one column per image."
+        )
+    return array
+
+
+def check_soft_vote(soft_vote_fn: Callable) -> None:
+    """`soft_vote_fn(probs)` maps (members, images) probabilities to the soft vote per image."""
+    require_answer(soft_vote_fn, "your soft_vote")
+    for probs in SOFT_CASES:
+        call = f"soft_vote({probs.tolist()})"
+        answer = _as_array(soft_vote_fn(probs.copy()), call, probs.shape[1:])
+        expected = soft_vote(probs)
+        if np.allclose(answer, expected):
+            continue
+        mistakes = {
+            "the median over members; soft voting takes the mean": np.median(probs, axis=0),
+            "the largest member probability; soft voting averages all members": probs.max(0),
+            "the share of members with p >= 0.5: that is a hard vote; soft voting averages "
+            "the probabilities themselves": (probs >= 0.5).mean(axis=0),
+        }
+        reason = next((text for text, wrong in mistakes.items() if np.allclose(answer, wrong)), "")
+        raise AssertionError(
+            f"{call} gave {np.round(answer, 4).tolist()}; expected "
+            f"{np.round(expected, 4).tolist()} (the mean of each column)."
+            + (f" Yours is {reason}." if reason else "")
+        )
+    print("Correct: your soft vote is the mean probability over the members, image by image.")
+
+
+def _hard_mistakes(probs: np.ndarray, thresholds: list[float]) -> dict[str, np.ndarray]:
+    limits = np.asarray(thresholds).reshape(-1, 1)
+    return {
+        "you used 0.5 for every member; each member votes with its own validation threshold": (
+            hard_vote(probs, [0.5] * len(thresholds))
+        ),
+        "a tie (half of the votes) became NORMAL; here a tie counts as PNEUMONIA": hard_vote(
+            probs, thresholds, tie="negative"
+        ),
+        "you averaged the probabilities first: that is the soft vote at 0.5": (
+            soft_vote(probs) >= 0.5
+        ).astype(int),
+        "a member votes PNEUMONIA when p >= its threshold, but you used p > threshold": (
+            ((probs > limits).mean(axis=0) >= 0.5).astype(int)
+        ),
+    }
+
+
+def check_hard_vote(hard_vote_fn: Callable) -> None:
+    """`hard_vote_fn(probs, thresholds)`: 0/1 per image by majority, ties counted as PNEUMONIA."""
+    require_answer(hard_vote_fn, "your hard_vote")
+    for probs, thresholds in HARD_CASES:
+        call = f"hard_vote({probs.tolist()}, thresholds={thresholds})"
+        answer = _as_array(hard_vote_fn(probs.copy(), list(thresholds)), call, probs.shape[1:])
+        expected = hard_vote(probs, thresholds)
+        if np.array_equal(answer, expected):
+            continue
+        if not np.isin(answer, (0, 1)).all():
+            raise AssertionError(
+                f"{call} gave {answer.tolist()}: a hard vote is a decision, 0 (NORMAL) or 1 "
+                "(PNEUMONIA) per image, not a probability."
+            )
+        for reason, wrong in _hard_mistakes(probs, thresholds).items():
+            if np.array_equal(answer, wrong):
+                raise AssertionError(
+                    f"{call} gave {answer.astype(int).tolist()}; expected "
+                    f"{expected.tolist()}: {reason}."
+                )
+        i = int(np.flatnonzero(answer != expected)[0])
+        votes = (probs[:, i] >= np.asarray(thresholds)).astype(int).tolist()
+        raise AssertionError(
+            f"{call} gave {answer.astype(int).tolist()}; expected {expected.tolist()}. On image "
+            f"{i} the members have p = {probs[:, i].tolist()}, so their votes are {votes}: "
+            f"the majority (a tie counts as PNEUMONIA) is {expected[i]}."
+        )
+    print("Correct: each member votes with its own threshold, and a tie counts as PNEUMONIA.")
+
+
+def _output_shapes(arch: str, size: int = 224) -> dict[str, tuple[int, ...]]:
+    """Output shape of every named module, from a forward pass on the meta device (no memory)."""
+    with torch.device("meta"):
+        model = build_model(arch, pretrained="none", verbose=False).eval()
+        shapes: dict[str, tuple[int, ...]] = {}
+
+        # returns None on purpose: a forward hook that returns a value replaces the output
+        def record(name: str, output: torch.Tensor) -> None:
+            shapes.setdefault(name, tuple(output.shape))
+
+        handles = [
+            module.register_forward_hook(lambda m, i, o, n=name: record(n, o))
+            for name, module in model.named_modules()
+            if name
+        ]
+        model(torch.zeros(1, 3, size, size))
+    for handle in handles:
+        handle.remove()
+    return shapes
+
+
+def check_target_layer(target_layer: object) -> None:
+    """`target_layer` must name the ResNet module Grad-CAM should hook: the last spatial stage."""
+    require_answer(target_layer, "your TARGET_LAYER")
+    if not isinstance(target_layer, str):
+        raise AssertionError(
+            f"TARGET_LAYER is a {type(target_layer).__name__}; give the module's name as a "
+            "string, as it appears in model.named_modules(), e.g. 'layer1'."
+        )
+    if target_layer == TARGET:
+        print(
+            "Correct: 'layer4' is the last stage whose output is still a spatial map "
+            "(7x7 at 224 px), in every ResNet from 18 to 152."
+        )
+        return
+    shapes = _output_shapes("resnet34")
+    name = target_layer.removeprefix("model.")
+    if name != target_layer and name in shapes:
+        raise AssertionError(
+            f"Module names are relative to the model: write {name!r}, not {target_layer!r}."
+        )
+    if name not in shapes:
+        stages = ", ".join(n for n in shapes if "." not in n)
+        raise AssertionError(
+            f"{target_layer!r} is not a module of a ResNet; its stages are {stages}."
+        )
+    shape = shapes[name]
+    if len(shape) < 4 or shape[-1] == 1:
+        raise AssertionError(
+            f"{name!r} outputs shape {shape} at 224 px: no spatial map is left after global "
+            "pooling, so there is nothing to localise. Go back to the stage before avgpool."
+        )
+    if name.startswith(TARGET + "."):
+        if name.count(".") > 1:
+            raise AssertionError(
+                f"{name!r} is inside a block of layer4: it comes before the shortcut is added "
+                "and before the block's final ReLU, so the map misses what the shortcut carries. "
+                "Hook the whole stage, 'layer4'."
+            )
+        raise AssertionError(
+            f"{name!r} is one block of layer4. Which block comes last depends on the depth "
+            "(layer4.1 in resnet18, layer4.2 in resnet34 to 152), and an earlier block misses "
+            "the blocks after it: name the stage, 'layer4', and the code works for every ResNet."
+        )
+    raise AssertionError(
+        f"{name!r} gives a {shape[-2]}x{shape[-1]} map at 224 px, finer than layer4's 7x7, but "
+        "Grad-CAM looks at the LAST spatial stage: its features are the most class-specific, "
+        "and only the pooling and the head come after it. Use 'layer4'."
+    )

@@ -1,0 +1,244 @@
+"""Learning curves: test AUROC against the share of labelled training images, per initialisation.
+
+Transfer learning is said to make a small labelled set enough. `learning_curve` measures it:
+nested, patient-level, class-stratified subsets of the training split (1 %, 5 %, ... of the
+images), trained by `fit` from ImageNet and from random weights with several seeds, scored on the
+untouched test split, with a minimum number of optimizer steps for small subsets. Without
+ImageNet weights the pretrained curve is skipped with a message: never drawn from random weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from medtl_helpers import config
+from medtl_helpers.data.records import ImageSet
+from medtl_helpers.data.split import patient_fraction_index
+from medtl_helpers.errors import WeightsUnavailableError
+from medtl_helpers.metrics import auroc, predict_proba
+from medtl_helpers.models import build_model, weights_file
+from medtl_helpers.training import data_fingerprint, fit, runs_root, steps_per_epoch
+
+FRACTIONS = (0.01, 0.05, 0.10, 0.25, 1.0)
+INITS = ("imagenet", "random")
+LABELS = {"imagenet": "ImageNet-pretrained", "random": "random init"}
+COLORS = {"imagenet": "C0", "random": "C1"}
+COLUMNS = ("init", "fraction", "seed", "images", "patients", "passes", "steps")
+COLUMNS += ("val_auroc", "test_auroc", "seconds")
+
+
+def nested_subsets(
+    data: ImageSet, fractions: Sequence[float], seed: int = 0
+) -> dict[float, np.ndarray]:
+    """Indices (into `data`) of whole-patient, class-stratified subsets, each inside the next.
+
+    The largest fraction is drawn from the whole set, each smaller one from the subset above it:
+    along the curve only the amount of data changes, not which children were drawn.
+    """
+    index, chosen = np.arange(len(data)), {}
+    for fraction in sorted(set(fractions), reverse=True):
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"fractions must be in (0, 1], got {fraction}")
+        share = min(1.0, fraction * len(data) / len(index))
+        if share < 1.0:
+            index = index[patient_fraction_index(data.subset(index), share, seed)]
+        chosen[fraction] = index
+    return dict(sorted(chosen.items()))
+
+
+def passes_needed(n_images: int, batch_size: int, epochs: int, min_steps: int) -> int:
+    """Passes over the subset: `epochs`, or more when that gives fewer than `min_steps` steps."""
+    if n_images < 1:
+        raise ValueError("passes_needed: the subset holds no image")
+    return max(epochs, math.ceil(min_steps / steps_per_epoch(n_images, batch_size)))
+
+
+def repeats_needed(n_images: int, batch_size: int, epochs: int, min_steps: int) -> int:
+    """How often to repeat the subset so that `epochs` epochs of `fit` make the passes needed.
+
+    Validation then runs `epochs` times, not once per pass; a subset smaller than a batch is
+    repeated until `epochs` epochs also make `min_steps` full-batch steps.
+    """
+    repeats = math.ceil(passes_needed(n_images, batch_size, epochs, min_steps) / epochs)
+    while epochs * steps_per_epoch(repeats * n_images, batch_size) < min_steps:
+        repeats += 1
+    return repeats
+
+
+def pretrained_problem(arch: str = "resnet18", profile: config.Profile | None = None) -> str | None:
+    """None when ImageNet weights can be used; otherwise why not and how to get them."""
+    profile = profile or config.get_profile()
+    head = "The ImageNet-pretrained curve is MISSING (only random init is trained)"
+    if config.pretrained_choice(profile) == "none":
+        why = (
+            "the quick profile never uses downloaded weights"
+            if profile.name == "quick"
+            else "MEDTL_PRETRAINED=none asks for random initialisation"
+        )
+        return (
+            f"{head}: {why}. To draw it, run with MEDTL_PROFILE=cpu or gpu and without "
+            f"MEDTL_PRETRAINED=none; the weights file {weights_file(arch).name} is downloaded "
+            f"to {weights_file(arch).parent} (or copy it there by hand)."
+        )
+    try:
+        build_model(arch, pretrained="imagenet", verbose=False)
+    except WeightsUnavailableError as err:
+        return f"{head}.\n{err}"
+    return None
+
+
+@dataclass(frozen=True)
+class CurveSettings:
+    """How every point of a curve is trained; only the subset, the init and the seed vary."""
+
+    arch: str = "resnet18"
+    epochs: int = 2
+    min_steps: int = 50
+    lr: float = 1e-3
+    batch_size: int = 32
+    image_size: int = 64
+
+
+def train_point(
+    train: ImageSet,
+    val: ImageSet,
+    test: ImageSet,
+    index: np.ndarray,
+    init: str,
+    seed: int,
+    settings: CurveSettings,
+    profile: config.Profile | None = None,
+    device: torch.device | str | None = None,
+) -> dict:
+    """Train one (subset, init, seed) point with `fit`; return its row without the fraction."""
+    start, s = time.perf_counter(), settings
+    subset = train.subset(index)
+    repeats = repeats_needed(len(subset), s.batch_size, s.epochs, s.min_steps)
+    config.seed_everything(seed)
+    weights = "imagenet" if init == "imagenet" else "none"
+    model = build_model(s.arch, pretrained=weights, verbose=False)
+    if model.medtl_weights != init:  # a curve is labelled by the weights it really started from
+        raise RuntimeError(f"asked for {init} weights, got {model.medtl_weights}")
+    options = dict(profile=profile, device=device, lr=s.lr, batch_size=s.batch_size)
+    options.update(image_size=s.image_size, patience=s.epochs, seed=seed, progress=False)
+    history = fit(model, train.subset(np.tile(index, repeats)), val, epochs=s.epochs, **options)
+    test_p = predict_proba(model, test.images, image_size=s.image_size)
+    return {
+        "init": init,
+        "seed": seed,
+        "images": len(subset),
+        "patients": subset.n_patients(),
+        "passes": repeats * s.epochs,
+        "steps": s.epochs * steps_per_epoch(repeats * len(subset), s.batch_size),
+        "val_auroc": history.best_auroc,
+        "test_auroc": auroc(test.labels, test_p),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _store_path(train, val, test, settings: CurveSettings, profile: config.Profile) -> Path:
+    plain = {**asdict(settings), "data": [data_fingerprint(d) for d in (train, val, test)]}
+    key = hashlib.sha1(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:12]
+    return runs_root() / profile.name / "data_efficiency" / f"curve-{key}.csv"
+
+
+def learning_curve(
+    train: ImageSet,
+    val: ImageSet,
+    test: ImageSet,
+    settings: CurveSettings,
+    *,
+    fractions: Sequence[float] = FRACTIONS,
+    seeds: Sequence[int] = (0, 1, 2),
+    inits: Sequence[str] = INITS,
+    profile: config.Profile | None = None,
+    device: torch.device | str | None = None,
+    store: bool = True,
+) -> pd.DataFrame:
+    """One row per (init, fraction, seed) with `COLUMNS`; `.attrs["missing"]` says what was skipped.
+
+    Seed s draws the subsets (nested, patient-level), the initial weights and the batch order.
+    With `store`, points are saved under runs/<profile>/data_efficiency/ as they finish and
+    reused by a later call with the same settings and data (so an interrupted curve resumes).
+    """
+    profile = profile or config.get_profile()
+    unknown = [i for i in inits if i not in INITS]
+    if unknown:
+        raise ValueError(f"Unknown init(s) {unknown}: use {', '.join(INITS)}")
+    missing = {}
+    problem = pretrained_problem(settings.arch, profile) if "imagenet" in inits else None
+    if problem is not None:
+        missing["imagenet"] = problem
+        print(problem)
+    path = _store_path(train, val, test, settings, profile) if store else None
+    rows = pd.read_csv(path).to_dict("records") if path and path.exists() else []
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if rows:
+        print(f"Reusing {len(rows)} finished point(s) from {path}")
+    done = {(r["init"], r["fraction"], r["seed"]) for r in rows}
+    for seed in seeds:
+        for fraction, index in nested_subsets(train, fractions, seed).items():
+            for init in [i for i in inits if i not in missing and (i, fraction, seed) not in done]:
+                point = train_point(train, val, test, index, init, seed, settings, profile, device)
+                row = {"fraction": fraction, **point}
+                rows.append(row)
+                print(
+                    f"{LABELS[init]:<19} {fraction:>6.1%}  seed {seed}: {row['images']:>5} images "
+                    f"({row['patients']} patients), {row['passes']} passes, {row['steps']} steps: "
+                    f"test AUROC {row['test_auroc']:.3f}  ({row['seconds']:.0f} s)"
+                )
+                if path is not None:
+                    pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(path, index=False)
+    wanted = [
+        r for r in rows if r["init"] in inits and r["fraction"] in fractions and r["seed"] in seeds
+    ]
+    results = pd.DataFrame(wanted, columns=list(COLUMNS))
+    results = results.sort_values(["init", "fraction", "seed"]).reset_index(drop=True)
+    results.attrs["missing"] = missing
+    return results
+
+
+def summarise(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per (init, fraction): images, seeds, and mean, sd, min and max of test AUROC."""
+    grouped = results.groupby(["init", "fraction"])
+    table = grouped.test_auroc.agg(["mean", "std", "min", "max"]).rename(columns={"std": "sd"})
+    table.insert(0, "seeds", grouped.seed.nunique())
+    table.insert(0, "images", grouped.images.mean())
+    return table.reset_index()
+
+
+def plot_learning_curve(results: pd.DataFrame, ax=None):
+    """Mean test AUROC per init on a log-x axis, with the min-max band over seeds and each seed."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    summary = summarise(results)
+    for init in [i for i in INITS if i in set(summary.init)]:
+        color = COLORS[init]
+        part, seeds = summary[summary.init == init], results[results.init == init]
+        x = 100 * part.fraction
+        ax.plot(x, part["mean"], "o-", color=color, label=f"{LABELS[init]} (mean)")
+        ax.fill_between(x, part["min"], part["max"], color=color, alpha=0.2, label="min-max")
+        ax.plot(100 * seeds.fraction, seeds.test_auroc, ".", color=color, alpha=0.6)
+    if results.attrs.get("missing", {}).get("imagenet"):
+        note = "ImageNet-pretrained curve missing: see the message above"
+        ax.text(0.02, 0.03, note, transform=ax.transAxes, fontsize=8, color="C3")
+    ticks = sorted(set(100 * results.fraction))
+    ax.set(xscale="log", ylabel="test AUROC", title="Learning curve")
+    ax.set_xticks(ticks, [f"{t:g}%" for t in ticks])
+    ax.minorticks_off()
+    ax.set(xlabel="labelled training images (share of the training split, log scale)")
+    ax.legend(loc="lower right", fontsize=8)
+    return ax

@@ -1,0 +1,120 @@
+"""The test report: metrics with intervals, the JSON file, and the comparison with published work.
+
+`evaluation_report` computes every metric at a threshold fixed beforehand (on validation) with 95%
+bootstrap intervals; `write_report` saves it with the same keys as `python -m medtl_helpers
+evaluate --json`. `compare_with_published` puts the measured values beside the published results
+for this dataset, and `comparison_caveats` says, for the data actually used, why the rows are not
+directly comparable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from medtl_helpers.atomic import write_json
+from medtl_helpers.config import device_label
+from medtl_helpers.metrics import binary_metrics, bootstrap_ci, metrics_table
+from medtl_helpers.training import History, precision_label
+
+PUBLISHED = (
+    {
+        "result": "Kermany et al. 2018 (Inception-v3, ImageNet weights)",
+        "test set": "official test/ (624 images)",
+        "model chosen on": "the test set",
+        "accuracy": 0.928,
+        "AUROC": 0.968,
+    },
+    {
+        "result": "MedMNIST+ ResNet-18, 224 px, end-to-end",
+        "test set": "PneumoniaMNIST test (624 images)",
+        "model chosen on": "validation",
+        "accuracy": 0.911,
+        "AUROC": 0.980,
+    },
+)
+
+
+def evaluation_report(
+    y, p, threshold: float, n_boot: int = 1000, seed: int = 0, groups=None
+) -> dict:
+    """`binary_metrics` at the given threshold plus `ci95`: a (low, high) interval per metric.
+
+    Pass `groups=test.patients` to resample whole children in the bootstrap (see `bootstrap_ci`);
+    `resampled` records which was done ("images" when every image has its own id).
+    """
+    values = binary_metrics(y, p, threshold)
+    intervals = bootstrap_ci(y, p, threshold, n_boot=n_boot, seed=seed, groups=groups)
+    # With one id per image (PneumoniaMNIST's ids), resampling patients is resampling images.
+    by_patient = groups is not None and len(set(groups)) < values["n"]
+    return {**values, "resampled": "patients" if by_patient else "images", "ci95": intervals}
+
+
+def report_table(report: dict) -> str:
+    """The report as `metrics_table` prints it: one metric per row with its 95% interval."""
+    values = {k: v for k, v in report.items() if k not in ("ci95", "resampled")}
+    table = metrics_table(values, report.get("ci95"))
+    if "resampled" in report:
+        table += f"\n(95% bootstrap intervals, resampling {report['resampled']})"
+    return table
+
+
+def write_report(path: str | Path, report: dict, **extra: object) -> Path:
+    """Write the report as JSON (auroc, accuracy, sensitivity, specificity, threshold, n, ...)."""
+    plain = {k: v for k, v in report.items() if k != "ci95"}
+    plain["ci95"] = {k: list(v) for k, v in report.get("ci95", {}).items()}
+    return write_json(path, {**plain, **extra})
+
+
+def compare_with_published(report: dict, test_set: str, chosen_on: str = "validation"):
+    """A DataFrame: the published results, then this run's measured accuracy and AUROC."""
+    ours = {
+        "result": "this notebook",
+        "test set": test_set,
+        "model chosen on": chosen_on,
+        "accuracy": report["accuracy"],
+        "AUROC": report["auroc"],
+    }
+    return pd.DataFrame([*PUBLISHED, ours]).set_index("result")
+
+
+def comparison_caveats(source: str, notes: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Why the measured row differs from the published ones, for the data source actually used."""
+    lines = [
+        "Kermany et al. chose their model on the official test set, which makes their numbers "
+        "optimistic; here the model and threshold were chosen on validation only."
+    ]
+    if source == "synthetic":
+        lines.insert(
+            0,
+            "SYNTHETIC DATA: these numbers say nothing clinically and cannot be compared with "
+            "any published result; they only show that the code runs.",
+        )
+    elif source == "kermany-folder" and any("holdout" in note for note in notes):
+        lines.append(
+            "Our test set is a patient-level holdout of train/, not the official 624-image "
+            "test/ folder, which was collected separately; models usually score lower on that "
+            "folder than on a holdout of train/."
+        )
+    elif source == "kermany-folder":
+        lines.append("Our test set is the official test/ folder, the one the papers used.")
+    elif source == "pneumoniamnist":
+        lines.append(
+            "PneumoniaMNIST's test split holds the same 624 images as the official test/ "
+            "folder, downscaled by MedMNIST and resized here to the profile's image size."
+        )
+    return lines
+
+
+def throughput_line(history: History, device: torch.device | str, image_size: int) -> str:
+    """Median training images/s over the epochs, with the device, image size and precision."""
+    speeds = sorted(history.column("images_per_s"))
+    if not speeds:
+        raise ValueError("the history has no epochs: train first")
+    median = speeds[len(speeds) // 2]
+    return (
+        f"training throughput: {median:,.0f} images/s (median of {len(speeds)} epochs) on "
+        f"{device_label(device)}, {image_size} px, {precision_label(device)}"
+    )

@@ -1,0 +1,108 @@
+"""Layer importance by ablation: zero a part of the network, score it, restore it exactly.
+
+Done correctly, each ablation zeroes *every* parameter of the part (conv weights, BatchNorm
+weight and bias), scores the model in eval mode, then reloads a saved copy of the whole state and
+checks that it matches bit for bit, and puts every module back in the mode it had. A part whose
+removal barely changes the score is one the current predictions do not depend on: it is the
+cheapest to freeze. Freezing the parts with the *largest* drop instead locks exactly the layers
+the task relies on, so fine-tuning cannot adapt them.
+
+Parts are named by prefix ("layer3" or "layer3.1"), matched at a dot boundary, so "layer1" never
+matches "layer10" and "conv1" never matches "layer1.0.conv1".
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from medtl_helpers.models import eval_mode
+
+
+@dataclass
+class Ablation:
+    """Baseline score and one row per part: part, zeroed (values), score, drop."""
+
+    baseline: float
+    rows: list[dict]
+
+    def least_important(self, k: int) -> list[str]:
+        """The k parts with the smallest drop; ties keep the order the parts were given in."""
+        return [row["part"] for row in sorted(self.rows, key=lambda row: row["drop"])[:k]]
+
+    def table(self) -> str:
+        lines = [f"{'part':<24} {'zeroed':>10} {'score':>7} {'drop':>7}"]
+        lines.append(f"{'(nothing zeroed)':<24} {0:>10,} {self.baseline:>7.3f} {0:>7.3f}")
+        for row in self.rows:
+            lines.append(
+                f"{row['part']:<24} {row['zeroed']:>10,} {row['score']:>7.3f} {row['drop']:>7.3f}"
+            )
+        return "\n".join(lines)
+
+
+def _matches(name: str, prefixes: Sequence[str]) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
+
+
+def identity_blocks(model: nn.Module) -> dict[str, list[str]]:
+    """Per ResNet stage, the blocks whose shortcut is the identity (no `downsample`).
+
+    Zeroing such a block leaves relu(0 + x) = x (x is already non-negative), so the network stays
+    connected. A block with a projection shortcut carries the only path through its stage:
+    zeroing it makes every image's features identical.
+    """
+    stages: dict[str, list[str]] = {}
+    for name, module in model.named_modules():
+        parts = name.split(".")
+        if len(parts) == 2 and parts[0].startswith("layer") and hasattr(module, "downsample"):
+            if module.downsample is None:
+                stages.setdefault(parts[0], []).append(name)
+    return stages
+
+
+def ablation_importance(
+    model: nn.Module,
+    parts: Sequence[str] | Mapping[str, Sequence[str]],
+    score_fn: Callable[[nn.Module], float],
+) -> Ablation:
+    """Score the model with each part zeroed in turn; the model is returned unchanged.
+
+    parts: prefixes such as ["layer1", "layer2"], or a mapping from a label to several prefixes
+        ({"layer3": ["layer3.1"]}) to zero them together.
+    score_fn: model -> score, higher is better (for example validation AUROC); it is called with
+        the model in eval mode, once for the baseline and once per part.
+    """
+    named = dict(parts) if isinstance(parts, Mapping) else {part: [part] for part in parts}
+    saved = copy.deepcopy(model.state_dict())
+    rows = []
+    with eval_mode(model):
+        try:
+            baseline = float(score_fn(model))
+            for label, prefixes in named.items():
+                targets = [p for name, p in model.named_parameters() if _matches(name, prefixes)]
+                if not targets:
+                    raise ValueError(f"{label}: no parameter name starts with {list(prefixes)}")
+                with torch.no_grad():
+                    for param in targets:
+                        param.zero_()
+                score = float(score_fn(model))
+                model.load_state_dict(saved)
+                rows.append(
+                    {
+                        "part": label,
+                        "zeroed": sum(p.numel() for p in targets),
+                        "score": score,
+                        "drop": baseline - score,
+                    }
+                )
+        finally:
+            model.load_state_dict(saved)
+    restored = model.state_dict()
+    changed = [key for key, value in saved.items() if not torch.equal(restored[key], value)]
+    if changed:
+        raise RuntimeError(f"ablation did not restore {changed[:3]}: the model is not reusable")
+    return Ablation(baseline, rows)

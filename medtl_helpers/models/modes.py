@@ -1,0 +1,51 @@
+"""Train and eval modes that respect frozen layers, and the device a model lives on.
+
+`train_mode` is `model.train()` for a model with frozen layer groups: their BatchNorm layers stay
+in eval mode. `eval_mode` is a block in eval mode that puts every submodule's own flag back
+afterwards, so a model in `train_mode` comes back exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from medtl_helpers.models.groups import group_of
+
+
+def model_device(model: nn.Module) -> torch.device:
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """`model.eval()` for the block, then every submodule's own train/eval flag put back."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def train_mode(model: nn.Module) -> nn.Module:
+    """model.train(), then every BatchNorm inside a frozen group back to eval().
+
+    In train mode BatchNorm normalises with the batch's statistics and overwrites its
+    running_mean/running_var with them, even when its weight and bias have requires_grad=False.
+    A "frozen" ImageNet layer would then drift towards X-ray statistics batch by batch, and at
+    evaluation it would normalise with numbers the following layers were never trained on.
+    In eval mode it uses, and keeps, the stored statistics.
+    """
+    model.train()
+    frozen = set(getattr(model, "medtl_frozen", ()))
+    for name, module in model.named_modules():
+        if isinstance(module, _BatchNorm) and group_of(name) in frozen:
+            module.eval()
+    return model

@@ -1,0 +1,193 @@
+"""What a ResNet costs on this machine: parameters, forward FLOPs, latency and training memory.
+
+Notebook 02 chooses a depth from these numbers, so they are measured here rather than copied from
+a paper: FLOPs by `torch.utils.flop_counter.FlopCounterMode` (it counts a multiply-add as 2
+FLOPs, so ResNet-18's published 1.8 GMACs at 224 px show up as about 3.6 GFLOPs), latency as
+the median of timed forward passes, and memory for one training step. The published parameter
+counts (torchvision, 1000-class ImageNet heads) sit alongside so each row can be checked.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+from torchvision.models import get_model
+
+from medtl_helpers.models.freezing import count_parameters
+from medtl_helpers.models.modes import model_device
+
+PUBLISHED_PARAMS_M = {
+    "resnet18": 11.7,
+    "resnet34": 21.8,
+    "resnet50": 25.6,
+    "resnet101": 44.5,
+    "resnet152": 60.2,
+}
+# torchvision's model table at 224 px; its "GFLOPS" column counts multiply-adds.
+PUBLISHED_GMACS_224 = {
+    "resnet18": 1.81,
+    "resnet34": 3.66,
+    "resnet50": 4.09,
+    "resnet101": 7.80,
+    "resnet152": 11.51,
+}
+
+
+def _images(model: nn.Module, image_size: int, batch: int) -> torch.Tensor:
+    return torch.randn(batch, 3, image_size, image_size, device=model_device(model))
+
+
+def _synchronize(device: torch.device) -> None:
+    # GPU kernels run asynchronously: without this the timer stops before the GPU has finished.
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def forward_gflops(model: nn.Module, image_size: int, batch: int = 1) -> float:
+    """Forward GFLOPs per image (a multiply-add counts as 2), counted on one forward pass.
+
+    Works on a model on the "meta" device too, which computes nothing and so counts instantly.
+    """
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(_images(model, image_size, batch))
+    return counter.get_total_flops() / batch / 1e9
+
+
+def latency_ms(model: nn.Module, image_size: int, batch: int = 1, repeats: int = 5) -> float:
+    """Median wall-clock milliseconds of one forward pass (eval mode, inference_mode).
+
+    One untimed warm-up pass first: it pays for memory allocation and kernel selection, which
+    a deployed model pays once, not per image.
+    """
+    model.eval()
+    x = _images(model, image_size, batch)
+    device = x.device
+    times = []
+    with torch.inference_mode():
+        for i in range(repeats + 1):
+            _synchronize(device)
+            start = time.perf_counter()
+            model(x)
+            _synchronize(device)
+            if i > 0:
+                times.append(1000 * (time.perf_counter() - start))
+    return statistics.median(times)
+
+
+def memory_method(device: torch.device | str) -> str:
+    """In words, what `training_memory_mb` measures on this kind of device."""
+    if torch.device(device).type == "cuda":
+        return (
+            "peak CUDA memory allocated during forward + backward (torch.cuda.max_memory_allocated)"
+        )
+    return "weights + gradients + activations saved for backward (saved-tensors hook)"
+
+
+def saved_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    """Bytes of the tensors autograd keeps from the forward pass for backward.
+
+    Each storage is counted once (an in-place ReLU and the next conv save the same one), and
+    the weights, which autograd also saves, are left out: they are counted separately.
+    """
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    storages: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in weights:
+            storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        model(x)
+    return sum(storages.values())
+
+
+def training_memory_mb(model: nn.Module, image_size: int, batch: int = 8) -> float:
+    """Memory of one training step in MB (2**20 bytes); see `memory_method` for what is counted.
+
+    On CUDA: the allocator's peak over forward and backward, weights and gradients included.
+    Elsewhere there is no allocator peak to read, so: weights + gradients (same size) + the
+    activations the forward pass saves for backward, which is the part that grows with batch
+    size and image size. The optimizer's state (AdamW adds two copies of the weights) is not
+    included in either.
+    """
+    model.train()
+    model.zero_grad(set_to_none=True)
+    x = _images(model, image_size, batch)
+    if x.device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(x.device)
+        model(x).float().sum().backward()
+        _synchronize(x.device)
+        used = torch.cuda.max_memory_allocated(x.device)
+    else:
+        weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        used = 2 * weight_bytes + saved_activation_bytes(model, x)
+    model.zero_grad(set_to_none=True)
+    return used / 2**20
+
+
+def depth_table(
+    archs: Sequence[str],
+    image_size: int,
+    batch: int = 8,
+    repeats: int = 5,
+    device: torch.device | str = "cpu",
+    num_classes: int = 2,
+) -> list[dict]:
+    """One row per architecture: parameters (with the published count), GFLOPs, latency, memory.
+
+    `params` counts torchvision's 1000-class ImageNet model, as the published table does;
+    `params_course` counts the same network with the course's `num_classes` head, and is the
+    model that FLOPs, latency and memory are measured on (randomly initialised: weights do not
+    change the cost).
+    """
+    rows = []
+    for arch in archs:
+        # Counting needs shapes only: on the meta device nothing is allocated or computed.
+        with torch.device("meta"):
+            shape_only = get_model(arch, weights=None)
+        params = count_parameters(shape_only)
+        shape_only.fc = nn.Linear(shape_only.fc.in_features, num_classes, device="meta")
+        model = get_model(arch, weights=None, num_classes=num_classes).to(device)
+        published = PUBLISHED_PARAMS_M.get(arch)
+        rows.append(
+            {
+                "arch": arch,
+                "params_M": params / 1e6,
+                "published_M": published,
+                "diff_M": None if published is None else round(params / 1e6 - published, 3),
+                "params_course": count_parameters(model),
+                "gflops": forward_gflops(shape_only, image_size),
+                "latency_b1_ms": latency_ms(model, image_size, 1, repeats),
+                f"latency_b{batch}_ms": latency_ms(model, image_size, batch, repeats),
+                f"train_mem_b{batch}_MB": training_memory_mb(model, image_size, batch),
+            }
+        )
+        del model, shape_only
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    """A plain-text table of `depth_table` rows (floats rounded for reading)."""
+    columns = list(rows[0])
+    cells = [
+        [
+            f"{v:,.2f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
+            for v in (row[c] for c in columns)
+        ]
+        for row in rows
+    ]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
+    return "\n".join(lines)

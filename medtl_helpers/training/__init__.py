@@ -1,0 +1,53 @@
+"""Training: `fit`, its stages, frozen features, and the files a run keeps (checkpoints, resume).
+
+`fit` is the loop every notebook calls (`training/fit.py`, one screen); `fit_or_load` reuses a
+finished run saved by an earlier notebook.
+"""
+
+from medtl_helpers.training.checkpoints import (
+    History,
+    checkpoint_meta,
+    load_checkpoint,
+    load_weights,
+    read_checkpoint,
+    save_checkpoint,
+)
+from medtl_helpers.training.features import FrozenFeatures, backbone_features
+from medtl_helpers.training.fit import fit
+from medtl_helpers.training.precision import amp_dtype, native_bf16, precision_label
+from medtl_helpers.training.saved_runs import data_fingerprint, fit_or_load, run_dir, runs_root
+from medtl_helpers.training.stages import (
+    Stage,
+    discriminative_lrs,
+    make_optimizer,
+    make_scheduler,
+    progressive_stages,
+)
+from medtl_helpers.training.steps import BatchTrainer, class_weights, steps_per_epoch
+
+__all__ = [
+    "BatchTrainer",
+    "FrozenFeatures",
+    "History",
+    "Stage",
+    "amp_dtype",
+    "backbone_features",
+    "checkpoint_meta",
+    "class_weights",
+    "data_fingerprint",
+    "discriminative_lrs",
+    "fit",
+    "fit_or_load",
+    "load_checkpoint",
+    "load_weights",
+    "make_optimizer",
+    "make_scheduler",
+    "native_bf16",
+    "precision_label",
+    "progressive_stages",
+    "read_checkpoint",
+    "run_dir",
+    "runs_root",
+    "save_checkpoint",
+    "steps_per_epoch",
+]

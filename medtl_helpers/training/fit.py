@@ -1,0 +1,135 @@
+"""`fit`: the one training loop every notebook uses, readable on one screen.
+
+Each epoch trains on every batch, scores validation AUROC, keeps the weights when that improved
+(`best.pt`), writes `last.pt` to resume from, and ends the stage after `patience` epochs without
+improvement. The work inside an epoch is in `steps.py`; the files and the bookkeeping in
+`checkpoints.py`; the stages (progressive fine-tuning, each with a fresh optimizer and scheduler)
+in `stages.py`. A stage that freezes the whole backbone computes its features once and trains
+the head on them (`features.py`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from medtl_helpers import config
+from medtl_helpers.data.augment import BatchAugment
+from medtl_helpers.data.records import ImageSet
+from medtl_helpers.metrics import auroc, choose_threshold
+from medtl_helpers.training.checkpoints import History, RunState
+from medtl_helpers.training.features import FrozenFeatures, backbone_is_frozen
+from medtl_helpers.training.stages import Stage, make_optimizer, make_scheduler
+from medtl_helpers.training.steps import BatchTrainer, steps_per_epoch
+
+
+def fit(
+    model: nn.Module,
+    train: ImageSet,
+    val: ImageSet,
+    *,
+    epochs: int | None = None,
+    lr: float = 1e-3,
+    freeze: str | list[str] = "none",
+    stages: list[Stage] | None = None,
+    profile: config.Profile | None = None,
+    batch_size: int | None = None,
+    image_size: int | None = None,
+    device: torch.device | str | None = None,
+    amp: str = "auto",
+    channels_last: bool = True,
+    weighted_loss: bool = True,
+    augment: BatchAugment | None = None,
+    patience: int = 3,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+    **meta: object,
+) -> History:
+    """Train `model` on `train`, select by validation AUROC, and return the history.
+
+    On return the model holds the best weights. With `out_dir`, `best.pt` and `last.pt` are
+    written there. `stages` replaces (epochs, lr, freeze) with several phases. `augment=None`
+    uses a default `BatchAugment`; pass `augment=False` to train without augmentation. Extra
+    keyword arguments are stored in the checkpoints' metadata.
+    """
+    profile = profile or config.get_profile()
+    stages = stages or [Stage("train", epochs or profile.epochs, freeze, lr)]
+    augment = BatchAugment() if augment is None else augment or None
+    options = dict(amp=amp, channels_last=channels_last, weighted_loss=weighted_loss)
+    options.update(augment=augment, seed=seed, progress=progress)
+    batches = _batch_trainer(model, train, val, profile, batch_size, image_size, device, options)
+    size = {"image_size": batches.image_size, "data_source": train.source, "seed": seed}
+    run = RunState(out_dir, stages, {**size, "profile": profile.name, **meta})
+    if resume and (saved := run.resume(model)) is not None:
+        batches.generator.set_state(saved["generator"])
+    if progress:
+        print(f"Early stopping: a stage ends after {patience} epoch(s) without a better val AUROC.")
+    try:
+        train_stages(model, train, val, batches, run, patience)
+    except KeyboardInterrupt:
+        print(run.interrupted())
+        raise
+    return run.finish(model)
+
+
+def train_stages(model, train, val, batches: BatchTrainer, run: RunState, patience: int) -> None:
+    """The epoch loop: train every batch, validate, keep the best, save, stop early."""
+    for index, stage, first_epoch, saved in run.remaining():
+        optimizer = make_optimizer(model, stage)
+        frozen = backbone_is_frozen(model)
+        trainer = FrozenFeatures(model, train, val, batches) if frozen else batches
+        steps = steps_per_epoch(len(train), batches.batch_size)
+        scheduler = make_scheduler(optimizer, stage, steps)
+        if saved is not None:
+            batches.load_states(optimizer, scheduler, saved)
+        for epoch in range(first_epoch, stage.epochs):
+            start = time.perf_counter()
+            loss = trainer.train_epoch(
+                optimizer, scheduler, f"{stage.name} {epoch + 1}/{stage.epochs}"
+            )
+            probs = trainer.val_probabilities().double()
+            seconds = time.perf_counter() - start
+            row = run.history.add(
+                stage=stage.name,
+                train_loss=loss,
+                **val_scores(val, probs),
+                lr=optimizer.param_groups[-1]["lr"],
+                seconds=seconds,
+                images_per_s=steps * batches.batch_size / max(seconds, 1e-9),
+            )
+            improved = row["val_auroc"] > run.history.best_auroc
+            if improved:
+                run.keep_best(model, row, choose_threshold(val.labels, probs))
+            else:
+                run.bad_epochs += 1
+            run.save_last(model, (index, epoch + 1), **batches.states(optimizer, scheduler))
+            if batches.progress:
+                print(History.line(row) + ("  *best" if improved else ""))
+            if run.bad_epochs >= patience:
+                break
+
+
+def val_scores(val: ImageSet, probs: torch.Tensor) -> dict[str, float]:
+    """Validation loss (binary cross-entropy of the probabilities) and AUROC."""
+    y = val.labels.double()
+    loss = nn.functional.binary_cross_entropy(probs.clamp(1e-6, 1 - 1e-6), y)
+    return {"val_loss": float(loss), "val_auroc": auroc(y, probs)}
+
+
+def _batch_trainer(model, train, val, profile, batch_size, image_size, device, options):
+    """The profile's defaults filled in, the model moved to the device in the chosen layout."""
+    device = config.get_device(str(device) if device is not None else None)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # every batch has the same shape: tune once
+    memory = torch.channels_last if options["channels_last"] else torch.contiguous_format
+    model.to(device, memory_format=memory)
+    batch_size = batch_size or profile.batch_size
+    image_size = image_size or train.image_size
+    return BatchTrainer(
+        model, train, val, device=device, batch_size=batch_size, image_size=image_size, **options
+    )

@@ -1,0 +1,130 @@
+"""Course training runs kept under `runs/`: train once, reuse the result in later notebooks.
+
+Heavy training in a notebook goes through `fit_or_load`. When the run folder already holds a
+finished run with the same settings (architecture, weights, data, sizes, schedule, seed), it
+loads the best model and its history instead of training again, and says so. A run that was
+interrupted resumes from `last.pt`; a folder left by other settings is replaced. The runs root
+is `$MEDTL_RUNS`, else `<repo>/runs`; `make test` points it at a fresh temporary folder, so the
+tests always train.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from torch import nn
+
+from medtl_helpers import config
+from medtl_helpers.atomic import write_json
+from medtl_helpers.data.records import ImageSet
+from medtl_helpers.training import fit
+from medtl_helpers.training.checkpoints import History, load_weights, read_checkpoint
+
+FINISHED = "finished.json"
+SETTINGS = "settings.json"
+
+
+def runs_root() -> Path:
+    """Where course runs live: $MEDTL_RUNS, else `runs/` in the project folder."""
+    setting = os.environ.get("MEDTL_RUNS", "").strip()
+    return Path(setting).expanduser() if setting else config.project_root() / "runs"
+
+
+def run_dir(name: str, profile: config.Profile | None = None) -> Path:
+    """`runs/<profile>/<name>`: one folder per run, separate for each profile."""
+    profile = profile or config.get_profile()
+    return runs_root() / profile.name / name
+
+
+def data_fingerprint(data: ImageSet) -> str:
+    """A short hash of which images (patients, labels, size) a set holds."""
+    digest = hashlib.sha1()
+    digest.update("\n".join(data.patients).encode())
+    digest.update(data.labels.numpy().tobytes())
+    digest.update(f"{tuple(data.images.shape)} {data.source}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _plain(value: object) -> object:
+    """A JSON-able stand-in for a fit() argument, stable from one session to the next."""
+    if hasattr(value, "as_dict"):
+        return value.as_dict()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "__dict__"):  # e.g. BatchAugment: its settings, not its address
+        return {
+            "type": type(value).__name__,
+            **{k: _plain(v) for k, v in vars(value).items() if not k.startswith("_")},
+        }
+    return type(value).__name__
+
+
+def run_settings(model: nn.Module, train: ImageSet, val: ImageSet, seed: int, fit_kwargs: dict):
+    plain = {k: _plain(v) for k, v in fit_kwargs.items() if k not in ("device", "progress")}
+    return {
+        "arch": getattr(model, "medtl_arch", type(model).__name__),
+        "weights": getattr(model, "medtl_weights", "unknown"),
+        "head": getattr(model, "medtl_head", "unknown"),
+        "train": data_fingerprint(train),
+        "val": data_fingerprint(val),
+        "seed": seed,
+        "fit": json.loads(json.dumps(plain, default=str)),
+    }
+
+
+def fit_or_load(
+    name: str,
+    build: Callable[[], nn.Module],
+    train: ImageSet,
+    val: ImageSet,
+    *,
+    profile: config.Profile | None = None,
+    seed: int = 0,
+    retrain: bool = False,
+    **fit_kwargs: object,
+) -> tuple[nn.Module, History]:
+    """Train `build()` with `fit` in `run_dir(name)`, or load the same run finished earlier.
+
+    Returns the model holding the best weights and the run's history.
+    """
+    profile = profile or config.get_profile()
+    folder = run_dir(name, profile)
+    model = build()
+    settings = run_settings(model, train, val, seed, fit_kwargs)
+    finished = _read_json(folder / FINISHED)
+    if not retrain and finished is not None and finished["settings"] == settings:
+        load_weights(model, read_checkpoint(folder / "best.pt"), folder / "best.pt")
+        history = History()
+        history.load_state(finished["history"])
+        device = config.get_device(str(fit_kwargs["device"]) if "device" in fit_kwargs else None)
+        print(
+            f"Loaded the finished run in {folder} (best val AUROC {history.best_auroc:.4f}, "
+            f"epoch {history.best_epoch}) instead of training again. Delete that folder, or "
+            "pass retrain=True, to train from scratch."
+        )
+        return model.to(device), history
+    if retrain or _read_json(folder / SETTINGS) != settings:
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / SETTINGS, settings)
+    history = fit(
+        model, train, val, profile=profile, seed=seed, out_dir=folder, resume=True, **fit_kwargs
+    )
+    write_json(folder / FINISHED, {"settings": settings, "history": history.state()})
+    return model, history
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,94 @@
+"""Training stages: what is frozen, which learning rates, and a fresh optimizer and scheduler each.
+
+Progressive fine-tuning trains the head first, then later stages, then everything. Each stage gets
+a new optimizer (the set of trainable parameters changed) and a new scheduler built for that
+optimizer: a scheduler kept from an earlier stage still points at the old optimizer, so stepping it
+changes nothing the new optimizer uses, and the learning rate silently stays put.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from medtl_helpers.models import GROUPS, group_of
+from medtl_helpers.models.freezing import freeze
+
+
+@dataclass
+class Stage:
+    """One phase of training. `group_lr` maps layer groups to their own learning rate."""
+
+    name: str = "train"
+    epochs: int = 1
+    freeze: str | Sequence[str] = "none"
+    lr: float = 1e-3
+    group_lr: dict[str, float] = field(default_factory=dict)
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["freeze"] = data["freeze"] if isinstance(data["freeze"], str) else list(data["freeze"])
+        return data
+
+
+def discriminative_lrs(base_lr: float, decay: float = 0.5) -> dict[str, float]:
+    """head gets base_lr, layer4 base_lr*decay, layer3 base_lr*decay**2, ... stem the smallest.
+
+    Early layers hold generic edges and textures that ImageNet already taught well, so they
+    move least; the head, new and random, moves most.
+    """
+    return {group: base_lr * decay**depth for depth, group in enumerate(reversed(GROUPS))}
+
+
+def progressive_stages(
+    epochs: Sequence[int] = (1, 1, 1), lr: float = 1e-3, decay: float = 0.5
+) -> list[Stage]:
+    """Head only, then layer3-4 and head, then everything with discriminative learning rates."""
+    head, top, full = epochs
+    return [
+        Stage("head", head, "all", lr),
+        Stage("top", top, ["stem", "layer1", "layer2"], lr / 2, discriminative_lrs(lr / 2, decay)),
+        Stage("all", full, "none", lr / 4, discriminative_lrs(lr / 4, decay)),
+    ]
+
+
+def make_optimizer(model: nn.Module, stage: Stage) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters, one parameter group per layer group."""
+    freeze(model, stage.freeze)
+    groups: dict[str, list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            groups.setdefault(group_of(name), []).append(param)
+    if not groups:
+        raise ValueError(f"Stage '{stage.name}' leaves no trainable parameter: freeze less.")
+    param_groups = [
+        {"params": params, "lr": stage.group_lr.get(group, stage.lr), "name": group}
+        for group, params in groups.items()
+    ]
+    return torch.optim.AdamW(param_groups, lr=stage.lr, weight_decay=stage.weight_decay)
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, stage: Stage, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-batch schedule for this stage's optimizer: warm-up then cosine decay, or constant."""
+    total = max(1, stage.epochs * steps_per_epoch)
+    warmup = max(1, total // 20)
+    if stage.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    if stage.schedule != "cosine":
+        raise ValueError(f"Unknown schedule {stage.schedule!r}: use 'cosine' or 'constant'")
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -1,0 +1,149 @@
+"""The work inside one epoch: shuffled batches from the uint8 cache, one optimizer step each.
+
+Batches are cut from the cached images (no DataLoader, no decoding), augmented on the device,
+laid out channels_last and run under autocast where that helps. The loss is class-weighted so
+the 1:3 imbalance does not teach the model to say PNEUMONIA. Validation is scored in fp32, as
+`predict_proba` and `evaluate` score later, so the threshold saved with a checkpoint is one of
+the scores they will see.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from medtl_helpers.data.augment import BatchAugment, to_model_input
+from medtl_helpers.data.records import ImageSet
+from medtl_helpers.errors import MedtlError
+from medtl_helpers.metrics import run_batched
+from medtl_helpers.models import train_mode
+from medtl_helpers.training.precision import amp_dtype
+
+VAL_BATCH = 256
+
+
+def class_weights(labels: torch.Tensor, n_classes: int = 2) -> torch.Tensor:
+    """N / (classes * N_c): each class contributes equally to the loss despite the 1:3 imbalance."""
+    counts = torch.bincount(labels, minlength=n_classes).clamp(min=1).float()
+    return counts.sum() / (n_classes * counts)
+
+
+def steps_per_epoch(n_images: int, batch_size: int) -> int:
+    """Optimizer steps in one pass: full batches only, or one step for a set smaller than a batch.
+
+    The last, partial batch is dropped: a batch of one image would break BatchNorm in train mode.
+    """
+    return n_images // batch_size if n_images > batch_size else 1
+
+
+def out_of_memory(err: Exception, batch_size: int, image_size: int) -> MedtlError:
+    return MedtlError(
+        f"The GPU ran out of memory at batch size {batch_size}, {image_size} px. Use a smaller "
+        f"batch: fit(..., batch_size={max(1, batch_size // 2)}) or --batch-size "
+        f"{max(1, batch_size // 2)}; a smaller --image-size also helps. ({str(err)[:80]})"
+    )
+
+
+class BatchTrainer:
+    """Trains `model` on `train` one epoch at a time and scores it on `val`."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train: ImageSet,
+        val: ImageSet,
+        *,
+        device: torch.device,
+        batch_size: int,
+        image_size: int,
+        amp: str = "auto",
+        channels_last: bool = True,
+        weighted_loss: bool = True,
+        augment: BatchAugment | None = None,
+        seed: int = 0,
+        progress: bool = True,
+    ):
+        self.model, self.val, self.device = model, val, device
+        self.batch_size, self.image_size, self.progress = batch_size, image_size, progress
+        self.dtype = amp_dtype(device, amp)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
+        self.memory = torch.channels_last if channels_last else torch.contiguous_format
+        self.generator = torch.Generator().manual_seed(seed)
+        self.augment = augment
+        if augment is not None and augment.generator is None:
+            augment.generator = self.generator
+        weights = class_weights(train.labels).to(device) if weighted_loss else None
+        self.loss_fn = nn.CrossEntropyLoss(weight=weights)
+        self.images = train.images.to(device) if device.type == "cuda" else train.images
+        self.labels = train.labels.to(device)
+
+    def autocast(self):
+        if self.dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def step(self, optimizer, scheduler, inputs, labels, module: nn.Module | None = None):
+        """One optimizer step; the loss stays on the device (a float() here would sync a GPU)."""
+        try:
+            with self.autocast():
+                logits = (module or self.model)(inputs)
+                loss = self.loss_fn(logits.float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(optimizer)
+            self.scaler.update()
+            scheduler.step()
+            return loss.detach()
+        except torch.cuda.OutOfMemoryError as err:
+            raise out_of_memory(err, self.batch_size, self.image_size) from err
+
+    def batches(self, n: int) -> list[torch.Tensor]:
+        """A fresh random order of `n` items, cut into `steps_per_epoch` batches."""
+        order = torch.randperm(n, generator=self.generator)
+        size = min(self.batch_size, n)
+        return [order[i * size : (i + 1) * size] for i in range(steps_per_epoch(n, size))]
+
+    def train_epoch(self, optimizer, scheduler, desc: str) -> float:
+        """One pass over the training images; returns the mean training loss."""
+        train_mode(self.model)
+        total, count = 0.0, 0
+        for idx in tqdm(
+            self.batches(len(self.labels)), desc=desc, leave=False, disable=not self.progress
+        ):
+            x = self.images[idx.to(self.images.device)].to(self.device, non_blocking=True)
+            if self.augment:
+                x = self.augment(x, self.image_size)
+            else:
+                x = to_model_input(x, self.image_size)
+            x = x.contiguous(memory_format=self.memory)
+            loss = self.step(optimizer, scheduler, x, self.labels[idx.to(self.device)])
+            total, count = total + loss * len(idx), count + len(idx)
+        return float(total) / max(count, 1)
+
+    def val_probabilities(self) -> torch.Tensor:
+        """P(PNEUMONIA) for every validation image, in fp32."""
+
+        def pneumonia(x: torch.Tensor) -> torch.Tensor:
+            logits = self.model(x.contiguous(memory_format=self.memory))
+            return torch.softmax(logits.float(), dim=1)[:, 1]
+
+        images = self.val.images
+        chunks = run_batched(self.model, pneumonia, images, VAL_BATCH, self.device, self.image_size)
+        return torch.cat(chunks)
+
+    def states(self, optimizer, scheduler) -> dict:
+        """What resuming needs besides the weights."""
+        return {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_states(self, optimizer, scheduler, saved: dict) -> None:
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        self.scaler.load_state_dict(saved["scaler"])
