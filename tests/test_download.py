@@ -1,4 +1,5 @@
-"""Downloads and archive extraction, with no network: file:// URLs and a stream that breaks."""
+"""Downloads through pooch and archive extraction, with no network: file:// URLs, and a fake
+requests.get that fails, cuts off or succeeds on cue."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ import hashlib
 import io
 import random
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
+import requests
 
-from medtl_helpers.data import download
-from medtl_helpers.data.download import download_file, md5sum, safe_extract
+from medtl_helpers.data.download import download_file, md5sum
+from medtl_helpers.data.extract import safe_extract
 from medtl_helpers.errors import ChecksumError, DataError, DownloadError, UnsafeArchiveError
 
 PAYLOAD = bytes(range(256)) * 40  # 10,240 bytes
@@ -21,8 +24,11 @@ REMOTE = "https://example.invalid/pneumonia.npz"
 
 
 @pytest.fixture(autouse=True)
-def no_backoff(monkeypatch):
-    monkeypatch.setattr(download, "_BACKOFF_S", 0.0)
+def sleeps(monkeypatch) -> list[float]:
+    """pooch waits between tries with time.sleep: record the waits instead of waiting."""
+    waited: list[float] = []
+    monkeypatch.setattr(time, "sleep", waited.append)
+    return waited
 
 
 @pytest.fixture
@@ -33,131 +39,160 @@ def source(tmp_path: Path) -> Path:
     return path
 
 
-class BreakingStream(io.BytesIO):
-    """Serves ``data`` and raises ConnectionResetError once ``fail_after`` bytes have been read."""
+class FakeResponse:
+    """What requests.get gives pooch: ``data`` in chunks, and maybe a dropped connection."""
 
-    def __init__(self, data: bytes, fail_after: int | None) -> None:
-        super().__init__(data)
-        self.fail_after = fail_after
+    def __init__(self, data: bytes, status: int = 200, fail_after: int | None = None) -> None:
+        self.data, self.status_code, self.fail_after = data, status, fail_after
+        self.headers = {"content-length": str(len(data))}
+        self.on_chunk = lambda: None
 
-    def read(self, size: int | None = -1) -> bytes:
-        if self.fail_after is None:
-            return super().read(size)
-        left = self.fail_after - self.tell()
-        if left <= 0:
-            raise ConnectionResetError("connection reset by peer")
-        return super().read(left if size is None or size < 0 else min(size, left))
+    def raise_for_status(self) -> None:
+        if self.status_code >= 400:
+            raise requests.HTTPError(f"{self.status_code} Client Error for url", response=self)
+
+    def iter_content(self, chunk_size: int):
+        for start in range(0, len(self.data), chunk_size):
+            if self.fail_after is not None and start >= self.fail_after:
+                raise requests.ConnectionError("connection reset by peer")
+            self.on_chunk()
+            yield self.data[start : start + chunk_size]
 
 
-def fake_server(monkeypatch, breaks: list[int | None]) -> list[int]:
-    """Replace the network: call k breaks after breaks[k] more bytes; returns offsets asked for."""
-    offsets: list[int] = []
+def fake_server(monkeypatch, responses: list[FakeResponse | Exception]) -> list[str]:
+    """Replace the network: call k of requests.get answers responses[k]; returns the URLs asked."""
+    asked: list[str] = []
 
-    def open_stream(url: str, offset: int):
-        assert url == REMOTE
-        fail = breaks[len(offsets)]
-        offsets.append(offset)
-        return BreakingStream(PAYLOAD[offset:], fail), offset, len(PAYLOAD)
+    def get(url: str, timeout: float, **kwargs) -> FakeResponse:
+        answer = responses[len(asked)]
+        asked.append(url)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
-    monkeypatch.setattr(download, "_open_stream", open_stream)
+    monkeypatch.setattr(requests, "get", get)
     monkeypatch.setenv("MEDTL_OFFLINE", "0")
-    return offsets
+    return asked
 
 
 def test_md5sum_matches_hashlib(source):
     assert md5sum(source, chunk_size=1000) == PAYLOAD_MD5
 
 
-def test_download_from_file_url_with_correct_md5(source, tmp_path):
+def test_download_from_file_url_with_correct_md5_works_offline(source, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDTL_OFFLINE", "1")
     dest = tmp_path / "data" / "payload.bin"
     assert download_file(source.as_uri(), dest, PAYLOAD_MD5, progress=False) == dest
     assert dest.read_bytes() == PAYLOAD
-    assert not dest.with_suffix(".bin.part").exists()
+    assert [p.name for p in dest.parent.iterdir()] == ["payload.bin"]
 
 
-def test_checksum_mismatch_removes_part_and_names_both_md5s(source, tmp_path):
-    dest = tmp_path / "payload.bin"
-    wrong = "0" * 32
+def test_corrupt_download_is_retried_then_deleted_and_names_both_md5s(tmp_path, sleeps):
+    corrupt = tmp_path / "mirror" / "payload.bin"
+    corrupt.parent.mkdir()
+    corrupt.write_bytes(PAYLOAD[:-1] + b"!")
+    dest = tmp_path / "data" / "payload.bin"
     with pytest.raises(ChecksumError, match="payload.bin") as info:
-        download_file(source.as_uri(), dest, wrong, progress=False)
+        download_file(corrupt.as_uri(), dest, PAYLOAD_MD5, tries=3, progress=False)
     message = str(info.value)
-    assert wrong in message and PAYLOAD_MD5 in message
-    assert "re-run" in message and "URL" in message
+    assert PAYLOAD_MD5 in message and md5sum(corrupt) in message
+    assert "3 tries" in message and "re-run" in message.lower() and "URL" in message
+    assert len(sleeps) == 2  # three tries, two waits between them
     assert not dest.exists()
-    assert not dest.with_suffix(".bin.part").exists()
+    assert list(dest.parent.iterdir()) == []  # pooch's temporary file is gone too
 
 
 def test_existing_file_with_right_md5_is_not_downloaded_again(tmp_path, monkeypatch):
     dest = tmp_path / "payload.bin"
     dest.write_bytes(PAYLOAD)
-
-    def no_network(url, offset):
-        raise AssertionError("must not download")
-
-    monkeypatch.setattr(download, "_open_stream", no_network)
+    asked = fake_server(monkeypatch, [])
     assert download_file(REMOTE, dest, PAYLOAD_MD5, progress=False) == dest
+    assert asked == []
 
 
 def test_existing_file_with_wrong_md5_is_refused_not_overwritten(source, tmp_path):
     dest = tmp_path / "payload.bin"
     dest.write_bytes(b"something else")
-    with pytest.raises(ChecksumError, match=r"payload\.bin exists.*Delete"):
+    with pytest.raises(ChecksumError, match=r"payload\.bin exists.*Delete") as info:
         download_file(source.as_uri(), dest, PAYLOAD_MD5, progress=False)
+    assert md5sum(dest) in str(info.value) and PAYLOAD_MD5 in str(info.value)
     assert dest.read_bytes() == b"something else"
 
 
-def test_cut_off_download_keeps_part_and_next_call_resumes(tmp_path, monkeypatch):
+def test_failed_try_is_retried_and_the_file_appears_only_when_complete(tmp_path, monkeypatch):
     dest = tmp_path / "payload.bin"
-    part = tmp_path / "payload.bin.part"
-    offsets = fake_server(monkeypatch, breaks=[4000, None])
+    seen_during_transfer = []
+    complete = FakeResponse(PAYLOAD)
+    complete.on_chunk = lambda: seen_during_transfer.append(
+        (dest.exists(), sorted(p.name for p in tmp_path.iterdir()))
+    )
+    asked = fake_server(
+        monkeypatch,
+        [requests.ConnectionError("DNS failure"), FakeResponse(PAYLOAD, fail_after=4096), complete],
+    )
+    assert download_file(REMOTE, dest, PAYLOAD_MD5, tries=3, progress=False) == dest
+    assert asked == [REMOTE] * 3
+    assert dest.read_bytes() == PAYLOAD
+    # While bytes arrive, dest does not exist: they go to one temporary file in the same folder,
+    # which is then renamed onto dest.
+    assert seen_during_transfer
+    assert all(not exists and len(names) == 1 for exists, names in seen_during_transfer)
+    assert [p.name for p in tmp_path.iterdir()] == ["payload.bin"]
+
+
+def test_short_download_is_caught_by_the_md5_check(tmp_path, monkeypatch):
+    short = FakeResponse(PAYLOAD[:100])
+    short.headers["content-length"] = str(len(PAYLOAD))  # the server promised more than it sent
+    fake_server(monkeypatch, [short])
+    dest = tmp_path / "payload.bin"
+    with pytest.raises(ChecksumError, match=PAYLOAD_MD5):
+        download_file(REMOTE, dest, PAYLOAD_MD5, tries=1, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_failing_every_try_names_url_destination_and_fix(tmp_path, monkeypatch, sleeps):
+    dest = tmp_path / "data" / "payload.bin"
+    asked = fake_server(monkeypatch, [FakeResponse(b"", status=503)] * 2)
     with pytest.raises(DownloadError) as info:
-        download_file(REMOTE, dest, PAYLOAD_MD5, retries=1, progress=False, chunk_size=1024)
+        download_file(REMOTE, dest, PAYLOAD_MD5, tries=2, progress=False)
     message = str(info.value)
-    assert REMOTE in message and str(dest) in message and "resumes" in message
-    assert part.read_bytes() == PAYLOAD[:4000]
+    assert REMOTE in message and str(dest) in message and "after 2 tries" in message
+    assert "503" in message and "by hand" in message and "browser" in message
+    assert isinstance(info.value.__cause__, requests.HTTPError)
+    assert (asked, len(sleeps)) == ([REMOTE, REMOTE], 1)
+    assert list(dest.parent.iterdir()) == []
+
+
+def test_missing_local_file_fails_at_once_naming_both_paths(tmp_path, sleeps):
+    missing = tmp_path / "mirror" / "pneumoniamnist_64.npz"
+    dest = tmp_path / "data" / "pneumoniamnist_64.npz"
+    with pytest.raises(DownloadError) as info:
+        download_file(missing.as_uri(), dest, PAYLOAD_MD5, progress=False)
+    message = str(info.value)
+    assert str(missing) in message and str(dest) in message and "by hand" in message
+    assert sleeps == []  # not retried: a missing local file will not appear by itself
     assert not dest.exists()
 
-    download_file(REMOTE, dest, PAYLOAD_MD5, retries=1, progress=False, chunk_size=1024)
-    assert offsets == [0, 4000]
-    assert md5sum(dest) == PAYLOAD_MD5
-    assert not part.exists()
 
-
-def test_retries_within_one_call_resume_each_time(tmp_path, monkeypatch):
-    dest = tmp_path / "payload.bin"
-    offsets = fake_server(monkeypatch, breaks=[3000, 3000, None])
-    download_file(REMOTE, dest, PAYLOAD_MD5, retries=3, progress=False, chunk_size=512)
-    assert offsets == [0, 3000, 6000]
-    assert dest.read_bytes() == PAYLOAD
-
-
-def test_short_stream_without_error_counts_as_cut_off(tmp_path, monkeypatch):
+def test_unsupported_url_scheme_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDTL_OFFLINE", "0")
-    monkeypatch.setattr(
-        download, "_open_stream", lambda url, offset: (io.BytesIO(PAYLOAD[:100]), 0, len(PAYLOAD))
-    )
-    with pytest.raises(DownloadError, match="ended after 100 of 10240 bytes"):
-        download_file(REMOTE, tmp_path / "payload.bin", PAYLOAD_MD5, retries=2, progress=False)
-
-
-def test_file_url_resume_continues_from_partial_file(source, tmp_path):
     dest = tmp_path / "payload.bin"
-    dest.with_suffix(".bin.part").write_bytes(PAYLOAD[:5000])
-    download_file(source.as_uri(), dest, PAYLOAD_MD5, progress=False, chunk_size=700)
-    assert dest.read_bytes() == PAYLOAD
+    with pytest.raises(DownloadError, match=r"only http://, https:// and file://") as info:
+        download_file("ftp://example.invalid/payload.bin", dest, PAYLOAD_MD5, progress=False)
+    assert str(dest) in str(info.value)
 
 
-def test_offline_refuses_at_once_and_names_destination(tmp_path, monkeypatch):
+def test_offline_refuses_at_once_and_says_how_to_get_the_file(tmp_path, monkeypatch):
+    asked = fake_server(monkeypatch, [])
     monkeypatch.setenv("MEDTL_OFFLINE", "1")
-
-    def no_network(url, offset):
-        raise AssertionError("must not open a connection")
-
-    monkeypatch.setattr(download, "_open_stream", no_network)
     dest = tmp_path / "payload.bin"
     with pytest.raises(DownloadError, match="MEDTL_OFFLINE=1") as info:
         download_file(REMOTE, dest, PAYLOAD_MD5, progress=False)
-    assert str(dest) in str(info.value)
+    message = str(info.value)
+    assert "payload.bin is missing" in message
+    assert REMOTE in message and str(dest) in message and "browser" in message
+    assert asked == []
+    assert list(tmp_path.iterdir()) == []
 
 
 def make_zip(path: Path, members: dict[str, bytes]) -> Path:
@@ -235,50 +270,3 @@ def test_corrupt_and_unknown_archives_raise_data_error(tmp_path):
     unknown.write_bytes(b"Rar!")
     with pytest.raises(DataError, match="not a supported archive"):
         safe_extract(unknown, tmp_path / "out")
-
-
-class FakeResponse(io.BytesIO):
-    def __init__(self, data: bytes, status: int, headers: dict[str, str]) -> None:
-        super().__init__(data)
-        self.status, self.headers = status, headers
-
-
-def test_http_range_request_and_server_that_ignores_it(monkeypatch):
-    sent = []
-
-    def urlopen(request, timeout):
-        sent.append(request.get_header("Range"))
-        if len(sent) == 1:
-            return FakeResponse(PAYLOAD[100:], 206, {"Content-Range": "bytes 100-10239/10240"})
-        return FakeResponse(PAYLOAD, 200, {"Content-Length": "10240"})
-
-    monkeypatch.setattr(download.urllib.request, "urlopen", urlopen)
-    stream, start, total = download._open_stream(REMOTE, 100)
-    assert (sent, start, total, stream.read(3)) == (["bytes=100-"], 100, 10240, PAYLOAD[100:103])
-    stream, start, total = download._open_stream(REMOTE, 100)
-    assert (start, total) == (0, 10240)
-
-
-def test_server_restarting_from_zero_overwrites_the_partial_file(tmp_path, monkeypatch):
-    dest = tmp_path / "payload.bin"
-    dest.with_suffix(".bin.part").write_bytes(b"stale bytes from another attempt")
-    monkeypatch.setenv("MEDTL_OFFLINE", "0")
-    monkeypatch.setattr(
-        download, "_open_stream", lambda url, offset: (io.BytesIO(PAYLOAD), 0, len(PAYLOAD))
-    )
-    download_file(REMOTE, dest, PAYLOAD_MD5, progress=False)
-    assert dest.read_bytes() == PAYLOAD
-
-
-def test_http_404_is_not_retried(tmp_path, monkeypatch):
-    calls = []
-
-    def not_found(url, offset):
-        calls.append(offset)
-        raise download.urllib.error.HTTPError(url, 404, "Not Found", None, None)
-
-    monkeypatch.setenv("MEDTL_OFFLINE", "0")
-    monkeypatch.setattr(download, "_open_stream", not_found)
-    with pytest.raises(DownloadError, match="HTTP 404"):
-        download_file(REMOTE, tmp_path / "payload.bin", PAYLOAD_MD5, retries=3, progress=False)
-    assert calls == [0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,22 @@ def test_download_uses_table_md5_and_respects_offline(tmp_path, monkeypatch):
     ]
     monkeypatch.undo()
     monkeypatch.setenv("MEDTL_OFFLINE", "1")
-    with pytest.raises(DownloadError, match="MEDTL_OFFLINE=1"):
+    with pytest.raises(DownloadError, match="MEDTL_OFFLINE=1") as info:
         medmnist.download_pneumoniamnist(64, tmp_path, progress=False)
-    assert not (tmp_path / "pneumoniamnist_64.npz.part").exists()
+    assert str(tmp_path / "pneumoniamnist_64.npz") in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_from_a_local_mirror_checks_the_md5_then_loads(fake_npz, tmp_path, monkeypatch):
+    monkeypatch.setattr(medmnist, "pneumoniamnist_url", lambda size: fake_npz.as_uri())
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # pooch's wait between tries
+    root = tmp_path / "data"
+    with pytest.raises(ChecksumError, match=PNEUMONIAMNIST_MD5[64]):
+        medmnist.download_pneumoniamnist(64, root, progress=False)
+    assert list(root.iterdir()) == []
+
+    monkeypatch.setitem(PNEUMONIAMNIST_MD5, 64, md5sum(fake_npz))
+    path = medmnist.download_pneumoniamnist(64, root, progress=False)
+    assert path == root / "pneumoniamnist_64.npz"
+    assert path.read_bytes() == fake_npz.read_bytes()
+    assert len(load_pneumoniamnist(path, verify=True)["train"]) == COUNTS["train"]

@@ -97,7 +97,7 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_extract(args: argparse.Namespace) -> int:
-    from medtl_helpers.data.download import safe_extract
+    from medtl_helpers.data.extract import safe_extract
 
     written = safe_extract(args.archive, args.to or config.data_dir())
     print(f"extracted {len(written):,} files from {args.archive}")

@@ -29,6 +29,7 @@ PNEUMONIAMNIST_MD5 = {
 SIZES = tuple(PNEUMONIAMNIST_MD5)
 SPLITS = ("train", "val", "test")
 SOURCE = "pneumoniamnist"
+_REDO = "Delete it and download it again."
 
 
 def pneumoniamnist_filename(size: int) -> str:
@@ -48,7 +49,11 @@ def pneumoniamnist_path(size: int, root: Path | None = None) -> Path:
 
 
 def download_pneumoniamnist(size: int, root: Path | None = None, *, progress: bool = True) -> Path:
-    """Download (or find, already checked) the ``size`` px file; returns its path."""
+    """Download (or find, already checked) the ``size`` px file; returns its path.
+
+    The download goes through ``download.download_file`` (pooch), which checks MedMNIST's MD5
+    before the file appears at its path, and refuses at once when MEDTL_OFFLINE=1.
+    """
     return download_file(
         pneumoniamnist_url(size),
         pneumoniamnist_path(size, root),
@@ -78,6 +83,39 @@ def _to_grey_nchw(images: np.ndarray, path: Path, key: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images[:, None]))
 
 
+def _verify_md5(path: Path, size: int | None) -> None:
+    """Compare ``path`` with MedMNIST's published MD5 for its size, known from the file name."""
+    if size is None:
+        raise DataError(
+            f"Cannot verify {path}: its name is not one of MedMNIST's PneumoniaMNIST files "
+            f"({', '.join(pneumoniamnist_filename(s) for s in SIZES)})"
+        )
+    actual = md5sum(path)
+    if actual != PNEUMONIAMNIST_MD5[size]:
+        raise ChecksumError(
+            f"{path} has MD5 {actual}, expected {PNEUMONIAMNIST_MD5[size]}. Delete it and "
+            f"download it again: python -m medtl_helpers data download --source "
+            f"pneumoniamnist --size {size}"
+        )
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The six ``{split}_{images,labels}`` arrays of a PneumoniaMNIST .npz."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            found = set(npz.files)
+            wanted = [f"{split}_{kind}" for split in SPLITS for kind in ("images", "labels")]
+            missing = [key for key in wanted if key not in found]
+            if missing:
+                raise DataError(
+                    f"{path} is not a PneumoniaMNIST file: it lacks {', '.join(missing)} "
+                    f"(found: {', '.join(sorted(found)) or 'nothing'}). {_REDO}"
+                )
+            return {key: npz[key] for key in wanted}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(f"{path} is not a valid .npz file ({err}). {_REDO}") from err
+
+
 def load_pneumoniamnist(path: Path, *, verify: bool = False) -> dict[str, ImageSet]:
     """Load a PneumoniaMNIST .npz into ``{"train", "val", "test"}`` ImageSets.
 
@@ -95,33 +133,8 @@ def load_pneumoniamnist(path: Path, *, verify: bool = False) -> dict[str, ImageS
             f"--source pneumoniamnist --size {size_arg}"
         )
     if verify:
-        if size is None:
-            raise DataError(
-                f"Cannot verify {path}: its name is not one of MedMNIST's PneumoniaMNIST files "
-                f"({', '.join(pneumoniamnist_filename(s) for s in SIZES)})"
-            )
-        actual = md5sum(path)
-        if actual != PNEUMONIAMNIST_MD5[size]:
-            raise ChecksumError(
-                f"{path} has MD5 {actual}, expected {PNEUMONIAMNIST_MD5[size]}. Delete it and "
-                f"download it again: python -m medtl_helpers data download --source "
-                f"pneumoniamnist --size {size}"
-            )
-    redo = "Delete it and download it again."
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            found = set(npz.files)
-            wanted = [f"{split}_{kind}" for split in SPLITS for kind in ("images", "labels")]
-            missing = [key for key in wanted if key not in found]
-            if missing:
-                raise DataError(
-                    f"{path} is not a PneumoniaMNIST file: it lacks {', '.join(missing)} "
-                    f"(found: {', '.join(sorted(found)) or 'nothing'}). {redo}"
-                )
-            arrays = {key: npz[key] for key in wanted}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise DataError(f"{path} is not a valid .npz file ({err}). {redo}") from err
-
+        _verify_md5(path, size)
+    arrays = _read_arrays(path)
     sets = {}
     for split in SPLITS:
         images = _to_grey_nchw(arrays[f"{split}_images"], path, f"{split}_images")
@@ -129,10 +142,10 @@ def load_pneumoniamnist(path: Path, *, verify: bool = False) -> dict[str, ImageS
         if len(labels) != len(images):
             raise DataError(
                 f"{path}: {split}_labels holds {len(labels)} labels for {len(images)} "
-                f"images. {redo}"
+                f"images. {_REDO}"
             )
         if not np.isin(labels, (0, 1)).all():
-            raise DataError(f"{path}: {split}_labels holds values other than 0 and 1. {redo}")
+            raise DataError(f"{path}: {split}_labels holds values other than 0 and 1. {_REDO}")
         sets[split] = ImageSet(
             images=images,
             labels=torch.from_numpy(labels),
