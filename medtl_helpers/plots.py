@@ -151,6 +151,8 @@ def plot_confusion(y, p, threshold: float, classes: tuple[str, ...] = CLASSES, a
 
 def reliability_table(y, p, n_bins: int = 10) -> dict[str, np.ndarray]:
     """Per non-empty equal-width bin: mean predicted p, observed PNEUMONIA rate and case count."""
+    # The same bins as the ECE in the title; scikit-learn's `calibration_curve` gives the two rates
+    # but no counts for the marker sizes, and bins p on an edge differently (metrics.calibration).
     bins = calibration_bins(y, p, n_bins)
     kept = bins["count"] > 0
     count = bins["count"][kept]

@@ -1,12 +1,26 @@
-"""Metrics on hand-computed examples; the arithmetic is in the comments."""
+"""AUROC, the rates, threshold choice and predictions on hand-computed examples (the arithmetic
+is in the comments), cross-checked against scikit-learn and against the definitions by brute force.
+
+The bootstrap and calibration have their own test files.
+"""
 
 from __future__ import annotations
+
+from fractions import Fraction
 
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    recall_score,
+    roc_auc_score,
+)
 from torch import nn
 
+import medtl_helpers.metrics
 from medtl_helpers.data.augment import to_model_input
 from medtl_helpers.metrics import (
     METRICS,
@@ -14,11 +28,8 @@ from medtl_helpers.metrics import (
     auroc,
     balanced_accuracy,
     binary_metrics,
-    bootstrap_ci,
-    calibration_bins,
     choose_threshold,
     confusion,
-    expected_calibration_error,
     labels_and_probabilities,
     metrics_table,
     predict_proba,
@@ -53,10 +64,18 @@ def test_auroc_counts_ties_as_half():
 
 
 def test_auroc_matches_sklearn_on_random_data():
-    roc_auc_score = pytest.importorskip("sklearn.metrics").roc_auc_score
     for seed in range(3):
         y, p = random_scores(500, seed)
         assert auroc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+
+
+def test_auroc_is_the_share_of_pairs_won_with_ties_as_half():
+    for seed in range(3):
+        y, p = random_scores(60, seed)
+        pos, neg = p[y == 1][:, None], p[y == 0][None, :]
+        wins = (pos > neg).sum() + 0.5 * (pos == neg).sum()
+        assert (pos == neg).any()  # the rounding in random_scores makes tied pairs
+        assert auroc(y, p) == pytest.approx(wins / (pos.size * neg.size), abs=1e-12)
 
 
 def test_single_class_and_bad_input_errors():
@@ -80,6 +99,21 @@ def test_confusion_and_threshold_metrics():
     assert balanced_accuracy(Y10, P10, 0.5) == pytest.approx((0.75 + 4 / 6) / 2)
     # Above every score nothing is flagged: all four positives are missed.
     assert confusion(Y10, P10, 0.95) == {"tp": 0, "fp": 0, "tn": 6, "fn": 4}
+
+
+def test_confusion_and_rates_match_sklearn():
+    for seed in range(3):
+        y, p = random_scores(200, seed)
+        for threshold in (0.2, 0.35, 0.5, float(p[0])):  # p[0] puts a tie on the threshold
+            pred = (p >= threshold).astype(int)
+            (tn, fp), (fn, tp) = confusion_matrix(y, pred, labels=[0, 1])
+            assert confusion(y, p, threshold) == {"tp": tp, "fp": fp, "tn": tn, "fn": fn}
+            assert accuracy(y, p, threshold) == pytest.approx(accuracy_score(y, pred))
+            assert sensitivity(y, p, threshold) == pytest.approx(recall_score(y, pred, pos_label=1))
+            assert specificity(y, p, threshold) == pytest.approx(recall_score(y, pred, pos_label=0))
+            assert balanced_accuracy(y, p, threshold) == pytest.approx(
+                balanced_accuracy_score(y, pred)
+            )
 
 
 def test_binary_metrics_keys_and_values():
@@ -113,87 +147,37 @@ def test_sensitivity_target_threshold():
         choose_threshold(y, p, rule="sensitivity", target=1.5)
 
 
-def test_bootstrap_contains_estimate_and_is_deterministic():
-    y, p = random_scores(300)
-    point = binary_metrics(y, p, 0.5)
-    ci = bootstrap_ci(y, p, 0.5, n_boot=300, seed=1)
-    assert set(ci) == set(METRICS)
-    for name, (low, high) in ci.items():
-        assert low <= point[name] <= high, name
-    assert bootstrap_ci(y, p, 0.5, n_boot=300, seed=1) == ci
-    assert bootstrap_ci(y, p, 0.5, n_boot=300, seed=2) != ci
+def test_sensitivity_target_met_exactly_counts():
+    # 5 PNEUMONIA cases; at 0.7 one of five is caught: sensitivity 1/5 is "at least 0.2". Worked
+    # out as 1 - 4/5 it would round to 0.19999999999999996 and 0.7 would be passed over.
+    y, p = [0, 0, 1, 1, 1, 1, 1], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+    assert choose_threshold(y, p, rule="sensitivity", target=0.2) == 0.7
+    assert choose_threshold(y, p, rule="sensitivity", target=0.4) == 0.6
 
 
-def test_bootstrap_narrows_with_more_data():
-    def width(n):
-        y, p = random_scores(n)
-        low, high = bootstrap_ci(y, p, 0.5, n_boot=300)["auroc"]
-        return high - low
-
-    assert width(2000) < width(100) / 2  # widths shrink like 1/sqrt(n): sqrt(20) ~ 4.5
-
-
-def test_bootstrap_matches_per_resample_loop():
-    y, p = random_scores(40, seed=3)
-    idx = np.random.default_rng(7).integers(0, 40, size=(50, 40))
-    reference = {name: [] for name in METRICS}
-    for rows in idx:
-        values = binary_metrics(y[rows], p[rows], 0.5)
-        for name in METRICS:
-            reference[name].append(values[name])
-    ci = bootstrap_ci(y, p, 0.5, n_boot=50, seed=7, level=0.9)
-    for name in METRICS:
-        assert ci[name] == pytest.approx(tuple(np.percentile(reference[name], [5, 95])))
+def chosen_by_brute_force(y, p, rule, target=0.95):
+    """The documented rules applied to exact fractions, one candidate score at a time."""
+    rows = []
+    for t in np.unique(p):
+        c = confusion(y, p, t)
+        sens = Fraction(c["tp"], c["tp"] + c["fn"])
+        rows.append((t, sens, sens + Fraction(c["tn"], c["tn"] + c["fp"]) - 1))
+    if rule == "sensitivity":
+        # The target is typed as a float (0.8 is a hair above 4/5), so compare the rounded fraction.
+        return max(t for t, sens, _ in rows if float(sens) >= target)
+    best = max(j for *_, j in rows)
+    tied = [t for t, _, j in rows if j == best]
+    closest = min(abs(Fraction(t) - Fraction(1, 2)) for t in tied)
+    return max(t for t in tied if abs(Fraction(t) - Fraction(1, 2)) == closest)
 
 
-def test_bootstrap_by_patient_resamples_whole_children():
-    y, p = random_scores(100, seed=4)
-    # Every child has four identical X-rays: drawing children is drawing the 100 cases.
-    y4, p4 = np.repeat(y, 4), np.repeat(p, 4)
-    children = np.repeat([f"person{i:03d}" for i in range(100)], 4)  # sorted = case order
-    by_child = bootstrap_ci(y4, p4, 0.5, n_boot=200, seed=3, groups=children)
-    per_case = bootstrap_ci(y, p, 0.5, n_boot=200, seed=3)
-    for name in METRICS:
-        assert by_child[name] == pytest.approx(per_case[name]), name
-    # Resampling the 400 images as if independent pretends to four times the data.
-    by_image = bootstrap_ci(y4, p4, 0.5, n_boot=200, seed=3)
-    width = lambda ci: ci["auroc"][1] - ci["auroc"][0]  # noqa: E731
-    assert width(by_image) < 0.7 * width(by_child)
-    # One id per case is the same as no groups at all.
-    ids = [f"x{i:03d}" for i in range(100)]
-    one_each = bootstrap_ci(y, p, 0.5, n_boot=200, seed=3, groups=ids)
-    assert all(one_each[name] == pytest.approx(per_case[name]) for name in METRICS)
-    with pytest.raises(ValueError, match="groups has 99 ids but there are 100 cases"):
-        bootstrap_ci(y, p, 0.5, n_boot=10, groups=ids[:99])
-
-
-def test_bootstrap_skips_single_class_resamples():
-    with pytest.warns(UserWarning, match="resamples held a single class"):
-        ci = bootstrap_ci([0, 1], [0.2, 0.8], 0.5, n_boot=100)
-    assert ci["auroc"] == (1.0, 1.0)
-
-
-def test_expected_calibration_error():
-    # Bin [0.2, 0.3): mean p 0.25, 1 of 4 positive; bin [0.7, 0.8): mean p 0.75, 3 of 4.
-    y, p = [1, 0, 0, 0, 1, 1, 1, 0], [0.25] * 4 + [0.75] * 4
-    assert expected_calibration_error(y, p) == pytest.approx(0.0)
-    # Bins: 0.1 -> |0 - 0.1| = 0.1; 0.2 -> |1 - 0.2| = 0.8; 0.9 and 0.95 share the last bin:
-    # |0.5 - 0.925| = 0.425. Weighted: 0.1/4 + 0.8/4 + 0.425*2/4 = 0.4375.
-    assert expected_calibration_error([0, 1, 1, 0], [0.1, 0.2, 0.9, 0.95]) == pytest.approx(0.4375)
-    assert expected_calibration_error([1], [1.0]) == 0.0  # p = 1 lands in the last bin
-    with pytest.raises(ValueError, match="probabilities in"):
-        expected_calibration_error([0, 1], [0.1, 1.2])
-
-
-def test_calibration_bins_count_cases_probabilities_and_positives_per_bin():
-    # 0.05 -> bin 0; 0.1 -> bin 1 (the lower edge belongs to the bin); 0.95 and 1.0 -> bin 9.
-    bins = calibration_bins(torch.tensor([0, 1, 1, 0]), np.array([0.05, 0.1, 0.95, 1.0]))
-    assert bins["count"].tolist() == [1, 1, 0, 0, 0, 0, 0, 0, 0, 2]
-    assert bins["positives"].tolist() == [0, 1, 0, 0, 0, 0, 0, 0, 0, 1]
-    assert bins["p_sum"][[0, 1, 9]] == pytest.approx([0.05, 0.1, 1.95])
-    assert calibration_bins([1, 0], [0.3, 0.6], n_bins=2)["count"].tolist() == [1, 1]
-    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
-        calibration_bins([0], [-0.1])
+def test_choose_threshold_follows_its_documented_rules():
+    for seed in range(6):
+        y, p = random_scores(int(np.random.default_rng(seed).integers(10, 120)), seed)
+        assert choose_threshold(y, p) == chosen_by_brute_force(y, p, "youden")
+        for target in (0.5, 0.8, 0.95, 1.0):
+            got = choose_threshold(y, p, rule="sensitivity", target=target)
+            assert got == chosen_by_brute_force(y, p, "sensitivity", target), (seed, target)
 
 
 def test_labels_and_probabilities_flatten_and_check():
@@ -216,6 +200,29 @@ def test_metrics_table_formatting():
     assert lines[-1].split() == ["n", "4"]
     plain = metrics_table(values, None)
     assert "[" not in plain and "accuracy           0.750" in plain
+
+
+def test_package_exports_every_public_name():
+    assert sorted(medtl_helpers.metrics.__all__) == [
+        "METRICS",
+        "accuracy",
+        "auroc",
+        "balanced_accuracy",
+        "binary_metrics",
+        "bootstrap_ci",
+        "calibration_bins",
+        "choose_threshold",
+        "confusion",
+        "expected_calibration_error",
+        "labels_and_probabilities",
+        "metrics_table",
+        "predict_proba",
+        "run_batched",
+        "sensitivity",
+        "specificity",
+    ]
+    for name in medtl_helpers.metrics.__all__:
+        assert getattr(medtl_helpers.metrics, name) is not None, name
 
 
 def test_predict_proba_on_tiny_model():

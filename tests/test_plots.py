@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pytest
+import sklearn.metrics
 import torch
+from sklearn.calibration import calibration_curve
 
 from medtl_helpers.plots import (
     confusion_matrix,
@@ -85,6 +88,23 @@ def test_reliability_bins_and_title_give_the_calibration_error():
     ece = (2 * 0.435 + 2 * 0.05 + 2 * 0.065) / 6
     assert ax.get_title() == f"Reliability (ECE {ece:.3f})"
     plt.close(ax.figure)
+
+
+def test_evaluation_plots_agree_with_sklearn():
+    ax = plot_roc(Y, P)
+    fpr, tpr, _ = sklearn.metrics.roc_curve(Y, P, drop_intermediate=False)
+    assert np.array_equal(ax.lines[0].get_xdata(), fpr)
+    assert np.array_equal(ax.lines[0].get_ydata(), tpr)
+    plt.close(ax.figure)
+    counts = sklearn.metrics.confusion_matrix(Y, (P >= 0.5).astype(int), labels=[0, 1])
+    assert confusion_matrix(Y, P, 0.5).tolist() == counts.tolist()
+    # No probability of the reliability example sits on a bin edge, where the two bin differently.
+    y = np.array([0, 1, 1, 1, 0, 1])
+    p = np.array([0.05, 0.08, 0.95, 0.92, 0.55, 0.55])
+    observed, predicted = calibration_curve(y, p, n_bins=10)
+    table = reliability_table(y, p, n_bins=10)
+    assert table["observed"] == pytest.approx(observed)
+    assert table["predicted"] == pytest.approx(predicted)
 
 
 def test_histories_share_axes_one_line_per_run():

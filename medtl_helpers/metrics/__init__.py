@@ -1,23 +1,26 @@
 """Predictions and the metrics computed from them: AUROC and the rates at a threshold, threshold
-choice, bootstrap intervals and calibration. Training's validation uses them too."""
+choice, bootstrap intervals and calibration. Training's validation uses them too.
 
+`rates` holds AUROC, the confusion counts and the rates, `threshold` the threshold choice,
+`bootstrap` the intervals, `calibration` the calibration bins and error, `predict` the model runs.
+"""
+
+from medtl_helpers.metrics.bootstrap import bootstrap_ci
+from medtl_helpers.metrics.calibration import calibration_bins, expected_calibration_error
 from medtl_helpers.metrics.predict import predict_proba, run_batched
-from medtl_helpers.metrics.scores import (
+from medtl_helpers.metrics.rates import (
     METRICS,
     accuracy,
     auroc,
     balanced_accuracy,
     binary_metrics,
-    bootstrap_ci,
-    calibration_bins,
-    choose_threshold,
     confusion,
-    expected_calibration_error,
     labels_and_probabilities,
     metrics_table,
     sensitivity,
     specificity,
 )
+from medtl_helpers.metrics.threshold import choose_threshold
 
 __all__ = [
     "METRICS",
