@@ -4,7 +4,7 @@ from PIL import Image
 
 from medtl_helpers.data.folder import (
     KermanyFolder,
-    check_layout,
+    find_splits,
     load_grey,
     patient_id,
     scan_split,
@@ -28,7 +28,7 @@ def test_patient_id(name, expected):
 
 
 def test_scan_counts_and_skips_non_images(kermany_root):
-    assert check_layout(kermany_root) == ["train", "test"]
+    assert find_splits(kermany_root) == ["train", "test"]
     scan = scan_split(kermany_root, "train")
     assert len(scan.paths) == 13
     assert scan.labels.count(0) == 4 and scan.labels.count(1) == 9
@@ -37,7 +37,7 @@ def test_scan_counts_and_skips_non_images(kermany_root):
 
 def test_missing_folder_names_path_and_fix(tmp_path):
     with pytest.raises(DataError, match=r"nowhere does not exist.*MEDTL_DATA.*data download"):
-        check_layout(tmp_path / "nowhere")
+        find_splits(tmp_path / "nowhere")
 
 
 def test_nested_layout_suggests_inner_folder(tmp_path, kermany_root):
@@ -45,12 +45,12 @@ def test_nested_layout_suggests_inner_folder(tmp_path, kermany_root):
     outer.mkdir()
     kermany_root.rename(outer / "chest_xray")
     with pytest.raises(DataError, match=r"one level down: use MEDTL_DATA=.*outer/chest_xray"):
-        check_layout(outer)
+        find_splits(outer)
 
 
 def test_class_folders_at_top_level_are_explained(tmp_path, kermany_root):
     with pytest.raises(DataError, match=r"holds the class folders directly: move them into"):
-        check_layout(kermany_root / "train")
+        find_splits(kermany_root / "train")
 
 
 def test_missing_and_empty_class_folders(kermany_root):

@@ -122,7 +122,7 @@ def _tags(cell: nbformat.NotebookNode) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))
 
 
-def check_layout(notebook: nbformat.NotebookNode, name: str) -> None:
+def check_exercise_cells(notebook: nbformat.NotebookNode, name: str) -> None:
     """Refuse an exercise without a solution after it (before the next exercise)."""
     open_exercise = None
     for index, cell in enumerate(notebook.cells):
@@ -154,7 +154,7 @@ def student_copy(
     branch: str = links.STUDENT_BRANCH,
 ) -> StudentCopy:
     """The student version of `notebook`, to be published at `path` (e.g. student/01_x.ipynb)."""
-    check_layout(notebook, path)
+    check_exercise_cells(notebook, path)
     copied = copy.deepcopy(notebook)
     exercises = stubs = checks = 0
     for index, cell in enumerate(copied.cells):

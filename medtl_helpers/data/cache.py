@@ -16,23 +16,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
 from medtl_helpers.atomic import atomic_path
+from medtl_helpers.data.augment import resize_uint8
 from medtl_helpers.data.folder import load_grey, patient_id
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.errors import DataError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: resized by data.augment.resize
 
 
 def decode_resized(path: Path, size: int) -> np.ndarray:
     """One image as a (size, size) uint8 array; JPEG draft mode skips decoding unused pixels."""
-    grey = load_grey(path, draft=(size, size))
-    if grey.size != (size, size):
-        grey = grey.resize((size, size), Image.BILINEAR)
-    return np.asarray(grey, dtype=np.uint8)
+    grey = torch.from_numpy(np.array(load_grey(path, draft=(size, size)), dtype=np.uint8))
+    return resize_uint8(grey[None, None], size)[0, 0].numpy()
 
 
 def cache_key(paths: list[Path], size: int) -> str:

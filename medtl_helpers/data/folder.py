@@ -55,7 +55,7 @@ class SplitScan:
     skipped: list[Path]
 
 
-def check_layout(root: Path) -> list[str]:
+def find_splits(root: Path) -> list[str]:
     """Return the splits present under `root`, or raise DataError describing the right layout."""
     root = Path(root)
     if not root.is_dir():
@@ -145,7 +145,7 @@ class KermanyFolder(Dataset):
     """Per-image dataset over one split: decodes with PIL on every access (the naive pipeline)."""
 
     def __init__(self, root: Path, split: str = "train", transform: Callable | None = None):
-        check_layout(root)
+        find_splits(root)
         scan = scan_split(root, split)
         self.paths, self.labels, self.transform = scan.paths, scan.labels, transform
         self.patients = [patient_id(p) for p in self.paths]

@@ -12,12 +12,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
 from medtl_helpers import config
+from medtl_helpers.data.augment import resize_uint8
 from medtl_helpers.data.cache import TensorCache
-from medtl_helpers.data.folder import check_layout, scan_split
+from medtl_helpers.data.folder import find_splits, scan_split
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.data.split import (
     check_no_patient_overlap,
@@ -67,10 +65,10 @@ def find_kermany_root() -> Path | None:
 
 
 def resize_images(data: ImageSet, size: int) -> ImageSet:
+    """The same set at `size` px (itself when it already is)."""
     if data.image_size == size:
         return data
-    x = F.interpolate(data.images.float(), size=(size, size), mode="bilinear", antialias=True)
-    images = x.round().clamp(0, 255).to(torch.uint8)
+    images = resize_uint8(data.images, size)
     return ImageSet(images, data.labels, data.patients, data.source, data.paths, data.classes)
 
 
@@ -82,7 +80,7 @@ def cache_folder(
     `python -m medtl_helpers data cache` calls this too, so a cache built ahead of a lesson is the
     one `load_course_data` finds.
     """
-    splits = splits or check_layout(root)
+    splits = splits or find_splits(root)
     cache = cache or TensorCache(config.cache_dir())
     scans = [scan_split(root, s) for s in splits if s != "test"]
     paths = [p for scan in scans for p in scan.paths]
@@ -96,7 +94,7 @@ def cache_folder(
 
 def load_folder(root: Path, size: int, seed: int = 0) -> CourseData:
     """Train / val / test from a Kermany folder; without test/, a patient holdout stands in."""
-    splits = check_layout(root)
+    splits = find_splits(root)
     cached = cache_folder(root, size, splits=splits)
     pool = cached["train+val"]
     notes = []
@@ -161,7 +159,7 @@ def _pick(source: str, size: int, seed: int, profile: config.Profile) -> CourseD
         if root is not None:
             return load_folder(root, size, seed)
         if source == "folder":
-            check_layout(config.data_setting() or config.data_dir() / "chest_xray")
+            find_splits(config.data_setting() or config.data_dir() / "chest_xray")
     reason = "no Kermany folder found (MEDTL_DATA unset or without train/, no data/chest_xray)"
     if source in ("auto", "pneumoniamnist"):
         from medtl_helpers.data.medmnist import download_pneumoniamnist, pneumoniamnist_path

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medtl_helpers.data.folder import check_layout, load_grey, patient_id, scan_split
+from medtl_helpers.data.folder import find_splits, load_grey, patient_id, scan_split
 from medtl_helpers.data.records import CLASSES
 from medtl_helpers.errors import DataError
 
@@ -49,7 +49,7 @@ def _decodes(path: Path) -> bool:
 def verify_folder(root: Path, decode: bool = True, workers: int = 4) -> VerifyReport:
     """Scan every split of a Kermany folder; with `decode`, also open every image."""
     root = Path(root)
-    splits = check_layout(root)
+    splits = find_splits(root)
     report = VerifyReport(root, skipped=[p for p in root.iterdir() if not p.is_dir()])
     owners: dict[str, set[str]] = {}
     for split in splits:

@@ -214,9 +214,7 @@ class RunState:
         self.best_state: dict | None = None
         self.position = (0, 0)
         self.bad_epochs = 0
-        self.resumed: dict | None = (
-            None  # optimizer, scheduler and scaler state of a stage in progress
-        )
+        self.unfinished: dict | None = None  # saved states of the stage last.pt stopped inside
 
     def _save(self, name: str, model: nn.Module, training: dict | None = None) -> None:
         if self.folder is None:
@@ -269,22 +267,18 @@ class RunState:
         best = self.folder / "best.pt"
         self.best_state = read_checkpoint(best)["state_dict"] if best.exists() else None
         index, done = self.position
-        self.resumed = training if done < self.stages[index].epochs else None
+        self.unfinished = training if done < self.stages[index].epochs else None
         print(f"Resuming from {last}: {len(self.history.rows)} epochs done.")
         return training
 
     def remaining(self):
-        """(index, stage, first epoch, saved optimizer state or None) for each stage left."""
+        """(index, stage, first epoch, saved states or None) for each stage still to train."""
         first_index, done = self.position
         for index in range(first_index, len(self.stages)):
-            resumed = index == first_index and self.resumed is not None
-            self.bad_epochs = self.bad_epochs if resumed else 0
-            yield (
-                index,
-                self.stages[index],
-                done if index == first_index else 0,
-                (self.resumed if resumed else None),
-            )
+            saved = self.unfinished if index == first_index else None
+            if saved is None:
+                self.bad_epochs = 0  # patience counts within a stage
+            yield index, self.stages[index], done if index == first_index else 0, saved
 
     def interrupted(self) -> str:
         where = self.folder / "best.pt" if self.folder else "memory (no out_dir given)"
