@@ -1,10 +1,15 @@
-"""Grad-CAM helpers: hooks removed, gradients flowing, shapes, raw-image overlays, rank checks."""
+"""Grad-CAM helpers: hooks removed, gradients flowing, shapes, the log-odds target, raw-image
+overlays, rank checks, and a randomisation check that fails when randomising changes nothing."""
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 from torchcam.methods import GradCAM
 
 from medtl_helpers.data.augment import to_model_input
@@ -13,6 +18,7 @@ from medtl_helpers.explain.cam import (
     randomization_check,
     randomize_layers,
     rank_correlation,
+    target_scores,
 )
 from medtl_helpers.explain.overlays import outcome_indices, overlay_cam, plot_outcome_grid
 from medtl_helpers.models import build_model
@@ -51,8 +57,8 @@ def test_hooks_are_removed_even_after_an_error(model, images):
     assert hooks_left(model) == 0
     class_activation_maps(model, images)
     assert hooks_left(model) == 0
-    with pytest.raises(IndexError):
-        class_activation_maps(model, images, class_idx=7)  # only 2 classes
+    with pytest.raises(ValueError, match="Unknown CAM target 7.*class index below 2"):
+        class_activation_maps(model, images, target=7)  # only 2 classes
     assert hooks_left(model) == 0
 
 
@@ -105,10 +111,106 @@ def test_randomize_layers_changes_only_the_named_ones(model):
     assert all(v for k, v in same.items() if k.startswith(("conv1", "layer1", "layer3")))
 
 
-def test_randomization_check_rows(model, images):
-    rows = randomization_check(model, images, cascade=("fc", "layer4"))
-    assert [r["randomized"] for r in rows] == ["fc", "fc + layer4"]
-    assert all(-1 <= r["mean spearman"] <= 1 for r in rows)
+def test_target_scores():
+    logits = torch.tensor([[0.5, 2.0], [1.0, -1.0]])
+    scores, column = target_scores(logits)
+    assert column == 0 and torch.equal(scores, torch.tensor([[1.5], [-2.0]]))
+    scores, column = target_scores(logits, 1)
+    assert column == 1 and scores is logits
+    with pytest.raises(ValueError, match="two-logit head, this one has 3"):
+        target_scores(torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="Unknown CAM target 'pneumonia'"):
+        target_scores(logits, "pneumonia")
+
+
+def test_log_odds_maps_ignore_what_the_two_head_rows_share(model, images):
+    """Adding one vector to both rows of fc (the part cross-entropy never trains) changes the
+    PNEUMONIA logit's map but not the log-odds map."""
+    shifted = copy.deepcopy(model)
+    with torch.no_grad():
+        shared = torch.randn(shifted.fc.in_features, generator=torch.Generator().manual_seed(2))
+        shifted.fc.weight += shared
+        shifted.fc.bias += 1.0
+    same = class_activation_maps(model, images), class_activation_maps(shifted, images)
+    assert torch.allclose(*same, atol=1e-5)
+    logit1 = [class_activation_maps(m, images, target=1) for m in (model, shifted)]
+    assert (logit1[0] - logit1[1]).abs().max() > 0.1
+
+
+def test_cross_entropy_leaves_the_sum_of_the_two_head_rows_untrained():
+    """The premise of the log-odds target: with softmax cross-entropy (class weights or not) the
+    two logits get opposite gradients, so under AdamW w0 + w1 only shrinks by weight decay."""
+    torch.manual_seed(0)
+    head, lr, decay, steps = nn.Linear(8, 2), 1e-2, 1e-4, 50
+    start_sum, start_diff = head.weight.sum(0).clone(), (head.weight[1] - head.weight[0]).clone()
+    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=decay)
+    x, y = torch.randn(32, 8), torch.randint(0, 2, (32,))
+    for _ in range(steps):
+        loss = F.cross_entropy(head(x), y, weight=torch.tensor([3.0, 1.0]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    trained_diff = head.weight[1] - head.weight[0]
+    assert torch.allclose(head.weight.sum(0), start_sum * (1 - lr * decay) ** steps, atol=1e-6)
+    assert (trained_diff - start_diff).abs().max() > 0.1, "the difference did train"
+
+
+class TinyNet(nn.Module):
+    """Two conv stages named like a ResNet's and a two-logit head: fast enough to train here."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer3 = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
+        self.layer4 = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.fc(self.layer4(self.layer3(x)).mean(dim=(2, 3)))
+
+
+def bright_squares(n: int, seed: int):
+    """Noisy 24 px images; every second one (label 1) holds a bright 6 px square somewhere."""
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.rand(n, 1, 24, 24, generator=gen) * 60 + 40
+    labels, corners = torch.arange(n) % 2, torch.randint(0, 18, (n, 2), generator=gen)
+    for i in labels.nonzero().flatten().tolist():
+        row, col = corners[i].tolist()
+        images[i, :, row : row + 6, col : col + 6] = 230
+    return images.to(torch.uint8), labels, corners
+
+
+@pytest.fixture(scope="module")
+def square_finder():
+    torch.manual_seed(0)
+    net = TinyNet()
+    images, labels, _ = bright_squares(64, seed=0)
+    x = to_model_input(images)
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
+    for _ in range(60):
+        loss = F.cross_entropy(net(x), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return net.eval()
+
+
+def test_randomization_check_catches_maps_that_ignore_the_weights(square_finder):
+    images, labels, corners = bright_squares(8, seed=1)
+    squares, corners = images[labels == 1], corners[labels == 1]
+    maps = class_activation_maps(square_finder, squares, "layer4")
+    peaks = [divmod(int(m.argmax()), 24) for m in maps]
+    inside = [
+        r <= pr < r + 6 and c <= pc < c + 6 for (pr, pc), (r, c) in zip(peaks, corners.tolist())
+    ]
+    assert all(inside), "the trained maps are structured: each peaks on its square"
+    means = []
+    for seed in range(5):
+        rows = randomization_check(square_finder, squares, ("fc", "layer4"), seed=seed)
+        assert [r["randomized"] for r in rows] == ["nothing (re-run)", "fc", "fc + layer4"]
+        assert rows[0]["mean spearman"] == pytest.approx(1.0) and rows[0]["flat maps"] == 0
+        means.append(rows[2]["mean spearman"])
+    # randomising fc + layer4 must take the maps far from the re-run's 1 (a no-op would keep 1)
+    assert np.nanmean(means) < 0.6, means
 
 
 def test_overlay_uses_the_raw_image(images):

@@ -4,8 +4,15 @@
 extractor is used as a context manager, so its hooks are removed even when something fails; the
 target layer is named explicitly ("layer4" is the last stage of a ResNet whose output is still a
 spatial map); and the forward pass runs with autograd on, because Grad-CAM is built from the
-gradient of the class score with respect to that layer. The maps are upsampled to the size of the
-stored images, ready to be laid over them (see `cam_plots`).
+gradient of the target score with respect to that layer. The maps are upsampled to the size of the
+stored images, ready to be laid over them (see `overlays`).
+
+The target score is the log-odds, logit(PNEUMONIA) - logit(NORMAL), by default. With a two-logit
+softmax head trained by cross-entropy, the gradients on the two logits are opposite, so the two
+rows of the head's weights move by opposite amounts and their sum w0 + w1 keeps its random initial
+value. The PNEUMONIA logit alone is scored through w1 = (w1 - w0) / 2 + (w1 + w0) / 2: half of its
+Grad-CAM weights are that untrained random sum. The log-odds is scored through w1 - w0 only, the
+part training wrote.
 
 `randomization_check` is the sanity check of Adebayo et al. (2018): randomise the weights from the
 top of the network down and measure how much the maps change. Maps that barely change describe
@@ -28,6 +35,24 @@ from medtl_helpers.models import eval_mode, model_device
 
 METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMpp, "layercam": LayerCAM}
 PNEUMONIA = 1
+LOG_ODDS = "log_odds"
+
+
+def target_scores(logits: torch.Tensor, target: str | int = LOG_ODDS) -> tuple[torch.Tensor, int]:
+    """The scores and the column torchcam differentiates: (logits, target) for a class index, or
+    a one-column (N, 1) logit(PNEUMONIA) - logit(NORMAL) and column 0 for `target="log_odds"`."""
+    if target == LOG_ODDS:
+        if logits.shape[1] != 2:
+            raise ValueError(
+                f"target='log_odds' needs a two-logit head, this one has {logits.shape[1]} "
+                "outputs: pass a class index as target instead."
+            )
+        return logits[:, PNEUMONIA : PNEUMONIA + 1] - logits[:, :PNEUMONIA], 0
+    if isinstance(target, int) and not isinstance(target, bool) and 0 <= target < logits.shape[1]:
+        return logits, target
+    raise ValueError(
+        f"Unknown CAM target {target!r}: use 'log_odds' or a class index below {logits.shape[1]}"
+    )
 
 
 def check_layer(model: nn.Module, layer: str) -> None:
@@ -47,12 +72,13 @@ def class_activation_maps(
     images: torch.Tensor,
     layer: str = "layer4",
     method: str = "gradcam",
-    class_idx: int = PNEUMONIA,
+    target: str | int = LOG_ODDS,
     image_size: int | None = None,
     batch_size: int = 16,
 ) -> torch.Tensor:
     """Maps in [0, 1] of shape (N, H, W) for uint8 images (N, 1, H, W), at the images' own size.
 
+    `target` is "log_odds" (logit 1 - logit 0, see the module's docstring) or a class index.
     `image_size` is the model's input size when it differs from the stored images. Call it with
     autograd enabled: under `torch.no_grad()` there is no gradient to weight the activations with.
     """
@@ -72,8 +98,8 @@ def class_activation_maps(
             batch = images[start : start + batch_size].to(device)
             # the input asks for gradients, so they flow even through a frozen backbone
             x = to_model_input(batch, image_size).requires_grad_(True)
-            scores = model(x)
-            cam = extractor(class_idx=class_idx, scores=scores)[0]
+            scores, column = target_scores(model(x), target)
+            cam = extractor(class_idx=column, scores=scores)[0]
             maps.append(upsample(cam.detach().float(), images.shape[-2:]).cpu())
     return torch.cat(maps) if maps else torch.zeros(0, *images.shape[-2:])
 
@@ -130,23 +156,27 @@ def randomization_check(
     method: str = "gradcam",
     image_size: int | None = None,
     seed: int = 0,
+    target: str | int = LOG_ODDS,
 ) -> list[dict]:
     """Cascading randomisation (Adebayo et al. 2018): one row per step, from the top down.
 
-    Step k randomises cascade[:k + 1] and reports the mean Spearman correlation between each
-    image's map from the trained model and from the randomised one. Near 1: the maps ignore what
-    the model learned. Near 0 (or negative): they depend on it, as an explanation should.
+    The first row re-runs the trained model: the value an unchanged model gets (1, as the maps
+    are deterministic). Step k randomises cascade[:k + 1] and reports the mean Spearman
+    correlation between each image's map from the trained model and from the randomised one.
+    Near the first row: the maps ignore what the model learned. Near 0 (or negative): they
+    depend on it, as an explanation should.
     """
-    reference = class_activation_maps(model, images, layer, method, image_size=image_size)
+    options = dict(layer=layer, method=method, target=target, image_size=image_size)
+    reference = class_activation_maps(model, images, **options)
     rows = []
-    for k in range(len(cascade)):
-        randomized = randomize_layers(model, cascade[: k + 1], seed)
-        maps = class_activation_maps(randomized, images, layer, method, image_size=image_size)
+    for k in range(-1, len(cascade)):
+        randomized = randomize_layers(model, cascade[: k + 1], seed) if k >= 0 else model
+        maps = class_activation_maps(randomized, images, **options)
         values = np.array([rank_correlation(a, b) for a, b in zip(reference, maps)])
         defined = values[~np.isnan(values)]
         rows.append(
             {
-                "randomized": " + ".join(cascade[: k + 1]),
+                "randomized": " + ".join(cascade[: k + 1]) or "nothing (re-run)",
                 "mean spearman": float(defined.mean()) if defined.size else float("nan"),
                 "flat maps": int(np.isnan(values).sum()),
             }
