@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.medtl-installed
 TEST_ENV := MEDTL_PROFILE=quick MEDTL_OFFLINE=1 MPLBACKEND=Agg
 
-.PHONY: course test student lab clean venv
+.PHONY: course test student grade lab clean venv
 
 venv: $(STAMP)
 
@@ -25,6 +25,12 @@ test: $(STAMP) student
 
 student: $(STAMP)
 	$(PY) -m medtl_helpers student notebooks -o student
+
+# make grade SUBMISSIONS=folder [NOTEBOOK=01]: run and score handed-in student notebooks into
+# grades/ (docs/TEACHING.md §4; student code runs with your permissions: use a container).
+grade: $(STAMP)
+	$(if $(SUBMISSIONS),,$(error name the handed-in notebooks: make grade SUBMISSIONS=folder))
+	$(PY) -m medtl_helpers grade $(SUBMISSIONS) --out grades $(if $(NOTEBOOK),--notebook $(NOTEBOOK))
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

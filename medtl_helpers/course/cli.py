@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from medtl_helpers.course.data_commands import add_data_commands
+from medtl_helpers.course.gradebook import add_grade_command
 from medtl_helpers.course.links import add_links_command
 from medtl_helpers.course.runner import add_course_command
 from medtl_helpers.course.student import add_student_command
@@ -21,13 +23,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_course_command(sub)
     add_student_command(sub)
     add_links_command(sub)
+    add_grade_command(sub)
     return parser
+
+
+def _plain_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _plain_warning  # one line each, without the source location
+            return args.run(args)
     except MedtlError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
