@@ -62,6 +62,19 @@ def test_progressive_stages():
     assert full.group_lr["stem"] == 2.5e-4 * 0.5**5
 
 
+def test_progressive_stages_with_explicit_rates(resnet18):
+    """Staging alone (notebook 05): the same rate for every stage and every group."""
+    stages = progressive_stages((1, 1, 1), lr=1e-3, decay=1.0, stage_lrs=(1e-3, 1e-3, 1e-3))
+    assert [s.lr for s in stages] == [1e-3, 1e-3, 1e-3]
+    assert [s.freeze for s in stages] == ["all", ["stem", "layer1", "layer2"], "none"]
+    optimizer = make_optimizer(resnet18, stages[2])
+    assert set(lrs(optimizer)) == {"stem", "layer1", "layer2", "layer3", "layer4", "head"}
+    assert set(lrs(optimizer).values()) == {1e-3}
+    custom = progressive_stages((1, 1, 1), lr=1e-3, stage_lrs=(1e-2, 1e-3, 1e-4))
+    assert [s.lr for s in custom] == [1e-2, 1e-3, 1e-4]
+    assert custom[1].group_lr == discriminative_lrs(1e-3, 0.5)
+
+
 def test_head_stage_optimizes_only_the_head(resnet18):
     optimizer = make_optimizer(resnet18, Stage("head", freeze="all", lr=1e-3))
     assert lrs(optimizer) == {"head": 1e-3}

@@ -47,14 +47,23 @@ def discriminative_lrs(base_lr: float, decay: float = 0.5) -> dict[str, float]:
 
 
 def progressive_stages(
-    epochs: Sequence[int] = (1, 1, 1), lr: float = 1e-3, decay: float = 0.5
+    epochs: Sequence[int] = (1, 1, 1),
+    lr: float = 1e-3,
+    decay: float = 0.5,
+    stage_lrs: Sequence[float] | None = None,
 ) -> list[Stage]:
-    """Head only, then layer3-4 and head, then everything with discriminative learning rates."""
+    """Head only, then layer3-4 and head, then everything with discriminative learning rates.
+
+    `stage_lrs` are the three stages' peak (head) rates, by default lr, lr/2 and lr/4: each
+    stage that unfreezes more pretrained layers starts lower. `decay=1.0` with
+    `stage_lrs=(lr, lr, lr)` keeps the staging and gives every group of every stage `lr`.
+    """
     head, top, full = epochs
+    head_lr, top_lr, full_lr = (lr, lr / 2, lr / 4) if stage_lrs is None else stage_lrs
     return [
-        Stage("head", head, "all", lr),
-        Stage("top", top, ["stem", "layer1", "layer2"], lr / 2, discriminative_lrs(lr / 2, decay)),
-        Stage("all", full, "none", lr / 4, discriminative_lrs(lr / 4, decay)),
+        Stage("head", head, "all", head_lr),
+        Stage("top", top, ["stem", "layer1", "layer2"], top_lr, discriminative_lrs(top_lr, decay)),
+        Stage("all", full, "none", full_lr, discriminative_lrs(full_lr, decay)),
     ]
 
 
@@ -79,6 +88,8 @@ def make_scheduler(
 ) -> torch.optim.lr_scheduler.LRScheduler:
     """Per-batch schedule for this stage's optimizer: warm-up then cosine decay, or constant."""
     total = max(1, stage.epochs * steps_per_epoch)
+    # 5% of the stage warms up: in its first steps Adam's second-moment estimate rests on a few
+    # gradients only, so full-size steps there are erratic (Liu et al. 2020, RAdam).
     warmup = max(1, total // 20)
     if stage.schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
@@ -89,6 +100,7 @@ def make_scheduler(
         if step < warmup:
             return (step + 1) / warmup
         progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        # The cosine ends at 2% of the peak, not at 0, so the last epoch's steps still move.
         return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
