@@ -422,6 +422,7 @@ def test_read_submission_explains_each_kind_of_bad_file(tmp_path, course01):
         "cut.ipynb": (good.read_text()[:100], "corrupt notebook: invalid JSON at line "),
         "notes.txt": ("see attached", "not a notebook: notes.txt is not JSON; ask for the"),
         "list.ipynb": ("[1, 2]", "not a notebook: list.ipynb is JSON without notebook cells"),
+        "empty.ipynb": ("", "not a notebook: empty.ipynb is empty; ask for the notebook again"),
         "bad.ipynb": ('{"cells": 3, "nbformat": 4}', "corrupt notebook: "),
     }
     for name, (text, start) in cases.items():
@@ -475,6 +476,21 @@ def test_rebuild_takes_only_the_answers_from_the_submission(course01):
     assert rebuilt.notes == [
         "01: 1 course cells were edited; the course's versions were run",
         "01: 1 code cells added outside the answers were not run (cells 2)",
+    ]
+
+
+def test_rebuild_finds_a_moved_answer_and_says_when_one_is_missing(course01):
+    submitted = answered(course01.template, {BLOCK: "class MyBasicBlock: pass"})
+    cells = submitted.cells
+    at = next(i for i, c in enumerate(cells) if c.id == BLOCK)
+    cells.append(cells.pop(at))  # moved to the end of the notebook
+    cells[:] = [c for c in cells if c.id not in (COUNT, COUNT_CHECK)]  # answer and check deleted
+    rebuilt = rebuild(submitted, True, course01)
+    sources = [c.source for c in rebuilt.notebook.cells]
+    assert [sources[i] for i in rebuilt.answers["01.1"]] == ["class MyBasicBlock: pass"]
+    assert "raise NotImplementedError(" in sources[rebuilt.answers["01.2"][0]]
+    assert rebuilt.notes == [
+        "01.2: no answer found (none of its cells' ids is in the notebook); the stub was run"
     ]
 
 
@@ -538,6 +554,8 @@ def test_cli_refuses_what_it_cannot_grade(tmp_path, capsys):
     assert "--notebook 42: no such notebook" in capsys.readouterr().err
     assert main([*args[:-1], str(tmp_path)]) == 2
     assert "no course notebooks (00_name.ipynb …) in" in capsys.readouterr().err
+    assert main([*args, "--jobs", "0"]) == 2
+    assert "--jobs 0 must all be positive" in capsys.readouterr().err
 
 
 def fake_run(errors: dict[int, tuple[str, str]], stopped_at=None, why="") -> Execution:

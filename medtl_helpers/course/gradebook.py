@@ -96,10 +96,10 @@ def load_course(folder: Path) -> dict[str, CourseNotebook]:
 
 
 def _run(submission: Submission, course_nb: CourseNotebook, notebook, has_ids, limits):
-    rebuilt = rebuild(notebook, has_ids, course_nb)
     try:
+        rebuilt = rebuild(notebook, has_ids, course_nb)
         graded = run_submission(rebuilt, course_nb, *limits)
-    except Exception as err:  # a kernel that could not start: the other students still count
+    except Exception as err:  # a notebook or a kernel that fails us: the others still count
         submission.problem = f"could not be run: {type(err).__name__}: {err}"
         return None
     submission.results, submission.seconds = graded.results, graded.seconds
@@ -149,6 +149,11 @@ def grade_class(
     report and the executed notebooks into `out`; prints one line per submission."""
     import nbformat
 
+    if cell_timeout <= 0 or notebook_timeout <= 0 or jobs < 1:
+        raise GradingError(
+            f"--cell-timeout {cell_timeout:g}, --notebook-timeout {notebook_timeout:g} and --jobs "
+            f"{jobs} must all be positive"
+        )
     course = load_course(Path(notebooks))
     if notebook and not any(stem.startswith(notebook) for stem in course):
         raise GradingError(f"--notebook {notebook}: no such notebook in {notebooks}")

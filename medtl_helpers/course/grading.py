@@ -92,6 +92,8 @@ def read_submission(path: Path) -> tuple[nbformat.NotebookNode | None, bool, str
     except UnicodeDecodeError:
         return None, False, f"not a notebook: {path.name} is a binary file; {DOWNLOAD}"
     except json.JSONDecodeError as err:
+        if not text.strip():
+            return None, False, f"not a notebook: {path.name} is empty; {DOWNLOAD}"
         if path.suffix != ".ipynb":
             return None, False, f"not a notebook: {path.name} is not JSON; {DOWNLOAD}"
         where = f"line {err.lineno}, column {err.colno}"
@@ -158,13 +160,15 @@ def _slots(cells, has_ids: bool, course_nb: CourseNotebook) -> tuple[dict[str, l
         at = where[exercise.answer]
         start = position.get(template[at - 1].id)
         end = position.get(template[at + 1].id) if at + 1 < len(template) else len(cells)
-        if start is not None and end is not None and start < end:
-            others = known - {exercise.answer}  # a course cell in the way is restored, not run
-            slots[exercise.key] = [
-                i for i in range(start + 1, end) if cells[i].get("id") not in others
-            ]
-        else:
-            slots[exercise.key] = [position[exercise.answer]] if exercise.answer in position else []
+        placed = start is not None and end is not None and start < end
+        others = known - {exercise.answer}  # a course cell in the way is restored, not run
+        slot = (
+            [i for i in range(start + 1, end) if cells[i].get("id") not in others] if placed else []
+        )
+        if not any(cells[i].cell_type == "code" for i in slot) and exercise.answer in position:
+            slot = [position[exercise.answer]]  # the answer cell, moved away from its place
+        if slot or placed:
+            slots[exercise.key] = slot  # an empty slot: the student deleted the answer cell
     return slots, ""
 
 
@@ -216,9 +220,14 @@ def rebuild(submitted, has_ids: bool, course_nb: CourseNotebook) -> Rebuilt:
                 cells[-1].source = guarded(cell.source)
                 rebuilt.checks[by_check[cell.id]] = len(cells) - 1
             continue
+        if exercise.key not in slots and not note:
+            rebuilt.notes.append(
+                f"{exercise.key}: no answer found (none of its cells' ids is in the notebook); "
+                "the stub was run"
+            )
         answer = _answer_cells(submitted.cells, slots.get(exercise.key, []), exercise.key)
         if not any(c.cell_type == "code" for c in answer):
-            answer = [copy.deepcopy(cell)]  # nothing written: the stub runs, as handed out
+            answer = [copy.deepcopy(cell), *answer]  # no code written: the stub runs, as handed out
         rebuilt.answers[exercise.key] = [
             len(cells) + i for i, c in enumerate(answer) if c.cell_type == "code"
         ]

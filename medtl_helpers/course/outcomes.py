@@ -44,6 +44,7 @@ class Execution:
     errors: dict[int, tuple[str, str]] = field(default_factory=dict)  # cell run -> (ename, evalue)
     stopped_at: int | None = None  # the last cell that ran, when the rest did not
     why: str = ""  # why the rest did not run, in words
+    started: float = 0.0  # time.monotonic() when the kernel was asked for
     seconds: float = 0.0
 
 
@@ -59,6 +60,40 @@ def _interrupted(cell) -> bool:
     return any(output.get("output_type") == "error" for output in cell.get("outputs", []))
 
 
+def _time_limit(client, seconds: int) -> None:
+    client.timeout = seconds
+    client.error_on_timeout = {
+        "ename": TIMED_OUT, "evalue": f"stopped at its time limit of {seconds} s", "traceback": []
+    }  # fmt: skip
+
+
+def _run_cells(client, rebuilt: Rebuilt, run: Execution, cell_timeout: float, total: float):
+    """Execute the code cells in order until the end, a dead or deaf kernel, or `total` seconds
+    after the run began."""
+    from nbclient.exceptions import DeadKernelError
+
+    graded = {i for cells in rebuilt.answers.values() for i in cells} | set(rebuilt.checks.values())
+    for index, cell in enumerate(rebuilt.notebook.cells):
+        if cell.cell_type != "code" or not cell.source.strip():
+            continue
+        left = total - (time.monotonic() - run.started)
+        if left <= 0:
+            run.why = f"the notebook time limit of {total:g} s was reached"
+            return
+        _time_limit(client, max(1, math.ceil(min(left, cell_timeout) if index in graded else left)))
+        run.stopped_at = index
+        try:
+            client.execute_cell(cell, index)
+        except DeadKernelError:
+            run.errors[index] = (KERNEL_DIED, "the kernel died")
+            run.why = f"the kernel died in cell {index}"
+            return
+        if run.errors.get(index, ("",))[0] == TIMED_OUT and not _interrupted(cell):
+            run.why = f"cell {index} went on after its time limit and the interrupt"
+            return
+    run.stopped_at = None  # every cell ran
+
+
 def execute(
     rebuilt: Rebuilt, folder: Path, cell_timeout: float, notebook_timeout: float
 ) -> Execution:
@@ -66,7 +101,6 @@ def execute(
     `folder`; answer and check cells get `cell_timeout` seconds each, the notebook in all
     `notebook_timeout`."""
     from nbclient import NotebookClient
-    from nbclient.exceptions import DeadKernelError
 
     run = Execution()
 
@@ -77,41 +111,14 @@ def execute(
 
     client = NotebookClient(
         rebuilt.notebook, kernel_name="python3", allow_errors=True, interrupt_on_timeout=True,
-        shutdown_kernel="immediate",
-        on_cell_executed=record, resources={"metadata": {"path": str(folder)}},
+        shutdown_kernel="immediate", on_cell_executed=record,
+        resources={"metadata": {"path": str(folder)}},
     )  # fmt: skip
-    graded = {i for cells in rebuilt.answers.values() for i in cells} | set(rebuilt.checks.values())
-    start, last = time.monotonic(), None
+    run.started = time.monotonic()
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}  # the kernel's own logs
     with client.setup_kernel(env=kernel_environment(folder), cwd=str(folder), **quiet):
-        for index, cell in enumerate(rebuilt.notebook.cells):
-            left = notebook_timeout - (time.monotonic() - start)
-            if cell.cell_type != "code" or not cell.source.strip():
-                continue
-            if left <= 0:
-                run.stopped_at, run.why = (
-                    last,
-                    f"the notebook time limit of {notebook_timeout:g} s was reached",
-                )
-                break
-            limit = max(1, math.ceil(min(left, cell_timeout) if index in graded else left))
-            client.timeout = limit
-            client.error_on_timeout = {
-                "ename": TIMED_OUT, "evalue": f"stopped at its time limit of {limit} s",
-                "traceback": [],
-            }  # fmt: skip
-            last = index
-            try:
-                client.execute_cell(cell, index)
-            except DeadKernelError:
-                run.errors[index] = (KERNEL_DIED, "the kernel died")
-                run.stopped_at, run.why = index, f"the kernel died in cell {index}"
-                break
-            if run.errors.get(index, ("",))[0] == TIMED_OUT and not _interrupted(cell):
-                run.stopped_at = index
-                run.why = f"cell {index} went on after its time limit and the interrupt"
-                break
-    run.seconds = time.monotonic() - start
+        _run_cells(client, rebuilt, run, cell_timeout, notebook_timeout)
+    run.seconds = time.monotonic() - run.started
     if threading.current_thread() is not threading.main_thread():
         from jupyter_core.utils import ensure_event_loop
 
