@@ -13,6 +13,7 @@ import copy
 import csv
 import io
 import json
+import os
 import re
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -28,7 +29,13 @@ from medtl_helpers.course.grade_report import (
     load_weights,
     points,
 )
-from medtl_helpers.course.gradebook import Submission, grade_class, student_and_number
+from medtl_helpers.course.gradebook import (
+    Submission,
+    find_submissions,
+    grade_class,
+    prepare,
+    student_and_number,
+)
 from medtl_helpers.course.grading import (
     CourseNotebook,
     Exercise,
@@ -44,6 +51,7 @@ from medtl_helpers.course.outcomes import (
     TIMED_OUT,
     Execution,
     Result,
+    kernel_environment,
     outcome,
     run_submission,
 )
@@ -647,3 +655,44 @@ def test_a_kernel_that_ignores_the_interrupt_or_a_slow_course_cell_ends_the_run(
     graded = run_submission(rebuild(slow.template, True, slow), slow, 60, 3)
     assert graded.stopped == "the notebook time limit of 3 s was reached"
     assert {r.outcome for r in graded.results} == {"timeout"} and graded.seconds < 10
+
+
+def test_find_submissions_then_prepare_refuses_strangers_and_second_copies(tmp_path, course01):
+    from nbformat.v4 import new_markdown_cell, new_notebook
+
+    root = tmp_path / "submissions"
+    for relative in ("alice/01_residual_blocks.ipynb", "alice/01 again.ipynb", "bob_01.ipynb"):
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(course01.template, root / relative)
+    nbformat.write(new_notebook(cells=[new_markdown_cell("# Cats")]), root / "carol.ipynb")
+    (root / ".ipynb_checkpoints").mkdir()
+    (root / ".ipynb_checkpoints" / "bob_01-checkpoint.ipynb").write_text("{}")
+    (root / ".DS_Store").write_bytes(b"\0")
+    subs = find_submissions([root])
+    assert [(s.student, s.path.name, s.expected) for s in subs] == [
+        ("alice", "01 again.ipynb", "01"), ("alice", "01_residual_blocks.ipynb", "01"),
+        ("bob", "bob_01.ipynb", "01"), ("carol", "carol.ipynb", ""),
+    ]  # fmt: skip
+    assert [s.expected for s in find_submissions([root], notebook="03")] == ["03"] * 4
+    seen: set = set()
+    prepared = [prepare(s, {NB01: course01}, seen) for s in subs]
+    assert [p is not None for p in prepared] == [True, False, True, False]
+    assert prepared[0][1] is True  # the cell ids are there
+    assert [s.problem for s in subs] == [
+        "", f"a second submission of {NB01} by alice", "",
+        "not a notebook of this course: no cell ids or title in common",
+    ]  # fmt: skip
+    assert seen == {("alice", NB01), ("bob", NB01)}
+
+
+def test_kernel_environment_is_quick_offline_and_inside_the_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDTL_PROFILE", "gpu")
+    monkeypatch.setenv("MEDTL_SOURCE", "kermany")
+    env = kernel_environment(tmp_path)
+    assert {k: env[k] for k in ("MEDTL_PROFILE", "MEDTL_OFFLINE", "MPLBACKEND")} == {
+        "MEDTL_PROFILE": "quick", "MEDTL_OFFLINE": "1", "MPLBACKEND": "Agg"
+    }  # fmt: skip
+    assert env["MEDTL_DATA"] == str(tmp_path / "data") and env["MEDTL_RUNS"] == str(
+        tmp_path / "runs"
+    )
+    assert "MEDTL_SOURCE" not in env and env["PATH"] == os.environ["PATH"]
