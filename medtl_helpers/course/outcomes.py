@@ -177,9 +177,8 @@ def outcome(exercise: Exercise, rebuilt: Rebuilt, run: Execution) -> Result:
 
 @dataclass
 class Graded:
-    """One submission, run: its rebuilt notebook with outputs and an outcome per exercise."""
+    """One submission, run: an outcome per checked exercise, the time, why it stopped early."""
 
-    rebuilt: Rebuilt
     results: list[Result]
     seconds: float
     stopped: str = ""
@@ -188,8 +187,9 @@ class Graded:
 def run_submission(
     rebuilt: Rebuilt, course_nb: CourseNotebook, cell_timeout: float, notebook_timeout: float
 ) -> Graded:
-    """Execute `rebuilt` in a temporary folder that is removed afterwards, and grade it."""
+    """Execute `rebuilt` (its cells get their outputs) in a temporary folder that is removed
+    afterwards, and grade it."""
     with tempfile.TemporaryDirectory(prefix="medtl-grade-") as folder:
         run = execute(rebuilt, Path(folder), cell_timeout, notebook_timeout)
     results = [outcome(exercise, rebuilt, run) for exercise in course_nb.checked]
-    return Graded(rebuilt, results, run.seconds, run.why)
+    return Graded(results, run.seconds, run.why)
