@@ -64,11 +64,13 @@ class BatchAugment:
 
     def __init__(
         self,
-        degrees: float = 10.0,
-        scale: tuple[float, float] = (0.9, 1.1),
-        translate: float = 0.06,
-        brightness: float = 0.1,
-        contrast: float = 0.1,
+        # Sizes of a plausible change in positioning and exposure, small enough that the lungs
+        # stay in the frame and readable:
+        degrees: float = 10.0,  # a child held a little off upright
+        scale: tuple[float, float] = (0.9, 1.1),  # body size and distance to the detector
+        translate: float = 0.06,  # off-centre framing, as a share of the image width
+        brightness: float = 0.1,  # exposure, added on the 0-1 intensity scale
+        contrast: float = 0.1,  # contrast gain drawn from 1 - contrast to 1 + contrast
         hflip: bool = False,
         generator: torch.Generator | None = None,
     ):
