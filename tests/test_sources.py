@@ -81,6 +81,7 @@ def test_cached_pneumoniamnist_is_used_before_synthetic(isolated_data_dir):
     data = load_course_data(config.get_profile("quick"), verbose=False)
     assert data.source == "pneumoniamnist"
     assert (len(data.train), len(data.val), len(data.test)) == (40, 10, 12)
+    assert "no patient ids" in data.banner() and "not patient-level" in data.banner()
 
 
 def test_unknown_source_is_rejected():
