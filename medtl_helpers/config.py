@@ -6,7 +6,7 @@ the same in all three, so what the quick profile tests is what a student runs.
 Environment variables:
     MEDTL_PROFILE     quick | cpu | gpu (default: gpu when CUDA is present, else cpu)
     MEDTL_DATA        a Kermany folder (with train/) or a folder holding chest_xray/ and downloads
-    MEDTL_PRETRAINED  imagenet | none (default imagenet; the quick profile always uses none)
+    MEDTL_PRETRAINED  imagenet | none (default: imagenet; none in the quick profile)
     MEDTL_OFFLINE     1 = never touch the network (set by the tests)
 """
 
@@ -24,6 +24,7 @@ import torch
 import torchvision
 
 import medtl_helpers
+from medtl_helpers.errors import DeviceError
 
 PROFILE_NAMES = ("quick", "cpu", "gpu")
 
@@ -67,11 +68,17 @@ def get_profile(name: str | None = None, **overrides: object) -> Profile:
 def get_device(prefer: str | None = None) -> torch.device:
     """CUDA when present (or when asked for), else Apple MPS, else CPU."""
     if prefer is not None:
-        device = torch.device(prefer)
+        try:
+            device = torch.device(prefer)
+        except RuntimeError as err:
+            raise DeviceError(
+                f"Unknown device {prefer!r}: use cpu, cuda, cuda:1 or mps (or leave it out to "
+                "use the GPU when there is one)."
+            ) from err
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(
+            raise DeviceError(
                 "CUDA was requested but torch sees no GPU: on Colab choose "
-                "Runtime > Change runtime type > GPU, or pass device='cpu'"
+                "Runtime > Change runtime type > GPU, or use --device cpu (device='cpu')."
             )
         return device
     if torch.cuda.is_available():
@@ -132,15 +139,17 @@ def offline() -> bool:
 
 
 def pretrained_choice(profile: Profile | None = None) -> str:
-    """'imagenet' or 'none'. The quick profile trains from random init so tests need no download."""
+    """'imagenet' or 'none', from MEDTL_PRETRAINED; unset, the quick profile's default is 'none'.
+
+    The quick profile trains from random initialisation unless asked otherwise, so the tests
+    need no download; an explicit MEDTL_PRETRAINED=imagenet is honoured in every profile.
+    """
     profile = profile or get_profile()
     value = os.environ.get("MEDTL_PRETRAINED", "").strip().lower()
-    if profile.name == "quick":
-        return "none"
-    if value in ("", "imagenet"):
-        return "imagenet"
-    if value == "none":
-        return "none"
+    if value == "":
+        return "none" if profile.name == "quick" else "imagenet"
+    if value in ("imagenet", "none"):
+        return value
     raise ValueError(f"MEDTL_PRETRAINED={value!r} is not understood: use 'imagenet' or 'none'")
 
 

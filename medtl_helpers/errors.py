@@ -33,3 +33,7 @@ class CheckpointError(MedtlError):
 
 class WeightsUnavailableError(MedtlError):
     """ImageNet weights that are neither cached nor downloadable."""
+
+
+class DeviceError(MedtlError, RuntimeError):
+    """A device that was asked for but is not there (no GPU, or a name torch does not know)."""

@@ -56,3 +56,24 @@ def test_output_size_can_differ_from_input():
 
 def test_normalize_expands_grey_to_three_channels():
     assert normalize(torch.zeros(1, 1, 2, 2)).shape == (1, 3, 2, 2)
+
+
+def test_training_resizes_exactly_as_evaluation_does():
+    # A no-op augmentation must hand the model what to_model_input would: the same antialiased
+    # resize, at the cache size (unchanged) and at a smaller training size. 1e-4 is float
+    # rounding in grid_sample, far below one grey level (1/255 / 0.22 = 0.018 here).
+    still = BatchAugment(degrees=0, scale=(1, 1), translate=0, brightness=0, contrast=0)
+    noisy = torch.randint(0, 256, (3, 1, 64, 64), dtype=torch.uint8)  # fine detail aliases
+    torch.testing.assert_close(still(noisy, 64), to_model_input(noisy), atol=1e-4, rtol=0)
+    torch.testing.assert_close(still(noisy, 24), to_model_input(noisy, 24), atol=1e-4, rtol=0)
+
+
+def test_resize_leaves_a_batch_at_its_size_untouched_and_rounds_uint8():
+    from medtl_helpers.data.augment import resize, resize_uint8
+
+    x = torch.rand(2, 1, 8, 8)
+    assert resize(x, 8) is x
+    images = torch.randint(0, 256, (2, 1, 8, 8), dtype=torch.uint8)
+    assert torch.equal(resize_uint8(images, 8), images)
+    flat = torch.full((1, 1, 8, 8), 200, dtype=torch.uint8)
+    assert torch.equal(resize_uint8(flat, 3), torch.full((1, 1, 3, 3), 200, dtype=torch.uint8))

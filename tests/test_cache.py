@@ -67,3 +67,33 @@ def test_real_training_set_caches_every_image(tmp_path):
     target = next(tmp_path.glob("*.pt"))
     assert os.path.getsize(target) < 5216 * 64 * 64 * 1.05
     assert torch.equal(TensorCache.load(target).labels, data.labels)
+
+
+def test_a_reused_cache_still_names_the_images_it_skipped(tmp_path, kermany_root):
+    scan = scan_split(kermany_root, "train")
+    for path in scan.paths[:2]:
+        path.write_bytes(path.read_bytes()[:100])  # two truncated JPEGs
+    cache = TensorCache(tmp_path / "cache")
+    with pytest.warns(UserWarning, match=r"Skipped 2 corrupt"):
+        cache.load_or_build(scan.paths, scan.labels, 16, progress=False)
+    with pytest.warns(UserWarning, match=r"built without 2 corrupt .*IM-0001-0001.*delete"):
+        again = cache.load_or_build(scan.paths, scan.labels, 16, progress=False)
+    assert len(again) == 11
+
+
+def test_a_decompression_bomb_is_named_and_skipped(kermany_root, monkeypatch):
+    from conftest import write_xray
+    from PIL import Image
+
+    from medtl_helpers.data.folder import load_grey
+
+    scan = scan_split(kermany_root, "train")
+    bomb = write_xray(kermany_root / "train" / "NORMAL" / "IM-0009-0001.jpeg", size=64)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1024)  # 64x64 is over twice this, 32x32 not
+    with pytest.raises(DataError, match=r"Refused .*IM-0009-0001.jpeg.*decompression bomb.*shrink"):
+        load_grey(bomb)
+    with pytest.warns(
+        UserWarning, match=r"Skipped 1 corrupt or truncated image\(s\), e.g. .*IM-0009"
+    ):
+        data = build_image_set([bomb, scan.paths[0]], [0, 0], 16, progress=False, workers=2)
+    assert len(data) == 1

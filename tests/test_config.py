@@ -80,6 +80,11 @@ def test_pretrained_choice(monkeypatch):
         config.pretrained_choice(cpu)
 
 
+def test_an_explicit_imagenet_choice_is_honoured_in_the_quick_profile(monkeypatch):
+    monkeypatch.setenv("MEDTL_PRETRAINED", "imagenet")
+    assert config.pretrained_choice(config.get_profile("quick")) == "imagenet"
+
+
 def test_offline_flag(monkeypatch):
     monkeypatch.setenv("MEDTL_OFFLINE", "1")
     assert config.offline()

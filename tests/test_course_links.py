@@ -28,7 +28,7 @@ def test_urls_come_from_the_repository_constants():
     assert links.colab_url("notebooks/00_a.ipynb") == (
         f"https://colab.research.google.com/github/{repo}/blob/{branch}/notebooks/00_a.ipynb"
     )
-    assert links.install_spec() == f"medtl_helpers @ git+https://github.com/{repo}@{branch}"
+    assert links.install_spec() == f"medtl_helpers @ git+https://github.com/{repo}@v0.1.0"
     assert f'%pip install --quiet "{links.install_spec()}"' in (links.setup_cell_source())
 
 
@@ -100,3 +100,14 @@ def test_a_notebook_without_the_opening_cells_is_refused():
     notebook.cells = [nbformat.v4.new_markdown_cell("# 00 · Tiny")]
     with pytest.raises(ValueError, match="cell 1 must be the markdown cell with the Colab badge"):
         links.sync_notebook(notebook, "notebooks/00_tiny.ipynb")
+
+
+def test_colab_installs_the_release_of_pyproject_not_a_branch():
+    import tomllib
+
+    import medtl_helpers
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert medtl_helpers.__version__ == version  # one version: the package's and the tag's
+    assert links.release_tag() == f"v{version}"
+    assert links.install_spec().endswith(f"@v{version}") and "@main" not in links.install_spec()

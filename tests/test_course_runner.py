@@ -61,3 +61,27 @@ def test_only_runs_the_listed_numbers(tmp_path, capsys):
     assert [r.name for r in runs] == ["00_a", "02_c"]
     assert run_course(folder, tmp_path / "out", only=["07"]) == []
     assert "matching ['07']" in capsys.readouterr().out
+
+
+def test_a_timeout_and_a_dead_kernel_are_reported_and_the_course_goes_on(tmp_path, capsys):
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    write_notebook(folder / "00_slow.ipynb", "import time\ntime.sleep(30)")
+    write_notebook(folder / "01_crash.ipynb", "import os\nos._exit(1)")
+    write_notebook(folder / "02_fine.ipynb", "print('Data source: synthetic (x)')")
+    runs = run_course(folder, tmp_path / "out", timeout=3)
+    out = capsys.readouterr().out
+    assert [r.error is None for r in runs] == [False, False, True]
+    assert "longer than the 3 s timeout" in runs[0].error and runs[0].seconds < 25
+    assert "the kernel died" in runs[1].error
+    assert "2 of 3 notebooks FAILED:" in out and "  01_crash: the kernel died" in out
+    assert "Kernel is running over TCP" not in out
+
+
+def test_the_course_command_exits_non_zero_when_a_notebook_fails(tmp_path):
+    from medtl_helpers.course.cli import main
+
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    write_notebook(folder / "00_broken.ipynb", "raise ValueError('boom')")
+    assert main(["course", str(folder), "--out", str(tmp_path / "out")]) == 1

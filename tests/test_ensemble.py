@@ -121,11 +121,35 @@ def test_an_ensemble_needs_two_members(tmp_path):
 
 
 def test_compare_members_table(tmp_path):
+    from medtl_helpers.data.synthetic import make_synthetic
+    from medtl_helpers.metrics import auroc, choose_threshold, sensitivity
+
     a = save(tmp_path / "a.pt", "resnet18")
     b = save(tmp_path / "b.pt", "resnet18", seed=1)
-    table = compare_members(
-        Ensemble.from_checkpoints([a, b], names=["m0", "m1"]), *[tiny_set()] * 2
-    )
+    ensemble = Ensemble.from_checkpoints([a, b], names=["m0", "m1"])
+    data = make_synthetic(40, size=32, seed=2)
+    val, test = data.subset(range(20)), data.subset(range(20, 40))  # two different sets
+    table = compare_members(ensemble, val, test)
     assert list(table.index) == ["m0", "m1", "soft vote", "hard vote (tie=positive)"]
     assert {"val AUROC", "test AUROC", "test sensitivity", "test specificity"} <= set(table)
     assert table["test AUROC"].between(0, 1).all()
+    p_val, p_test = ensemble.member_probabilities(val), ensemble.member_probabilities(test)
+    y_val, y_test = val.labels.numpy(), test.labels.numpy()
+    for i, name in enumerate(["m0", "m1"]):
+        assert table.loc[name, "val AUROC"] == pytest.approx(auroc(y_val, p_val[i]))
+        assert table.loc[name, "test AUROC"] == pytest.approx(auroc(y_test, p_test[i]))
+    soft_threshold = choose_threshold(y_val, p_val.mean(axis=0))  # chosen on validation only
+    assert table.loc["soft vote", "threshold"] == pytest.approx(soft_threshold)
+    expected = sensitivity(y_test, p_test.mean(axis=0), soft_threshold)
+    assert table.loc["soft vote", "test sensitivity"] == pytest.approx(expected)
+    assert table.loc["m0", "val AUROC"] != pytest.approx(table.loc["m0", "test AUROC"])
+
+
+def test_a_member_without_a_threshold_is_an_error_not_a_half(tmp_path):
+    a = save(tmp_path / "a.pt", "resnet18", threshold=None)
+    b = save(tmp_path / "b.pt", "resnet18", seed=1)
+    ensemble = Ensemble.from_checkpoints([a, b])
+    with pytest.raises(
+        CheckpointError, match=r"a.pt records no decision threshold.*choose_threshold"
+    ):
+        ensemble.predict(tiny_set())

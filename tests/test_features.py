@@ -64,13 +64,14 @@ def test_extract_features_in_mixed_precision_only_when_asked():
         image_size=32,
         memory=torch.contiguous_format,
         progress=False,
+        eval_batch_size=2,
         autocast=lambda: torch.autocast("cpu", dtype=torch.bfloat16),
     )
     backbone.eval()
     with torch.no_grad():
         exact = backbone(to_model_input(x, 32))
-    fp32 = extract_features(backbone, data, trainer, batch_size=2, mixed_precision=False)
-    mixed = extract_features(backbone, data, trainer, batch_size=2)
+    fp32 = extract_features(backbone, data, trainer, mixed_precision=False)
+    mixed = extract_features(backbone, data, trainer)
     assert fp32.dtype == mixed.dtype == torch.float32 and fp32.shape == (3, 512)
     torch.testing.assert_close(fp32, exact)
     assert not torch.equal(mixed, exact)  # bf16 keeps 8 bits of mantissa

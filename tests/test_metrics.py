@@ -240,3 +240,10 @@ def test_predict_proba_on_tiny_model():
         expected = model(to_model_input(images, 8)).softmax(dim=1)[:, 1].double().numpy()
     np.testing.assert_allclose(probs, expected, rtol=1e-6)
     assert not model.training  # eval mode is restored as well
+
+
+def test_nan_probabilities_are_refused_not_scored():
+    from medtl_helpers.metrics import auroc
+
+    with pytest.raises(ValueError, match="2 of 4 probabilities are NaN or infinite.*diverged"):
+        auroc([0, 1, 0, 1], [0.1, float("nan"), 0.2, float("inf")])

@@ -18,7 +18,7 @@ from medtl_helpers.evaluation.report import (
     throughput_line,
     write_report,
 )
-from medtl_helpers.training.checkpoints import History
+from medtl_helpers.training.runs import History
 
 Y = np.array([0, 0, 1, 1, 1, 0, 1, 1])
 P = np.array([0.1, 0.4, 0.35, 0.8, 0.9, 0.7, 0.6, 0.2])

@@ -8,7 +8,7 @@ from medtl_helpers.data.split import split_by_patient
 from medtl_helpers.data.synthetic import make_synthetic
 from medtl_helpers.models import build_model
 from medtl_helpers.training import saved_runs
-from medtl_helpers.training.saved_runs import data_fingerprint, fit_or_load, run_dir, runs_root
+from medtl_helpers.training.saved_runs import fit_or_load, run_dir, runs_root
 from medtl_helpers.training.stages import Stage
 
 QUICK = config.get_profile("quick")
@@ -59,7 +59,7 @@ def test_second_call_loads_the_finished_run_instead_of_training(tiny, monkeypatc
         assert torch.equal(again.state_dict()[key].cpu(), value.cpu()), key
 
 
-def test_other_settings_train_again_in_a_clean_folder(tiny):
+def test_other_settings_train_again_in_a_clean_folder(tiny, capsys):
     go(tiny)
     finished = run_dir("demo", QUICK) / "finished.json"
     first = json.loads(finished.read_text())["settings"]
@@ -67,10 +67,24 @@ def test_other_settings_train_again_in_a_clean_folder(tiny):
     second = json.loads(finished.read_text())["settings"]
     assert first != second
     assert [row["stage"] for row in history.rows] == ["head", "all"]
+    expected = f"Replacing the run in {run_dir('demo', QUICK)}: its settings differ (fit)."
+    assert expected in capsys.readouterr().out
+
+
+def test_an_unreadable_settings_file_is_an_error_not_a_fresh_start(tiny):
+    from medtl_helpers.errors import MedtlError
+
+    go(tiny)
+    settings = run_dir("demo", QUICK) / "settings.json"
+    settings.write_text("{not json")
+    (settings.parent / "finished.json").unlink()
+    with pytest.raises(MedtlError, match=r"settings.json is unreadable.*Delete .*retrain=True"):
+        go(tiny)
+    assert (settings.parent / "best.pt").exists()  # nothing was deleted
 
 
 def test_fingerprint_changes_with_the_images_chosen(tiny):
     train, val = tiny
-    assert data_fingerprint(train) != data_fingerprint(val)
-    assert data_fingerprint(train) == data_fingerprint(train.subset(list(range(len(train)))))
-    assert len(data_fingerprint(train)) == 16
+    assert train.fingerprint() != val.fingerprint()
+    assert train.fingerprint() == train.subset(list(range(len(train)))).fingerprint()
+    assert len(train.fingerprint()) == 16

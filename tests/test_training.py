@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -135,7 +136,15 @@ def test_early_stopping_ends_a_stage_without_improvement(tiny):
 def test_progressive_stages_run_in_order(tiny):
     history = run(tiny, stages=progressive_stages((1, 1, 1), lr=1e-3))
     assert history.column("stage") == ["head", "top", "all"]
-    assert history.rows[0]["lr"] > history.rows[2]["lr"] or history.rows[2]["lr"] > 0
+    # Each stage ends at the same point of its own schedule, so the head's learning rates at the
+    # stage ends keep the ratio of the stages' peak rates (lr, lr/2, lr/4). A stage stepping an
+    # old scheduler, or built with another rate, breaks the ratio.
+    lrs = history.column("lr")
+    assert (
+        lrs[0] > 0
+        and lrs[1] / lrs[0] == pytest.approx(0.5)
+        and lrs[2] / lrs[0] == pytest.approx(0.25)
+    )
 
 
 def test_out_of_memory_suggests_a_smaller_batch(tiny, monkeypatch):
@@ -164,3 +173,35 @@ def test_cli_train_then_evaluate_writes_json(kermany_root, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "auroc" in printed and "test: 13 images" in printed
     assert "(95% bootstrap intervals, resampling patients)" in printed
+
+
+def test_a_frozen_backbone_head_is_validated_in_eval_mode(tiny):
+    from medtl_helpers.metrics import auroc, predict_proba
+
+    torch.manual_seed(0)
+    model = build_model("resnet18", pretrained="none", dropout=0.5, verbose=False)
+    history = run(tiny, model=model, epochs=2, freeze="all", batch_size=16)
+    # The returned model holds the best epoch's weights: scored in eval mode (no dropout), it
+    # must give exactly the validation AUROC that picked it, and its threshold among its scores.
+    probs = predict_proba(model, tiny[1].images, image_size=32)
+    assert auroc(tiny[1].labels, probs) == pytest.approx(history.best_auroc, abs=1e-9)
+    assert np.isclose(probs, history.threshold, rtol=0, atol=1e-6).any()
+
+
+def test_only_two_class_models_are_built():
+    with pytest.raises(ValueError, match="num_classes=3: the course's models are two-class"):
+        build_model("resnet18", num_classes=3, pretrained="none", verbose=False)
+
+
+def test_an_unknown_amp_setting_is_refused(tiny):
+    with pytest.raises(ValueError, match="amp='fp32' is not understood.*'off' trains in fp32"):
+        amp_dtype(torch.device("cpu"), "fp32")
+    with pytest.raises(ValueError, match="amp='fp32'"):
+        run(tiny, epochs=1, amp="fp32")
+
+
+def test_a_diverged_model_stops_with_a_message(tiny, monkeypatch):
+    nan = lambda self: torch.full((len(self.val),), float("nan"))  # noqa: E731
+    monkeypatch.setattr(steps.BatchTrainer, "val_probabilities", nan)
+    with pytest.raises(MedtlError, match=r"diverged.*NaN.*lr=0\.0001 instead of 0\.001.*amp='off'"):
+        run(tiny, epochs=1)

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import medtl_helpers
 from medtl_helpers.errors import MedtlError
 
 if TYPE_CHECKING:
@@ -55,9 +56,18 @@ def is_badge(source: str) -> bool:
     return source.lstrip().startswith("[![Open In Colab]")
 
 
+def release_tag() -> str:
+    """The git tag of this version of the package ("v0.1.0"); each release is tagged so."""
+    return f"v{medtl_helpers.__version__}"
+
+
 def install_spec() -> str:
-    """What `pip install` gets on Colab: the package straight from the repository."""
-    return f"medtl_helpers @ git+https://github.com/{REPOSITORY}@{BRANCH}"
+    """What `pip install` gets on Colab: this release of the package, pinned by its tag.
+
+    Not the branch: the notebooks of a release must run with the package of that release, not
+    with whatever `main` holds on the day a student opens them.
+    """
+    return f"medtl_helpers @ git+https://github.com/{REPOSITORY}@{release_tag()}"
 
 
 def setup_cell_source() -> str:

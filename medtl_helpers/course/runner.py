@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from medtl_helpers import config
+from medtl_helpers.atomic import write_text
 from medtl_helpers.config import device_label
 from medtl_helpers.course.links import numbered_notebooks
 
@@ -50,25 +52,50 @@ def announced_source(notebook) -> str:
 
 
 def run_notebook(path: Path, out_dir: Path, timeout: int = 3600) -> NotebookRun:
+    """Execute one notebook (at most `timeout` seconds per cell) and save the executed copy.
+
+    A failing cell, a cell past the timeout and a kernel that dies (killed for memory, or a
+    crash in native code) each end this notebook with its error recorded; the caller goes on.
+    """
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    from traitlets.config import Config
 
     notebook = nbformat.read(path, as_version=4)
+    # IPC (a local socket file) rather than TCP: the kernel is reachable from this machine only,
+    # so it has nothing to warn about ("Kernel is running over TCP without encryption").
+    kernel = Config()
+    kernel.KernelManager.transport, kernel.KernelManager.ip = "ipc", _ipc_prefix()
     client = NotebookClient(
-        notebook, timeout=timeout, resources={"metadata": {"path": path.parent}}
+        notebook,
+        timeout=timeout,
+        kernel_name="python3",
+        config=kernel,
+        resources={"metadata": {"path": path.parent}},
     )
     start, error = time.perf_counter(), None
     try:
         client.execute()
     except CellExecutionError as err:
         error = _ANSI.sub("", str(err).strip().splitlines()[-1])[:200]
+    except CellTimeoutError:
+        error = f"a cell ran longer than the {timeout} s timeout (--timeout)"
+    except DeadKernelError:
+        error = "the kernel died (out of memory, or a crash in native code)"
     seconds = time.perf_counter() - start
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, out_dir / path.name)
     return NotebookRun(
         path.stem, seconds, config.get_profile().name, announced_source(notebook), error
     )
+
+
+def _ipc_prefix() -> str:
+    """Where the kernel's socket files go: a short path (sockets allow about 100 characters)."""
+    folder = Path(tempfile.gettempdir()) / f"medtl-kernel-{os.getpid()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / "kernel")
 
 
 def timings_markdown(runs: list[NotebookRun], device: str) -> str:
@@ -88,8 +115,10 @@ def timings_markdown(runs: list[NotebookRun], device: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_course(folder: Path, out_dir: Path, only: list[str] | None = None) -> list[NotebookRun]:
-    """Run the numbered notebooks in order; `only` keeps those whose number is listed."""
+def run_course(
+    folder: Path, out_dir: Path, only: list[str] | None = None, timeout: int = 3600
+) -> list[NotebookRun]:
+    """Run the numbered notebooks in order (`only`: those numbers); a failure does not stop it."""
     notebooks = numbered_notebooks(folder)
     if only:
         notebooks = [p for p in notebooks if p.name[:2] in only]
@@ -99,12 +128,17 @@ def run_course(folder: Path, out_dir: Path, only: list[str] | None = None) -> li
     os.environ.setdefault("MEDTL_PROFILE", config.get_profile().name)
     runs = []
     for path in notebooks:
-        runs.append(run_notebook(path, out_dir))
+        runs.append(run_notebook(path, out_dir, timeout))
         print(runs[-1].line(), flush=True)
     total = sum(r.seconds for r in runs)
     table = out_dir / "timings.md"
-    table.write_text(timings_markdown(runs, device_label()))
+    write_text(table, timings_markdown(runs, device_label()))
     print(f"{len(runs)} notebooks in {total:.0f} s; executed copies and {table.name} in {out_dir}")
+    failed = [r for r in runs if r.error is not None]
+    if failed:
+        print(f"{len(failed)} of {len(runs)} notebooks FAILED:")
+        for run in failed:
+            print(f"  {run.name}: {run.error}")
     return runs
 
 
@@ -115,6 +149,12 @@ def add_course_command(sub: argparse._SubParsersAction) -> None:
     course.add_argument(
         "--only", nargs="+", metavar="NN", help="run only these notebook numbers, e.g. --only 04 07"
     )
-    course.set_defaults(
-        run=lambda args: int(any(r.error for r in run_course(args.folder, args.out, args.only)))
+    course.add_argument(
+        "--timeout", type=int, default=3600, help="seconds a single cell may run (default 3600)"
     )
+    course.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    runs = run_course(args.folder, args.out, args.only, args.timeout)
+    return int(any(r.error for r in runs))

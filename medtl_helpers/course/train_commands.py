@@ -1,4 +1,8 @@
-"""`python -m medtl_helpers train …` and `… evaluate …`: the course's recipe without a notebook."""
+"""`python -m medtl_helpers train …` and `… evaluate …`: the course's recipe without a notebook.
+
+Every argument is checked here, so a mistake gets argparse's one-line usage error naming the flag,
+not a traceback from deep inside torch.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +10,62 @@ import argparse
 from pathlib import Path
 
 from medtl_helpers import config
+from medtl_helpers.models import ARCHS, GROUPS, HEADS, STRATEGIES
+
+MIN_SIZE, MAX_SIZE = 32, 1024  # below 32 px layer4 sees less than one pixel; above, memory
+
+
+def image_size(text: str) -> int:
+    size = _positive(text)
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise argparse.ArgumentTypeError(
+            f"{size} px is not a usable image size: use {MIN_SIZE} to {MAX_SIZE} (the course "
+            "uses 64, 128 or 224)"
+        )
+    return size
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def freeze_arg(text: str) -> str | list[str]:
+    if text in STRATEGIES:
+        return text
+    groups = [g.strip() for g in text.split(",")]
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown layer group(s) {', '.join(unknown)}: use {' | '.join(STRATEGIES)} or a "
+            f"comma-separated list of {','.join(GROUPS)}"
+        )
+    return groups
 
 
 def add_train_commands(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="fine-tune a ResNet on a Kermany folder")
     train.add_argument("--data", type=Path, required=True, help="Kermany folder (with train/)")
-    train.add_argument("--arch", default="resnet18")
-    train.add_argument("--freeze", default="none", help="none | partial | all | group,group,…")
-    train.add_argument("--epochs", type=int, default=None, help="default: the profile's")
-    train.add_argument("--image-size", type=int, default=None, help="default: the profile's")
-    train.add_argument("--batch-size", type=int, default=None)
+    train.add_argument("--arch", choices=ARCHS, default="resnet18")
+    train.add_argument(
+        "--freeze", type=freeze_arg, default="none", help="none | partial | all | group,group,…"
+    )
+    train.add_argument("--epochs", type=_positive, default=None, help="default: the profile's")
+    train.add_argument("--image-size", type=image_size, default=None, help="default: the profile's")
+    train.add_argument("--batch-size", type=_positive, default=None)
+    train.add_argument("--eval-batch-size", type=_positive, default=256, help="validation batch")
     train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default="auto")
     train.add_argument("--pretrained", choices=["imagenet", "none"], default=None)
-    train.add_argument("--head", choices=["linear", "mlp"], default="linear")
-    train.add_argument("--patience", type=int, default=3)
+    train.add_argument("--head", choices=HEADS, default="linear")
+    train.add_argument("--patience", type=_positive, default=3)
     train.add_argument("--seed", type=int, default=0, help="also fixes the patient-level splits")
-    train.add_argument("--device", default=None)
+    train.add_argument("--device", default=None, help="cpu | cuda | cuda:N | mps")
     train.add_argument("--out", type=Path, required=True, help="run folder for best.pt/last.pt")
     train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     train.set_defaults(run=run_train)
@@ -31,13 +75,9 @@ def add_train_commands(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--data", type=Path, required=True)
     evaluate.add_argument("--split", choices=["train", "val", "test"], default="test")
     evaluate.add_argument("--json", type=Path, default=None, help="write the metrics here")
-    evaluate.add_argument("--n-boot", type=int, default=1000)
+    evaluate.add_argument("--n-boot", type=_positive, default=1000)
     evaluate.add_argument("--device", default=None)
     evaluate.set_defaults(run=run_evaluate)
-
-
-def _freeze_arg(text: str) -> str | list[str]:
-    return text if text in ("none", "partial", "all") else [g.strip() for g in text.split(",")]
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -47,6 +87,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     profile = config.get_profile()
     size = args.image_size or profile.image_size
+    device = config.get_device(args.device)  # a missing GPU is said before any work is done
     config.seed_everything(args.seed)
     data = load_folder(args.data, size, args.seed)
     print(data.banner())
@@ -57,11 +98,13 @@ def run_train(args: argparse.Namespace) -> int:
         data.val,
         epochs=args.epochs or profile.epochs,
         lr=args.lr,
-        freeze=_freeze_arg(args.freeze),
+        freeze=args.freeze,
         profile=profile,
         batch_size=args.batch_size,
+        eval_batch_size=args.eval_batch_size,
         image_size=size,
-        device=args.device,
+        device=device,
+        amp=args.amp,
         patience=args.patience,
         out_dir=args.out,
         resume=args.resume,
@@ -77,16 +120,18 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from medtl_helpers.data.sources import load_folder
+    from medtl_helpers.evaluation.provenance import check_unseen
     from medtl_helpers.evaluation.report import evaluation_report, report_table, write_report
     from medtl_helpers.metrics import predict_proba
     from medtl_helpers.training.checkpoints import load_checkpoint
 
+    device = config.get_device(args.device)
     model, meta = load_checkpoint(args.checkpoint)
     data = load_folder(args.data, meta["image_size"], meta["seed"])
+    check_unseen(meta, data, args.split, args.checkpoint)
     part = getattr(data, args.split)
     notes = [n for n in data.notes if "holdout" in n] if args.split == "test" else []
     print(f"{args.split}: {len(part):,} images from {args.data}" + "".join(f"; {n}" for n in notes))
-    device = config.get_device(args.device)
     probs = predict_proba(model.to(device), part.images, device=device)
     y = part.labels.numpy()
     report = evaluation_report(

@@ -100,10 +100,11 @@ class BatchAugment:
 
     def __call__(self, images: torch.Tensor, size: int | None = None) -> torch.Tensor:
         n = images.shape[0]
-        x = images.float().div_(255.0)
-        out_size = size or x.shape[-1]
+        # The same antialiased resize as evaluation (to_model_input), then the random affine at
+        # that size: train and eval see the image at the same scale and sharpness.
+        x = resize(images.float().div_(255.0), size or images.shape[-1])
         theta = self.affine_matrices(n).to(x.device)
-        grid = F.affine_grid(theta, [n, 1, out_size, out_size], align_corners=False)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
         gain = self._uniform(n, 1 - self.contrast, 1 + self.contrast).to(x.device).view(n, 1, 1, 1)
         bias = self._uniform(n, -self.brightness, self.brightness).to(x.device).view(n, 1, 1, 1)

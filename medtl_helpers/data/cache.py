@@ -68,12 +68,15 @@ class TensorCache:
             except DataError as err:
                 warnings.warn(f"{err} Rebuilding it.", stacklevel=2)
         data = build_image_set(paths, labels, size, source, workers, progress)
-        self.save(data, target)
+        skipped = sorted(set(map(str, paths)) - set(data.paths or []))
+        self.save(data, target, skipped)
         return data
 
     @staticmethod
-    def save(data: ImageSet, target: Path) -> Path:
+    def save(data: ImageSet, target: Path, skipped: list[str] | None = None) -> Path:
+        """Write the set; `skipped` names the images that could not be decoded (said on load)."""
         payload = {
+            "skipped": list(skipped or []),
             "format": FORMAT_VERSION,
             "images": data.images,
             "labels": data.labels,
@@ -87,9 +90,10 @@ class TensorCache:
 
     @staticmethod
     def load(target: Path) -> ImageSet:
+        """The cached set; a warning names the images its build skipped, every time it is used."""
         try:
             payload = torch.load(target, map_location="cpu", weights_only=True)
-            return ImageSet(
+            data = ImageSet(
                 images=payload["images"],
                 labels=payload["labels"],
                 patients=list(payload["patients"]),
@@ -98,6 +102,15 @@ class TensorCache:
             )
         except Exception as err:  # a damaged cache must never stop the course: say so, rebuild
             raise DataError(f"Tensor cache {target} is unreadable ({err}): delete it.") from err
+        skipped = payload.get("skipped", [])
+        if skipped:
+            warnings.warn(
+                f"{target.name} was built without {len(skipped)} corrupt or truncated image(s), "
+                f"e.g. {', '.join(skipped[:3])}. Replace them, then delete {target} to cache "
+                "them too.",
+                stacklevel=2,
+            )
+        return data
 
 
 def build_image_set(

@@ -118,6 +118,12 @@ def load_grey(path: Path, draft: tuple[int, int] | None = None) -> Image.Image:
                 img.draft("L", draft)
             img.load()
             return to_grey(img)
+    except Image.DecompressionBombError as err:
+        raise DataError(
+            f"Refused {path}: {err} Pillow refuses images this large because they can exhaust "
+            "memory (a 'decompression bomb'). If the file is a genuine X-ray, shrink it first, "
+            "or raise PIL.Image.MAX_IMAGE_PIXELS for files you trust; caching skips it."
+        ) from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(
             f"Cannot decode {path}: {err}. The file is corrupt or truncated: delete it or "

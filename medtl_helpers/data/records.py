@@ -6,6 +6,7 @@ fit in about 250 MB at 224 px, so training reads tensors instead of decoding JPE
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -66,3 +67,15 @@ class ImageSet:
 
     def n_patients(self) -> int:
         return len(set(self.patients))
+
+    def fingerprint(self) -> str:
+        """A short hash of which images the set holds (patients, labels, size, source).
+
+        Checkpoints record the fingerprint of their training split, so that resuming or
+        evaluating on other data is noticed.
+        """
+        digest = hashlib.sha1()
+        digest.update("\n".join(self.patients).encode())
+        digest.update(self.labels.numpy().tobytes())
+        digest.update(f"{tuple(self.images.shape)} {self.source}".encode())
+        return digest.hexdigest()[:16]

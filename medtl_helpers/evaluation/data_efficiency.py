@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -22,12 +23,13 @@ import pandas as pd
 import torch
 
 from medtl_helpers import config
+from medtl_helpers.atomic import write_text
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.data.split import patient_fraction_index
 from medtl_helpers.errors import WeightsUnavailableError
 from medtl_helpers.metrics import auroc, predict_proba
 from medtl_helpers.models import build_model, weights_file
-from medtl_helpers.training import data_fingerprint, fit, runs_root, steps_per_epoch
+from medtl_helpers.training import fit, runs_root, steps_per_epoch
 
 FRACTIONS = (0.01, 0.05, 0.10, 0.25, 1.0)
 INITS = ("imagenet", "random")
@@ -81,13 +83,13 @@ def pretrained_problem(arch: str = "resnet18", profile: config.Profile | None = 
     head = "The ImageNet-pretrained curve is MISSING (only random init is trained)"
     if config.pretrained_choice(profile) == "none":
         why = (
-            "the quick profile never uses downloaded weights"
-            if profile.name == "quick"
+            "the quick profile trains from random initialisation unless MEDTL_PRETRAINED=imagenet"
+            if profile.name == "quick" and not os.environ.get("MEDTL_PRETRAINED")
             else "MEDTL_PRETRAINED=none asks for random initialisation"
         )
         return (
-            f"{head}: {why}. To draw it, run with MEDTL_PROFILE=cpu or gpu and without "
-            f"MEDTL_PRETRAINED=none; the weights file {weights_file(arch).name} is downloaded "
+            f"{head}: {why}. To draw it, run with MEDTL_PRETRAINED=imagenet (the default of the "
+            f"cpu and gpu profiles); the weights file {weights_file(arch).name} is downloaded "
             f"to {weights_file(arch).parent} (or copy it there by hand)."
         )
     try:
@@ -147,7 +149,7 @@ def train_point(
 
 
 def _store_path(train, val, test, settings: CurveSettings, profile: config.Profile) -> Path:
-    plain = {**asdict(settings), "data": [data_fingerprint(d) for d in (train, val, test)]}
+    plain = {**asdict(settings), "data": [d.fingerprint() for d in (train, val, test)]}
     key = hashlib.sha1(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:12]
     return runs_root() / profile.name / "data_efficiency" / f"curve-{key}.csv"
 
@@ -199,7 +201,8 @@ def learning_curve(
                     f"test AUROC {row['test_auroc']:.3f}  ({row['seconds']:.0f} s)"
                 )
                 if path is not None:
-                    pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(path, index=False)
+                    csv = pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(index=False)
+                    write_text(path, csv)  # an interrupted curve keeps its finished points
     wanted = [
         r for r in rows if r["init"] in inits and r["fraction"] in fractions and r["seed"] in seeds
     ]

@@ -82,9 +82,16 @@ class Member:
 
     @property
     def threshold(self) -> float:
-        """The member's own validation threshold, 0.5 when its checkpoint recorded none."""
+        """The member's own validation threshold, as its checkpoint recorded it."""
         value = self.meta.get("threshold")
-        return 0.5 if value is None else float(value)
+        if value is None:
+            raise CheckpointError(
+                f"{self.path or self.name} records no decision threshold, so this member cannot "
+                "vote (an arbitrary 0.5 would not be the threshold it was validated with). "
+                "Checkpoints saved by fit record one; otherwise choose it on validation with "
+                "choose_threshold(y_val, p_val) and set member.meta['threshold']."
+            )
+        return float(value)
 
 
 class Ensemble:

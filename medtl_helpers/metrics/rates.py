@@ -31,6 +31,12 @@ def labels_and_probabilities(y: ArrayLike, p: ArrayLike) -> tuple[np.ndarray, np
         raise ValueError(f"y has {y.size} labels but p has {p.size} probabilities")
     if not np.isin(y, (0, 1)).all():
         raise ValueError(f"labels must be 0 ({CLASSES[0]}) or 1 ({CLASSES[1]}), got {np.unique(y)}")
+    if not np.isfinite(p).all():
+        raise ValueError(
+            f"{int((~np.isfinite(p)).sum())} of {p.size} probabilities are NaN or infinite: the "
+            "model's outputs are not numbers, which happens when training diverged. Retrain with "
+            "a smaller learning rate; no metric is computed from such scores."
+        )
     return y.astype(np.int64), p
 
 

@@ -94,13 +94,19 @@ def build_model(
 ) -> nn.Module:
     """A torchvision ResNet with ImageNet weights (or random init) and a fresh course head.
 
-    pretrained: "imagenet", "none", or None for `config.pretrained_choice()` ("none" in the
-        quick profile or with MEDTL_PRETRAINED=none). Missing ImageNet weights raise
+    pretrained: "imagenet", "none", or None for `config.pretrained_choice()` (MEDTL_PRETRAINED;
+        unset, "none" in the quick profile and "imagenet" elsewhere). Missing ImageNet weights raise
         WeightsUnavailableError; they never silently become random weights.
     head: "linear" (Dropout first when dropout > 0) or "mlp" (Linear-ReLU-Dropout-Linear).
     Records medtl_arch, medtl_head, medtl_dropout, medtl_weights ("imagenet" | "random").
     """
     _check_arch(arch)
+    if num_classes != 2:
+        raise ValueError(
+            f"num_classes={num_classes}: the course's models are two-class (NORMAL, PNEUMONIA); "
+            "its metrics, thresholds and checkpoints assume it. Build torchvision's "
+            "get_model(arch, num_classes=...) directly for another task."
+        )
     if head not in HEADS:
         raise ValueError(f"Unknown head {head!r}: use one of {', '.join(HEADS)}")
     choice = config.pretrained_choice() if pretrained is None else pretrained.strip().lower()
@@ -114,7 +120,7 @@ def build_model(
             print(f"{arch}: ImageNet weights (IMAGENET1K_V1) from {weights_file(arch)}")
     elif verbose:
         print(
-            f"{arch}: random initialisation (MEDTL_PRETRAINED=none or quick profile), "
+            f"{arch}: random initialisation (MEDTL_PRETRAINED=none, or unset in quick), "
             "not ImageNet weights"
         )
 

@@ -5,7 +5,6 @@ finished run saved by an earlier notebook.
 """
 
 from medtl_helpers.training.checkpoints import (
-    History,
     checkpoint_meta,
     load_checkpoint,
     load_weights,
@@ -15,7 +14,8 @@ from medtl_helpers.training.checkpoints import (
 from medtl_helpers.training.features import FrozenFeatures, backbone_features
 from medtl_helpers.training.fit import fit
 from medtl_helpers.training.precision import amp_dtype, native_bf16, precision_label
-from medtl_helpers.training.saved_runs import data_fingerprint, fit_or_load, run_dir, runs_root
+from medtl_helpers.training.runs import History, RunState
+from medtl_helpers.training.saved_runs import fit_or_load, run_dir, runs_root
 from medtl_helpers.training.stages import (
     Stage,
     discriminative_lrs,
@@ -29,12 +29,12 @@ __all__ = [
     "BatchTrainer",
     "FrozenFeatures",
     "History",
+    "RunState",
     "Stage",
     "amp_dtype",
     "backbone_features",
     "checkpoint_meta",
     "class_weights",
-    "data_fingerprint",
     "discriminative_lrs",
     "fit",
     "fit_or_load",

@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 from medtl_helpers.data.augment import to_model_input
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.metrics import run_batched
-from medtl_helpers.models import group_of, split_backbone_head
+from medtl_helpers.models import eval_mode, group_of, split_backbone_head
+from medtl_helpers.training.steps import out_of_memory
 
 
 def backbone_is_frozen(model: nn.Module) -> bool:
@@ -33,25 +34,26 @@ def extract_features(
     backbone: nn.Module,
     data: ImageSet,
     trainer,
-    batch_size: int = 256,
     desc: str = "features",
     mixed_precision: bool = True,
 ) -> torch.Tensor:
     """(N, C) float32 features on the trainer's device, in eval mode and without autograd.
 
-    `mixed_precision=False` computes them in fp32 even where the trainer uses autocast, as for
-    the validation features: the threshold chosen on them is then one of the scores that
-    `predict_proba` (fp32) gives later.
+    Batches of `trainer.eval_batch_size`. `mixed_precision=False` computes them in fp32 even
+    where the trainer uses autocast, as for the validation features: the threshold chosen on them
+    is then one of the scores that `predict_proba` (fp32) gives later.
     """
     backbone.eval()
-    chunks = []
-    for start in tqdm(
-        range(0, len(data), batch_size), desc=desc, leave=False, disable=not trainer.progress
-    ):
-        images = data.images[start : start + batch_size].to(trainer.device)
-        x = to_model_input(images, trainer.image_size).contiguous(memory_format=trainer.memory)
-        with trainer.autocast() if mixed_precision else nullcontext():
-            chunks.append(backbone(x).float())
+    chunks, batch = [], trainer.eval_batch_size
+    starts = range(0, len(data), batch)
+    try:
+        for start in tqdm(starts, desc=desc, leave=False, disable=not trainer.progress):
+            images = data.images[start : start + batch].to(trainer.device)
+            x = to_model_input(images, trainer.image_size)
+            with trainer.autocast() if mixed_precision else nullcontext():
+                chunks.append(backbone(x.contiguous(memory_format=trainer.memory)).float())
+    except torch.cuda.OutOfMemoryError as err:
+        raise out_of_memory(err, batch, trainer.image_size, "feature extraction") from err
     return torch.cat(chunks)
 
 
@@ -103,5 +105,6 @@ class FrozenFeatures:
         return float(total) / max(count, 1)
 
     def val_probabilities(self) -> torch.Tensor:
-        with torch.inference_mode():
+        """P(PNEUMONIA) of the validation features, with the head in eval mode (no dropout)."""
+        with eval_mode(self.head), torch.inference_mode():
             return torch.softmax(self.head(self.val).float(), dim=1)[:, 1].cpu()

@@ -1,11 +1,11 @@
 """`fit`: the one training loop every notebook uses, readable on one screen.
 
-Each epoch trains on every batch, scores validation AUROC, keeps the weights when that improved
-(`best.pt`), writes `last.pt` to resume from, and ends the stage after `patience` epochs without
-improvement. The work inside an epoch is in `steps.py`; the files and the bookkeeping in
-`checkpoints.py`; the stages (progressive fine-tuning, each with a fresh optimizer and scheduler)
-in `stages.py`. A stage that freezes the whole backbone computes its features once and trains
-the head on them (`features.py`).
+Each epoch trains on every batch, scores validation AUROC, keeps the weights when that improved,
+writes `last.pt` (and `best.pt`) to resume from, and ends the stage after `patience` epochs
+without improvement. The work inside an epoch is in `steps.py`; the run's files and bookkeeping
+in `runs.py`; the stages (progressive fine-tuning, each with a fresh optimizer and scheduler) in
+`stages.py`. A stage that freezes the whole backbone computes its features once and trains the
+head on them (`features.py`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from torch import nn
 from medtl_helpers import config
 from medtl_helpers.data.augment import BatchAugment
 from medtl_helpers.data.records import ImageSet
-from medtl_helpers.metrics import auroc, choose_threshold
-from medtl_helpers.training.checkpoints import History, RunState
+from medtl_helpers.errors import MedtlError
+from medtl_helpers.metrics import auroc
 from medtl_helpers.training.features import FrozenFeatures, backbone_is_frozen
+from medtl_helpers.training.runs import History, RunState
 from medtl_helpers.training.stages import Stage, make_optimizer, make_scheduler
 from medtl_helpers.training.steps import BatchTrainer, steps_per_epoch
 
@@ -44,6 +45,7 @@ def fit(
     weighted_loss: bool = True,
     augment: BatchAugment | None = None,
     patience: int = 3,
+    eval_batch_size: int = 256,
     out_dir: str | Path | None = None,
     resume: bool = False,
     seed: int = 0,
@@ -54,19 +56,23 @@ def fit(
 
     On return the model holds the best weights. With `out_dir`, `best.pt` and `last.pt` are
     written there. `stages` replaces (epochs, lr, freeze) with several phases. `augment=None`
-    uses a default `BatchAugment`; pass `augment=False` to train without augmentation. Extra
+    uses a default `BatchAugment`; pass `augment=False` to train without augmentation.
+    `eval_batch_size` is the batch of validation scoring and frozen-feature extraction. Extra
     keyword arguments are stored in the checkpoints' metadata.
     """
     profile = profile or config.get_profile()
     stages = stages or [Stage("train", epochs or profile.epochs, freeze, lr)]
     augment = BatchAugment() if augment is None else augment or None
     options = dict(amp=amp, channels_last=channels_last, weighted_loss=weighted_loss)
-    options.update(augment=augment, seed=seed, progress=progress)
+    options.update(augment=augment, eval_batch_size=eval_batch_size, seed=seed, progress=progress)
     batches = _batch_trainer(model, train, val, profile, batch_size, image_size, device, options)
-    size = {"image_size": batches.image_size, "data_source": train.source, "seed": seed}
-    run = RunState(out_dir, stages, {**size, "profile": profile.name, **meta})
+    settings = _settings(model, train, batches, seed)
+    run = RunState(out_dir, stages, _meta(train, batches, profile, seed, meta), settings)
     if resume and (saved := run.resume(model)) is not None:
         batches.generator.set_state(saved["generator"])
+        if run.finished():
+            print(run.describe_finished())
+            return run.finish(model)
     if progress:
         print(f"Early stopping: a stage ends after {patience} epoch(s) without a better val AUROC.")
     try:
@@ -78,7 +84,7 @@ def fit(
 
 
 def train_stages(model, train, val, batches: BatchTrainer, run: RunState, patience: int) -> None:
-    """The epoch loop: train every batch, validate, keep the best, save, stop early."""
+    """The epoch loop: train every batch, validate, keep the best, stop early, save."""
     for index, stage, first_epoch, saved in run.remaining():
         optimizer = make_optimizer(model, stage)
         frozen = backbone_is_frozen(model)
@@ -89,36 +95,67 @@ def train_stages(model, train, val, batches: BatchTrainer, run: RunState, patien
             batches.load_states(optimizer, scheduler, saved)
         for epoch in range(first_epoch, stage.epochs):
             start = time.perf_counter()
-            loss = trainer.train_epoch(
-                optimizer, scheduler, f"{stage.name} {epoch + 1}/{stage.epochs}"
-            )
+            desc = f"{stage.name} {epoch + 1}/{stage.epochs}"
+            loss = trainer.train_epoch(optimizer, scheduler, desc)
             probs = trainer.val_probabilities().double()
             seconds = time.perf_counter() - start
             row = run.history.add(
                 stage=stage.name,
                 train_loss=loss,
-                **val_scores(val, probs),
+                **val_scores(val, probs, stage, optimizer),
                 lr=optimizer.param_groups[-1]["lr"],
                 seconds=seconds,
                 images_per_s=steps * batches.batch_size / max(seconds, 1e-9),
             )
-            improved = row["val_auroc"] > run.history.best_auroc
-            if improved:
-                run.keep_best(model, row, choose_threshold(val.labels, probs))
-            else:
-                run.bad_epochs += 1
-            run.save_last(model, (index, epoch + 1), **batches.states(optimizer, scheduler))
+            improved = run.record(model, row, val.labels, probs)
+            stop = run.bad_epochs >= patience
+            position = (index, stage.epochs if stop else epoch + 1)  # an early stop ends the stage
+            run.save(model, position, batches.states(optimizer, scheduler))
             if batches.progress:
                 print(History.line(row) + ("  *best" if improved else ""))
-            if run.bad_epochs >= patience:
+            if stop:
                 break
 
 
-def val_scores(val: ImageSet, probs: torch.Tensor) -> dict[str, float]:
+def val_scores(val: ImageSet, probs: torch.Tensor, stage: Stage, optimizer) -> dict[str, float]:
     """Validation loss (binary cross-entropy of the probabilities) and AUROC."""
+    if not torch.isfinite(probs).all():
+        lr = optimizer.param_groups[-1]["lr"]
+        raise MedtlError(
+            f"Training diverged in stage '{stage.name}': the model's validation outputs are not "
+            f"numbers (NaN), so its loss exploded. Train again with a smaller learning rate "
+            f"(lr={stage.lr / 10:g} instead of {stage.lr:g}; the last step used {lr:.3g}), or "
+            "in fp32 with amp='off' (--amp off). The best model so far is kept."
+        )
     y = val.labels.double()
     loss = nn.functional.binary_cross_entropy(probs.clamp(1e-6, 1 - 1e-6), y)
     return {"val_loss": float(loss), "val_auroc": auroc(y, probs)}
+
+
+def _meta(train: ImageSet, batches: BatchTrainer, profile, seed: int, extra: dict) -> dict:
+    """What every checkpoint of the run records besides the model: sizes, data, profile, seed."""
+    return {
+        "image_size": batches.image_size,
+        "data_source": train.source,
+        "train_fingerprint": train.fingerprint(),
+        "train_patients": sorted(set(train.patients)),
+        "profile": profile.name,
+        "seed": seed,
+        **extra,
+    }
+
+
+def _settings(model: nn.Module, train: ImageSet, batches: BatchTrainer, seed: int) -> dict:
+    """What resuming must find unchanged (runs.RESUME_SETTINGS)."""
+    return {
+        "arch": getattr(model, "medtl_arch", type(model).__name__),
+        "head": getattr(model, "medtl_head", None),
+        "image_size": batches.image_size,
+        "batch_size": batches.batch_size,
+        "data_source": train.source,
+        "data": train.fingerprint(),
+        "seed": seed,
+    }
 
 
 def _batch_trainer(model, train, val, profile, batch_size, image_size, device, options):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+AMP_CHOICES = ("auto", "bf16", "fp16", "off")
+
 
 def native_bf16(device: torch.device) -> bool:
     """True on GPUs with bf16 tensor cores (NVIDIA compute capability 8.0+: A100, L4, H100; AMD).
@@ -24,6 +26,11 @@ def native_bf16(device: torch.device) -> bool:
 def amp_dtype(device: torch.device, amp: str = "auto") -> torch.dtype | None:
     """bf16 on GPUs with native bf16, fp16 (with a GradScaler) on older GPUs such as the T4,
     none on CPU unless asked for."""
+    if amp not in AMP_CHOICES:
+        raise ValueError(
+            f"amp={amp!r} is not understood: use one of {', '.join(AMP_CHOICES)} "
+            "('off' trains in fp32)."
+        )
     if amp == "off" or (amp == "auto" and device.type != "cuda"):
         return None
     if amp == "bf16" or (device.type == "cuda" and native_bf16(device)):

@@ -3,14 +3,13 @@
 Heavy training in a notebook goes through `fit_or_load`. When the run folder already holds a
 finished run with the same settings (architecture, weights, data, sizes, schedule, seed), it
 loads the best model and its history instead of training again, and says so. A run that was
-interrupted resumes from `last.pt`; a folder left by other settings is replaced. The runs root
-is `$MEDTL_RUNS`, else `<repo>/runs`; `make test` points it at a fresh temporary folder, so the
-tests always train.
+interrupted resumes from `last.pt`; a folder left by other settings is replaced, and says which
+settings differ. The runs root is `$MEDTL_RUNS`, else `<repo>/runs`; `make test` points it at a
+fresh temporary folder, so the tests always train.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,8 +21,10 @@ from torch import nn
 from medtl_helpers import config
 from medtl_helpers.atomic import write_json
 from medtl_helpers.data.records import ImageSet
+from medtl_helpers.errors import MedtlError
 from medtl_helpers.training import fit
-from medtl_helpers.training.checkpoints import History, load_weights, read_checkpoint
+from medtl_helpers.training.checkpoints import load_weights, read_checkpoint
+from medtl_helpers.training.runs import History
 
 FINISHED = "finished.json"
 SETTINGS = "settings.json"
@@ -39,15 +40,6 @@ def run_dir(name: str, profile: config.Profile | None = None) -> Path:
     """`runs/<profile>/<name>`: one folder per run, separate for each profile."""
     profile = profile or config.get_profile()
     return runs_root() / profile.name / name
-
-
-def data_fingerprint(data: ImageSet) -> str:
-    """A short hash of which images (patients, labels, size) a set holds."""
-    digest = hashlib.sha1()
-    digest.update("\n".join(data.patients).encode())
-    digest.update(data.labels.numpy().tobytes())
-    digest.update(f"{tuple(data.images.shape)} {data.source}".encode())
-    return digest.hexdigest()[:16]
 
 
 def _plain(value: object) -> object:
@@ -74,8 +66,8 @@ def run_settings(model: nn.Module, train: ImageSet, val: ImageSet, seed: int, fi
         "arch": getattr(model, "medtl_arch", type(model).__name__),
         "weights": getattr(model, "medtl_weights", "unknown"),
         "head": getattr(model, "medtl_head", "unknown"),
-        "train": data_fingerprint(train),
-        "val": data_fingerprint(val),
+        "train": train.fingerprint(),
+        "val": val.fingerprint(),
         "seed": seed,
         "fit": json.loads(json.dumps(plain, default=str)),
     }
@@ -112,8 +104,15 @@ def fit_or_load(
             "pass retrain=True, to train from scratch."
         )
         return model.to(device), history
-    if retrain or _read_json(folder / SETTINGS) != settings:
-        shutil.rmtree(folder, ignore_errors=True)
+    previous = _read_json(folder / SETTINGS)
+    if retrain or (previous is not None and previous != settings):
+        why = (
+            "retrain=True"
+            if retrain
+            else f"its settings differ ({_differences(previous, settings)})"
+        )
+        print(f"Replacing the run in {folder}: {why}.")
+        shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / SETTINGS, settings)
     history = fit(
@@ -123,8 +122,19 @@ def fit_or_load(
     return model, history
 
 
+def _differences(old: dict, new: dict) -> str:
+    keys = [key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    return ", ".join(keys)
+
+
 def _read_json(path: Path) -> dict | None:
+    """The file's JSON; None when it does not exist; an error naming it when it is unreadable."""
+    if not path.exists():
+        return None
     try:
         return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    except (OSError, ValueError) as err:
+        raise MedtlError(
+            f"{path} is unreadable ({err}), so this run folder cannot be trusted. Delete "
+            f"{path.parent} (or pass retrain=True) to train this run again."
+        ) from err

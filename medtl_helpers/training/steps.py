@@ -22,8 +22,6 @@ from medtl_helpers.metrics import run_batched
 from medtl_helpers.models import train_mode
 from medtl_helpers.training.precision import amp_dtype
 
-VAL_BATCH = 256
-
 
 def class_weights(labels: torch.Tensor, n_classes: int = 2) -> torch.Tensor:
     """N / (classes * N_c): each class contributes equally to the loss despite the 1:3 imbalance."""
@@ -39,11 +37,18 @@ def steps_per_epoch(n_images: int, batch_size: int) -> int:
     return n_images // batch_size if n_images > batch_size else 1
 
 
-def out_of_memory(err: Exception, batch_size: int, image_size: int) -> MedtlError:
+def out_of_memory(err: Exception, batch_size: int, image_size: int, where: str = "training"):
+    """The error for a GPU out of memory, naming the batch size that applies where it happened.
+
+    Training steps use `batch_size`; validation and frozen-feature extraction use
+    `eval_batch_size`, so halving the training batch would not help there.
+    """
+    half = max(1, batch_size // 2)
+    setting = "batch_size" if where == "training" else "eval_batch_size"
     return MedtlError(
-        f"The GPU ran out of memory at batch size {batch_size}, {image_size} px. Use a smaller "
-        f"batch: fit(..., batch_size={max(1, batch_size // 2)}) or --batch-size "
-        f"{max(1, batch_size // 2)}; a smaller --image-size also helps. ({str(err)[:80]})"
+        f"The GPU ran out of memory at batch size {batch_size}, {image_size} px ({where}). Use a "
+        f"smaller batch: fit(..., {setting}={half}) or --{setting.replace('_', '-')} {half}; a "
+        f"smaller --image-size also helps. ({str(err)[:80]})"
     )
 
 
@@ -63,11 +68,13 @@ class BatchTrainer:
         channels_last: bool = True,
         weighted_loss: bool = True,
         augment: BatchAugment | None = None,
+        eval_batch_size: int = 256,
         seed: int = 0,
         progress: bool = True,
     ):
         self.model, self.val, self.device = model, val, device
         self.batch_size, self.image_size, self.progress = batch_size, image_size, progress
+        self.eval_batch_size = eval_batch_size
         self.dtype = amp_dtype(device, amp)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
         self.memory = torch.channels_last if channels_last else torch.contiguous_format
@@ -130,8 +137,11 @@ class BatchTrainer:
             logits = self.model(x.contiguous(memory_format=self.memory))
             return torch.softmax(logits.float(), dim=1)[:, 1]
 
-        images = self.val.images
-        chunks = run_batched(self.model, pneumonia, images, VAL_BATCH, self.device, self.image_size)
+        size, batch = self.image_size, self.eval_batch_size
+        try:
+            chunks = run_batched(self.model, pneumonia, self.val.images, batch, self.device, size)
+        except torch.cuda.OutOfMemoryError as err:
+            raise out_of_memory(err, batch, size, "validation") from err
         return torch.cat(chunks)
 
     def states(self, optimizer, scheduler) -> dict:
