@@ -1,8 +1,10 @@
 """Training throughput in images/s: the course pipeline against the common tutorial pipeline.
 
 course: images decoded once into the uint8 tensor cache (its build is timed and printed before the
-    table), `BatchAugment` on the device, AMP on CUDA (`training.amp_dtype`), channels_last, the
-    steps of `training.BatchTrainer`; freeze=all computes the backbone features once
+    table), `BatchAugment` on the device, mixed precision where the device runs it natively
+    (amp="auto", `config.precision_choice`: bf16 on GPUs with bf16 cores and on CPUs with
+    AVX-512 BF16 or AMX, fp16 on older GPUs; the `precision` column says which), channels_last,
+    the steps of `training.BatchTrainer`; freeze=all computes the backbone features once
     (`training.FrozenFeatures`) and trains the head on them.
 naive: torchvision `ImageFolder`, PIL decode + `Compose([Grayscale(3), Resize, RandomAffine,
     ColorJitter, ToTensor, Normalize])` per image in DataLoader workers (min(4, cpus), pin_memory
@@ -56,7 +58,7 @@ from medtl_helpers.training import (
     steps_per_epoch,
 )
 
-HEADER = ("pipeline", "arch", "freeze", "size", "device", "images_per_s", "ratio")
+HEADER = ("pipeline", "arch", "freeze", "size", "device", "precision", "images_per_s", "ratio")
 
 
 def resolve_data(data: str | None, synthetic_size: int, n_images: int) -> tuple[Path, str, bool]:
@@ -136,18 +138,20 @@ def course_rate(cache: ImageSet, arch, freeze, device, args) -> float:
     return passes * len(timed) / seconds
 
 
-def naive_loader(folder, indices, size, batch, workers, device) -> DataLoader:
-    """The tutorial recipe: per-image PIL decode and transforms in DataLoader workers."""
-    transform = T.Compose(
-        [
-            T.Grayscale(num_output_channels=3),
-            T.Resize((size, size)),
+def naive_transform(size: int, augment: bool = True) -> T.Compose:
+    """The tutorial's per-image PIL transforms: the course's augmentation, done image by image."""
+    steps = [T.Grayscale(num_output_channels=3), T.Resize((size, size))]
+    if augment:
+        steps += [
             T.RandomAffine(degrees=10, translate=(0.06, 0.06), scale=(0.9, 1.1)),
             T.ColorJitter(brightness=0.1, contrast=0.1),
-            T.ToTensor(),
-            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
         ]
-    )
+    return T.Compose([*steps, T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def naive_loader(folder, indices, size, batch, workers, device) -> DataLoader:
+    """The tutorial recipe: per-image PIL decode and transforms in DataLoader workers."""
+    transform = naive_transform(size)
     subset = Subset(datasets.ImageFolder(folder / "train", transform=transform), indices)
     pin = device.type == "cuda"
     return DataLoader(
@@ -227,6 +231,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(f"# date: {now}; device: {device_label(device)}, {torch.get_num_threads()} torch threads")
     print(f"# torch {torch.__version__}, torchvision {torchvision.__version__}")
+    print(f"# cpu flags: {cpu_flag_summary()}")
+    print(f"# precision: course amp=auto -> {config.precision_choice(device)[1]}; naive fp32")
     print(f"# data: {origin}")
     print(
         f"# {n_images} training images per measurement: {warm} warm-up + {args.batches} timed "
@@ -239,6 +245,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     finally:
         if temporary:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def cpu_flag_summary() -> str:
+    """The flags that decide CPU speed here: vector width and native bf16."""
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    return " ".join(flag for flag in wanted if flag in config.cpu_flags()) or "none of avx2/avx512"
 
 
 def timed_cache(paths: list[Path], labels: list[int], size: int) -> ImageSet:
@@ -275,10 +287,11 @@ def run_table(args, device, folder: Path, paths: list[Path], caches: dict, sizes
         rates = {pipeline: statistics.median(values) for pipeline, values in measured.items()}
         for pipeline, rate in sorted(rates.items(), key=lambda item: item[0] != "naive"):
             ratio = rate / rates["naive"] if "naive" in rates else float("nan")
-            rows.append(dict(zip(HEADER, (pipeline, arch, freeze, size, device.type, rate, ratio))))
+            precision = config.precision_name(device) if pipeline == "course" else "fp32"
+            values = (pipeline, arch, freeze, size, device.type, precision, rate, ratio)
+            rows.append(dict(zip(HEADER, values)))
             print(
-                f"{pipeline} {arch} {freeze} {size} {device.type} {rate:.1f} {ratio:.2f}",
-                flush=True,
+                " ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in values), flush=True
             )
     return rows
 

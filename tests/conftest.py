@@ -71,3 +71,21 @@ def kermany_root(tmp_path) -> Path:
     (root / "train" / "NORMAL" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
     (root / "train" / "PNEUMONIA" / "notes.txt").write_text("not an image")
     return root
+
+
+@pytest.fixture
+def cpu_with(monkeypatch):
+    """Pretend the processor has these flags: `cpu_with("avx2")` is a CPU without native bf16.
+
+    oneDNN's bf16 check is made to agree with the flags, as it does on real hardware.
+    """
+    import torch
+
+    from medtl_helpers.config import hardware
+
+    def pretend(*flags: str) -> None:
+        monkeypatch.setattr(hardware, "cpu_flags", lambda: set(flags))
+        native = bool({"avx512_bf16", "amx_bf16"} & set(flags))
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+
+    return pretend

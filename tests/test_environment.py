@@ -13,6 +13,7 @@ from medtl_helpers.config import (
     cpu_model,
     device_label,
     environment_report,
+    hardware,
     hardware_name,
     on_colab,
 )
@@ -26,13 +27,13 @@ def test_cpu_hardware_names_the_core_count():
 def test_cpu_model_comes_from_cpuinfo_or_platform(monkeypatch, tmp_path):
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\n")
-    real_path = config.Path
-    monkeypatch.setattr(config, "Path", lambda p: info if p == "/proc/cpuinfo" else real_path(p))
+    real_path = hardware.Path
+    monkeypatch.setattr(hardware, "Path", lambda p: info if p == "/proc/cpuinfo" else real_path(p))
     assert cpu_model() == "AMD EPYC 7B13"
     assert hardware_name("cpu") == f"AMD EPYC 7B13, {os.cpu_count()} cores"
-    monkeypatch.setattr(config, "Path", lambda p: tmp_path / "missing")
-    monkeypatch.setattr(config.platform, "processor", lambda: "")
-    monkeypatch.setattr(config.platform, "machine", lambda: "arm64")
+    monkeypatch.setattr(hardware, "Path", lambda p: tmp_path / "missing")
+    monkeypatch.setattr(hardware.platform, "processor", lambda: "")
+    monkeypatch.setattr(hardware.platform, "machine", lambda: "arm64")
     assert cpu_model() == "arm64"
 
 
@@ -47,7 +48,7 @@ def test_report_lines_follow_the_profile(monkeypatch):
     monkeypatch.setenv("MEDTL_PROFILE", "quick")
     monkeypatch.delitem(__import__("sys").modules, "google.colab", raising=False)
     lines = dict((line[:11].strip(), line[11:]) for line in environment_report().splitlines())
-    assert list(lines) == ["device", "versions", "running on", "profile", "weights"]
+    assert list(lines) == ["device", "versions", "running on", "profile", "weights", "precision"]
     assert lines["device"].startswith(f"{config.get_device().type} (")
     assert f"torch {torch.__version__}" in lines["versions"]
     assert f"medtl_helpers {medtl_helpers.__version__}" in lines["versions"]

@@ -97,7 +97,8 @@ def test_caveats_depend_on_the_data_source(source, notes, expected):
     assert (source == "synthetic") == lines[0].startswith("SYNTHETIC")
 
 
-def test_precision_and_throughput_on_cpu():
+def test_precision_and_throughput_on_cpu(cpu_with):
+    cpu_with("avx2")  # bf16 only emulated: fp32
     assert precision_label("cpu") == "fp32"
     assert precision_label("cpu", amp="bf16") == "bf16 autocast"
     history = History()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import load_benchmark
 
-HEADER = "pipeline arch freeze size device images_per_s ratio"
+HEADER = "pipeline arch freeze size device precision images_per_s ratio"
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,8 @@ def table(out: str) -> list[list[str]]:
     return [line.split() for line in lines[start + 1 :] if line.strip()]
 
 
-def test_table_has_the_header_and_one_row_per_pipeline(throughput, kermany_root, capsys):
+def test_table_has_the_header_and_one_row_per_pipeline(throughput, kermany_root, capsys, cpu_with):
+    cpu_with("avx2", "avx512f", "avx512_bf16")  # the course trains in bf16 on such a CPU
     argv = "--device cpu --batches 1 --warmup 1 --batch-size 2 --archs resnet18 --sizes 32 "
     argv += f"--freezes none,partial,all --epochs 2 --workers 1 --data {kermany_root}"
     rows = throughput.main(argv.split())
@@ -36,8 +37,11 @@ def test_table_has_the_header_and_one_row_per_pipeline(throughput, kermany_root,
         for freeze in ("none", "partial", "all")
         for pipeline in ("naive", "course")
     ]
-    assert all(len(r) == 7 and float(r[5]) > 0 for r in printed)
-    assert all(r[6] == "1.00" for r in printed if r[0] == "naive")
+    assert all(len(r) == 8 and float(r[6]) > 0 for r in printed)
+    assert all(r[7] == "1.00" and r[5] == "fp32" for r in printed if r[0] == "naive")
+    assert all(r[5] == "bf16" for r in printed if r[0] == "course")
+    assert "# precision: course amp=auto -> bf16 autocast: native AVX-512 BF16" in out
+    assert "# cpu flags: avx2 avx512f avx512_bf16" in out
     for naive, course in zip(rows[::2], rows[1::2]):
         assert course["ratio"] == pytest.approx(course["images_per_s"] / naive["images_per_s"])
     assert set(rows[0]) == set(HEADER.split())
@@ -52,7 +56,7 @@ def test_without_data_a_synthetic_folder_is_written_said_and_removed(throughput,
     assert "SYNTHETIC 40 px PNGs" in data_line
     assert not Path(data_line.split()[2].rstrip(":")).exists()
     assert table(out)[0][:5] == ["course", "resnet18", "all", "32", "cpu"]
-    assert math.isnan(rows[0]["ratio"]) and table(out)[0][6] == "nan"
+    assert math.isnan(rows[0]["ratio"]) and table(out)[0][7] == "nan"
 
 
 def test_repeats_alternate_the_pipelines_and_report_medians(

@@ -5,11 +5,12 @@ import pytest
 import torch
 
 from medtl_helpers import config
+from medtl_helpers.config import amp_dtype, native_bf16
 from medtl_helpers.data.split import split_by_patient
 from medtl_helpers.data.synthetic import make_synthetic
 from medtl_helpers.errors import MedtlError
 from medtl_helpers.models import build_model
-from medtl_helpers.training import amp_dtype, class_weights, fit, native_bf16, steps
+from medtl_helpers.training import class_weights, fit, steps
 from medtl_helpers.training.checkpoints import load_checkpoint, read_checkpoint
 from medtl_helpers.training.stages import Stage, progressive_stages
 
@@ -39,7 +40,8 @@ def test_class_weights_balance_the_classes():
     assert torch.allclose(weights, torch.tensor([2.0, 2 / 3]))
 
 
-def test_amp_choice_on_cpu():
+def test_amp_choice_on_cpu(cpu_with):
+    cpu_with("avx2", "fma")  # bf16 only emulated: fp32
     assert amp_dtype(torch.device("cpu")) is None
     assert amp_dtype(torch.device("cpu"), "bf16") == torch.bfloat16
     assert amp_dtype(torch.device("cpu"), "off") is None
@@ -52,7 +54,7 @@ def test_amp_choice_on_cpu():
 def test_amp_on_gpus_uses_bf16_only_where_it_is_native(monkeypatch, name, major, expected):
     from types import SimpleNamespace
 
-    from medtl_helpers.training import precision_label
+    from medtl_helpers.config import precision_label
 
     card = SimpleNamespace(name=name, major=major, minor=5 if major == 7 else 0)
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: card)

@@ -15,9 +15,9 @@ import pandas as pd
 import torch
 
 from medtl_helpers.atomic import write_json
-from medtl_helpers.config import device_label
+from medtl_helpers.config import device_label, precision_label
 from medtl_helpers.metrics import binary_metrics, bootstrap_ci, metrics_table
-from medtl_helpers.training import History, precision_label
+from medtl_helpers.training import History
 
 PUBLISHED = (
     {

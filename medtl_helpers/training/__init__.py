@@ -13,7 +13,6 @@ from medtl_helpers.training.checkpoints import (
 )
 from medtl_helpers.training.features import FrozenFeatures, backbone_features
 from medtl_helpers.training.fit import fit
-from medtl_helpers.training.precision import amp_dtype, native_bf16, precision_label
 from medtl_helpers.training.runs import History, RunState
 from medtl_helpers.training.saved_runs import fit_or_load, run_dir, runs_root
 from medtl_helpers.training.stages import (
@@ -31,7 +30,6 @@ __all__ = [
     "History",
     "RunState",
     "Stage",
-    "amp_dtype",
     "backbone_features",
     "checkpoint_meta",
     "class_weights",
@@ -42,8 +40,6 @@ __all__ = [
     "load_weights",
     "make_optimizer",
     "make_scheduler",
-    "native_bf16",
-    "precision_label",
     "progressive_stages",
     "read_checkpoint",
     "run_dir",

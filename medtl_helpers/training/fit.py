@@ -74,6 +74,7 @@ def fit(
             print(run.describe_finished())
             return run.finish(model)
     if progress:
+        print(f"Precision: {batches.precision}.")
         print(f"Early stopping: a stage ends after {patience} epoch(s) without a better val AUROC.")
     try:
         train_stages(model, train, val, batches, run, patience)

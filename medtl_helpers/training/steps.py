@@ -15,12 +15,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from medtl_helpers.config import precision_choice
 from medtl_helpers.data.augment import BatchAugment, to_model_input
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.errors import MedtlError
 from medtl_helpers.metrics import run_batched
 from medtl_helpers.models import train_mode
-from medtl_helpers.training.precision import amp_dtype
 
 
 def class_weights(labels: torch.Tensor, n_classes: int = 2) -> torch.Tensor:
@@ -75,7 +75,7 @@ class BatchTrainer:
         self.model, self.val, self.device = model, val, device
         self.batch_size, self.image_size, self.progress = batch_size, image_size, progress
         self.eval_batch_size = eval_batch_size
-        self.dtype = amp_dtype(device, amp)
+        self.dtype, self.precision = precision_choice(device, amp)  # dtype None: fp32
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
         self.memory = torch.channels_last if channels_last else torch.contiguous_format
         self.generator = torch.Generator().manual_seed(seed)

@@ -1,30 +1,18 @@
-"""Profiles, device, seeding, folders and the environment report: what every notebook reads first.
+"""Profiles and folders: the sizes a run uses and where its data, caches and downloads live.
 
 A profile only changes sizes (data subset, image size, batch size, epochs); the code that runs is
 the same in all three, so what the quick profile tests is what a student runs.
-
-Environment variables:
-    MEDTL_PROFILE     quick | cpu | gpu (default: gpu when CUDA is present, else cpu)
-    MEDTL_DATA        a Kermany folder (with train/) or a folder holding chest_xray/ and downloads
-    MEDTL_PRETRAINED  imagenet | none (default: imagenet; none in the quick profile)
-    MEDTL_OFFLINE     1 = never touch the network (set by the tests)
 """
 
 from __future__ import annotations
 
 import os
-import platform
 import random
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
-
-import medtl_helpers
-from medtl_helpers.errors import DeviceError
 
 PROFILE_NAMES = ("quick", "cpu", "gpu")
 
@@ -63,29 +51,6 @@ def get_profile(name: str | None = None, **overrides: object) -> Profile:
             f"use one of {', '.join(PROFILE_NAMES)}"
         )
     return replace(PROFILES[chosen], **overrides)
-
-
-def get_device(prefer: str | None = None) -> torch.device:
-    """CUDA when present (or when asked for), else Apple MPS, else CPU."""
-    if prefer is not None:
-        try:
-            device = torch.device(prefer)
-        except RuntimeError as err:
-            raise DeviceError(
-                f"Unknown device {prefer!r}: use cpu, cuda, cuda:1 or mps (or leave it out to "
-                "use the GPU when there is one)."
-            ) from err
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise DeviceError(
-                "CUDA was requested but torch sees no GPU: on Colab choose "
-                "Runtime > Change runtime type > GPU, or use --device cpu (device='cpu')."
-            )
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:
@@ -151,55 +116,3 @@ def pretrained_choice(profile: Profile | None = None) -> str:
     if value in ("imagenet", "none"):
         return value
     raise ValueError(f"MEDTL_PRETRAINED={value!r} is not understood: use 'imagenet' or 'none'")
-
-
-def on_colab() -> bool:
-    return "google.colab" in sys.modules
-
-
-def cpu_model() -> str:
-    """The processor's model name ("AMD EPYC 7B13"), from /proc/cpuinfo on Linux."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and ":" in line:
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def hardware_name(device: torch.device | str | None = None) -> str:
-    """The GPU's name and memory, or the CPU's name and core count (default: the course device)."""
-    device = get_device() if device is None else torch.device(device)
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        return f"{props.name}, {props.total_memory / 2**30:.0f} GiB"
-    return f"{cpu_model()}, {os.cpu_count()} cores"
-
-
-def device_label(device: torch.device | str | None = None) -> str:
-    """The device type with its hardware, as printed everywhere: "cpu (AMD EPYC, 2 cores)"."""
-    device = get_device() if device is None else torch.device(device)
-    return f"{device.type} ({hardware_name(device)})"
-
-
-def environment_report(profile: Profile | None = None) -> str:
-    """Device, versions, profile and the sizes it implies, in a few aligned lines."""
-    profile = profile or get_profile()
-    device = get_device()
-    where = "Colab" if on_colab() else platform.system()
-    rows = {
-        "device": f"{device_label(device)}; {torch.get_num_threads()} CPU threads",
-        "versions": (
-            f"python {platform.python_version()}, torch {torch.__version__}, "
-            f"torchvision {torchvision.__version__}, medtl_helpers {medtl_helpers.__version__}"
-        ),
-        "running on": where,
-        "profile": (
-            f"{profile.name}: {profile.image_size} px, batch {profile.batch_size}, "
-            f"{profile.epochs} epoch(s), train images "
-            f"{profile.max_train_images or 'all'}"
-        ),
-        "weights": pretrained_choice(profile),
-    }
-    return "\n".join(f"{k:<11}{v}" for k, v in rows.items())

@@ -1,0 +1,67 @@
+"""What every notebook reads first: the profile and folders, the device and what it can do (the
+precision `fit` uses), and the environment report.
+
+Environment variables:
+    MEDTL_PROFILE     quick | cpu | gpu (default: gpu when CUDA is present, else cpu)
+    MEDTL_DATA        a Kermany folder (with train/) or a folder holding chest_xray/ and downloads
+    MEDTL_PRETRAINED  imagenet | none (default: imagenet; none in the quick profile)
+    MEDTL_OFFLINE     1 = never touch the network (set by the tests)
+"""
+
+from medtl_helpers.config.hardware import (
+    AMP_CHOICES,
+    amp_dtype,
+    cpu_flags,
+    cpu_model,
+    device_label,
+    get_device,
+    hardware_name,
+    native_bf16,
+    on_colab,
+    precision_choice,
+    precision_label,
+    precision_name,
+)
+from medtl_helpers.config.profiles import (
+    PROFILE_NAMES,
+    PROFILES,
+    Profile,
+    cache_dir,
+    data_dir,
+    data_setting,
+    detect_profile,
+    get_profile,
+    offline,
+    pretrained_choice,
+    project_root,
+    seed_everything,
+)
+from medtl_helpers.config.report import environment_report
+
+__all__ = [
+    "AMP_CHOICES",
+    "PROFILES",
+    "PROFILE_NAMES",
+    "Profile",
+    "amp_dtype",
+    "cache_dir",
+    "cpu_flags",
+    "cpu_model",
+    "data_dir",
+    "data_setting",
+    "detect_profile",
+    "device_label",
+    "environment_report",
+    "get_device",
+    "get_profile",
+    "hardware_name",
+    "native_bf16",
+    "offline",
+    "on_colab",
+    "precision_choice",
+    "precision_label",
+    "precision_name",
+    "pretrained_choice",
+    "project_root",
+    "seed_everything",
+]

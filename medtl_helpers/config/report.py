@@ -1,0 +1,35 @@
+"""The environment report every notebook prints after its imports."""
+
+from __future__ import annotations
+
+import platform
+
+import torch
+import torchvision
+
+import medtl_helpers
+from medtl_helpers.config.hardware import device_label, get_device, on_colab, precision_choice
+from medtl_helpers.config.profiles import Profile, get_profile, pretrained_choice
+
+
+def environment_report(profile: Profile | None = None) -> str:
+    """Device, versions, profile and the sizes it implies, in a few aligned lines."""
+    profile = profile or get_profile()
+    device = get_device()
+    where = "Colab" if on_colab() else platform.system()
+    rows = {
+        "device": f"{device_label(device)}; {torch.get_num_threads()} CPU threads",
+        "versions": (
+            f"python {platform.python_version()}, torch {torch.__version__}, "
+            f"torchvision {torchvision.__version__}, medtl_helpers {medtl_helpers.__version__}"
+        ),
+        "running on": where,
+        "profile": (
+            f"{profile.name}: {profile.image_size} px, batch {profile.batch_size}, "
+            f"{profile.epochs} epoch(s), train images "
+            f"{profile.max_train_images or 'all'}"
+        ),
+        "weights": pretrained_choice(profile),
+        "precision": precision_choice(device)[1],
+    }
+    return "\n".join(f"{k:<11}{v}" for k, v in rows.items())
