@@ -61,3 +61,27 @@ def test_verify_real_training_set(capsys):
     assert "train   NORMAL        1,341     1,211" in out
     assert "train   PNEUMONIA     3,875     1,635" in out
     assert "skipped non-image files: 2 (.DS_Store)" in out
+
+
+def test_verify_documents_its_exit_status(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["data", "verify", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Exit status: 0 when every image decodes, 1 when corrupt images were found" in text
+
+
+def test_a_tiny_validation_split_is_said_once_with_the_count_and_the_fix(
+    kermany_root, tmp_path, capsys
+):
+    import warnings
+
+    args = ["train", "--data", str(kermany_root), "--epochs", "1", "--image-size", "32"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main([*args, "--batch-size", "4", "--out", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: The validation split holds only") == 1
+    assert "NORMAL images from" in err and "--val-fraction 0.3" in err
+    assert not caught  # printed as one plain line by the command line, not as a Python warning

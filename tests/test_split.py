@@ -92,3 +92,22 @@ def test_whole_fraction_takes_everyone_and_small_classes_still_appear():
     assert len(patient_fraction_index(data, 1.0)) == len(data)
     tiny = patient_fraction_index(data, 0.01)
     assert set(data.labels[tiny].tolist()) == {0, 1}
+
+
+def test_a_split_too_small_to_validate_with_is_named_class_by_class():
+    import torch
+
+    from medtl_helpers.data.records import ImageSet
+    from medtl_helpers.data.split import too_small_to_validate
+
+    def image_set(normal: int, pneumonia: int) -> ImageSet:
+        n = normal + pneumonia
+        labels = torch.tensor([0] * normal + [1] * pneumonia)
+        return ImageSet(
+            torch.zeros((n, 1, 2, 2), dtype=torch.uint8), labels, [f"p{i}" for i in range(n)], "t"
+        )
+
+    assert too_small_to_validate(image_set(20, 60)) is None
+    problem = too_small_to_validate(image_set(2, 60))
+    assert problem.startswith("holds only 2 NORMAL images from 2 patients (fewer than 20 images")
+    assert "PNEUMONIA" not in problem

@@ -35,6 +35,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not a share: use a number between 0 and 1")
+    return value
+
+
 def freeze_arg(text: str) -> str | list[str]:
     if text in STRATEGIES:
         return text
@@ -65,6 +75,9 @@ def add_train_commands(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--head", choices=HEADS, default="linear")
     train.add_argument("--patience", type=_positive, default=3)
     train.add_argument("--seed", type=int, default=0, help="also fixes the patient-level splits")
+    train.add_argument(
+        "--val-fraction", type=fraction, default=0.15, help="share of patients for validation"
+    )
     train.add_argument("--device", default=None, help="cpu | cuda | cuda:N | mps")
     train.add_argument("--out", type=Path, required=True, help="run folder for best.pt/last.pt")
     train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
@@ -89,7 +102,7 @@ def run_train(args: argparse.Namespace) -> int:
     size = args.image_size or profile.image_size
     device = config.get_device(args.device)  # a missing GPU is said before any work is done
     config.seed_everything(args.seed)
-    data = load_folder(args.data, size, args.seed)
+    data = load_folder(args.data, size, args.seed, args.val_fraction)
     print(data.banner())
     model = build_model(args.arch, pretrained=args.pretrained, head=args.head)
     history = fit(
@@ -110,6 +123,7 @@ def run_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         seed=args.seed,
         data_root=str(Path(args.data).resolve()),
+        val_fraction=args.val_fraction,
     )
     print(
         f"best val AUROC {history.best_auroc:.4f} at epoch {history.best_epoch}, "
@@ -127,7 +141,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     device = config.get_device(args.device)
     model, meta = load_checkpoint(args.checkpoint)
-    data = load_folder(args.data, meta["image_size"], meta["seed"])
+    val_fraction = meta.get("val_fraction", 0.15)  # as in training, so the splits are its own
+    data = load_folder(args.data, meta["image_size"], meta["seed"], val_fraction)
     check_unseen(meta, data, args.split, args.checkpoint)
     part = getattr(data, args.split)
     notes = [n for n in data.notes if "holdout" in n] if args.split == "test" else []

@@ -92,8 +92,11 @@ def cache_folder(
     return cached
 
 
-def load_folder(root: Path, size: int, seed: int = 0) -> CourseData:
-    """Train / val / test from a Kermany folder; without test/, a patient holdout stands in."""
+def load_folder(root: Path, size: int, seed: int = 0, val_fraction: float = HOLDOUT) -> CourseData:
+    """Train / val / test from a Kermany folder; without test/, a patient holdout stands in.
+
+    `val_fraction` of the training patients (by class) make the validation split.
+    """
     splits = find_splits(root)
     cached = cache_folder(root, size, splits=splits)
     pool = cached["train+val"]
@@ -110,7 +113,7 @@ def load_folder(root: Path, size: int, seed: int = 0) -> CourseData:
         notes.append(
             f"no test/ folder: a patient-level {HOLDOUT:.0%} holdout of train/ is the test"
         )
-    train, val = split_by_patient(pool, HOLDOUT, seed + 1)
+    train, val = split_by_patient(pool, val_fraction, seed + 1)
     return CourseData(
         train, val, test, "kermany-folder", str(root), notes, test_given="test" in cached
     )

@@ -110,6 +110,29 @@ def check_no_patient_overlap(**splits: ImageSet) -> None:
         )
 
 
+def too_small_to_validate(
+    data: ImageSet, min_images: int = 20, min_patients: int = 10
+) -> str | None:
+    """Why `data` is too small to pick a model or a threshold with, or None when it is not.
+
+    With fewer than about 20 images or 10 patients of a class, one image more or less right moves
+    AUROC, sensitivity or specificity by several points: the number is noise, not a measurement.
+    """
+    problems = []
+    for label, name in enumerate(data.classes):
+        index = (data.labels == label).nonzero().flatten().tolist()
+        patients = len({data.patients[i] for i in index})
+        if len(index) < min_images or patients < min_patients:
+            problems.append(f"{len(index)} {name} images from {patients} patients")
+    if not problems:
+        return None
+    return (
+        f"holds only {' and '.join(problems)} (fewer than {min_images} images or "
+        f"{min_patients} patients of a class): its scores are too noisy to choose a model or "
+        "a threshold with"
+    )
+
+
 def split_report(**splits: ImageSet) -> list[dict[str, object]]:
     """One row per split: images, patients, class counts and the pneumonia share."""
     rows = []

@@ -11,6 +11,7 @@ head on them (`features.py`).
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ from torch import nn
 from medtl_helpers import config
 from medtl_helpers.data.augment import BatchAugment
 from medtl_helpers.data.records import ImageSet
+from medtl_helpers.data.split import too_small_to_validate
 from medtl_helpers.errors import MedtlError
 from medtl_helpers.metrics import auroc
 from medtl_helpers.training.features import FrozenFeatures, backbone_is_frozen
@@ -73,6 +75,12 @@ def fit(
         if run.finished():
             print(run.describe_finished())
             return run.finish(model)
+    if (problem := too_small_to_validate(val)) is not None:
+        warnings.warn(
+            f"The validation split {problem}. Use more data, or a larger validation share "
+            "(load_folder(..., val_fraction=0.3), or --val-fraction 0.3 on the command line).",
+            stacklevel=2,
+        )
     if progress:
         print(f"Precision: {batches.precision}.")
         print(f"Early stopping: a stage ends after {patience} epoch(s) without a better val AUROC.")

@@ -166,7 +166,7 @@ def check_basic_block(block_class: Callable[..., nn.Module]) -> None:
         return
     print(
         f"Correct: your block matches the reference for {cases} "
-        "(shapes, parameter counts and outputs with the same weights)."
+        "(the checker's cases: shapes, parameter counts and outputs with the same weights)."
     )
 
 

@@ -120,8 +120,8 @@ def _rate_problem(got_sens: float, got_spec: float, y, p, threshold: float) -> s
         )
     if np.isclose(got_sens, c["tp"] / (c["tp"] + c["fp"])):
         return (
-            f"your sensitivity {got_sens:.3f} is the precision TP / (TP + FP); sensitivity is "
-            f"TP / (TP + FN) = {sens:.3f}."
+            f"on the checker's test case your sensitivity {got_sens:.3f} is the precision "
+            f"TP / (TP + FP); sensitivity is TP / (TP + FN) = {sens:.3f}."
         )
     name, got, want = (
         ("sensitivity", got_sens, sens)
@@ -129,8 +129,8 @@ def _rate_problem(got_sens: float, got_spec: float, y, p, threshold: float) -> s
         else ("specificity", got_spec, spec)
     )
     return (
-        f"your {name} is {got:.3f}; expected {want:.3f} on the test predictions at the "
-        f"validation threshold (confusion counts {c})."
+        f"on the checker's test case your {name} is {got:.3f}; expected {want:.3f} on its test "
+        f"predictions at the validation threshold (confusion counts {c})."
     )
 
 
@@ -152,19 +152,20 @@ def check_val_threshold(
     want = choose_threshold(val_y, val_p)
     if np.isclose(threshold, choose_threshold(test_y, test_p)) and not np.isclose(threshold, want):
         raise AssertionError(
-            f"your threshold {threshold:.4f} is the best one on the TEST set. Choose it on "
+            f"on the checker's test case, your threshold {threshold:.4f} is the best one on the "
+            "TEST set. Choose it on "
             f"validation ({want:.4f}) and apply it unchanged to test: a threshold tuned on the "
             "test set makes the test numbers optimistic."
         )
     if np.isclose(threshold, 0.5):
         raise AssertionError(
-            f"your threshold is the default 0.5; choose it on validation with Youden's J "
-            f"(metrics.choose_threshold(val_y, val_p) gives {want:.4f})."
+            "your threshold is the default 0.5; choose it on validation with Youden's J (on the "
+            f"checker's test case, metrics.choose_threshold(val_y, val_p) gives {want:.4f})."
         )
     if not np.isclose(threshold, want):
         raise AssertionError(
-            f"your threshold is {threshold:.4f}; Youden's J on the validation predictions gives "
-            f"{want:.4f} (choose_threshold(val_y, val_p))."
+            f"on the checker's test case your threshold is {threshold:.4f}; Youden's J on its "
+            f"validation predictions gives {want:.4f} (choose_threshold(val_y, val_p))."
         )
     problem = _rate_problem(
         float(got["sensitivity"]), float(got["specificity"]), test_y, test_p, want
@@ -172,6 +173,7 @@ def check_val_threshold(
     if problem:
         raise AssertionError(problem)
     print(
-        f"Correct: threshold {want:.4f} chosen on validation and applied unchanged to test "
-        f"(sensitivity {got['sensitivity']:.3f}, specificity {got['specificity']:.3f})."
+        "Correct: on the checker's own test case (made-up predictions, not your run), the "
+        "threshold was chosen on validation and applied unchanged to test: threshold "
+        f"{want:.4f}, sensitivity {got['sensitivity']:.3f}, specificity {got['specificity']:.3f}."
     )
