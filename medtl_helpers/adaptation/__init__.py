@@ -1,0 +1,86 @@
+"""Domain adaptation (notebook 08): from a source site to a shifted target site.
+
+Without target labels: AdaBN (`adabn`, re-estimated BatchNorm statistics) and Deep CORAL
+(`coral`, the covariances of the head's outputs aligned). With a few target labels: the head on
+frozen features (`heads`), plain fine-tuning and L2-SP (`l2sp`). Measuring a shift (a domain
+classifier, the head's log-odds) is in `shift`; choosing steps and λ on a few labelled target
+patients in `selection`; a target site's roles and the runs compared at it in `compare`; the
+rows, tables and plots of the results in `results`.
+"""
+
+from medtl_helpers.adaptation.adabn import (
+    adapt_batchnorm,
+    batchnorm_drift,
+    batchnorm_layers,
+    predict_with_batch_statistics,
+    reset_batchnorm_statistics,
+)
+from medtl_helpers.adaptation.compare import (
+    FewShot,
+    Target,
+    adapt_with_labels,
+    coral_chosen,
+    k_support,
+    split_target,
+)
+from medtl_helpers.adaptation.coral import coral_distance, covariance, deep_coral
+from medtl_helpers.adaptation.heads import as_features, head_probabilities, train_head
+from medtl_helpers.adaptation.l2sp import (
+    distance_from_source,
+    fine_tune,
+    l2sp_penalty,
+    scores_on,
+    source_weights,
+)
+from medtl_helpers.adaptation.results import (
+    compare_methods,
+    methods_table,
+    plot_against_k,
+    plot_by_site,
+    result_row,
+    with_interval,
+)
+from medtl_helpers.adaptation.selection import (
+    BestOnValidation,
+    balanced_log_loss,
+    choose_setting,
+    validation_scores,
+)
+from medtl_helpers.adaptation.shift import domain_auroc, logit_shift
+
+__all__ = [
+    "BestOnValidation",
+    "FewShot",
+    "Target",
+    "adapt_batchnorm",
+    "adapt_with_labels",
+    "as_features",
+    "balanced_log_loss",
+    "batchnorm_drift",
+    "batchnorm_layers",
+    "choose_setting",
+    "compare_methods",
+    "coral_chosen",
+    "coral_distance",
+    "covariance",
+    "deep_coral",
+    "distance_from_source",
+    "domain_auroc",
+    "fine_tune",
+    "head_probabilities",
+    "k_support",
+    "l2sp_penalty",
+    "logit_shift",
+    "methods_table",
+    "plot_against_k",
+    "plot_by_site",
+    "predict_with_batch_statistics",
+    "reset_batchnorm_statistics",
+    "result_row",
+    "scores_on",
+    "source_weights",
+    "split_target",
+    "train_head",
+    "validation_scores",
+    "with_interval",
+]

@@ -1,0 +1,127 @@
+"""Fine-tuning on a few labelled target images, plainly or with the L2-SP penalty.
+
+Plain fine-tuning minimises the target loss starting from the source weights; with K = 8 images
+nothing stops it from wandering far from them and forgetting what the source taught. L2-SP
+(Li, Grandvalet & Davoine, 2018) adds a pull back towards the *starting point* rather than
+towards zero, as weight decay would:
+
+    L = L_target + α/2 · ‖w − w_source‖²   (over the backbone's weights)
+
+Compare the joint objective L_source + λ·L_target, which is multi-task training: it needs the
+source data at adaptation time and trains on both. L2-SP keeps the source knowledge in the
+weights themselves and needs only the target's few images. α = 0 is plain fine-tuning.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from medtl_helpers.adaptation.selection import BestOnValidation, validation_scores
+from medtl_helpers.data import BatchAugment, ImageSet
+from medtl_helpers.metrics import predict_proba
+from medtl_helpers.models import freeze, group_of, model_device, train_mode
+from medtl_helpers.training import class_weights
+
+
+def source_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Detached copies of the backbone's parameters (every group but the head): the anchor."""
+    return {
+        name: param.detach().clone()
+        for name, param in model.named_parameters()
+        if group_of(name) != "head"
+    }
+
+
+def l2sp_penalty(
+    model: nn.Module, anchor: dict[str, torch.Tensor], alpha: float, beta: float = 0.0
+) -> torch.Tensor:
+    """α/2 · ‖w − w_source‖² over the anchored parameters, plus β/2 · ‖w‖² over the others."""
+    total = torch.zeros((), device=model_device(model))
+    for name, param in model.named_parameters():
+        if name in anchor:
+            total = total + alpha / 2 * (param - anchor[name]).pow(2).sum()
+        elif beta:
+            total = total + beta / 2 * param.pow(2).sum()
+    return total
+
+
+def batches(n: int, batch_size: int, steps: int, generator: torch.Generator) -> Iterator:
+    """`steps` batches of indices below n, pass after pass in a fresh random order.
+
+    Full batches only (a set smaller than a batch is one batch), as `fit` cuts its epochs.
+    """
+    size = min(batch_size, n)
+    done = 0
+    while done < steps:
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n - size + 1, size):
+            if done == steps:
+                return
+            yield order[start : start + size]
+            done += 1
+
+
+def scores_on(model: nn.Module, val: ImageSet, image_size: int | None = None) -> dict:
+    """Validation loss and AUROC of a model on labelled target images."""
+    return validation_scores(val.labels, predict_proba(model, val.images, image_size=image_size))
+
+
+def fine_tune(
+    model: nn.Module,
+    support: ImageSet,
+    val: ImageSet,
+    *,
+    alpha: float = 0.0,
+    steps: int = 30,
+    lr: float = 1e-4,
+    batch_size: int = 16,
+    eval_every: int = 5,
+    image_size: int | None = None,
+    seed: int = 0,
+) -> tuple[nn.Module, list[dict[str, float]]]:
+    """A copy of `model` fine-tuned on `support`, every layer, with the L2-SP penalty α.
+
+    Class-weighted cross-entropy and the course's augmentation, Adam without weight decay (the
+    penalty is the only regulariser). The loss on the few labelled `val` patients is scored at
+    step 0 and every `eval_every` steps; the best step's weights are returned with the curve
+    (an earlier step wins a tie, and step 0 is the source model itself). The curve also records
+    the validation AUROC, the target loss and the distance ‖w − w_source‖ at each scored step.
+    """
+    tuned = copy.deepcopy(model)
+    freeze(tuned, "none")
+    anchor = source_weights(tuned)
+    device = model_device(tuned)
+    generator = torch.Generator().manual_seed(seed)
+    augment = BatchAugment(generator=generator)
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights(support.labels).to(device))
+    optimizer = torch.optim.Adam(tuned.parameters(), lr=lr)
+    best = BestOnValidation()
+    best.offer(0, tuned, **scores_on(tuned, val, image_size), distance=0.0)
+    for step, index in enumerate(batches(len(support), batch_size, steps, generator), start=1):
+        train_mode(tuned)
+        x = augment(support.images[index].to(device), image_size)
+        task = loss_fn(tuned(x).float(), support.labels[index].to(device))
+        loss = task + l2sp_penalty(tuned, anchor, alpha)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step % eval_every == 0 or step == steps:
+            moved = distance_from_source(tuned, anchor)
+            scores = scores_on(tuned, val, image_size)
+            best.offer(step, tuned, **scores, target_loss=task.item(), distance=moved)
+    return best.restore(tuned.eval()), best.curve
+
+
+def distance_from_source(model: nn.Module, anchor: dict[str, torch.Tensor]) -> float:
+    """‖w − w_source‖ over the anchored weights (`source_weights`): how far adaptation moved."""
+    with torch.no_grad():
+        squares = sum(
+            float((param - anchor[name].to(param.device)).pow(2).sum())
+            for name, param in model.named_parameters()
+            if name in anchor
+        )
+    return squares**0.5

@@ -1,0 +1,112 @@
+"""The results of notebook 08: one row per method and site, the tables and plots made of them.
+
+Every row holds AUROC, sensitivity, specificity and balanced accuracy at a fixed threshold, each
+with a 95% bootstrap interval that resamples whole patients (`evaluation_report`).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from medtl_helpers.evaluation import evaluation_report
+
+REPORTED = ("auroc", "sensitivity", "specificity", "balanced_accuracy")
+
+
+def result_row(
+    method: str, site: str, y, p, threshold: float, patients, n_boot: int = 1000, seed: int = 0
+) -> dict[str, object]:
+    """One cell of the results table: the reported metrics with their 95% intervals.
+
+    On a small site some resamples hold one class only and are left out of the class-dependent
+    metrics; instead of a warning per cell, the row counts them (`one_class_resamples`).
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = evaluation_report(y, p, threshold, n_boot=n_boot, seed=seed, groups=patients)
+    skipped = 0
+    for warning in caught:
+        text = str(warning.message)
+        if "held a single class" in text:
+            skipped += int(text.split()[0])
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    row: dict[str, object] = {"method": method, "site": site, "n": report["n"]}
+    row["one_class_resamples"] = skipped
+    for name in REPORTED:
+        low, high = report["ci95"][name]
+        row.update({name: report[name], f"{name}_low": low, f"{name}_high": high})
+    return row
+
+
+def with_interval(row: pd.Series | dict, metric: str = "auroc") -> str:
+    """ "0.83 [0.78, 0.88]": the value and its 95% interval, two decimals."""
+    return f"{row[metric]:.2f} [{row[f'{metric}_low']:.2f}, {row[f'{metric}_high']:.2f}]"
+
+
+def methods_table(rows: list[dict] | pd.DataFrame, metric: str = "auroc") -> pd.DataFrame:
+    """Methods as rows, sites as columns, each cell the value with its interval."""
+    frame = pd.DataFrame(rows)
+    frame["cell"] = frame.apply(with_interval, axis=1, metric=metric)
+    table = frame.pivot(index="method", columns="site", values="cell")
+    methods = list(dict.fromkeys(frame["method"]))
+    sites = list(dict.fromkeys(frame["site"]))
+    return table.loc[methods, sites].fillna("")
+
+
+def compare_methods(
+    rows: list[dict] | pd.DataFrame,
+    methods: list[str],
+    metrics: tuple[str, ...] = ("auroc", "sensitivity", "specificity"),
+) -> pd.DataFrame:
+    """Sites as rows; for each metric, one column per method (values only, for reading across)."""
+    frame = pd.DataFrame(rows)
+    frame = frame[frame["method"].isin(methods)]
+    wide = frame.pivot(index="site", columns="method", values=list(metrics))
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([list(metrics), methods]))
+    return wide.loc[list(dict.fromkeys(frame["site"]))].round(3)
+
+
+def plot_by_site(rows: list[dict] | pd.DataFrame, metrics=REPORTED[:3], axes=None):
+    """One panel per metric: each site's value with its interval, one colour per method."""
+    frame = pd.DataFrame(rows)
+    sites = list(dict.fromkeys(frame["site"]))
+    if axes is None:
+        _, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 0.45 * len(sites) + 1))
+    methods = list(dict.fromkeys(frame["method"]))
+    for ax, metric in zip(axes, metrics):
+        for j, method in enumerate(methods):
+            part = frame[frame["method"] == method].set_index("site").reindex(sites)
+            y = [i + 0.15 * (j - (len(methods) - 1) / 2) for i in range(len(sites))]
+            errors = [part[metric] - part[f"{metric}_low"], part[f"{metric}_high"] - part[metric]]
+            ax.errorbar(part[metric], y, xerr=errors, fmt="o", ms=4, capsize=2, label=method)
+        ax.set(yticks=range(len(sites)), yticklabels=sites if ax is axes[0] else [], title=metric)
+        ax.invert_yaxis()
+        ax.set_xlim(min(0.5, ax.get_xlim()[0]), 1.0)
+    axes[-1].legend(loc="lower left", fontsize=8)
+    return axes
+
+
+def plot_against_k(
+    rows: list[dict] | pd.DataFrame, baselines: dict[str, float], metric: str = "auroc", ax=None
+):
+    """`metric` against K (log axis) per method, with intervals; baselines as dashed lines."""
+    frame = pd.DataFrame(rows)
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    for method, part in frame.groupby("method", sort=False):
+        part = part.sort_values("K")
+        errors = [part[metric] - part[f"{metric}_low"], part[f"{metric}_high"] - part[metric]]
+        ax.errorbar(part["K"], part[metric], yerr=errors, marker="o", capsize=3, label=method)
+    for i, (name, value) in enumerate(baselines.items()):
+        ax.axhline(value, color=f"C{len(frame['method'].unique()) + i}", ls="--", label=name)
+    ax.set_xscale("log")
+    ks = sorted(frame["K"].unique())
+    ax.set(xticks=ks, xticklabels=[str(k) for k in ks], xlabel="K labelled target images")
+    ax.set(ylabel=metric)
+    ax.legend(fontsize=8)
+    return ax

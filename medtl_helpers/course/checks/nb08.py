@@ -1,0 +1,195 @@
+"""Checkers for the exercises of notebook 08 (domain shift and adaptation).
+
+Each checker runs the student's answer on cases where the reference answer is known and, at the
+first difference, raises AssertionError with a sentence saying what differs and the likely cause.
+On success it prints one sentence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pandas as pd
+import torch
+from torch import nn
+
+from medtl_helpers.adaptation import batchnorm_layers, coral_distance, reset_batchnorm_statistics
+from medtl_helpers.course.checks.common import require_answer
+
+__all__ = ["check_batchnorm_reset", "check_coral_distance", "check_most_drifted"]
+
+
+def _bn_model() -> nn.Module:
+    """Conv-BN-ReLU with a nested block, every BatchNorm holding non-default statistics."""
+    torch.manual_seed(0)
+    block = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4))
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), block)
+    with torch.no_grad():
+        for layer in batchnorm_layers(model).values():
+            layer.running_mean.fill_(0.7)
+            layer.running_var.fill_(2.5)
+            layer.num_batches_tracked.fill_(40)
+            layer.weight.fill_(1.5)
+            layer.bias.fill_(-0.3)
+    return model
+
+
+def _stale_statistics(model: nn.Module) -> list[str]:
+    return [
+        name
+        for name, layer in batchnorm_layers(model).items()
+        if not (
+            torch.equal(layer.running_mean, torch.zeros(4))
+            and torch.equal(layer.running_var, torch.ones(4))
+        )
+    ]
+
+
+def check_batchnorm_reset(reset: Callable[[nn.Module], object]) -> None:
+    """`reset(model)` must forget every BatchNorm's statistics in place and keep its weights."""
+    require_answer(reset, "your reset_statistics")
+    model = _bn_model()
+    returned = reset(model)
+    stale = _stale_statistics(model)
+    if stale and isinstance(returned, nn.Module) and not _stale_statistics(returned):
+        raise AssertionError(
+            "the model you were given still has its old statistics; you reset a copy and "
+            "returned it. Change the model in place (AdaBN then runs that same model)."
+        )
+    if stale:
+        raise AssertionError(
+            f"BatchNorm layer(s) {stale} still hold the old running mean or variance. Visit every "
+            "module with model.modules() (BatchNorm layers sit inside blocks too) and call "
+            "reset_running_stats() on each BatchNorm."
+        )
+    for name, layer in batchnorm_layers(model).items():
+        if not torch.equal(layer.weight, torch.full((4,), 1.5)):
+            raise AssertionError(
+                f"layer {name} lost its learned weight and bias: reset_parameters() resets them "
+                "too. AdaBN keeps every weight and replaces only the statistics: use "
+                "reset_running_stats()."
+            )
+        if int(layer.num_batches_tracked) != 0:
+            raise AssertionError(
+                f"layer {name} still counts {int(layer.num_batches_tracked)} batches seen: "
+                "reset_running_stats() sets the count back to 0 with the mean and variance."
+            )
+        if layer.momentum is not None:
+            raise AssertionError(
+                f"layer {name} keeps momentum={layer.momentum}: the new estimate would then be an "
+                "exponential average that weights the last batches most. Set momentum = None "
+                "for a plain average over every target batch."
+            )
+    reference = _bn_model()
+    count = reset_batchnorm_statistics(reference)
+    print(
+        f"Correct: all {count} BatchNorm layers forgot their statistics (mean 0, variance 1, "
+        "no batch seen) and kept their weights; the next batches give a plain average."
+    )
+
+
+def drift_cases() -> pd.DataFrame:
+    """A made-up drift table: 3 sites x 4 layers, with a trap for max, sd_ratio and depth."""
+    rows = []
+    shifts = {
+        "source (held-out)": [0.05, 0.04, 0.03, 0.02],
+        "blur": [0.10, 0.10, 0.10, 1.20],  # the largest single layer, a small mean
+        "exposure": [0.90, 0.60, 0.40, 0.30],  # the largest mean
+        "noise": [0.50, 0.30, 0.20, 0.10],
+    }
+    ratios = {"source (held-out)": 1.0, "blur": 0.9, "exposure": 1.1, "noise": 3.0}
+    for site, values in shifts.items():
+        for depth, shift in enumerate(values):
+            rows.append(
+                {
+                    "site": site,
+                    "depth": depth,
+                    "layer": f"layer{depth}.bn",
+                    "mean_shift": shift,
+                    "sd_ratio": ratios[site],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def check_most_drifted(most_drifted: Callable[[pd.DataFrame], str]) -> None:
+    """`most_drifted(drift)`: the site whose mean_shift, averaged over its layers, is largest."""
+    require_answer(most_drifted, "your most_drifted")
+    drift = drift_cases()
+    got = most_drifted(drift.copy())
+    hints = {
+        "blur": "blur has the largest shift in one layer (1.2) but a small mean over its layers: "
+        "average over the layers (groupby('site').mean_shift.mean()), don't take the maximum",
+        "noise": "noise has the largest sd_ratio; the exercise asks for mean_shift",
+        "source (held-out)": "that is the smallest drift: use idxmax, not idxmin",
+    }
+    if not isinstance(got, str):
+        raise AssertionError(
+            f"most_drifted returned {got!r} ({type(got).__name__}); return the site's name as a "
+            "string, e.g. with .idxmax() on a Series indexed by site"
+        )
+    if got != "exposure":
+        hint = hints.get(got, "average mean_shift over each site's layers and take the largest")
+        raise AssertionError(f"most_drifted returned {got!r}; expected 'exposure': {hint}.")
+    print(
+        "Correct: 'exposure' drifts most on average (0.55 source sds per layer), although blur "
+        "moves one layer further. Now compare your prediction with the AdaBN gains measured above."
+    )
+
+
+def check_coral_distance(coral: Callable[[torch.Tensor, torch.Tensor], object]) -> None:
+    """`coral(source, target)`: ‖C_S − C_T‖²_F / (4 d²) with unbiased covariances."""
+    require_answer(coral, "your coral")
+    generator = torch.Generator().manual_seed(0)
+    source = torch.randn(30, 3, generator=generator, dtype=torch.float64) * 2 + 1
+    target = torch.randn(20, 3, generator=generator, dtype=torch.float64)
+    expected = float(coral_distance(source, target))
+    try:
+        got = float(coral(source, target))
+    except RuntimeError as err:
+        raise AssertionError(
+            f"coral raised RuntimeError ({str(err)[:80]}). The source has 30 images and the "
+            "target 20, so the covariances must be over the 3 features, (d, d) = x.T @ x, not "
+            "over the images."
+        ) from err
+    if float(coral(source, source)) != 0.0:
+        raise AssertionError("coral(x, x) must be 0: identical feature sets have equal covariances")
+    if math.isclose(got, expected, rel_tol=1e-6):
+        print(f"Correct: {got:.4f}, as coral_distance gives; 0 for identical feature sets.")
+        return
+    raise AssertionError(
+        f"coral(source, target) returned {got:.6f}; expected {expected:.6f}. "
+        + _coral_hint(got, source, target)
+    )
+
+
+def _coral_hint(got: float, source: torch.Tensor, target: torch.Tensor) -> str:
+    d = source.shape[1]
+
+    def gap(cov_s, cov_t, scale=4 * d * d):
+        return float((cov_s - cov_t).pow(2).sum() / scale)
+
+    def cov(x, divisor=None, centre=True):
+        centred = x - x.mean(0) if centre else x
+        return centred.T @ centred / (divisor if divisor is not None else len(x) - 1)
+
+    variants = {
+        "Divide the squared norm by 4 d² (d = features per image).": gap(
+            cov(source), cov(target), 1
+        ),
+        "Square the Frobenius norm: sum the squared differences, no square root.": math.sqrt(
+            gap(cov(source), cov(target), 1)
+        )
+        / (4 * d * d),
+        "Use the unbiased covariance, dividing by n - 1 (as torch.cov and np.cov do).": gap(
+            cov(source, len(source)), cov(target, len(target))
+        ),
+        "Subtract each feature's mean before the product: a covariance is centred.": gap(
+            cov(source, centre=False), cov(target, centre=False)
+        ),
+    }
+    for hint, value in variants.items():
+        if math.isclose(got, value, rel_tol=1e-6):
+            return hint
+    return "Compute C = (x - mean).T @ (x - mean) / (n - 1) for each set, then the formula."

@@ -1,0 +1,148 @@
+"""The notebook 08 checkers accept the reference answers and explain typical wrong ones."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from medtl_helpers.adaptation import coral_distance, reset_batchnorm_statistics
+from medtl_helpers.course.checks import (
+    check_batchnorm_reset,
+    check_coral_distance,
+    check_most_drifted,
+)
+
+
+def test_reset_checker_accepts_the_reference(capsys):
+    check_batchnorm_reset(reset_batchnorm_statistics)
+    assert "Correct: all 2 BatchNorm layers forgot their statistics" in capsys.readouterr().out
+
+
+def resets_parameters(model):
+    for module in model.modules():
+        if isinstance(module, _BatchNorm):
+            module.reset_parameters()  # statistics and the learned weight and bias
+            module.momentum = None
+
+
+def top_level_only(model):
+    for module in model.children():
+        if isinstance(module, _BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None
+
+
+def keeps_momentum(model):
+    for module in model.modules():
+        if isinstance(module, _BatchNorm):
+            module.reset_running_stats()
+
+
+def zeroes_by_hand(model):
+    for module in model.modules():
+        if isinstance(module, _BatchNorm):
+            module.running_mean.zero_()
+            module.running_var.fill_(1.0)
+            module.momentum = None
+
+
+def resets_a_copy(model):
+    other = copy.deepcopy(model)
+    reset_batchnorm_statistics(other)
+    return other
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (resets_parameters, "lost its learned weight and bias: reset_parameters"),
+        (top_level_only, r"\['3.1'\] still hold the old running mean.*model.modules\(\)"),
+        (keeps_momentum, "keeps momentum=0.1: .*Set momentum = None"),
+        (zeroes_by_hand, "still counts 40 batches seen"),
+        (resets_a_copy, "you reset a copy and returned it"),
+    ],
+)
+def test_reset_checker_explains_wrong_answers(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_batchnorm_reset(answer)
+
+
+def reference_most_drifted(drift):
+    return drift.groupby("site").mean_shift.mean().idxmax()
+
+
+def test_drift_checker_accepts_the_reference(capsys):
+    check_most_drifted(reference_most_drifted)
+    assert "Correct: 'exposure' drifts most on average" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (lambda d: d.groupby("site").mean_shift.max().idxmax(), "returned 'blur'.*don't take"),
+        (lambda d: d.groupby("site").sd_ratio.mean().idxmax(), "largest sd_ratio"),
+        (lambda d: d.groupby("site").mean_shift.mean().idxmin(), "use idxmax, not idxmin"),
+        (lambda d: d.groupby("site").mean_shift.mean(), "return the site's name as a string"),
+    ],
+)
+def test_drift_checker_explains_wrong_answers(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_most_drifted(answer)
+
+
+def test_coral_checker_accepts_the_reference(capsys):
+    check_coral_distance(coral_distance)
+    assert capsys.readouterr().out.startswith("Correct: ")
+
+
+def unbiased_cov(x):
+    centred = x - x.mean(0)
+    return centred.T @ centred / (len(x) - 1)
+
+
+def no_scale(s, t):
+    return (unbiased_cov(s) - unbiased_cov(t)).pow(2).sum()
+
+
+def not_squared(s, t):
+    d = s.shape[1]
+    return torch.linalg.norm(unbiased_cov(s) - unbiased_cov(t)) / (4 * d * d)
+
+
+def biased(s, t):
+    def cov(x):
+        return (x - x.mean(0)).T @ (x - x.mean(0)) / len(x)
+
+    return (cov(s) - cov(t)).pow(2).sum() / (4 * s.shape[1] ** 2)
+
+
+def uncentred(s, t):
+    def cov(x):
+        return x.T @ x / (len(x) - 1)
+
+    return (cov(s) - cov(t)).pow(2).sum() / (4 * s.shape[1] ** 2)
+
+
+def over_images(s, t):
+    def cov(x):
+        return (x - x.mean(0)) @ (x - x.mean(0)).T / (len(x) - 1)
+
+    return (cov(s) - cov(t)).pow(2).sum()
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (no_scale, "Divide the squared norm by 4 d²"),
+        (not_squared, "Square the Frobenius norm"),
+        (biased, "unbiased covariance, dividing by n - 1"),
+        (uncentred, "a covariance is centred"),
+        (over_images, "covariances must be over the 3 features"),
+    ],
+)
+def test_coral_checker_explains_wrong_answers(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_coral_distance(answer)
