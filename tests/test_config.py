@@ -90,3 +90,28 @@ def test_offline_flag(monkeypatch):
     assert config.offline()
     monkeypatch.setenv("MEDTL_OFFLINE", "0")
     assert not config.offline()
+
+
+def test_caps_hold_in_every_profile_and_are_announced(monkeypatch):
+    monkeypatch.setenv("MEDTL_MAX_IMAGES", "64")
+    monkeypatch.setenv("MEDTL_MAX_EPOCHS", "1")
+    gpu = config.get_profile("gpu")
+    assert (gpu.max_train_images, gpu.max_eval_images, gpu.epochs) == (64, 64, 1)
+    assert gpu.image_size == 224 and gpu.batch_size == 64  # only the sizes that were capped
+    assert config.get_profile("quick").max_train_images == 64
+    assert config.caps_note().startswith("MEDTL_MAX_IMAGES=64, MEDTL_MAX_EPOCHS=1: a capped")
+    monkeypatch.setenv("MEDTL_PROFILE", "gpu")
+    assert "MEDTL_MAX_IMAGES=64" in config.environment_report()
+    monkeypatch.setenv("MEDTL_MAX_IMAGES", "lots")
+    with pytest.raises(ValueError, match="MEDTL_MAX_IMAGES='lots': use a whole number"):
+        config.get_profile("cpu")
+
+
+def test_the_data_banner_says_the_data_is_capped(monkeypatch):
+    from medtl_helpers.data.sources import load_course_data
+
+    monkeypatch.setenv("MEDTL_MAX_IMAGES", "40")
+    data = load_course_data(config.get_profile("gpu", image_size=32), verbose=False)
+    # whole patients are kept, so a split may pass the cap by one child's few images
+    assert max(len(data.train), len(data.val), len(data.test)) <= 44 and len(data.train) >= 30
+    assert "MEDTL_MAX_IMAGES=40: a capped smoke run" in data.banner()

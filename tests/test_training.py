@@ -207,3 +207,10 @@ def test_a_diverged_model_stops_with_a_message(tiny, monkeypatch):
     monkeypatch.setattr(steps.BatchTrainer, "val_probabilities", nan)
     with pytest.raises(MedtlError, match=r"diverged.*NaN.*lr=0\.0001 instead of 0\.001.*amp='off'"):
         run(tiny, epochs=1)
+
+
+def test_an_epoch_cap_shortens_every_stage_and_says_so(tiny, monkeypatch, capsys):
+    monkeypatch.setenv("MEDTL_MAX_EPOCHS", "1")
+    history = run(tiny, stages=progressive_stages((2, 2, 2), lr=1e-3), progress=True)
+    assert history.column("stage") == ["head", "top", "all"]
+    assert "MEDTL_MAX_EPOCHS=1: every stage trains at most 1 epoch(s)." in capsys.readouterr().out

@@ -43,14 +43,53 @@ def detect_profile() -> str:
 
 
 def get_profile(name: str | None = None, **overrides: object) -> Profile:
-    """Return the profile named by `name`, else $MEDTL_PROFILE, else the detected one."""
+    """Return the profile named by `name`, else $MEDTL_PROFILE, else the detected one.
+
+    MEDTL_MAX_IMAGES and MEDTL_MAX_EPOCHS cap its sizes (see `caps`), whatever the profile.
+    """
     chosen = (name or os.environ.get("MEDTL_PROFILE") or detect_profile()).strip().lower()
     if chosen not in PROFILES:
         raise ValueError(
             f"Unknown profile {chosen!r} (from MEDTL_PROFILE or the argument): "
             f"use one of {', '.join(PROFILE_NAMES)}"
         )
-    return replace(PROFILES[chosen], **overrides)
+    profile = replace(PROFILES[chosen], **overrides)
+    images, epochs = caps().get("images"), caps().get("epochs")
+    if images is not None:
+        profile = replace(
+            profile,
+            max_train_images=min(profile.max_train_images or images, images),
+            max_eval_images=min(profile.max_eval_images or images, images),
+            synthetic_images=min(profile.synthetic_images, 3 * images),  # train, val, test
+        )
+    if epochs is not None:
+        profile = replace(profile, epochs=min(profile.epochs, epochs))
+    return profile
+
+
+def caps() -> dict[str, int]:
+    """Caps that every profile honours, for a smoke run of its code paths on a small machine.
+
+    MEDTL_MAX_IMAGES: at most that many images per split. MEDTL_MAX_EPOCHS: `fit` trains every
+    stage for at most that many epochs. Runs under a cap say so in their banners.
+    """
+    found = {}
+    for key, variable in (("images", "MEDTL_MAX_IMAGES"), ("epochs", "MEDTL_MAX_EPOCHS")):
+        value = os.environ.get(variable, "").strip()
+        if value:
+            if not value.isdigit() or int(value) < 1:
+                raise ValueError(f"{variable}={value!r}: use a whole number of at least 1")
+            found[key] = int(value)
+    return found
+
+
+def caps_note() -> str | None:
+    """What the banners say about the caps in force, or None without caps."""
+    found = caps()
+    if not found:
+        return None
+    parts = [f"MEDTL_MAX_{key.upper()}={value}" for key, value in found.items()]
+    return f"{', '.join(parts)}: a capped smoke run; its numbers measure nothing"
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:

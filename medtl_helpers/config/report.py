@@ -9,7 +9,7 @@ import torchvision
 
 import medtl_helpers
 from medtl_helpers.config.hardware import device_label, get_device, on_colab, precision_choice
-from medtl_helpers.config.profiles import Profile, get_profile, pretrained_choice
+from medtl_helpers.config.profiles import Profile, caps_note, get_profile, pretrained_choice
 
 
 def environment_report(profile: Profile | None = None) -> str:
@@ -27,7 +27,7 @@ def environment_report(profile: Profile | None = None) -> str:
         "profile": (
             f"{profile.name}: {profile.image_size} px, batch {profile.batch_size}, "
             f"{profile.epochs} epoch(s), train images "
-            f"{profile.max_train_images or 'all'}"
+            f"{profile.max_train_images or 'all'}" + (f" ({caps_note()})" if caps_note() else "")
         ),
         "weights": pretrained_choice(profile),
         "precision": precision_choice(device)[1],

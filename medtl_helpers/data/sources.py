@@ -200,6 +200,8 @@ def load_course_data(
     data.train = subsample_by_patient(data.train, profile.max_train_images, seed)
     data.val = subsample_by_patient(data.val, profile.max_eval_images, seed)
     data.test = subsample_by_patient(data.test, profile.max_eval_images, seed)
+    if config.caps_note() is not None:
+        data.notes.append(config.caps_note())
     if data.source != "pneumoniamnist":
         # The course's own splits never share a patient; a given test/ folder is reported instead.
         ours = {"train": data.train, "val": data.val}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -64,6 +65,9 @@ def fit(
     """
     profile = profile or config.get_profile()
     stages = stages or [Stage("train", epochs or profile.epochs, freeze, lr)]
+    if (cap := config.caps().get("epochs")) is not None:
+        stages = [replace(stage, epochs=min(stage.epochs, cap)) for stage in stages]
+        print(f"MEDTL_MAX_EPOCHS={cap}: every stage trains at most {cap} epoch(s).")
     augment = BatchAugment() if augment is None else augment or None
     options = dict(amp=amp, channels_last=channels_last, weighted_loss=weighted_loss)
     options.update(augment=augment, eval_batch_size=eval_batch_size, seed=seed, progress=progress)
