@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from medtl_helpers import config
 from medtl_helpers.adaptation.selection import BestOnValidation, validation_scores
 from medtl_helpers.data import BatchAugment, ImageSet
 from medtl_helpers.metrics import predict_proba
@@ -85,35 +86,56 @@ def fine_tune(
 ) -> tuple[nn.Module, list[dict[str, float]]]:
     """A copy of `model` fine-tuned on `support`, every layer, with the L2-SP penalty α.
 
-    Class-weighted cross-entropy and the course's augmentation, Adam without weight decay (the
-    penalty is the only regulariser). The loss on the few labelled `val` patients is scored at
-    step 0 and every `eval_every` steps; the best step's weights are returned with the curve
-    (an earlier step wins a tie, and step 0 is the source model itself). The curve also records
-    the validation AUROC, the target loss and the distance ‖w − w_source‖ at each scored step.
+    Class-weighted cross-entropy, the course's augmentation and `fit`'s mixed precision (the
+    penalty in fp32), Adam without weight decay (the penalty is the only regulariser). The loss
+    on the few labelled `val` patients is scored at step 0 and every `eval_every` steps; the
+    best step's weights are returned with the curve (an earlier step wins a tie, and step 0 is
+    the source model itself). The curve also records the validation AUROC, the target loss and
+    the distance ‖w − w_source‖ at each scored step.
     """
     tuned = copy.deepcopy(model)
     freeze(tuned, "none")
     anchor = source_weights(tuned)
     device = model_device(tuned)
     generator = torch.Generator().manual_seed(seed)
-    augment = BatchAugment(generator=generator)
-    loss_fn = nn.CrossEntropyLoss(weight=class_weights(support.labels).to(device))
-    optimizer = torch.optim.Adam(tuned.parameters(), lr=lr)
+    step = _Step(tuned, support, anchor, alpha, lr, image_size, generator)
     best = BestOnValidation()
     best.offer(0, tuned, **scores_on(tuned, val, image_size), distance=0.0)
-    for step, index in enumerate(batches(len(support), batch_size, steps, generator), start=1):
-        train_mode(tuned)
-        x = augment(support.images[index].to(device), image_size)
-        task = loss_fn(tuned(x).float(), support.labels[index].to(device))
-        loss = task + l2sp_penalty(tuned, anchor, alpha)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if step % eval_every == 0 or step == steps:
+    for number, index in enumerate(batches(len(support), batch_size, steps, generator), start=1):
+        task = step(index.to(device))
+        if number % eval_every == 0 or number == steps:
             moved = distance_from_source(tuned, anchor)
             scores = scores_on(tuned, val, image_size)
-            best.offer(step, tuned, **scores, target_loss=task.item(), distance=moved)
+            best.offer(number, tuned, **scores, target_loss=task, distance=moved)
     return best.restore(tuned.eval()), best.curve
+
+
+class _Step:
+    """One optimizer step of `fine_tune`: augment, forward under autocast, loss plus penalty."""
+
+    def __init__(self, model, support, anchor, alpha, lr, image_size, generator):
+        self.model, self.support, self.anchor, self.alpha = model, support, anchor, alpha
+        self.image_size, self.device = image_size, model_device(model)
+        self.augment = BatchAugment(generator=generator)
+        weights = class_weights(support.labels).to(self.device)
+        self.loss_fn = nn.CrossEntropyLoss(weight=weights)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        self.dtype = config.amp_dtype(self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
+
+    def __call__(self, index: torch.Tensor) -> float:
+        """Train on the support images at `index`; return the target loss (without penalty)."""
+        train_mode(self.model)
+        x = self.augment(self.support.images[index.cpu()].to(self.device), self.image_size)
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+            logits = self.model(x)
+        task = self.loss_fn(logits.float(), self.support.labels[index.cpu()].to(self.device))
+        loss = task + l2sp_penalty(self.model, self.anchor, self.alpha)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return task.item()
 
 
 def distance_from_source(model: nn.Module, anchor: dict[str, torch.Tensor]) -> float:
