@@ -16,7 +16,6 @@ two sites can show the same children acquired two ways (the shortcut pair below)
 from __future__ import annotations
 
 import zlib
-from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +24,7 @@ from torchvision.transforms.functional import gaussian_blur
 
 from medtl_helpers.data.augment import resize
 from medtl_helpers.data.records import ImageSet
+from medtl_helpers.data.split import patient_groups
 from medtl_helpers.errors import DataError
 
 CHUNK = 512  # images changed at a time, to keep the float copies small
@@ -123,19 +123,6 @@ def join(*parts: ImageSet) -> ImageSet:
     )
 
 
-def _patients_by_class(data: ImageSet) -> dict[int, list[list[int]]]:
-    """Image indices per patient, grouped by the patient's majority label, patients sorted."""
-    by_patient: dict[str, list[int]] = defaultdict(list)
-    for i, patient in enumerate(data.patients):
-        by_patient[patient].append(i)
-    labels = data.labels.tolist()
-    groups: dict[int, list[list[int]]] = defaultdict(list)
-    for patient in sorted(by_patient):
-        index = by_patient[patient]
-        groups[Counter(labels[i] for i in index).most_common(1)[0][0]].append(index)
-    return groups
-
-
 def partition_patients(data: ImageSet, weights: list[float], seed: int = 0) -> list[np.ndarray]:
     """Image indices of len(weights) patient-disjoint parts, each class shared out by weight.
 
@@ -147,7 +134,7 @@ def partition_patients(data: ImageSet, weights: list[float], seed: int = 0) -> l
     rng = np.random.default_rng(seed)
     bounds = np.cumsum(weights) / np.sum(weights)
     parts: list[list[int]] = [[] for _ in weights]
-    for _, patients in sorted(_patients_by_class(data).items()):
+    for _, patients in sorted(patient_groups(data).items()):
         sizes = np.array([len(patients[j]) for j in range(len(patients))])
         order = rng.permutation(len(patients))
         middles = (np.cumsum(sizes[order]) - sizes[order] / 2) / sizes.sum()
@@ -164,7 +151,7 @@ def prevalence_index(data: ImageSet, share: float, seed: int = 0) -> np.ndarray:
     """
     if not 0.0 < share < 1.0:
         raise ValueError(f"pneumonia_share must be in (0, 1), got {share}")
-    groups = _patients_by_class(data)
+    groups = patient_groups(data)
     counts = {label: sum(len(p) for p in groups.get(label, [])) for label in (0, 1)}
     if min(counts.values()) == 0:
         raise DataError("prevalence_index needs images of both classes; this part has one only")
@@ -261,7 +248,7 @@ def take_patients(data: ImageSet, per_class: int, seed: int = 0) -> tuple[ImageS
     """(taken, rest): `per_class` whole patients of each class drawn at random, and the others."""
     rng = np.random.default_rng(seed)
     taken: list[int] = []
-    for _, patients in sorted(_patients_by_class(data).items()):
+    for _, patients in sorted(patient_groups(data).items()):
         if len(patients) <= per_class:
             raise DataError(
                 f"take_patients: asked for {per_class} patients of a class that has "

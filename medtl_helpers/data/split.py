@@ -17,7 +17,7 @@ from medtl_helpers.data.records import ImageSet
 from medtl_helpers.errors import DataError
 
 
-def _patient_groups(data: ImageSet) -> dict[int, list[list[int]]]:
+def patient_groups(data: ImageSet) -> dict[int, list[list[int]]]:
     """Image indices grouped by patient, grouped by the patient's majority label."""
     by_patient: dict[str, list[int]] = defaultdict(list)
     for i, patient in enumerate(data.patients):
@@ -41,7 +41,7 @@ def patient_fraction_index(data: ImageSet, fraction: float, seed: int = 0) -> np
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     rng = np.random.default_rng(seed)
     chosen: list[int] = []
-    groups = _patient_groups(data)
+    groups = patient_groups(data)
     for label in sorted(groups):
         patients = groups[label]
         order = rng.permutation(len(patients))
