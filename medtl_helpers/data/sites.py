@@ -135,7 +135,7 @@ def partition_patients(data: ImageSet, weights: list[float], seed: int = 0) -> l
     bounds = np.cumsum(weights) / np.sum(weights)
     parts: list[list[int]] = [[] for _ in weights]
     for _, patients in sorted(patient_groups(data).items()):
-        sizes = np.array([len(patients[j]) for j in range(len(patients))])
+        sizes = np.array([len(patient) for patient in patients])
         order = rng.permutation(len(patients))
         middles = (np.cumsum(sizes[order]) - sizes[order] / 2) / sizes.sum()
         for j, middle in zip(order, middles):
