@@ -89,3 +89,21 @@ def cpu_with(monkeypatch):
         monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
 
     return pretend
+
+
+@pytest.fixture(scope="session")
+def standin_torch_home(tmp_path_factory) -> Path:
+    """A TORCH_HOME holding stand-in ImageNet weights for resnet18/34/50 (random, offline)."""
+    from standin_weights import write_standin_weights
+
+    home = tmp_path_factory.mktemp("torch_home")
+    write_standin_weights(home)
+    return home
+
+
+@pytest.fixture
+def standin_weights(standin_torch_home, monkeypatch) -> Path:
+    """ImageNet weights "available": the stand-in files, with MEDTL_PRETRAINED=imagenet."""
+    monkeypatch.setenv("TORCH_HOME", str(standin_torch_home))
+    monkeypatch.setenv("MEDTL_PRETRAINED", "imagenet")
+    return standin_torch_home

@@ -236,3 +236,29 @@ def test_backbone_then_head_equals_the_model(arch, features):
         torch.testing.assert_close(head(feats), model(x))
         assert backbone(x[:1]).shape == (1, features)
     assert head is model.fc and backbone[0] is model.conv1
+
+
+def test_stand_in_weights_load_through_the_weights_path_and_say_they_are_not_imagenet(
+    standin_weights, capsys
+):
+    from medtl_helpers.models import weights_file
+
+    model = build_model("resnet18")  # the quick profile, with MEDTL_PRETRAINED=imagenet
+    printed = capsys.readouterr().out
+    assert model.medtl_weights == "imagenet"
+    assert "STAND-IN weights file" in printed and "NOT torchvision's ImageNet weights" in printed
+    assert "resnet18-f37072fd.pth" in printed and "does not start with f37072fd" in printed
+    saved = torch.load(weights_file("resnet18"), weights_only=True)
+    assert torch.equal(model.conv1.weight, saved["conv1.weight"])
+
+
+def test_a_file_whose_hash_matches_its_name_is_called_imagenet(tmp_path):
+    import hashlib
+
+    from medtl_helpers.models.build import describe_weights_file
+
+    body = tmp_path / "body.pth"
+    body.write_bytes(b"weights")
+    prefix = hashlib.sha256(b"weights").hexdigest()[:8]
+    named = body.rename(tmp_path / f"resnet18-{prefix}.pth")
+    assert describe_weights_file(named).startswith("ImageNet weights (IMAGENET1K_V1) from")

@@ -6,6 +6,8 @@ deprecated `pretrained=True`) and swaps the 1000-class ImageNet classifier for t
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 from pathlib import Path
 from urllib.error import URLError
@@ -70,6 +72,33 @@ def _imagenet_state_dict(arch: str, verbose: bool) -> dict[str, torch.Tensor]:
         raise _unavailable(arch, f"the download failed ({err})") from err
 
 
+@functools.lru_cache(maxsize=8)
+def _sha256_prefix_matches(path: Path, size: int, mtime_ns: int) -> bool:
+    # size and mtime are in the key so that a replaced file is hashed again
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest().startswith(path.stem.rsplit("-", 1)[-1])
+
+
+def describe_weights_file(path: Path) -> str:
+    """ "ImageNet weights ... from <path>" only for torchvision's published file, else "STAND-IN".
+
+    torchvision names each weights file after the first hex digits of its SHA-256
+    (resnet18-f37072fd.pth); a file under that name with other contents is a stand-in, such as
+    the random weights the tests write to take the ImageNet code paths offline.
+    """
+    stat = path.stat()
+    if _sha256_prefix_matches(path, stat.st_size, stat.st_mtime_ns):
+        return f"ImageNet weights (IMAGENET1K_V1) from {path}"
+    prefix = path.stem.rsplit("-", 1)[-1]
+    return (
+        f"STAND-IN weights file {path} (its SHA-256 does not start with {prefix}): NOT "
+        "torchvision's ImageNet weights, so the numbers below say nothing about pretraining"
+    )
+
+
 def _make_head(in_features: int, num_classes: int, head: str, dropout: float) -> nn.Module:
     if head == "mlp":
         # No BatchNorm1d: it fails on a last batch of one sample in training mode.
@@ -117,7 +146,7 @@ def build_model(
     if choice == "imagenet":
         model.load_state_dict(_imagenet_state_dict(arch, verbose))
         if verbose:
-            print(f"{arch}: ImageNet weights (IMAGENET1K_V1) from {weights_file(arch)}")
+            print(f"{arch}: {describe_weights_file(weights_file(arch))}")
     elif verbose:
         print(
             f"{arch}: random initialisation (MEDTL_PRETRAINED=none, or unset in quick), "

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `make test`: the package tests and every notebook under nbval, in the quick profile, in two
+# phases that keep both cores busy (about 10 minutes on 2 cores):
+#   A  the tests and the notebooks from random initialisation (pytest-xdist, 2 workers);
+#   B  at the same time: the student copies (they reuse A's finished runs), and the notebooks
+#      again with stand-in ImageNet weights and MEDTL_PRETRAINED=imagenet, so that every branch
+#      a notebook takes with ImageNet weights runs too (tests/standin_weights.py).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+export MEDTL_PROFILE=quick MEDTL_OFFLINE=1 MPLBACKEND=Agg
+PYTEST=("$PY" -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env)
+runs_a=$(mktemp -d) runs_b=$(mktemp -d) logs=$(mktemp -d)
+torch_home=runs/standin-torch-home
+"$PY" tests/standin_weights.py "$torch_home" > /dev/null || exit 1
+trap 'rm -rf "$runs_a" "$runs_b" "$logs"' EXIT
+
+echo "== A: tests and notebooks (random init)"
+MEDTL_RUNS=$runs_a "${PYTEST[@]}" -n 2 --dist loadfile --durations=12 tests notebooks
+status_a=$?
+
+echo "== B: student copies, and notebooks with stand-in ImageNet weights (in parallel)"
+MEDTL_RUNS=$runs_a "${PYTEST[@]}" student > "$logs/student.log" 2>&1 &
+student=$!
+MEDTL_RUNS=$runs_b TORCH_HOME=$torch_home MEDTL_PRETRAINED=imagenet \
+  "${PYTEST[@]}" --durations=8 notebooks > "$logs/imagenet.log" 2>&1 &
+imagenet=$!
+wait $student; status_student=$?
+wait $imagenet; status_imagenet=$?
+for name in student imagenet; do
+  echo "-- $name"; tail -n 25 "$logs/$name.log"
+done
+echo "A: $status_a  student copies: $status_student  ImageNet pass: $status_imagenet (0 = passed)"
+exit $(( status_a || status_student || status_imagenet ))
