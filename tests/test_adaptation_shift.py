@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medtl_helpers.adaptation import domain_auroc, methods_table, result_row, with_interval
+from medtl_helpers.adaptation import (
+    against_baseline,
+    domain_auroc,
+    methods_table,
+    result_row,
+    with_interval,
+)
 from medtl_helpers.metrics import auroc, sensitivity, specificity
 
 
@@ -64,3 +70,22 @@ def test_methods_table_keeps_the_order_rows_were_given_in():
     assert list(table.columns) == ["noise", "blur"]
     assert table.loc["AdaBN", "noise"] == "0.80 [0.10, 0.90]"
     assert table.loc["AdaBN", "blur"] == ""
+
+
+def test_against_baseline_reads_separate_intervals_only():
+    def row(method, site, value, low, high):
+        return {"method": method, "site": site, "balanced_accuracy": value,
+                "balanced_accuracy_low": low, "balanced_accuracy_high": high}  # fmt: skip
+
+    rows = [
+        row("source model", "blur", 0.7, 0.65, 0.75),
+        row("source model", "noise", 0.7, 0.65, 0.75),
+        row("AdaBN", "blur", 0.9, 0.80, 0.95),  # wholly above
+        row("AdaBN", "noise", 0.5, 0.40, 0.60),  # wholly below
+        row("L2-SP", "blur", 0.8, 0.74, 0.85),  # overlaps
+        row("L2-SP", "source", 0.9, 0.85, 0.95),  # no baseline at that site
+    ]
+    table = against_baseline(rows)
+    assert table.loc["AdaBN"].to_dict() == {"blur": "better", "noise": "worse"}
+    assert table.loc["L2-SP"].to_dict() == {"blur": "unclear", "noise": ""}
+    assert list(table.columns) == ["blur", "noise"]

@@ -33,6 +33,7 @@ from medtl_helpers.adaptation.l2sp import (
     source_weights,
 )
 from medtl_helpers.adaptation.results import (
+    against_baseline,
     compare_methods,
     methods_table,
     plot_against_k,
@@ -54,6 +55,7 @@ __all__ = [
     "Target",
     "adapt_batchnorm",
     "adapt_with_labels",
+    "against_baseline",
     "as_features",
     "balanced_log_loss",
     "batchnorm_drift",

@@ -110,3 +110,31 @@ def plot_against_k(
     ax.set(ylabel=metric)
     ax.legend(fontsize=8)
     return ax
+
+
+def against_baseline(
+    rows: list[dict] | pd.DataFrame,
+    metric: str = "balanced_accuracy",
+    baseline: str = "source model",
+) -> pd.DataFrame:
+    """Methods x sites: "better" or "worse" where the method's interval lies wholly above or
+    below the baseline's at that site, else "unclear".
+
+    A conservative reading: both are scored on the same test patients, so a paired comparison
+    could find differences that separate intervals miss.
+    """
+    frame = pd.DataFrame(rows)
+    base = frame[frame["method"] == baseline].set_index("site")
+    verdicts: dict[str, dict[str, str]] = {}
+    for _, row in frame[frame["method"] != baseline].iterrows():
+        if row["site"] not in base.index:
+            continue
+        ref = base.loc[row["site"]]
+        verdict = "unclear"
+        if row[f"{metric}_low"] > ref[f"{metric}_high"]:
+            verdict = "better"
+        elif row[f"{metric}_high"] < ref[f"{metric}_low"]:
+            verdict = "worse"
+        verdicts.setdefault(row["method"], {})[row["site"]] = verdict
+    table = pd.DataFrame(verdicts).T
+    return table[[s for s in dict.fromkeys(frame["site"]) if s in table.columns]].fillna("")

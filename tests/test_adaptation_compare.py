@@ -1,0 +1,132 @@
+"""A target site's roles, the runs compared at it, the log-odds shift, and the result plots."""
+
+from __future__ import annotations
+
+import copy
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from medtl_helpers.adaptation import (
+    FewShot,
+    adapt_with_labels,
+    compare_methods,
+    coral_chosen,
+    k_support,
+    logit_shift,
+    plot_against_k,
+    plot_by_site,
+    split_target,
+)
+from medtl_helpers.data.synthetic import make_synthetic
+from medtl_helpers.models import build_model
+from medtl_helpers.training import backbone_features
+
+
+@pytest.fixture(scope="module")
+def target():
+    return split_target("blur", make_synthetic(120, size=32, seed=7), val_patients=2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_model("resnet18", pretrained="none", verbose=False).eval()
+
+
+def test_split_target_gives_disjoint_roles(target):
+    test, unlabelled = set(target.test.patients), set(target.unlabelled.patients)
+    assert test.isdisjoint(unlabelled)
+    assert set(target.val.patients) | set(target.support.patients) == unlabelled
+    assert set(target.val.patients).isdisjoint(target.support.patients)
+    assert target.val.n_patients() == 4 and set(target.val.labels.tolist()) == {0, 1}
+    assert len(target.unlabelled) + len(target.test) == 120
+    assert abs(len(target.test) - 60) <= 6  # half of the patients, about half of the images
+
+
+def test_k_support_draws_about_k_images_of_whole_patients(target):
+    support = k_support(target, 8, seed=0)
+    assert 6 <= len(support) <= 10
+    assert set(support.patients) <= set(target.support.patients)
+    whole = {p: target.support.patients.count(p) for p in set(support.patients)}
+    assert all(support.patients.count(p) == n for p, n in whole.items())
+
+
+def test_coral_chosen_returns_test_probabilities_and_the_lambda_it_chose(model, target):
+    features = {
+        part: backbone_features(model, getattr(target, part).images, 32)
+        for part in ("unlabelled", "val", "test")
+    }
+    settings = FewShot(head_steps=10, lambdas=(10.0,))
+    result = coral_chosen(model, features["unlabelled"], target.unlabelled.labels, features,
+                          target, settings)  # fmt: skip
+    assert result["p"].shape == (len(target.test),)
+    assert set(result["val_losses"]) == {0.0, 10.0}
+    assert result["lambda"] == min(result["val_losses"], key=result["val_losses"].get)
+
+
+def test_adapt_with_labels_runs_the_three_methods_on_the_same_images(model, target):
+    settings = FewShot(steps=2, eval_every=1, batch_size=4, head_steps=4, alphas=(0.1, 1.0))
+    support = k_support(target, 8, seed=0)
+    results = adapt_with_labels(model, support, target, settings, image_size=32)
+    assert list(results) == ["head only", "fine-tune all", "L2-SP"]
+    for method, result in results.items():
+        assert result["p"].shape == (len(target.test),), method
+        assert result["curve"][0]["step"] == 0
+    assert [row["step"] for row in results["fine-tune all"]["curve"]] == [0, 1, 2]
+    assert results["fine-tune all"]["alpha"] == 0.0
+    losses = results["L2-SP"]["val_losses"]
+    assert set(losses) == {0.1, 1.0}
+    assert results["L2-SP"]["alpha"] == min(losses, key=losses.get)
+
+
+def test_logit_shift_measures_the_mean_and_the_spread_of_the_log_odds(model):
+    net = copy.deepcopy(model)
+    with torch.no_grad():
+        net.fc.weight.zero_()
+        net.fc.bias.zero_()
+        net.fc.weight[1, 0] = 1.0  # log-odds = feature 0
+    source = np.zeros((4, 512), dtype=np.float32)
+    source[:, 0] = [0.0, 1.0, 2.0, 3.0]
+    target = source.copy()
+    target[:, 0] = 2 * source[:, 0] + 5  # spread doubled, mean 1.5 -> 8
+    shift = logit_shift(net, source, target)
+    assert shift["mean_change"] == pytest.approx(6.5)
+    assert shift["sd_ratio"] == pytest.approx(2.0)
+
+
+def rows():
+    def row(method, site, auroc, K=None):
+        values = {"method": method, "site": site, "auroc": auroc, "sensitivity": 0.8}
+        values.update(auroc_low=auroc - 0.1, auroc_high=min(1.0, auroc + 0.05))
+        values.update(sensitivity_low=0.7, sensitivity_high=0.9, K=K)
+        return values
+
+    return [row("source model", "a", 0.8, 8), row("AdaBN", "a", 0.9, 8),
+            row("source model", "b", 0.7, 32), row("AdaBN", "b", 0.75, 32)]  # fmt: skip
+
+
+def test_compare_methods_puts_methods_side_by_side_per_metric():
+    table = compare_methods(rows(), ["source model", "AdaBN"], ("auroc",))
+    assert list(table.index) == ["a", "b"]
+    assert table.loc["a", ("auroc", "AdaBN")] == 0.9
+    assert list(table.columns) == [("auroc", "source model"), ("auroc", "AdaBN")]
+
+
+def test_plot_by_site_draws_one_series_per_method_and_panel():
+    axes = plot_by_site(rows(), metrics=("auroc", "sensitivity"))
+    assert len(axes) == 2
+    assert [t.get_text() for t in axes[0].get_yticklabels()] == ["a", "b"]
+    assert len(axes[0].containers) == 2  # source model and AdaBN
+    plt.close("all")
+
+
+def test_plot_against_k_draws_methods_and_baselines():
+    ax = plot_against_k(rows(), {"reference": 0.85}, "auroc")
+    labels = [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert "reference" in labels
+    assert len(ax.containers) == 2
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["8", "32"]
+    plt.close("all")
