@@ -19,6 +19,7 @@ from torch import nn
 
 from medtl_helpers.adaptation.l2sp import batches
 from medtl_helpers.adaptation.selection import BestOnValidation, validation_scores
+from medtl_helpers.models import model_device
 from medtl_helpers.training import class_weights
 
 ExtraLoss = Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor]
@@ -50,9 +51,10 @@ def head_probabilities(head: nn.Module, features) -> np.ndarray:
     """P(PNEUMONIA) from a head on frozen features, in eval mode, as float64 numpy."""
     was_training = head.training
     head.eval()
-    probs = head(as_features(features)).float().softmax(dim=1)[:, 1]
+    x = as_features(features).to(model_device(head))
+    probs = head(x).float().softmax(dim=1)[:, 1]
     head.train(was_training)
-    return probs.numpy().astype(np.float64)
+    return probs.cpu().numpy().astype(np.float64)
 
 
 @one_thread()
@@ -74,9 +76,10 @@ def train_head(
 
     `extra_loss(model, batch_index, generator)` adds a term per step (Deep CORAL's alignment).
     The validation loss is scored at step 0 and every `eval_every` steps; the best step's
-    weights are returned with the curve (which shows the validation AUROC too).
+    weights are returned with the curve (which shows the validation AUROC too). The copy trains
+    on the CPU, where the features are, whatever device `head` is on.
     """
-    model = copy.deepcopy(head)
+    model = copy.deepcopy(head).cpu()
     x, y = as_features(features), torch.as_tensor(labels, dtype=torch.long)
     generator = torch.Generator().manual_seed(seed)
     loss_fn = nn.CrossEntropyLoss(weight=class_weights(y))

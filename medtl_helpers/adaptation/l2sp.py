@@ -96,13 +96,12 @@ def fine_tune(
     tuned = copy.deepcopy(model)
     freeze(tuned, "none")
     anchor = source_weights(tuned)
-    device = model_device(tuned)
     generator = torch.Generator().manual_seed(seed)
     step = _Step(tuned, support, anchor, alpha, lr, image_size, generator)
     best = BestOnValidation()
     best.offer(0, tuned, **scores_on(tuned, val, image_size), distance=0.0)
     for number, index in enumerate(batches(len(support), batch_size, steps, generator), start=1):
-        task = step(index.to(device))
+        task = step(index)
         if number % eval_every == 0 or number == steps:
             moved = distance_from_source(tuned, anchor)
             scores = scores_on(tuned, val, image_size)

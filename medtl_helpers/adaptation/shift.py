@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 from medtl_helpers.metrics import auroc
-from medtl_helpers.models import split_backbone_head
+from medtl_helpers.models import model_device, split_backbone_head
 
 
 def domain_auroc(
@@ -54,11 +54,12 @@ def logit_shift(model: nn.Module, source_features, target_features) -> dict[str,
     point breaks while the ranking, and so AUROC, may survive); CORAL aligns only the spread.
     """
     head = split_backbone_head(model)[1]
+    device = model_device(head)
     odds = {}
     with torch.no_grad():
         for name, feats in (("source", source_features), ("target", target_features)):
-            logits = head(torch.as_tensor(np.asarray(feats), dtype=torch.float32))
-            odds[name] = (logits[:, 1] - logits[:, 0]).numpy()
+            logits = head(torch.as_tensor(np.asarray(feats), dtype=torch.float32, device=device))
+            odds[name] = (logits[:, 1] - logits[:, 0]).float().cpu().numpy()
     return {
         "mean_change": float(odds["target"].mean() - odds["source"].mean()),
         "sd_ratio": float(odds["target"].std() / odds["source"].std()),
