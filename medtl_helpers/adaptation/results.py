@@ -87,8 +87,8 @@ def plot_by_site(rows: list[dict] | pd.DataFrame, metrics=REPORTED[:3], axes=Non
             ax.errorbar(part[metric], y, xerr=errors, fmt="o", ms=4, capsize=2, label=method)
         ax.set(yticks=range(len(sites)), yticklabels=sites if ax is axes[0] else [], title=metric)
         ax.invert_yaxis()
-        ax.set_xlim(min(0.5, ax.get_xlim()[0]), 1.0)
-    axes[-1].legend(loc="lower left", fontsize=8)
+        ax.set_xlim(min(0.5, float(frame[f"{metric}_low"].min())) - 0.03, 1.03)
+    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     return axes
 
 
@@ -105,6 +105,7 @@ def plot_against_k(
     for i, (name, value) in enumerate(baselines.items()):
         ax.axhline(value, color=f"C{len(frame['method'].unique()) + i}", ls="--", label=name)
     ax.set_xscale("log")
+    ax.minorticks_off()
     ks = sorted(frame["K"].unique())
     ax.set(xticks=ks, xticklabels=[str(k) for k in ks], xlabel="K labelled target images")
     ax.set(ylabel=metric)
