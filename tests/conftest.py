@@ -41,6 +41,14 @@ def isolated_data_dir(tmp_path_factory, monkeypatch):
     return folder
 
 
+def random_scores(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and scores that separate the classes only partly, with ties (rounded to 0.01)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    p = np.clip(0.3 * y + rng.normal(0.35, 0.2, n), 0, 1).round(2)
+    return y, p
+
+
 def write_xray(path: Path, value: int = 128, size: int = 32, mode: str = "L") -> Path:
     """A small image file with a gradient so resizing has something to do."""
     path.parent.mkdir(parents=True, exist_ok=True)

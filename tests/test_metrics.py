@@ -11,6 +11,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
+from conftest import random_scores
 from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
@@ -42,13 +43,6 @@ from medtl_helpers.metrics import (
 # positives 0.5 0.6 0.9 -> tp = 3; positive 0.2 -> fn = 1.
 Y10 = [0, 0, 0, 0, 0, 0, 1, 1, 1, 1]
 P10 = [0.1, 0.2, 0.3, 0.45, 0.5, 0.7, 0.5, 0.6, 0.9, 0.2]
-
-
-def random_scores(n, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    p = np.clip(0.3 * y + rng.normal(0.35, 0.2, n), 0, 1).round(2)  # rounding makes ties
-    return y, p
 
 
 def test_auroc_hand_example():

@@ -5,16 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import random_scores
 from sklearn.metrics import roc_auc_score
 
 from medtl_helpers.metrics import METRICS, binary_metrics, bootstrap_ci
-
-
-def random_scores(n, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    p = np.clip(0.3 * y + rng.normal(0.35, 0.2, n), 0, 1).round(2)  # rounding makes ties
-    return y, p
 
 
 def test_bootstrap_contains_estimate_and_is_deterministic():
