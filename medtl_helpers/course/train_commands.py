@@ -1,7 +1,8 @@
 """`python -m medtl_helpers train …` and `… evaluate …`: the course's recipe without a notebook.
 
 Every argument is checked here, so a mistake gets argparse's one-line usage error naming the flag,
-not a traceback from deep inside torch.
+not a traceback from deep inside torch. `torchrun --nproc-per-node N -m medtl_helpers train …`
+runs the same command in N processes (training/distributed.py); rank 0 alone prints.
 """
 
 from __future__ import annotations
@@ -81,6 +82,11 @@ def add_train_commands(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--device", default=None, help="cpu | cuda | cuda:N | mps")
     train.add_argument("--out", type=Path, required=True, help="run folder for best.pt/last.pt")
     train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    train.add_argument(
+        "--sync-batchnorm",
+        action="store_true",
+        help="under torchrun on GPUs: BatchNorm statistics over the global batch",
+    )
     train.set_defaults(run=run_train)
 
     evaluate = sub.add_parser("evaluate", help="metrics with 95%% bootstrap intervals")
@@ -94,6 +100,13 @@ def add_train_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from medtl_helpers.training.distributed import env_rank, main_prints_only
+
+    with main_prints_only(env_rank()):  # under torchrun, rank 0 speaks for all processes
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
     from medtl_helpers.data.sources import load_folder
     from medtl_helpers.models import build_model
     from medtl_helpers.training import fit
@@ -122,6 +135,7 @@ def run_train(args: argparse.Namespace) -> int:
         out_dir=args.out,
         resume=args.resume,
         seed=args.seed,
+        sync_batchnorm=args.sync_batchnorm,
         data_root=str(Path(args.data).resolve()),
         val_fraction=args.val_fraction,
     )

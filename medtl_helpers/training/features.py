@@ -3,7 +3,9 @@
 When every backbone parameter is frozen, the backbone is a fixed function, so running it again
 each epoch recomputes identical features. Here the pooled features of the training and validation
 images are computed once (no augmentation, BatchNorm in eval mode, no autograd) and the head
-trains on them; epochs then cost milliseconds instead of a full forward pass.
+trains on them; epochs then cost milliseconds instead of a full forward pass. Under torchrun each
+process computes the features of its share of the images and every process gathers them all; the
+head then trains with DDP like the whole model would.
 `backbone_features` gives the same features as numpy, for a scikit-learn classifier.
 """
 
@@ -81,17 +83,26 @@ class FrozenFeatures:
     """Training and validation features computed once; `train_epoch` trains only the head.
 
     It stands in for the `BatchTrainer` it is given (same `train_epoch` and `val_probabilities`),
-    and uses that trainer's device, precision, batch order and optimizer step.
+    and uses that trainer's device, precision, batch order, optimizer step and processes.
     """
 
     def __init__(self, model: nn.Module, train: ImageSet, val: ImageSet, trainer):
         backbone, self.head = split_backbone_head(model)
-        self.trainer = trainer
-        self.train = extract_features(backbone, train, trainer, desc="train features")
-        self.val = extract_features(
-            backbone, val, trainer, desc="val features", mixed_precision=False
-        )
+        self.trainer, self.world, self.module = trainer, trainer.world, self.head
+        self.train = self.features(backbone, train, desc="train features")
+        self.val = self.features(backbone, val, desc="val features", mixed_precision=False)
         self.labels = train.labels.to(trainer.device)
+
+    def features(self, backbone: nn.Module, data: ImageSet, **options) -> torch.Tensor:
+        """Features of all of `data`; each process computes its share and gathers the rest."""
+        part = data if self.world.size == 1 else data.subset(range(*self.world.bounds(len(data))))
+        return self.world.gather(
+            extract_features(backbone, part, self.trainer, **options), len(data)
+        )
+
+    def distribute(self) -> None:
+        """DDP over the head, the only part that trains (one process: the head itself)."""
+        self.module = self.world.wrap(self.head)
 
     def train_epoch(self, optimizer, scheduler, desc: str) -> float:
         self.head.train()
@@ -99,12 +110,14 @@ class FrozenFeatures:
         for idx in self.trainer.batches(len(self.labels)):
             idx = idx.to(self.labels.device)
             loss = self.trainer.step(
-                optimizer, scheduler, self.train[idx], self.labels[idx], self.head
+                optimizer, scheduler, self.train[idx], self.labels[idx], self.module
             )
             total, count = total + loss * len(idx), count + len(idx)
-        return float(total) / max(count, 1)
+        return self.world.mean(float(total) / max(count, 1))
 
     def val_probabilities(self) -> torch.Tensor:
         """P(PNEUMONIA) of the validation features, with the head in eval mode (no dropout)."""
+        share = self.val[slice(*self.world.bounds(len(self.val)))]
         with eval_mode(self.head), torch.inference_mode():
-            return torch.softmax(self.head(self.val).float(), dim=1)[:, 1].cpu()
+            probs = torch.softmax(self.head(share).float(), dim=1)[:, 1]
+        return self.world.gather(probs, len(self.val)).cpu()

@@ -5,7 +5,8 @@ writes `last.pt` (and `best.pt`) to resume from, and ends the stage after `patie
 without improvement. The work inside an epoch is in `steps.py`; the run's files and bookkeeping
 in `runs.py`; the stages (progressive fine-tuning, each with a fresh optimizer and scheduler) in
 `stages.py`. A stage that freezes the whole backbone computes its features once and trains the
-head on them (`features.py`).
+head on them (`features.py`). Under torchrun the same loop runs in every process, each on its
+slice of every batch (`distributed.py`); alone, nothing of that happens.
 """
 
 from __future__ import annotations
@@ -24,10 +25,16 @@ from medtl_helpers.data.records import ImageSet
 from medtl_helpers.data.split import too_small_to_validate
 from medtl_helpers.errors import MedtlError
 from medtl_helpers.metrics import auroc
+from medtl_helpers.training import distributed
 from medtl_helpers.training.features import FrozenFeatures, backbone_is_frozen
 from medtl_helpers.training.runs import History, RunState
 from medtl_helpers.training.stages import Stage, make_optimizer, make_scheduler
 from medtl_helpers.training.steps import BatchTrainer, steps_per_epoch
+
+SHARED_OUT = (
+    "Every process must read the same --out folder: on several nodes put it on a filesystem they "
+    "share, or copy last.pt to the same path on each node."
+)
 
 
 def fit(
@@ -53,6 +60,7 @@ def fit(
     resume: bool = False,
     seed: int = 0,
     progress: bool = True,
+    sync_batchnorm: bool = False,
     **meta: object,
 ) -> History:
     """Train `model` on `train`, select by validation AUROC, and return the history.
@@ -60,40 +68,35 @@ def fit(
     On return the model holds the best weights. With `out_dir`, `best.pt` and `last.pt` are
     written there. `stages` replaces (epochs, lr, freeze) with several phases. `augment=None`
     uses a default `BatchAugment`; pass `augment=False` to train without augmentation.
-    `eval_batch_size` is the batch of validation scoring and frozen-feature extraction. Extra
-    keyword arguments are stored in the checkpoints' metadata.
+    `eval_batch_size` is the batch of validation scoring and frozen-feature extraction. Under
+    torchrun `batch_size` is each process's; `sync_batchnorm=True` (GPUs) shares BatchNorm's
+    batch statistics across processes. Extra keyword arguments go into the checkpoints' metadata.
     """
     profile = profile or config.get_profile()
-    stages = stages or [Stage("train", epochs or profile.epochs, freeze, lr)]
-    if (cap := config.caps().get("epochs")) is not None:
-        stages = [replace(stage, epochs=min(stage.epochs, cap)) for stage in stages]
-        print(f"MEDTL_MAX_EPOCHS={cap}: every stage trains at most {cap} epoch(s).")
+    stages = _capped(stages or [Stage("train", epochs or profile.epochs, freeze, lr)])
     augment = BatchAugment() if augment is None else augment or None
-    options = dict(amp=amp, channels_last=channels_last, weighted_loss=weighted_loss)
+    world = distributed.start(config.get_device(str(device) if device is not None else None))
+    options = dict(amp=amp, channels_last=channels_last, weighted_loss=weighted_loss, world=world)
     options.update(augment=augment, eval_batch_size=eval_batch_size, seed=seed, progress=progress)
-    batches = _batch_trainer(model, train, val, profile, batch_size, image_size, device, options)
-    settings = _settings(model, train, batches, seed)
-    run = RunState(out_dir, stages, _meta(train, batches, profile, seed, meta), settings)
-    if resume and (saved := run.resume(model)) is not None:
-        batches.generator.set_state(saved["generator"])
-        if run.finished():
-            print(run.describe_finished())
-            return run.finish(model)
-    if (problem := too_small_to_validate(val)) is not None:
-        warnings.warn(
-            f"The validation split {problem}. Use more data, or a larger validation share "
-            "(load_folder(..., val_fraction=0.3), or --val-fraction 0.3 on the command line).",
-            stacklevel=2,
-        )
-    if progress:
-        print(f"Precision: {batches.precision}.")
-        print(f"Early stopping: a stage ends after {patience} epoch(s) without a better val AUROC.")
-    try:
-        train_stages(model, train, val, batches, run, patience)
-    except KeyboardInterrupt:
-        print(run.interrupted())
-        raise
-    return run.finish(model)
+    with distributed.session(world, model, sync_batchnorm):  # one process: nothing to set up
+        batches = _batch_trainer(model, train, val, profile, batch_size, image_size, options)
+        settings = _settings(model, train, batches, seed)
+        record = _meta(train, batches, profile, seed, meta)
+        run = RunState(out_dir, stages, record, settings, writes=world.is_main)
+        saved = run.resume(model) if resume else None
+        world.check_same((len(run.history.rows), run.position), f"{out_dir}/last.pt", SHARED_OUT)
+        if saved is not None:
+            batches.load_generators(saved)
+            if run.finished():
+                print(run.describe_finished())
+                return run.finish(model)
+        _announce(val, batches, patience)
+        try:
+            train_stages(model, train, val, batches, run, patience)
+        except KeyboardInterrupt:
+            print(run.interrupted())
+            raise
+        return run.finish(model)
 
 
 def train_stages(model, train, val, batches: BatchTrainer, run: RunState, patience: int) -> None:
@@ -102,7 +105,8 @@ def train_stages(model, train, val, batches: BatchTrainer, run: RunState, patien
         optimizer = make_optimizer(model, stage)
         frozen = backbone_is_frozen(model)
         trainer = FrozenFeatures(model, train, val, batches) if frozen else batches
-        steps = steps_per_epoch(len(train), batches.batch_size)
+        trainer.distribute()  # under torchrun: DDP over what this stage trains
+        steps = steps_per_epoch(len(train), batches.global_batch)
         scheduler = make_scheduler(optimizer, stage, steps)
         if saved is not None:
             batches.load_states(optimizer, scheduler, saved)
@@ -118,7 +122,7 @@ def train_stages(model, train, val, batches: BatchTrainer, run: RunState, patien
                 **val_scores(val, probs, stage, optimizer),
                 lr=optimizer.param_groups[-1]["lr"],
                 seconds=seconds,
-                images_per_s=steps * batches.batch_size / max(seconds, 1e-9),
+                images_per_s=steps * batches.global_batch / max(seconds, 1e-9),
             )
             improved = run.record(model, row, val.labels, probs)
             stop = run.bad_epochs >= patience
@@ -145,6 +149,27 @@ def val_scores(val: ImageSet, probs: torch.Tensor, stage: Stage, optimizer) -> d
     return {"val_loss": float(loss), "val_auroc": auroc(y, probs)}
 
 
+def _capped(stages: list[Stage]) -> list[Stage]:
+    """The stages, each cut to MEDTL_MAX_EPOCHS epochs when that cap is set."""
+    if (cap := config.caps().get("epochs")) is not None:
+        stages = [replace(stage, epochs=min(stage.epochs, cap)) for stage in stages]
+        print(f"MEDTL_MAX_EPOCHS={cap}: every stage trains at most {cap} epoch(s).")
+    return stages
+
+
+def _announce(val: ImageSet, batches: BatchTrainer, patience: int) -> None:
+    """A validation split too small to choose with, then the precision and the patience."""
+    if (problem := too_small_to_validate(val)) is not None:
+        warnings.warn(
+            f"The validation split {problem}. Use more data, or a larger validation share "
+            "(load_folder(..., val_fraction=0.3), or --val-fraction 0.3 on the command line).",
+            stacklevel=3,
+        )
+    if batches.progress:
+        print(f"Precision: {batches.precision}.")
+        print(f"Early stopping: a stage ends after {patience} epoch(s) without a better val AUROC.")
+
+
 def _meta(train: ImageSet, batches: BatchTrainer, profile, seed: int, extra: dict) -> dict:
     """What every checkpoint of the run records besides the model: sizes, data, profile, seed."""
     return {
@@ -165,15 +190,16 @@ def _settings(model: nn.Module, train: ImageSet, batches: BatchTrainer, seed: in
         "head": getattr(model, "medtl_head", None),
         "image_size": batches.image_size,
         "batch_size": batches.batch_size,
+        "world_size": batches.world.size,
         "data_source": train.source,
         "data": train.fingerprint(),
         "seed": seed,
     }
 
 
-def _batch_trainer(model, train, val, profile, batch_size, image_size, device, options):
+def _batch_trainer(model, train, val, profile, batch_size, image_size, options):
     """The profile's defaults filled in, the model moved to the device in the chosen layout."""
-    device = config.get_device(str(device) if device is not None else None)
+    device = options["world"].device
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # every batch has the same shape: tune once
     memory = torch.channels_last if options["channels_last"] else torch.contiguous_format

@@ -7,7 +7,8 @@ is (an early stop counts as the end of its stage), and the settings it was train
 
 After every epoch `last.pt` is written first and `best.pt` second, each atomically, so Ctrl-C or
 a crash loses at most one epoch. If the crash falls between the two writes, `last.pt` already
-holds the new best weights, and resuming repairs `best.pt` from it.
+holds the new best weights, and resuming repairs `best.pt` from it. Under torchrun every process
+keeps a RunState and reads `last.pt` to resume, and rank 0 alone writes (`writes=False` elsewhere).
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ RESUME_SETTINGS = {
     "data_source": "--data",
     "data": "--data",
     "seed": "--seed",
+    "world_size": "number of processes (torchrun --nproc-per-node x --nnodes)",
 }
+RESUME_DEFAULTS = {"world_size": 1}  # what a last.pt written before the setting existed used
 
 
 @dataclass
@@ -88,11 +91,14 @@ class RunState:
 
     `position` is (stage index, epochs done in that stage). `settings` are the values resuming
     must find unchanged (see RESUME_SETTINGS). With `folder=None` nothing is written and the best
-    weights are kept in memory only.
+    weights are kept in memory only; with `writes=False` (processes other than rank 0) neither.
     """
 
-    def __init__(self, folder: str | Path | None, stages: list, meta: dict, settings: dict):
+    def __init__(
+        self, folder: str | Path | None, stages: list, meta: dict, settings: dict, writes=True
+    ):
         self.folder = None if folder is None else Path(folder)
+        self.writes = writes
         self.stages, self.meta, self.settings = stages, meta, settings
         self.history = History()
         self.best_state: dict | None = None
@@ -130,7 +136,7 @@ class RunState:
             self._write("best.pt", model)
 
     def _write(self, name: str, model: nn.Module, training: dict | None = None) -> None:
-        if self.folder is None:
+        if self.folder is None or not self.writes:
             return
         history = self.history
         meta = checkpoint_meta(
@@ -172,7 +178,8 @@ class RunState:
             )
             return
         for key, flag in RESUME_SETTINGS.items():
-            old, new = saved.get(key), self.settings.get(key)
+            old = saved.get(key, RESUME_DEFAULTS.get(key))
+            new = self.settings.get(key, RESUME_DEFAULTS.get(key))
             if old != new:
                 raise MedtlError(
                     f"{last} was trained with {key}={old!r}, but this run has {key}={new!r}. "

@@ -4,7 +4,8 @@ Batches are cut from the cached images (no DataLoader, no decoding), augmented o
 laid out channels_last and run under autocast where that helps. The loss is class-weighted so
 the 1:3 imbalance does not teach the model to say PNEUMONIA. Validation is scored in fp32, as
 `predict_proba` and `evaluate` score later, so the threshold saved with a checkpoint is one of
-the scores they will see.
+the scores they will see. Under torchrun each process trains on its slice of every global batch
+and scores a slice of the validation set (`distributed.py`); alone, `world` changes nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from medtl_helpers.data.records import ImageSet
 from medtl_helpers.errors import MedtlError
 from medtl_helpers.metrics import run_batched
 from medtl_helpers.models import train_mode
+from medtl_helpers.training.distributed import World
 
 
 def class_weights(labels: torch.Tensor, n_classes: int = 2) -> torch.Tensor:
@@ -71,21 +73,39 @@ class BatchTrainer:
         eval_batch_size: int = 256,
         seed: int = 0,
         progress: bool = True,
+        world: World | None = None,
     ):
         self.model, self.val, self.device = model, val, device
-        self.batch_size, self.image_size, self.progress = batch_size, image_size, progress
+        self.module = model  # what a step runs: the model, or DDP around it (`distribute`)
+        self.world = world or World(device=device)
+        self.world.check_shares(len(train), len(val))
+        self.batch_size, self.image_size = batch_size, image_size
+        self.progress = progress and self.world.is_main  # bars and lines from rank 0 only
         self.eval_batch_size = eval_batch_size
         self.dtype, self.precision = precision_choice(device, amp)  # dtype None: fp32
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
         self.memory = torch.channels_last if channels_last else torch.contiguous_format
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)  # the batch order: alike everywhere
+        self.own_generator = self.generator
+        if self.world.size > 1:  # each process augments (and drops out) with draws of its own
+            self.own_generator = torch.Generator().manual_seed(self.world.process_seed(seed))
+            torch.manual_seed(self.world.process_seed(seed))
         self.augment = augment
         if augment is not None and augment.generator is None:
-            augment.generator = self.generator
+            augment.generator = self.own_generator
         weights = class_weights(train.labels).to(device) if weighted_loss else None
         self.loss_fn = nn.CrossEntropyLoss(weight=weights)
         self.images = train.images.to(device) if device.type == "cuda" else train.images
         self.labels = train.labels.to(device)
+
+    @property
+    def global_batch(self) -> int:
+        """Images per optimizer step, over all processes: batch_size x world size."""
+        return self.batch_size * self.world.size
+
+    def distribute(self) -> None:
+        """DDP over the parameters this stage trains (one process: the model itself)."""
+        self.module = self.world.wrap(self.model)
 
     def autocast(self):
         if self.dtype is None:
@@ -96,8 +116,10 @@ class BatchTrainer:
         """One optimizer step; the loss stays on the device (a float() here would sync a GPU)."""
         try:
             with self.autocast():
-                logits = (module or self.model)(inputs)
+                logits = (module or self.module)(inputs)
                 loss = self.loss_fn(logits.float(), labels)
+            if self.world.size > 1:  # DDP averages: weight each process by its share of the batch
+                loss = loss * self.world.share(self.weight_sum(labels))
             optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(optimizer)
@@ -107,11 +129,18 @@ class BatchTrainer:
         except torch.cuda.OutOfMemoryError as err:
             raise out_of_memory(err, self.batch_size, self.image_size) from err
 
+    def weight_sum(self, labels: torch.Tensor) -> torch.Tensor:
+        """What the class-weighted mean loss divides by: the labels' weights (or their count)."""
+        weight = self.loss_fn.weight
+        return labels.new_tensor(len(labels)).float() if weight is None else weight[labels].sum()
+
     def batches(self, n: int) -> list[torch.Tensor]:
-        """A fresh random order of `n` items, cut into `steps_per_epoch` batches."""
+        """A fresh random order of `n` items, cut into `steps_per_epoch` global batches; each
+        process keeps its slice of each."""
         order = torch.randperm(n, generator=self.generator)
-        size = min(self.batch_size, n)
-        return [order[i * size : (i + 1) * size] for i in range(steps_per_epoch(n, size))]
+        size = min(self.global_batch, n)
+        steps = range(steps_per_epoch(n, size))
+        return [self.world.split(order[i * size : (i + 1) * size]) for i in steps]
 
     def train_epoch(self, optimizer, scheduler, desc: str) -> float:
         """One pass over the training images; returns the mean training loss."""
@@ -128,7 +157,8 @@ class BatchTrainer:
             x = x.contiguous(memory_format=self.memory)
             loss = self.step(optimizer, scheduler, x, self.labels[idx.to(self.device)])
             total, count = total + loss * len(idx), count + len(idx)
-        return float(total) / max(count, 1)
+        self.world.sync_buffers(self.model)
+        return self.world.mean(float(total) / max(count, 1))
 
     def val_probabilities(self) -> torch.Tensor:
         """P(PNEUMONIA) for every validation image, in fp32."""
@@ -138,20 +168,30 @@ class BatchTrainer:
             return torch.softmax(logits.float(), dim=1)[:, 1]
 
         size, batch = self.image_size, self.eval_batch_size
+        images = self.val.images[slice(*self.world.bounds(len(self.val)))]
         try:
-            chunks = run_batched(self.model, pneumonia, self.val.images, batch, self.device, size)
+            chunks = run_batched(self.model, pneumonia, images, batch, self.device, size)
         except torch.cuda.OutOfMemoryError as err:
             raise out_of_memory(err, batch, size, "validation") from err
-        return torch.cat(chunks)
+        return self.world.gather(torch.cat(chunks), len(self.val))
 
     def states(self, optimizer, scheduler) -> dict:
-        """What resuming needs besides the weights."""
-        return {
+        """What resuming needs besides the weights (several processes: each one's generator)."""
+        states = {
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "generator": self.generator.get_state(),
         }
+        if self.world.size > 1:
+            states["own_generators"] = self.world.states(self.own_generator.get_state())
+        return states
+
+    def load_generators(self, saved: dict) -> None:
+        """The batch order (and each process's own draws) where the saved run left them."""
+        self.generator.set_state(saved["generator"])
+        if self.world.size > 1:
+            self.own_generator.set_state(saved["own_generators"][self.world.rank])
 
     def load_states(self, optimizer, scheduler, saved: dict) -> None:
         optimizer.load_state_dict(saved["optimizer"])
