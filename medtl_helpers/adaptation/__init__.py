@@ -6,6 +6,10 @@ frozen features (`heads`), plain fine-tuning and L2-SP (`l2sp`). Measuring a shi
 classifier, the head's log-odds) is in `shift`; choosing steps and λ on a few labelled target
 patients in `selection`; a target site's roles and the runs compared at it in `compare`; the
 rows, tables and plots of the results in `results`.
+
+Few-shot adaptation and meta-learning (notebook 09): patient-disjoint episodes with shuffled labels
+(`episodes`), nearest prototypes and a prototypical head (`prototypes`), Reptile on a small head
+(`reptile`), and the methods scored over many episodes with their verdict (`few_shot`).
 """
 
 from medtl_helpers.adaptation.adabn import (
@@ -24,6 +28,25 @@ from medtl_helpers.adaptation.compare import (
     split_target,
 )
 from medtl_helpers.adaptation.coral import coral_distance, covariance, deep_coral
+from medtl_helpers.adaptation.episodes import (
+    Episode,
+    EpisodeStream,
+    FeaturePool,
+    feature_pool,
+    sample_episode,
+    sample_episodes,
+    swap_labels,
+)
+from medtl_helpers.adaptation.few_shot import (
+    compare_few_shot,
+    k_table,
+    logistic_regression,
+    mean_interval,
+    score_episode,
+    score_method,
+    tied_best,
+    winners,
+)
 from medtl_helpers.adaptation.heads import as_features, head_probabilities, train_head
 from medtl_helpers.adaptation.l2sp import (
     distance_from_source,
@@ -31,6 +54,21 @@ from medtl_helpers.adaptation.l2sp import (
     l2sp_penalty,
     scores_on,
     source_weights,
+)
+from medtl_helpers.adaptation.prototypes import (
+    embedding_map,
+    nearest_prototype,
+    prototype_logits,
+    prototypes,
+    prototypical_head,
+    train_prototypical,
+)
+from medtl_helpers.adaptation.reptile import (
+    adapt_head,
+    fine_tuned,
+    meta_head,
+    meta_train,
+    reptile_step,
 )
 from medtl_helpers.adaptation.results import (
     against_baseline,
@@ -51,9 +89,13 @@ from medtl_helpers.adaptation.shift import domain_auroc, logit_shift
 
 __all__ = [
     "BestOnValidation",
+    "Episode",
+    "EpisodeStream",
+    "FeaturePool",
     "FewShot",
     "Target",
     "adapt_batchnorm",
+    "adapt_head",
     "adapt_with_labels",
     "against_baseline",
     "as_features",
@@ -61,6 +103,7 @@ __all__ = [
     "batchnorm_drift",
     "batchnorm_layers",
     "choose_setting",
+    "compare_few_shot",
     "compare_methods",
     "coral_chosen",
     "coral_distance",
@@ -68,21 +111,42 @@ __all__ = [
     "deep_coral",
     "distance_from_source",
     "domain_auroc",
+    "embedding_map",
+    "feature_pool",
     "fine_tune",
+    "fine_tuned",
     "head_probabilities",
     "k_support",
+    "k_table",
     "l2sp_penalty",
+    "logistic_regression",
     "logit_shift",
+    "mean_interval",
+    "meta_head",
+    "meta_train",
     "methods_table",
+    "nearest_prototype",
     "plot_against_k",
     "plot_by_site",
     "predict_with_batch_statistics",
+    "prototype_logits",
+    "prototypes",
+    "prototypical_head",
+    "reptile_step",
     "reset_batchnorm_statistics",
     "result_row",
+    "sample_episode",
+    "sample_episodes",
+    "score_episode",
+    "score_method",
     "scores_on",
     "source_weights",
     "split_target",
+    "swap_labels",
+    "tied_best",
     "train_head",
+    "train_prototypical",
     "validation_scores",
+    "winners",
     "with_interval",
 ]
