@@ -116,6 +116,18 @@ def test_missing_weights_offline_name_file_path_and_fixes(tmp_path, monkeypatch)
         assert part in message
 
 
+def test_relative_torch_home_is_named_with_the_folder_it_is_read_from(tmp_path, monkeypatch):
+    # a notebook runs in notebooks/, so TORCH_HOME=runs/x set in the repository misses the file
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORCH_HOME", "runs/torch-home")
+    with pytest.raises(WeightsUnavailableError) as info:
+        build_model("resnet18", pretrained="imagenet", verbose=False)
+    message = str(info.value)
+    expected = tmp_path / "runs" / "torch-home" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    assert f"expected at:   {expected}" in message
+    assert f"a relative path read from the current folder {tmp_path}" in message
+
+
 def test_failed_download_is_an_error_not_random_weights(tmp_path, monkeypatch):
     def no_network(*args, **kwargs):
         raise URLError("Temporary failure in name resolution")

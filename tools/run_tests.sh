@@ -11,7 +11,7 @@ PY=${PY:-.venv/bin/python}
 export MEDTL_PROFILE=quick MEDTL_OFFLINE=1 MPLBACKEND=Agg
 PYTEST=("$PY" -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env)
 runs_a=$(mktemp -d) runs_b=$(mktemp -d) logs=$(mktemp -d)
-torch_home=runs/standin-torch-home
+torch_home=$PWD/runs/standin-torch-home  # absolute: the notebooks run in notebooks/
 "$PY" tests/standin_weights.py "$torch_home" > /dev/null || exit 1
 trap 'rm -rf "$runs_a" "$runs_b" "$logs"' EXIT
 

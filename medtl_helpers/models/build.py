@@ -39,10 +39,13 @@ def weights_file(arch: str) -> Path:
 def _unavailable(arch: str, reason: str) -> WeightsUnavailableError:
     path, url = weights_file(arch), get_model_weights(arch).IMAGENET1K_V1.url
     torch_home = os.environ.get("TORCH_HOME") or "unset, so the default ~/.cache/torch is used"
+    if not Path(torch_home).is_absolute() and "TORCH_HOME" in os.environ:
+        # a relative TORCH_HOME is read from the current folder, which in a notebook is notebooks/
+        torch_home += f", a relative path read from the current folder {Path.cwd()}"
     return WeightsUnavailableError(
         f"ImageNet weights for {arch} are not available: {reason}.\n"
         f"  expected file: {path.name}\n"
-        f"  expected at:   {path}\n"
+        f"  expected at:   {path.absolute()}\n"
         f"  (the folder is $TORCH_HOME/hub/checkpoints; TORCH_HOME is {torch_home})\n"
         f"Fix: on a machine with network download {url} and copy it to the path above "
         f"(or point TORCH_HOME at a folder whose hub/checkpoints/ holds it), "
