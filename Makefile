@@ -28,7 +28,7 @@ test: $(STAMP) student
 # stand-in ImageNet weights, at most 64 images per split and one epoch per stage.
 smoke-gpu: $(STAMP)
 	$(PY) tests/standin_weights.py runs/standin-torch-home > /dev/null
-	MEDTL_RUNS=$$(mktemp -d) TORCH_HOME=runs/standin-torch-home MEDTL_PROFILE=gpu \
+	MEDTL_RUNS=$$(mktemp -d) TORCH_HOME=$(CURDIR)/runs/standin-torch-home MEDTL_PROFILE=gpu \
 	MEDTL_MAX_IMAGES=64 MEDTL_MAX_EPOCHS=1 MEDTL_OFFLINE=1 MPLBACKEND=Agg \
 	$(PY) -m medtl_helpers course notebooks --out runs/smoke-gpu
 
