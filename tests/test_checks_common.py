@@ -13,9 +13,9 @@ CHECKERS = sorted(name for name in checks.__all__ if name.startswith("check_"))
 
 
 def test_every_notebook_contributes_checkers():
-    assert len(CHECKERS) == 20
+    assert len(CHECKERS) == 23
     modules = {getattr(checks, name).__module__.rsplit(".", 1)[-1] for name in CHECKERS}
-    assert modules == {f"nb0{i}" for i in range(9)}
+    assert modules == {f"nb0{i}" for i in range(10)}
 
 
 @pytest.mark.parametrize("name", CHECKERS)

@@ -14,7 +14,7 @@ from medtl_helpers.course.cli import main
 from medtl_helpers.course.student import python_only
 
 ROOT = Path(__file__).resolve().parents[1]
-SYLLABUS = [f"0{n}" for n in range(9)]
+SYLLABUS = [f"0{n}" for n in range(10)]
 
 
 def test_every_notebook_has_the_generated_badge_and_setup_cell():

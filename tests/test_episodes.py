@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from medtl_helpers.adaptation import (
+    Episode,
     EpisodeStream,
     FeaturePool,
     feature_pool,
@@ -42,6 +43,16 @@ def test_no_patient_is_in_both_support_and_query(k):
         assert episode.k == k
         assert np.bincount(pool.labels[episode.support]).tolist() == [k, k]
         assert np.bincount(pool.labels[episode.query]).tolist() == [4, 4]
+
+
+def test_shared_patients_names_a_child_on_both_sides():
+    pool = FeaturePool("p", torch.zeros(4, 1), np.array([0, 0, 1, 1]), ["a", "a", "b", "c"])
+    leaky = Episode("p", np.array([0, 2]), np.array([0, 1]), np.array([1, 3]), np.array([0, 1]),
+                    np.array([0, 1]))  # fmt: skip
+    clean = Episode("p", np.array([0, 2]), np.array([0, 1]), np.array([3]), np.array([1]),
+                    np.array([0, 1]))  # fmt: skip
+    assert leaky.shared_patients(pool) == {"a"}  # images 0 and 1 are two films of child a
+    assert clean.shared_patients(pool) == set()
 
 
 def test_the_shuffle_really_permutes_and_the_labels_follow_it():

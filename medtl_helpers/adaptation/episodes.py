@@ -70,6 +70,11 @@ class Episode:
         """The query's true labels (0 NORMAL, 1 PNEUMONIA), whatever the permutation."""
         return np.argsort(self.permutation)[self.query_labels]
 
+    def shared_patients(self, pool: FeaturePool) -> set[str]:
+        """The patients with an image in the support set and one in the query set (a leak)."""
+        support = {pool.patients[i] for i in self.support}
+        return support & {pool.patients[i] for i in self.query}
+
     def tensors(self, pool: FeaturePool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(support features, support episode labels, query features) from `pool`."""
         if pool.name != self.pool:

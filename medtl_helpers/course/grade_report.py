@@ -36,6 +36,7 @@ DEFAULT_POINTS = {
     "check_soft_vote": 1, "check_hard_vote": 2, "check_target_layer": 1,
     "check_passes_needed": 1, "check_seed_summary": 2,
     "check_batchnorm_reset": 2, "check_most_drifted": 1, "check_coral_distance": 1,
+    "check_prototype_classifier": 2, "check_episode_leak": 1, "check_tied_best": 2,
 }  # fmt: skip
 
 

@@ -1,0 +1,199 @@
+"""Checkers for the exercises of notebook 09 (few-shot adaptation and meta-learning).
+
+Each checker runs the student's answer on cases where the reference answer is known and, at the
+first difference, raises AssertionError with a sentence saying what differs and the likely cause.
+On success it prints one sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from medtl_helpers.adaptation import Episode, FeaturePool, prototype_logits, tied_best
+from medtl_helpers.course.checks.common import require_answer
+
+__all__ = ["check_episode_leak", "check_prototype_classifier", "check_tied_best"]
+
+# Support points in 2-D: the labels are not in blocks, class 0 has three points and class 1 one,
+# and the nearest single support point of the first query belongs to class 0 while the nearest
+# prototype is class 1's (so a nearest-neighbour answer shows).
+SUPPORT = torch.tensor([[0.0, 0.0], [4.0, 4.0], [10.0, 0.0], [5.0, 0.0]])
+LABELS = torch.tensor([0, 1, 0, 0])
+QUERY = torch.tensor([[0.5, 3.0], [6.0, 1.0], [3.0, 5.0], [9.0, 0.5]])
+
+
+def _as_labels(got: object, n: int, name: str) -> np.ndarray:
+    array = np.asarray(got.detach() if isinstance(got, torch.Tensor) else got)
+    if array.ndim == 2 and array.shape == (n, 2):
+        raise AssertionError(
+            f"{name} returned an array of shape {array.shape}: one score per label. Return the "
+            "predicted label of each query image (argmax over the labels), shape (n_query,)."
+        )
+    if array.shape != (n,):
+        raise AssertionError(
+            f"{name} returned shape {array.shape}; expected ({n},): one label per query image"
+        )
+    return array.astype(np.int64)
+
+
+def _prototype_hint(got: np.ndarray) -> str:
+    support, labels, query = SUPPORT.numpy(), LABELS.numpy(), QUERY.numpy()
+    distances = ((query[:, None, :] - support[None, :, :]) ** 2).sum(-1)
+    nearest_point = labels[distances.argmin(axis=1)]
+    sums = np.stack([support[labels == c].sum(0) for c in (0, 1)])
+    by_sum = ((query[:, None, :] - sums[None]) ** 2).sum(-1).argmin(axis=1)
+    blocks = np.stack([support[:3].mean(0), support[3:].mean(0)])
+    by_blocks = ((query[:, None, :] - blocks[None]) ** 2).sum(-1).argmin(axis=1)
+    expected = prototype_logits(SUPPORT, LABELS, QUERY).argmax(dim=1).numpy()
+    if np.array_equal(got, 1 - expected):
+        return "every answer is the other label: take the argmin of the distance, not the argmax"
+    if np.array_equal(got, nearest_point):
+        return (
+            "that is the label of the nearest single support image (1-nearest neighbour). A "
+            "prototype is the mean of a class's support features: compare with the means"
+        )
+    if np.array_equal(got, by_sum):
+        return (
+            "the prototypes look like sums: class 0 has three support images and class 1 one, so "
+            "divide each class's sum by its count (mean over the class)"
+        )
+    if np.array_equal(got, by_blocks):
+        return (
+            "the classes were taken as blocks of the support order; select each class's rows "
+            "with the labels (support[labels == c]), the order is shuffled"
+        )
+    return "average the support features of each label, then give each query the nearest mean"
+
+
+def check_prototype_classifier(classify: Callable) -> None:
+    """`classify(support, labels, query)`: the label of the nearest (Euclidean) prototype."""
+    require_answer(classify, "your classify")
+    expected = prototype_logits(SUPPORT, LABELS, QUERY).argmax(dim=1).numpy()
+    got = _as_labels(
+        classify(SUPPORT.clone(), LABELS.clone(), QUERY.clone()), len(QUERY), "classify"
+    )
+    if not np.array_equal(got, expected):
+        raise AssertionError(
+            f"classify gave {got.tolist()} for the checker's 4 query points; expected "
+            f"{expected.tolist()}: {_prototype_hint(got)}."
+        )
+    swapped = _as_labels(classify(SUPPORT, 1 - LABELS, QUERY), len(QUERY), "classify")
+    if not np.array_equal(swapped, 1 - expected):
+        raise AssertionError(
+            "with the support labels swapped, classify should swap its answers too: a prototype "
+            "classifier knows which label is which only from the support set. Don't fix a label "
+            "to a class."
+        )
+    print(
+        "Correct: the nearest class mean, and the answers follow the support labels when they "
+        "are swapped. The first query point is nearest a class-0 image but nearest the class-1 "
+        "prototype."
+    )
+
+
+def _leak_pool() -> FeaturePool:
+    """Six patients with two images each: p0-p2 NORMAL, p3-p5 PNEUMONIA."""
+    patients = [f"p{i // 2}" for i in range(12)]
+    labels = np.array([0] * 6 + [1] * 6)
+    return FeaturePool("checker", torch.zeros(12, 1), labels, patients)
+
+
+def _episode(support: list[int], query: list[int]) -> Episode:
+    labels = np.array([0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0])  # any: the labels are not looked at
+    return Episode(
+        "checker",
+        np.array(support),
+        labels[: len(support)],
+        np.array(query),
+        labels[: len(query)],
+        np.array([0, 1]),
+    )
+
+
+LEAK_CASES = (
+    ([0, 6], [2, 8], set()),  # patients p0, p3 | p1, p4
+    ([0, 6], [1, 8], {"p0"}),  # image 1 is p0's second film
+    ([0, 2, 6, 8], [3, 9, 4, 10], {"p1", "p4"}),
+)
+
+
+def check_episode_leak(shared_patients: Callable[[Episode, FeaturePool], object]) -> None:
+    """`shared_patients(episode, pool)`: the set of patient ids in both support and query."""
+    require_answer(shared_patients, "your shared_patients")
+    pool = _leak_pool()
+    for support, query, expected in LEAK_CASES:
+        got = shared_patients(_episode(support, query), pool)
+        if isinstance(got, (bool, int, np.integer)):
+            raise AssertionError(
+                f"shared_patients returned {got!r}; return the set of patient ids themselves "
+                "(for example {'p0'}), so that the leak can be named"
+            )
+        got = set(got)
+        if got == expected:
+            continue
+        call = f"support images {support}, query images {query}"
+        if got and all(isinstance(g, (int, np.integer)) for g in got):
+            raise AssertionError(f"{call}: return patient ids (pool.patients[i]), not indices")
+        hint = (
+            "no image is in both, but a patient is: compare pool.patients of the support "
+            "images with those of the query images, not the image indices"
+            if not got
+            else f"expected {sorted(expected)}: the patients of the support images that also "
+            "appear among the patients of the query images"
+        )
+        raise AssertionError(f"{call}: shared_patients gave {sorted(got)}; {hint}.")
+    print(
+        "Correct: the leak is a patient, not an image: two films of one child are different "
+        "images, and a sampler drawing images instead of patients puts them on both sides."
+    )
+
+
+def _row(method: str, mean: float, low: float, high: float, setting: str = "val", k: int = 1):
+    return {
+        "setting": setting,
+        "K": k,
+        "method": method,
+        "accuracy": mean,
+        "accuracy_low": low,
+        "accuracy_high": high,
+    }
+
+
+TIE_ROWS = [
+    _row("A", 0.90, 0.88, 0.92),
+    _row("B", 0.89, 0.86, 0.91),  # overlaps A
+    _row("C", 0.84, 0.80, 0.875),  # just below A's low: apart
+    _row("D", 0.86, 0.75, 0.885),  # reaches A's low but not A's mean
+    _row("E", 0.95, 0.94, 0.96, k=5),  # another K: must be left out
+    _row("F", 0.99, 0.98, 1.00, setting="other"),  # another setting: must be left out
+]
+
+
+def check_tied_best(tied: Callable) -> None:
+    """`tied(rows, setting, k)`: the methods whose intervals reach the best one's lower bound."""
+    require_answer(tied, "your tied_best")
+    expected = set(tied_best(TIE_ROWS, "val", 1))
+    got = set(tied([dict(r) for r in TIE_ROWS], "val", 1))
+    if got == expected:
+        print(
+            f"Correct: {sorted(expected)} cannot be told apart at K = 1; C's interval stops "
+            "below A's and D's reaches it though D's mean is lower."
+        )
+        return
+    hints = {
+        frozenset({"A"}): "only the best: keep every method whose interval reaches the best's",
+        frozenset({"A", "B"}): "D is missing: compare each method's upper bound with the best's "
+        "lower bound, not with the best's mean",
+        frozenset({"A", "B", "C", "D"}): "C's upper bound (0.875) is below A's lower (0.88)",
+    }
+    hint = hints.get(
+        frozenset(got),
+        "take the rows of that setting and K, find the best mean, keep the "
+        "methods whose upper bound is at least its lower bound",
+    )
+    if got & {"E", "F"}:  # rows of another K or setting
+        hint = "select the rows of the setting and K asked for first"
+    raise AssertionError(f"tied_best gave {sorted(got)}; expected {sorted(expected)}: {hint}.")

@@ -1,0 +1,171 @@
+"""The notebook 09 checkers accept the reference answers and explain typical wrong ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medtl_helpers.adaptation import prototype_logits, tied_best
+from medtl_helpers.course.checks import (
+    check_episode_leak,
+    check_prototype_classifier,
+    check_tied_best,
+)
+
+
+def nearest_mean(support, labels, query):
+    return prototype_logits(support, labels, query).argmax(dim=1)
+
+
+def test_prototype_checker_accepts_the_reference_numpy_or_torch(capsys):
+    check_prototype_classifier(nearest_mean)
+    check_prototype_classifier(lambda s, y, q: nearest_mean(s, y, q).numpy().tolist())
+    out = capsys.readouterr().out
+    assert out.count("Correct: the nearest class mean, and the answers follow") == 2
+
+
+def nearest_point(support, labels, query):
+    return labels[torch.cdist(query, support).argmin(dim=1)]
+
+
+def sums(support, labels, query):
+    centres = torch.stack([support[labels == c].sum(dim=0) for c in (0, 1)])
+    return torch.cdist(query, centres).argmin(dim=1)
+
+
+def blocks(support, labels, query):
+    half = len(support) - 1  # "the first rows are class 0"
+    centres = torch.stack([support[:half].mean(dim=0), support[half:].mean(dim=0)])
+    return torch.cdist(query, centres).argmin(dim=1)
+
+
+def farthest(support, labels, query):
+    return prototype_logits(support, labels, query).argmin(dim=1)
+
+
+def fixed_mapping(support, labels, query):
+    centres = torch.stack([support[labels == c].mean(dim=0) for c in (0, 1)])
+    # A fixed rule: whichever prototype is farther from the origin is called class 1, whatever
+    # the support labels say (right on the checker's first case, wrong once they are swapped).
+    nearest = torch.cdist(query, centres).argmin(dim=1)
+    return (nearest == centres.norm(dim=1).argmax()).long()
+
+
+def scores(support, labels, query):
+    return prototype_logits(support, labels, query).softmax(dim=1)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (nearest_point, "nearest single support image \\(1-nearest neighbour\\)"),
+        (sums, "the prototypes look like sums: class 0 has three support images"),
+        (blocks, "the classes were taken as blocks of the support order"),
+        (farthest, "take the argmin of the distance, not the argmax"),
+        (fixed_mapping, "with the support labels swapped, classify should swap its answers"),
+        (scores, "shape \\(4, 2\\): one score per label. Return the predicted label"),
+    ],
+)
+def test_prototype_checker_explains_wrong_answers(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_prototype_classifier(answer)
+
+
+def test_the_prototype_traps_give_different_answers_from_the_right_one():
+    from medtl_helpers.course.checks.nb09 import LABELS, QUERY, SUPPORT
+
+    right = nearest_mean(SUPPORT, LABELS, QUERY).tolist()
+    assert right == [1, 0, 1, 0]
+    for wrong in (nearest_point, sums, blocks, farthest):
+        assert wrong(SUPPORT, LABELS, QUERY).tolist() != right, wrong.__name__
+
+
+def shared(episode, pool):
+    return {pool.patients[i] for i in episode.support} & {pool.patients[i] for i in episode.query}
+
+
+def test_leak_checker_accepts_sets_and_lists(capsys):
+    check_episode_leak(shared)
+    check_episode_leak(lambda e, p: sorted(shared(e, p)))
+    assert capsys.readouterr().out.count("Correct: the leak is a patient, not an image") == 2
+
+
+def shared_indices(episode, pool):
+    return set(episode.support.tolist()) & set(episode.query.tolist())
+
+
+def shared_index_of_patients(episode, pool):
+    support = {pool.patients[i] for i in episode.support}
+    return {int(i) for i in episode.query if pool.patients[i] in support}
+
+
+def counts(episode, pool):
+    return len(shared(episode, pool))
+
+
+def support_patients(episode, pool):
+    return {pool.patients[i] for i in episode.support}
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (shared_indices, "no image is in both, but a patient is: compare pool.patients"),
+        (shared_index_of_patients, "return patient ids \\(pool.patients\\[i\\]\\), not indices"),
+        (counts, "shared_patients returned 0; return the set of patient ids themselves"),
+        (support_patients, "expected \\[\\]: the patients of the support images that also"),
+    ],
+)
+def test_leak_checker_explains_wrong_answers(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_episode_leak(answer)
+
+
+def test_tied_best_checker_accepts_the_reference(capsys):
+    check_tied_best(tied_best)
+    assert "Correct: ['A', 'B', 'D'] cannot be told apart at K = 1" in capsys.readouterr().out
+
+
+def best_only(rows, setting, k):
+    return tied_best(rows, setting, k)[:1]
+
+
+def against_the_mean(rows, setting, k):
+    part = [r for r in rows if r["setting"] == setting and r["K"] == k]
+    best = max(part, key=lambda r: r["accuracy"])
+    return [r["method"] for r in part if r["accuracy_high"] >= best["accuracy"]]
+
+
+def everything_of_the_cell(rows, setting, k):
+    return [r["method"] for r in rows if r["setting"] == setting and r["K"] == k]
+
+
+def unfiltered(rows, setting, k):
+    best = max(rows, key=lambda r: r["accuracy"])
+    return [r["method"] for r in rows if r["accuracy_high"] >= best["accuracy_low"]]
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (best_only, "only the best: keep every method whose interval reaches the best's"),
+        (against_the_mean, "D is missing: compare each method's upper bound with the best's lower"),
+        (everything_of_the_cell, "C's upper bound \\(0.875\\) is below A's lower \\(0.88\\)"),
+        (unfiltered, "select the rows of the setting and K asked for first"),
+    ],
+)
+def test_tied_best_checker_explains_wrong_answers(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_tied_best(answer)
+
+
+def test_the_leak_cases_are_what_they_claim():
+    from medtl_helpers.course.checks.nb09 import LEAK_CASES, _episode, _leak_pool
+
+    pool = _leak_pool()
+    for support, query, expected in LEAK_CASES:
+        episode = _episode(support, query)
+        assert set(support).isdisjoint(query)  # never the same image: the leak is a patient
+        assert shared(episode, pool) == expected
+    assert np.bincount(pool.labels).tolist() == [6, 6]
