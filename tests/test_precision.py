@@ -8,6 +8,8 @@ import torch
 
 from medtl_helpers import config
 from medtl_helpers.config import hardware, precision_choice
+from medtl_helpers.data.records import ImageSet
+from medtl_helpers.training import precision_speeds, speed
 
 
 @pytest.mark.parametrize(
@@ -81,3 +83,55 @@ def test_a_short_bf16_fit_on_the_cpu_learns_and_saves_fp32_weights(tmp_path):
     loaded, meta = load_checkpoint(tmp_path / "best.pt")
     assert all(p.dtype == torch.float32 for p in loaded.parameters())
     assert meta["threshold"] == history.threshold
+
+
+def _tiny_images(n: int = 8) -> ImageSet:
+    images = torch.randint(0, 256, (n, 1, 24, 24), dtype=torch.uint8)
+    return ImageSet(
+        images, torch.tensor([i % 2 for i in range(n)]), [f"p{i}" for i in range(n)], "t"
+    )
+
+
+def _tiny_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(), torch.nn.Linear(4, 2),
+    )  # fmt: skip
+
+
+def test_precision_speeds_interleaves_rounds_and_keeps_the_best(monkeypatch):
+    # A fake clock: fp32 steps take 2 s except in the second round (1 s); bf16 always 0.5 s.
+    calls = []
+
+    def fake_steps(trainer, optimizer, scheduler, x, y, steps):
+        calls.append((trainer.precision.split(":")[0], steps))
+        if steps == 1:
+            return 0.0  # the warm-up
+        fp32_rounds = sum(1 for p, s in calls if p == "fp32" and s > 1)
+        return (1.0 if fp32_rounds == 2 else 2.0) if calls[-1][0] == "fp32" else 0.5
+
+    monkeypatch.setattr(speed, "_timed_steps", fake_steps)
+    model = _tiny_model()
+    before = [p.clone() for p in model.parameters()]
+    rows = precision_speeds(
+        model, _tiny_images(), device=torch.device("cpu"), batch_size=4, image_size=16,
+        amps=("off", "bf16"), steps=2, rounds=3,
+    )  # fmt: skip
+    assert [c[0] for c in calls] == ["fp32", "bf16 autocast"] + ["fp32", "bf16 autocast"] * 3
+    assert [r["amp"] for r in rows] == ["off", "bf16"]
+    assert rows[0]["precision"] == "fp32: mixed precision turned off (amp='off')"
+    assert rows[1]["precision"] == "bf16 autocast: asked for (amp='bf16')"
+    assert rows[0]["images/s"] == pytest.approx(2 * 4 / 1.0)  # best round of fp32
+    assert rows[1]["images/s"] == pytest.approx(2 * 4 / 0.5)
+    assert [r["speed vs first"] for r in rows] == pytest.approx([1.0, 2.0])
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # copies trained
+
+
+def test_precision_speeds_runs_real_steps_in_bf16_on_the_cpu():
+    rows = precision_speeds(
+        _tiny_model(), _tiny_images(), device=torch.device("cpu"), batch_size=4, image_size=16,
+        amps=("off", "bf16"), steps=1, rounds=1,
+    )  # fmt: skip
+    assert [r["precision"].split(":")[0] for r in rows] == ["fp32", "bf16 autocast"]
+    assert all(r["images/s"] > 0 for r in rows) and rows[0]["speed vs first"] == 1.0

@@ -1,7 +1,8 @@
 """Training: `fit`, its stages, frozen features, and the files a run keeps (checkpoints, resume).
 
 `fit` is the loop every notebook calls (`training/fit.py`, one screen); `fit_or_load` reuses a
-finished run saved by an earlier notebook.
+finished run saved by an earlier notebook; `precision_speeds` times fit's training step in each
+precision (notebook 04).
 """
 
 from medtl_helpers.training.checkpoints import (
@@ -15,6 +16,7 @@ from medtl_helpers.training.features import FrozenFeatures, backbone_features
 from medtl_helpers.training.fit import fit
 from medtl_helpers.training.runs import History, RunState
 from medtl_helpers.training.saved_runs import fit_or_load, run_dir, runs_root
+from medtl_helpers.training.speed import precision_speeds
 from medtl_helpers.training.stages import (
     Stage,
     discriminative_lrs,
@@ -40,6 +42,7 @@ __all__ = [
     "load_weights",
     "make_optimizer",
     "make_scheduler",
+    "precision_speeds",
     "progressive_stages",
     "read_checkpoint",
     "run_dir",
