@@ -9,6 +9,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 export MEDTL_PROFILE=quick MEDTL_OFFLINE=1 MPLBACKEND=Agg
+# Two processes run at once in each phase, one per core: one torch thread each. With torch's
+# default (a thread per core) four threads would share two cores and wait for each other.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 PYTEST=("$PY" -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env)
 runs_a=$(mktemp -d) runs_b=$(mktemp -d) logs=$(mktemp -d)
 torch_home=$PWD/runs/standin-torch-home  # absolute: the notebooks run in notebooks/
