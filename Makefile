@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml
 course: $(STAMP)
 	$(PY) -m medtl_helpers course notebooks --out runs/notebooks
 
-# The tests and every notebook under nbval in the quick profile; student copies (solutions
-# replaced by stubs) are rebuilt and run too, and the notebooks run a second time with stand-in
-# ImageNet weights (tools/run_tests.sh says how).
+# The tests and every notebook under nbval in the quick profile; the student copies (solutions
+# replaced by stubs) are rebuilt and run too, with stand-in ImageNet weights, so every notebook
+# runs a second time with them (tools/run_tests.sh says how).
 test: $(STAMP) student
 	PY=$(PY) tools/run_tests.sh
 

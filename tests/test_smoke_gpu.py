@@ -1,5 +1,6 @@
 """The gpu profile's code paths, run on the CPU: 224 px, its architectures and batch sizes, its
-ImageNet branches (stand-in weights), on a capped amount of data for one epoch.
+ImageNet branches (stand-in weights), on a capped amount of data (32 images per split here,
+64 in `make smoke-gpu`) for one epoch.
 
 Anything that only breaks with the gpu profile's settings breaks here before a Colab student
 meets it. `make smoke-gpu` runs every notebook this way.
@@ -12,7 +13,7 @@ from pathlib import Path
 from medtl_helpers.course.runner import run_course
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE = {"MEDTL_PROFILE": "gpu", "MEDTL_MAX_IMAGES": "64", "MEDTL_MAX_EPOCHS": "1"}
+SMOKE = {"MEDTL_PROFILE": "gpu", "MEDTL_MAX_IMAGES": "32", "MEDTL_MAX_EPOCHS": "1"}
 
 
 def test_notebooks_04_and_06_run_in_the_gpu_profile(standin_weights, tmp_path, monkeypatch, capsys):
@@ -24,5 +25,5 @@ def test_notebooks_04_and_06_run_in_the_gpu_profile(standin_weights, tmp_path, m
         ("06", "gpu", None),
     ]
     executed = (tmp_path / "out" / "04_pneumonia_training_gpu.ipynb").read_text()
-    assert "224 px" in executed and "MEDTL_MAX_IMAGES=64" in executed
+    assert "224 px" in executed and "MEDTL_MAX_IMAGES=32" in executed
     assert "STAND-IN weights file" in executed  # the ImageNet branch ran, and said what it loaded
