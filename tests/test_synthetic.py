@@ -27,14 +27,6 @@ def train_val():
     return make_synthetic(800, size=64, seed=0), make_synthetic(200, size=64, seed=1)
 
 
-@pytest.fixture
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_same_seed_gives_identical_images_and_another_seed_does_not():
     a, b, c = (make_synthetic(40, size=32, seed=s) for s in (3, 3, 4))
     assert torch.equal(a.images, b.images)
@@ -141,7 +133,7 @@ def _as_imagenet_input(images: torch.Tensor) -> torch.Tensor:
     return (rgb - IMAGENET_MEAN) / IMAGENET_STD
 
 
-def test_resnet18_from_scratch_learns_it_in_one_epoch(train_val, two_threads):
+def test_resnet18_from_scratch_learns_it_in_one_epoch(train_val):
     train, val = train_val
     torch.manual_seed(0)
     model = torchvision.models.resnet18(weights=None, num_classes=2)
