@@ -89,8 +89,8 @@ def check_prototype_classifier(classify: Callable) -> None:
         )
     print(
         "Correct: the nearest class mean, and the answers follow the support labels when they "
-        "are swapped. The first query point is nearest a class-0 image but nearest the class-1 "
-        "prototype."
+        "are swapped. In the checker's 2-D test case the first query point is nearest a class-0 "
+        "image but nearest the class-1 prototype."
     )
 
 
@@ -179,8 +179,8 @@ def check_tied_best(tied: Callable) -> None:
     got = set(tied([dict(r) for r in TIE_ROWS], "val", 1))
     if got == expected:
         print(
-            f"Correct: {sorted(expected)} cannot be told apart at K = 1; C's interval stops "
-            "below A's and D's reaches it though D's mean is lower."
+            f"Correct: in the checker's made-up rows, {sorted(expected)} cannot be told apart at "
+            "K = 1; C's interval stops below A's and D's reaches it though D's mean is lower."
         )
         return
     hints = {
