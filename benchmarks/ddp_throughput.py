@@ -30,6 +30,7 @@ from medtl_helpers import config
 from medtl_helpers.data.augment import BatchAugment
 from medtl_helpers.data.synthetic import make_synthetic
 from medtl_helpers.models import build_model
+from medtl_helpers.models.profiling import synchronize
 from medtl_helpers.training import BatchTrainer, Stage, distributed, make_optimizer, make_scheduler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -56,8 +57,7 @@ def allreduce_ms(model: torch.nn.Module, world: distributed.World, repeats: int 
     start = time.perf_counter()
     for _ in range(repeats):
         torch.distributed.all_reduce(grads)
-    if world.device.type == "cuda":
-        torch.cuda.synchronize(world.device)
+    synchronize(world.device)
     return (time.perf_counter() - start) / repeats * 1000
 
 
@@ -85,8 +85,7 @@ def measure(args: argparse.Namespace) -> dict:
             world.barrier()
             start = time.perf_counter()
             trainer.train_epoch(optimizer, scheduler, "")  # ends in an all-reduce: all done
-            if world.device.type == "cuda":
-                torch.cuda.synchronize(world.device)
+            synchronize(world.device)
             seconds = time.perf_counter() - start
         return {
             "processes": world.size,

@@ -49,6 +49,7 @@ from medtl_helpers.data.records import ImageSet
 from medtl_helpers.data.sources import find_kermany_root
 from medtl_helpers.data.synthetic import write_synthetic_folder
 from medtl_helpers.models import build_model
+from medtl_helpers.models.profiling import synchronize
 from medtl_helpers.training import (
     BatchTrainer,
     FrozenFeatures,
@@ -80,11 +81,6 @@ def pick_files(root: Path, n: int, seed: int = 0) -> tuple[list[Path], list[int]
     random.Random(seed).shuffle(order)
     order = (order * (n // len(order) + 1))[:n]
     return [scan.paths[i] for i in order], [scan.labels[i] for i in order]
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def new_run(arch: str, freeze: str, device: torch.device, course: bool, epochs: int):
@@ -125,7 +121,7 @@ def course_rate(cache: ImageSet, arch, freeze, device, args) -> float:
     for part, n_passes in ((warm_set, 1), (timed, passes)):
         trainer = trainer_for(model, part, device, batch, size, course=True)
         scheduler = make_scheduler(optimizer, stage, steps_per_epoch(len(part), batch))
-        sync(device)
+        synchronize(device)
         start = time.perf_counter()
         if freeze == "all":
             features = FrozenFeatures(model, part, part.subset([0]), trainer)
@@ -133,7 +129,7 @@ def course_rate(cache: ImageSet, arch, freeze, device, args) -> float:
                 features.train_epoch(optimizer, scheduler, "")
         else:
             trainer.train_epoch(optimizer, scheduler, "")
-        sync(device)
+        synchronize(device)
         seconds = time.perf_counter() - start
     return passes * len(timed) / seconds
 
@@ -178,12 +174,12 @@ def naive_rate(folder, indices, cache, arch, freeze, device, args) -> float:
         model.train()
         for x, y in naive_loader(folder, part, cache.image_size, batch, args.workers, device):
             if seen == warm * batch:
-                sync(device)
+                synchronize(device)
                 start = time.perf_counter()
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             trainer.step(optimizer, scheduler, x, y)
             seen += len(y)
-    sync(device)
+    synchronize(device)
     return (seen - warm * batch) / (time.perf_counter() - start)
 
 

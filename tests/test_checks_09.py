@@ -82,7 +82,7 @@ def test_the_prototype_traps_give_different_answers_from_the_right_one():
 
 
 def shared(episode, pool):
-    return {pool.patients[i] for i in episode.support} & {pool.patients[i] for i in episode.query}
+    return episode.shared_patients(pool)
 
 
 def test_leak_checker_accepts_sets_and_lists(capsys):

@@ -42,7 +42,8 @@ def _images(model: nn.Module, image_size: int, batch: int) -> torch.Tensor:
     return torch.randn(batch, 3, image_size, image_size, device=model_device(model))
 
 
-def _synchronize(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a timer read next measures it (CPU: nothing)."""
     # GPU kernels run asynchronously: without this the timer stops before the GPU has finished.
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -73,10 +74,10 @@ def latency_ms(model: nn.Module, image_size: int, batch: int = 1, repeats: int =
     times = []
     with torch.inference_mode():
         for i in range(repeats + 1):
-            _synchronize(device)
+            synchronize(device)
             start = time.perf_counter()
             model(x)
-            _synchronize(device)
+            synchronize(device)
             if i > 0:
                 times.append(1000 * (time.perf_counter() - start))
     return statistics.median(times)
@@ -127,7 +128,7 @@ def training_memory_mb(model: nn.Module, image_size: int, batch: int = 8) -> flo
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(x.device)
         model(x).float().sum().backward()
-        _synchronize(x.device)
+        synchronize(x.device)
         used = torch.cuda.max_memory_allocated(x.device)
     else:
         weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())

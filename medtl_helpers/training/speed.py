@@ -19,20 +19,16 @@ from torch import nn
 from medtl_helpers.data.augment import to_model_input
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.models import train_mode
+from medtl_helpers.models.profiling import synchronize
 from medtl_helpers.training.steps import BatchTrainer
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":  # GPU kernels run asynchronously: wait before reading the clock
-        torch.cuda.synchronize(device)
-
-
 def _timed_steps(trainer: BatchTrainer, optimizer, scheduler, x, y, steps: int) -> float:
-    _synchronize(trainer.device)
+    synchronize(trainer.device)
     start = time.perf_counter()
     for _ in range(steps):
         trainer.step(optimizer, scheduler, x, y)
-    _synchronize(trainer.device)
+    synchronize(trainer.device)
     return time.perf_counter() - start
 
 
