@@ -92,12 +92,25 @@ def test_offline_flag(monkeypatch):
     assert not config.offline()
 
 
+def test_without_caps_every_profile_takes_its_own_loop_sizes(monkeypatch):
+    monkeypatch.delenv("MEDTL_MAX_IMAGES", raising=False)
+    monkeypatch.delenv("MEDTL_MAX_EPOCHS", raising=False)
+    assert [config.get_profile(name).scale for name in config.PROFILE_NAMES] == [
+        "quick",
+        "cpu",
+        "gpu",
+    ]
+    monkeypatch.setenv("MEDTL_MAX_EPOCHS", "2")  # either cap makes a smoke run
+    assert config.get_profile("cpu").scale == "quick"
+
+
 def test_caps_hold_in_every_profile_and_are_announced(monkeypatch):
     monkeypatch.setenv("MEDTL_MAX_IMAGES", "64")
     monkeypatch.setenv("MEDTL_MAX_EPOCHS", "1")
     gpu = config.get_profile("gpu")
     assert (gpu.max_train_images, gpu.max_eval_images, gpu.epochs) == (64, 64, 1)
     assert gpu.image_size == 224 and gpu.batch_size == 64  # only the sizes that were capped
+    assert (gpu.name, gpu.scale) == ("gpu", "quick")  # the notebooks' loops take quick sizes
     assert config.get_profile("quick").max_train_images == 64
     assert config.caps_note().startswith("MEDTL_MAX_IMAGES=64, MEDTL_MAX_EPOCHS=1: a capped")
     monkeypatch.setenv("MEDTL_PROFILE", "gpu")

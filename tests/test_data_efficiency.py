@@ -139,6 +139,15 @@ def test_finished_points_are_reused(splits, monkeypatch, capsys):
     assert again.test_auroc.tolist() == pytest.approx(first.test_auroc.tolist())
 
 
+def test_points_of_a_capped_smoke_run_are_not_reused_without_the_cap(splits, monkeypatch, capsys):
+    options = dict(fractions=(1.0,), seeds=(0,), inits=("random",), profile=QUICK, device="cpu")
+    monkeypatch.setenv("MEDTL_MAX_EPOCHS", "1")
+    learning_curve(*splits, TINY, **options)
+    monkeypatch.delenv("MEDTL_MAX_EPOCHS")
+    learning_curve(*splits, TINY, **options)
+    assert "Reusing" not in capsys.readouterr().out
+
+
 def test_unknown_init_is_refused(splits):
     with pytest.raises(ValueError, match="Unknown init"):
         learning_curve(*splits, TINY, inits=("imagenet21k",), profile=QUICK)

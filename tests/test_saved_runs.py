@@ -59,6 +59,17 @@ def test_second_call_loads_the_finished_run_instead_of_training(tiny, monkeypatc
         assert torch.equal(again.state_dict()[key].cpu(), value.cpu()), key
 
 
+def test_a_capped_smoke_run_is_not_reused_by_a_full_run(tiny, monkeypatch, capsys):
+    monkeypatch.setenv("MEDTL_MAX_EPOCHS", "1")
+    go(tiny, epochs=2)  # trains one epoch: the cap holds
+    monkeypatch.delenv("MEDTL_MAX_EPOCHS")
+    _, history = go(tiny, epochs=2)
+    out = capsys.readouterr().out
+    assert "Loaded the finished run" not in out
+    assert "its settings differ (caps)" in out
+    assert [row["epoch"] for row in history.rows] == [1, 2]
+
+
 def test_other_settings_train_again_in_a_clean_folder(tiny, capsys):
     go(tiny)
     finished = run_dir("demo", QUICK) / "finished.json"

@@ -19,7 +19,12 @@ PROFILE_NAMES = ("quick", "cpu", "gpu")
 
 @dataclass(frozen=True)
 class Profile:
-    """The sizes one profile implies. `max_train_images=None` means the whole training set."""
+    """The sizes one profile implies. `max_train_images=None` means the whole training set.
+
+    `scale` names the profile whose loop sizes the notebooks use (seeds, fractions, K values,
+    optimiser steps, episodes): the profile's own, or "quick" in a capped smoke run (`caps`), so
+    that the gpu profile's image size, architectures and batch sizes run on a CPU in minutes.
+    """
 
     name: str
     image_size: int
@@ -29,6 +34,11 @@ class Profile:
     max_eval_images: int | None
     synthetic_images: int
     arch: str = "resnet18"
+    scale: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.scale:
+            object.__setattr__(self, "scale", self.name)
 
 
 PROFILES = {
@@ -45,7 +55,8 @@ def detect_profile() -> str:
 def get_profile(name: str | None = None, **overrides: object) -> Profile:
     """Return the profile named by `name`, else $MEDTL_PROFILE, else the detected one.
 
-    MEDTL_MAX_IMAGES and MEDTL_MAX_EPOCHS cap its sizes (see `caps`), whatever the profile.
+    MEDTL_MAX_IMAGES and MEDTL_MAX_EPOCHS cap its sizes (see `caps`), whatever the profile;
+    under either cap the loop sizes are the quick profile's (`Profile.scale`).
     """
     chosen = (name or os.environ.get("MEDTL_PROFILE") or detect_profile()).strip().lower()
     if chosen not in PROFILES:
@@ -55,6 +66,8 @@ def get_profile(name: str | None = None, **overrides: object) -> Profile:
         )
     profile = replace(PROFILES[chosen], **overrides)
     images, epochs = caps().get("images"), caps().get("epochs")
+    if caps():
+        profile = replace(profile, scale="quick")
     if images is not None:
         profile = replace(
             profile,
@@ -71,7 +84,8 @@ def caps() -> dict[str, int]:
     """Caps that every profile honours, for a smoke run of its code paths on a small machine.
 
     MEDTL_MAX_IMAGES: at most that many images per split. MEDTL_MAX_EPOCHS: `fit` trains every
-    stage for at most that many epochs. Runs under a cap say so in their banners.
+    stage for at most that many epochs. Under either, the notebooks take the quick profile's loop
+    sizes (`Profile.scale`). Runs under a cap say so in their banners.
     """
     found = {}
     for key, variable in (("images", "MEDTL_MAX_IMAGES"), ("epochs", "MEDTL_MAX_EPOCHS")):
@@ -89,7 +103,10 @@ def caps_note() -> str | None:
     if not found:
         return None
     parts = [f"MEDTL_MAX_{key.upper()}={value}" for key, value in found.items()]
-    return f"{', '.join(parts)}: a capped smoke run; its numbers measure nothing"
+    return (
+        f"{', '.join(parts)}: a capped smoke run with the quick profile's loop sizes; "
+        "its numbers measure nothing"
+    )
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:

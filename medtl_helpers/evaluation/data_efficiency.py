@@ -149,7 +149,8 @@ def train_point(
 
 
 def _store_path(train, val, test, settings: CurveSettings, profile: config.Profile) -> Path:
-    plain = {**asdict(settings), "data": [d.fingerprint() for d in (train, val, test)]}
+    data = [d.fingerprint() for d in (train, val, test)]
+    plain = {**asdict(settings), "data": data, "caps": config.caps()}
     key = hashlib.sha1(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:12]
     return runs_root() / profile.name / "data_efficiency" / f"curve-{key}.csv"
 

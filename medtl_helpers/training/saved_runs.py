@@ -70,6 +70,7 @@ def run_settings(model: nn.Module, train: ImageSet, val: ImageSet, seed: int, fi
         "val": val.fingerprint(),
         "seed": seed,
         "fit": json.loads(json.dumps(plain, default=str)),
+        "caps": config.caps(),  # a capped smoke run is never reused by a full one
     }
 
 
