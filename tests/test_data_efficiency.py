@@ -126,6 +126,19 @@ def test_tiny_curve_has_the_columns_values_and_the_skip_message(splits, capsys):
     assert row["min"] <= row["mean"] <= row["max"]
 
 
+def test_a_fraction_too_small_for_the_set_is_named_not_trained_on_one_class():
+    from medtl_helpers.errors import DataError
+
+    data = make_synthetic(64, size=16, seed=0)  # 1% of 64 images is less than one patient
+    with pytest.raises(DataError) as caught:
+        nested_subsets(data, (0.01, 0.05, 0.10, 0.25, 1.0), seed=0)
+    message = str(caught.value)
+    assert "the 1% subset of 64 images holds no" in message
+    assert "fractions of at least 5%" in message
+    smallest = nested_subsets(data, (0.05, 1.0), seed=0)[0.05]
+    assert set(data.labels[smallest].tolist()) == {0, 1}
+
+
 def test_finished_points_are_reused(splits, monkeypatch, capsys):
     options = dict(fractions=(1.0,), seeds=(0,), inits=("random",), profile=QUICK, device="cpu")
     first = learning_curve(*splits, TINY, **options)

@@ -1,6 +1,7 @@
 """The gpu profile's code paths, run on the CPU: 224 px, its architectures and batch sizes, its
-ImageNet branches (stand-in weights), on a capped amount of data (32 images per split here,
-64 in `make smoke-gpu`) for one epoch.
+ImageNet branches (stand-in weights), on a capped amount of data (32 images per split here;
+64, and 800 for 08 and 09, in `make smoke-gpu`) for one epoch, with the quick profile's loop
+sizes.
 
 Anything that only breaks with the gpu profile's settings breaks here before a Colab student
 meets it. `make smoke-gpu` runs every notebook this way.

@@ -26,7 +26,7 @@ from medtl_helpers import config
 from medtl_helpers.atomic import write_text
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.data.split import patient_fraction_index
-from medtl_helpers.errors import WeightsUnavailableError
+from medtl_helpers.errors import DataError, WeightsUnavailableError
 from medtl_helpers.metrics import auroc, predict_proba
 from medtl_helpers.models import build_model, weights_file
 from medtl_helpers.training import fit, runs_root, steps_per_epoch
@@ -45,7 +45,9 @@ def nested_subsets(
     """Indices (into `data`) of whole-patient, class-stratified subsets, each inside the next.
 
     The largest fraction is drawn from the whole set, each smaller one from the subset above it:
-    along the curve only the amount of data changes, not which children were drawn.
+    along the curve only the amount of data changes, not which children were drawn. A subset
+    that would hold no image of a class is an error that names the smallest fraction that can
+    be drawn, not a training run on one class.
     """
     index, chosen = np.arange(len(data)), {}
     for fraction in sorted(set(fractions), reverse=True):
@@ -54,6 +56,14 @@ def nested_subsets(
         share = min(1.0, fraction * len(data) / len(index))
         if share < 1.0:
             index = index[patient_fraction_index(data.subset(index), share, seed)]
+        missing = sorted(set(data.labels.tolist()) - set(data.labels[index].tolist()))
+        if missing:
+            smallest = min(chosen) if chosen else 1.0
+            raise DataError(
+                f"nested_subsets: the {fraction:.0%} subset of {len(data)} images holds no "
+                f"{data.classes[missing[0]]} image (subsets take whole patients). Use more "
+                f"images, or fractions of at least {smallest:.0%} for this set."
+            )
         chosen[fraction] = index
     return dict(sorted(chosen.items()))
 
