@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -159,6 +161,15 @@ def test_points_of_a_capped_smoke_run_are_not_reused_without_the_cap(splits, mon
     monkeypatch.delenv("MEDTL_MAX_EPOCHS")
     learning_curve(*splits, TINY, **options)
     assert "Reusing" not in capsys.readouterr().out
+
+
+def test_rows_count_the_epochs_trained_under_an_epoch_cap(splits, monkeypatch):
+    monkeypatch.setenv("MEDTL_MAX_EPOCHS", "1")
+    two = dataclasses.replace(TINY, epochs=2)
+    options = dict(fractions=(1.0,), seeds=(0,), inits=("random",), profile=QUICK, device="cpu")
+    results = learning_curve(*splits, two, store=False, **options)
+    row = results.iloc[0]
+    assert (row.epochs, row.passes, row.steps) == (1, 1, len(splits[0]) // 16)
 
 
 def test_unknown_init_is_refused(splits):

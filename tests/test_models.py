@@ -9,6 +9,7 @@ import torch
 import torchvision
 from torch import nn
 
+from medtl_helpers import config
 from medtl_helpers.errors import WeightsUnavailableError
 from medtl_helpers.models import (
     ARCHS,
@@ -262,6 +263,9 @@ def test_stand_in_weights_load_through_the_weights_path_and_say_they_are_not_ima
     assert "resnet18-f37072fd.pth" in printed and "does not start with f37072fd" in printed
     saved = torch.load(weights_file("resnet18"), weights_only=True)
     assert torch.equal(model.conv1.weight, saved["conv1.weight"])
+    config.seed_everything(0)  # as the notebooks seed their random initialisation
+    random_init = build_model("resnet18", pretrained="none", verbose=False)
+    assert not torch.equal(model.conv1.weight, random_init.conv1.weight)  # the branch shows
 
 
 def test_a_file_whose_hash_matches_its_name_is_called_imagenet(tmp_path):

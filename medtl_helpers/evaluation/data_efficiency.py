@@ -35,7 +35,7 @@ FRACTIONS = (0.01, 0.05, 0.10, 0.25, 1.0)
 INITS = ("imagenet", "random")
 LABELS = {"imagenet": "ImageNet-pretrained", "random": "random init"}
 COLORS = {"imagenet": "C0", "random": "C1"}
-COLUMNS = ("init", "fraction", "seed", "images", "patients", "passes", "steps")
+COLUMNS = ("init", "fraction", "seed", "images", "patients", "epochs", "passes", "steps")
 COLUMNS += ("val_auroc", "test_auroc", "seconds")
 
 
@@ -145,13 +145,15 @@ def train_point(
     options.update(image_size=s.image_size, patience=s.epochs, seed=seed, progress=False)
     history = fit(model, train.subset(np.tile(index, repeats)), val, epochs=s.epochs, **options)
     test_p = predict_proba(model, test.images, image_size=s.image_size)
+    epochs = len(history.rows)  # s.epochs, or fewer under MEDTL_MAX_EPOCHS
     return {
         "init": init,
         "seed": seed,
         "images": len(subset),
         "patients": subset.n_patients(),
-        "passes": repeats * s.epochs,
-        "steps": s.epochs * steps_per_epoch(repeats * len(subset), s.batch_size),
+        "epochs": epochs,
+        "passes": repeats * epochs,
+        "steps": epochs * steps_per_epoch(repeats * len(subset), s.batch_size),
         "val_auroc": history.best_auroc,
         "test_auroc": auroc(test.labels, test_p),
         "seconds": time.perf_counter() - start,
