@@ -65,8 +65,9 @@ def get_profile(name: str | None = None, **overrides: object) -> Profile:
             f"use one of {', '.join(PROFILE_NAMES)}"
         )
     profile = replace(PROFILES[chosen], **overrides)
-    images, epochs = caps().get("images"), caps().get("epochs")
-    if caps():
+    found = caps()
+    images, epochs = found.get("images"), found.get("epochs")
+    if found:
         profile = replace(profile, scale="quick")
     if images is not None:
         profile = replace(

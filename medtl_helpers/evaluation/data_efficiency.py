@@ -50,13 +50,14 @@ def nested_subsets(
     be drawn, not a training run on one class.
     """
     index, chosen = np.arange(len(data)), {}
+    classes = set(data.labels.tolist())
     for fraction in sorted(set(fractions), reverse=True):
         if not 0.0 < fraction <= 1.0:
             raise ValueError(f"fractions must be in (0, 1], got {fraction}")
         share = min(1.0, fraction * len(data) / len(index))
         if share < 1.0:
             index = index[patient_fraction_index(data.subset(index), share, seed)]
-        missing = sorted(set(data.labels.tolist()) - set(data.labels[index].tolist()))
+        missing = sorted(classes - set(data.labels[index].tolist()))
         if missing:
             smallest = min(chosen) if chosen else 1.0
             raise DataError(
