@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from medtl_helpers.adaptation.heads import as_features
 from medtl_helpers.data import ImageSet
 from medtl_helpers.errors import DataError
 
@@ -47,8 +48,8 @@ class FeaturePool:
 
 def feature_pool(name: str, features, data: ImageSet) -> FeaturePool:
     """A FeaturePool from features (numpy or torch, one row per image of `data`) and `data`."""
-    x = torch.as_tensor(np.asarray(features), dtype=torch.float32)
-    return FeaturePool(name, x, data.labels.numpy().astype(np.int64), list(data.patients))
+    labels = data.labels.numpy().astype(np.int64)
+    return FeaturePool(name, as_features(features), labels, list(data.patients))
 
 
 @dataclass(frozen=True)
