@@ -6,6 +6,10 @@ clear sentence instead of a traceback from deep inside torch.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 
 class MedtlError(Exception):
     """Base class: a problem the user can fix, described in words."""
@@ -37,3 +41,32 @@ class WeightsUnavailableError(MedtlError):
 
 class DeviceError(MedtlError, RuntimeError):
     """A device that was asked for but is not there (no GPU, or a name torch does not know)."""
+
+
+# Messages name the fix in the terms of the interface the user is in: a keyword argument or an
+# environment variable in a notebook, a flag on the command line. The command line sets this for
+# the duration of a command (`command_line()`); everything else is a notebook or a script.
+_INTERFACE: ContextVar[str] = ContextVar("medtl_interface", default="python")
+
+
+@contextmanager
+def command_line() -> Iterator[None]:
+    """While active, `in_terms` picks the command line's words (flags) over Python's."""
+    token = _INTERFACE.set("cli")
+    try:
+        yield
+    finally:
+        _INTERFACE.reset(token)
+
+
+def on_command_line() -> bool:
+    return _INTERFACE.get() == "cli"
+
+
+def in_terms(python: str, cli: str) -> str:
+    """`cli` inside `python -m medtl_helpers …`, else `python` (a notebook or a script).
+
+    >>> in_terms("MEDTL_DATA=/data/chest_xray", "--data /data/chest_xray")
+    'MEDTL_DATA=/data/chest_xray'
+    """
+    return cli if on_command_line() else python

@@ -12,7 +12,7 @@ from medtl_helpers.course.links import add_links_command
 from medtl_helpers.course.runner import add_course_command
 from medtl_helpers.course.student import add_student_command
 from medtl_helpers.course.train_commands import add_train_commands
-from medtl_helpers.errors import MedtlError
+from medtl_helpers.errors import MedtlError, command_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +34,7 @@ def _plain_warning(message, category, filename, lineno, file=None, line=None) ->
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), command_line():  # messages name flags, not variables
             warnings.showwarning = _plain_warning  # one line each, without the source location
             return args.run(args)
     except MedtlError as err:
