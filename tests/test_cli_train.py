@@ -89,3 +89,39 @@ def test_evaluate_on_other_data_warns_and_scores(folder, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "warning: The training split rebuilt from" in captured.err
     assert "is not the one" in captured.err and "auroc" in captured.out
+
+
+def test_rerunning_without_resume_refuses_and_keeps_the_finished_run(folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train(folder, out) == 0
+    best = (out / "best.pt").read_bytes()
+    capsys.readouterr()
+    assert train(folder, out) == 2  # the same command, without --resume
+    err = capsys.readouterr().err
+    assert "already holds a training run" in err and "Nothing was written" in err
+    assert "--resume" in err and "--overwrite" in err and "resume=True" not in err
+    assert (out / "best.pt").read_bytes() == best
+    assert train(folder, out, "--overwrite") == 0
+    assert "Starting over in" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        train(folder, out, "--overwrite", "--resume")
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_ctrl_c_in_the_first_epoch_is_told_in_the_commands_words(
+    folder, tmp_path, capsys, monkeypatch
+):
+    from medtl_helpers.training.steps import BatchTrainer
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(BatchTrainer, "train_epoch", interrupt)
+    out = tmp_path / "run"
+    assert train(folder, out) == 130
+    printed = capsys.readouterr().out
+    assert "nothing was saved" in printed and "Run the same command again" in printed
+    assert "best model so far" not in printed and "fit(" not in printed
+    monkeypatch.undo()
+    assert train(folder, out, "--resume") == 0
+    assert "Nothing to resume" in capsys.readouterr().out

@@ -59,6 +59,16 @@ def test_readme_has_one_badge_per_notebook_with_the_one_url():
     assert text.count(links.BADGE_IMAGE) == len(SYLLABUS)
 
 
+def test_the_notebooks_readme_names_the_notebooks_that_exist():
+    """It said 00 to 08 after 09 was added."""
+    import re
+
+    text = (ROOT / "notebooks" / "README.md").read_text(encoding="utf-8")
+    first, last = re.search(r"`(\d\d)_…` to `(\d\d)_…`", text).groups()
+    numbers = [path.name[:2] for path in links.numbered_notebooks(ROOT / "notebooks")]
+    assert (first, last) == (numbers[0], numbers[-1])
+
+
 def drifted_notebook(folder: Path) -> Path:
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [

@@ -53,7 +53,34 @@ def test_report_lines_follow_the_profile(monkeypatch):
     assert f"torch {torch.__version__}" in lines["versions"]
     assert f"medtl_helpers {medtl_helpers.__version__}" in lines["versions"]
     assert lines["profile"] == "quick: 64 px, batch 32, 1 epoch(s), train images 800"
-    assert lines["weights"] == config.pretrained_choice(config.get_profile("quick"))
+    assert lines["weights"].startswith(config.pretrained_choice(config.get_profile("quick")))
     assert not on_colab() and lines["running on"] != "Colab"
     cpu = config.get_profile("cpu")
     assert "cpu: 128 px, batch 32, 3 epoch(s), train images all" in environment_report(cpu)
+
+
+def test_the_weights_line_says_whether_the_file_is_there(monkeypatch, tmp_path):
+    """'weights imagenet' alone promised a file nobody had checked for."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("MEDTL_PRETRAINED", "imagenet")
+    cpu = config.get_profile("cpu")
+    expected = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+
+    def weights_line() -> str:
+        lines = dict(
+            (line[:11].strip(), line[11:]) for line in environment_report(cpu).splitlines()
+        )
+        return lines["weights"]
+
+    monkeypatch.delenv("MEDTL_OFFLINE", raising=False)
+    line = weights_line()
+    assert line.startswith("imagenet, resnet18: resnet18-f37072fd.pth is not downloaded yet")
+    assert f"fetched on first use into {expected.parent}" in line
+    monkeypatch.setenv("MEDTL_OFFLINE", "1")
+    line = weights_line()
+    assert f"is NOT at {expected}" in line and "MEDTL_PRETRAINED=none" in line
+    expected.parent.mkdir(parents=True)
+    expected.write_bytes(b"not the real weights")
+    assert f"STAND-IN weights file {expected}" in weights_line()
+    monkeypatch.setenv("MEDTL_PRETRAINED", "none")
+    assert weights_line().startswith("none: random initialisation")

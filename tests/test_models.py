@@ -271,10 +271,19 @@ def test_stand_in_weights_load_through_the_weights_path_and_say_they_are_not_ima
 def test_a_file_whose_hash_matches_its_name_is_called_imagenet(tmp_path):
     import hashlib
 
-    from medtl_helpers.models.build import describe_weights_file
+    from medtl_helpers.config.weights import describe_weights_file
 
     body = tmp_path / "body.pth"
     body.write_bytes(b"weights")
     prefix = hashlib.sha256(b"weights").hexdigest()[:8]
     named = body.rename(tmp_path / f"resnet18-{prefix}.pth")
     assert describe_weights_file(named).startswith("ImageNet weights (IMAGENET1K_V1) from")
+
+
+def test_missing_weights_on_the_command_line_name_the_flag(tmp_path, monkeypatch):
+    from medtl_helpers.errors import command_line
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with command_line(), pytest.raises(WeightsUnavailableError) as info:
+        build_model("resnet18", pretrained="imagenet", verbose=False)
+    assert "--pretrained none" in str(info.value) and "MEDTL_PRETRAINED" not in str(info.value)

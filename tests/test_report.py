@@ -109,3 +109,16 @@ def test_precision_and_throughput_on_cpu(cpu_with):
     assert line.endswith("128 px, fp32")
     with pytest.raises(ValueError, match="no epochs"):
         throughput_line(History(), "cpu", 128)
+
+
+def test_a_random_init_run_says_so_beside_the_published_imagenet_results():
+    report = {"accuracy": 0.9, "auroc": 0.95}
+    table = compare_with_published(report, "holdout: 784 images", weights="random")
+    assert table.index[-1] == "this notebook (random init)"
+    imagenet = compare_with_published(report, "holdout", weights="imagenet")
+    assert imagenet.index[-1] == "this notebook (ImageNet weights)"
+    lines = comparison_caveats("kermany-folder", [], weights="random")
+    assert any("random initialisation" in line and "ImageNet" in line for line in lines)
+    assert not any(
+        "random" in line for line in comparison_caveats("kermany-folder", [], "imagenet")
+    )

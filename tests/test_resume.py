@@ -63,11 +63,11 @@ def test_resuming_a_run_that_ran_all_its_epochs_trains_nothing(tiny, tmp_path, c
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (dict(batch_size=16), "batch_size=32, but this run has batch_size=16.*--batch-size"),
-        (dict(seed=1), "seed=0, but this run has seed=1.*--seed"),
-        (dict(image_size=48), "image_size=32, but this run has image_size=48.*--image-size"),
-        (dict(head="mlp"), "head='linear', but this run has head='mlp'.*--head"),
-        (dict(arch="resnet34"), "arch='resnet18', but this run has arch='resnet34'.*--arch"),
+        (dict(batch_size=16), "batch_size=32, but this run has batch_size=16.*same batch_size as"),
+        (dict(seed=1), "seed=0, but this run has seed=1.*same seed as"),
+        (dict(image_size=48), "image_size=32, but this run has image_size=48.*same image_size as"),
+        (dict(head="mlp"), "head='linear', but this run has head='mlp'.*same head as"),
+        (dict(arch="resnet34"), "arch='resnet18', but this run has arch='resnet34'.*same arch as"),
     ],
 )
 def test_resume_refuses_changed_settings_and_names_them(tiny, tmp_path, change, message):
@@ -80,7 +80,7 @@ def test_resume_refuses_other_training_data(tiny, tmp_path):
     run(tiny, out_dir=tmp_path)
     train, val = tiny
     fewer = train.subset(list(range(len(train) - 8)))
-    with pytest.raises(MedtlError, match="data=.*--data"):
+    with pytest.raises(MedtlError, match="data=.*same training set"):
         run((fewer, val), out_dir=tmp_path, resume=True)
 
 
@@ -112,3 +112,55 @@ def test_a_crash_between_the_two_writes_is_repaired_on_resume(tiny, tmp_path, mo
     best = read_checkpoint(tmp_path / "best.pt")
     assert best["meta"]["best_epoch"] == history.best_epoch
     assert best["meta"]["threshold"] == history.threshold
+
+
+def test_a_folder_holding_a_run_is_refused_without_resume_or_overwrite(tiny, tmp_path, capsys):
+    run(tiny, epochs=1, out_dir=tmp_path)
+    before = {name: digest(tmp_path / name) for name in ("best.pt", "last.pt")}
+    with pytest.raises(MedtlError, match="already holds a training run") as refused:
+        run(tiny, epochs=2, out_dir=tmp_path)  # the same call without resume=True
+    message = str(refused.value)
+    assert "resume=True" in message and "overwrite=True" in message and "--" not in message
+    assert {name: digest(tmp_path / name) for name in before} == before  # nothing was written
+    capsys.readouterr()
+    history = run(tiny, epochs=2, out_dir=tmp_path, overwrite=True)
+    assert "Starting over in" in capsys.readouterr().out
+    assert len(history.rows) == 2
+    assert read_checkpoint(tmp_path / "last.pt")["training"]["position"] == [0, 2]
+
+
+def test_ctrl_c_in_the_first_epoch_says_nothing_was_saved(tiny, tmp_path, capsys, monkeypatch):
+    from medtl_helpers.training.steps import BatchTrainer
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(BatchTrainer, "train_epoch", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny, epochs=1, out_dir=tmp_path / "run")
+    printed = capsys.readouterr().out
+    assert "nothing was saved" in printed and "Call fit again" in printed
+    assert "best model so far" not in printed and "val AUROC -1" not in printed
+    assert not (tmp_path / "run" / "best.pt").exists()
+    monkeypatch.undo()
+    history = run(tiny, epochs=1, out_dir=tmp_path / "run", resume=True)  # nothing to resume
+    assert "Nothing to resume" in capsys.readouterr().out and len(history.rows) == 1
+
+
+def test_ctrl_c_after_an_epoch_names_the_saved_model(tiny, tmp_path, capsys, monkeypatch):
+    from medtl_helpers.training.steps import BatchTrainer
+
+    real, calls = BatchTrainer.train_epoch, []
+
+    def second_interrupts(self, *args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *args)
+
+    monkeypatch.setattr(BatchTrainer, "train_epoch", second_interrupts)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny, epochs=3, out_dir=tmp_path)
+    printed = capsys.readouterr().out
+    assert f"is in {tmp_path / 'best.pt'}" in printed and "resume=True" in printed
+    assert (tmp_path / "best.pt").exists()

@@ -10,6 +10,7 @@ import torchvision
 import medtl_helpers
 from medtl_helpers.config.hardware import device_label, get_device, on_colab, precision_choice
 from medtl_helpers.config.profiles import Profile, caps_note, get_profile, pretrained_choice
+from medtl_helpers.config.weights import weights_status
 
 
 def environment_report(profile: Profile | None = None) -> str:
@@ -29,7 +30,15 @@ def environment_report(profile: Profile | None = None) -> str:
             f"{profile.epochs} epoch(s), train images "
             f"{profile.max_train_images or 'all'}" + (f" ({caps_note()})" if caps_note() else "")
         ),
-        "weights": pretrained_choice(profile),
+        "weights": _weights_line(profile),
         "precision": precision_choice(device)[1],
     }
     return "\n".join(f"{k:<11}{v}" for k, v in rows.items())
+
+
+def _weights_line(profile: Profile) -> str:
+    """'none' with why, or 'imagenet' with whether the profile's weights file is on disk."""
+    choice = pretrained_choice(profile)
+    if choice == "none":
+        return "none: random initialisation (MEDTL_PRETRAINED=none, or the quick profile's default)"
+    return f"imagenet, {profile.arch}: {weights_status(profile.arch)}"

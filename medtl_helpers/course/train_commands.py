@@ -81,7 +81,11 @@ def add_train_commands(sub: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--device", default=None, help="cpu | cuda | cuda:N | mps")
     train.add_argument("--out", type=Path, required=True, help="run folder for best.pt/last.pt")
-    train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    again = train.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    again.add_argument(
+        "--overwrite", action="store_true", help="start over in an OUT that holds a run"
+    )
     train.add_argument(
         "--sync-batchnorm",
         action="store_true",
@@ -110,7 +114,10 @@ def _train(args: argparse.Namespace) -> int:
     from medtl_helpers.data.sources import load_folder
     from medtl_helpers.models import build_model
     from medtl_helpers.training import fit
+    from medtl_helpers.training.run_folder import refuse_held_run
 
+    if not args.resume and not args.overwrite:
+        refuse_held_run(args.out)  # said before the data is read, not after
     profile = config.get_profile()
     size = args.image_size or profile.image_size
     device = config.get_device(args.device)  # a missing GPU is said before any work is done
@@ -134,6 +141,7 @@ def _train(args: argparse.Namespace) -> int:
         patience=args.patience,
         out_dir=args.out,
         resume=args.resume,
+        overwrite=args.overwrite,
         seed=args.seed,
         sync_batchnorm=args.sync_batchnorm,
         data_root=str(Path(args.data).resolve()),

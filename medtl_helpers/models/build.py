@@ -6,8 +6,6 @@ deprecated `pretrained=True`) and swaps the 1000-class ImageNet classifier for t
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import os
 from pathlib import Path
 from urllib.error import URLError
@@ -17,7 +15,8 @@ from torch import nn
 from torchvision.models import get_model, get_model_weights
 
 from medtl_helpers import config
-from medtl_helpers.errors import WeightsUnavailableError
+from medtl_helpers.config.weights import describe_weights_file, weights_file
+from medtl_helpers.errors import WeightsUnavailableError, in_terms
 
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 HEADS = ("linear", "mlp")
@@ -27,14 +26,6 @@ MLP_HIDDEN = 256
 def _check_arch(arch: str) -> None:
     if arch not in ARCHS:
         raise ValueError(f"Unknown architecture {arch!r}: use one of {', '.join(ARCHS)}")
-
-
-def weights_file(arch: str) -> Path:
-    """Where torchvision caches the ImageNet weights: $TORCH_HOME/hub/checkpoints/<file>.pth."""
-    _check_arch(arch)
-    url = get_model_weights(arch).IMAGENET1K_V1.url
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
-
 
 def _unavailable(arch: str, reason: str) -> WeightsUnavailableError:
     path, url = weights_file(arch), get_model_weights(arch).IMAGENET1K_V1.url
@@ -49,7 +40,8 @@ def _unavailable(arch: str, reason: str) -> WeightsUnavailableError:
         f"  (the folder is $TORCH_HOME/hub/checkpoints; TORCH_HOME is {torch_home})\n"
         f"Fix: on a machine with network download {url} and copy it to the path above "
         f"(or point TORCH_HOME at a folder whose hub/checkpoints/ holds it), "
-        f"or train from random initialisation with MEDTL_PRETRAINED=none."
+        "or train from random initialisation with "
+        + in_terms("MEDTL_PRETRAINED=none.", "--pretrained none.")
     )
 
 
@@ -73,33 +65,6 @@ def _imagenet_state_dict(arch: str, verbose: bool) -> dict[str, torch.Tensor]:
         )
     except (URLError, OSError, RuntimeError) as err:
         raise _unavailable(arch, f"the download failed ({err})") from err
-
-
-@functools.lru_cache(maxsize=8)
-def _sha256_prefix_matches(path: Path, size: int, mtime_ns: int) -> bool:
-    # size and mtime are in the key so that a replaced file is hashed again
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest().startswith(path.stem.rsplit("-", 1)[-1])
-
-
-def describe_weights_file(path: Path) -> str:
-    """ "ImageNet weights ... from <path>" only for torchvision's published file, else "STAND-IN".
-
-    torchvision names each weights file after the first hex digits of its SHA-256
-    (resnet18-f37072fd.pth); a file under that name with other contents is a stand-in, such as
-    the random weights the tests write to take the ImageNet code paths offline.
-    """
-    stat = path.stat()
-    if _sha256_prefix_matches(path, stat.st_size, stat.st_mtime_ns):
-        return f"ImageNet weights (IMAGENET1K_V1) from {path}"
-    prefix = path.stem.rsplit("-", 1)[-1]
-    return (
-        f"STAND-IN weights file {path} (its SHA-256 does not start with {prefix}): NOT "
-        "torchvision's ImageNet weights, so the numbers below say nothing about pretraining"
-    )
 
 
 def _make_head(in_features: int, num_classes: int, head: str, dropout: float) -> nn.Module:
@@ -152,8 +117,9 @@ def build_model(
             print(f"{arch}: {describe_weights_file(weights_file(arch))}")
     elif verbose:
         print(
-            f"{arch}: random initialisation (MEDTL_PRETRAINED=none, or unset in quick), "
-            "not ImageNet weights"
+            f"{arch}: random initialisation ("
+            + in_terms("MEDTL_PRETRAINED=none, or unset in quick", "--pretrained none")
+            + "), not ImageNet weights"
         )
 
     model.fc = _make_head(model.fc.in_features, num_classes, head, dropout)

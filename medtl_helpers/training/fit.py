@@ -23,10 +23,11 @@ from medtl_helpers import config
 from medtl_helpers.data.augment import BatchAugment
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.data.split import too_small_to_validate
-from medtl_helpers.errors import MedtlError
+from medtl_helpers.errors import MedtlError, in_terms
 from medtl_helpers.metrics import auroc
 from medtl_helpers.training import distributed
 from medtl_helpers.training.features import FrozenFeatures, backbone_is_frozen
+from medtl_helpers.training.run_folder import prepare_folder
 from medtl_helpers.training.runs import History, RunState
 from medtl_helpers.training.stages import Stage, make_optimizer, make_scheduler
 from medtl_helpers.training.steps import BatchTrainer, steps_per_epoch
@@ -58,6 +59,7 @@ def fit(
     eval_batch_size: int = 256,
     out_dir: str | Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     seed: int = 0,
     progress: bool = True,
     sync_batchnorm: bool = False,
@@ -65,17 +67,16 @@ def fit(
 ) -> History:
     """Train `model` on `train`, select by validation AUROC, and return the history.
 
-    On return the model holds the best weights. With `out_dir`, `best.pt` and `last.pt` are
-    written there. `stages` replaces (epochs, lr, freeze) with several phases. `augment=None`
-    uses a default `BatchAugment`; pass `augment=False` to train without augmentation.
-    `eval_batch_size` is the batch of validation scoring and frozen-feature extraction. Under
-    torchrun `batch_size` is each process's; `sync_batchnorm=True` (GPUs) shares BatchNorm's
-    batch statistics across processes. Extra keyword arguments go into the checkpoints' metadata.
+    On return the model holds the best weights. `out_dir` receives `best.pt` and `last.pt`; one
+    already holding a run is carried on (`resume`), replaced (`overwrite`) or refused. `stages`
+    replaces (epochs, lr, freeze) with phases; `augment=None` is a default `BatchAugment`,
+    `False` none. Under torchrun `batch_size` is each process's (`sync_batchnorm`: BatchNorm
+    over the global batch, GPUs). Extra keyword arguments go into the checkpoints' metadata.
     """
     profile = profile or config.get_profile()
     stages = _capped(stages or [Stage("train", epochs or profile.epochs, freeze, lr)])
-    augment = BatchAugment() if augment is None else augment or None
     world = distributed.start(config.get_device(str(device) if device is not None else None))
+    prepare_folder(out_dir, resume, overwrite, world.is_main)  # a held run: refused or replaced
     options = dict(amp=amp, channels_last=channels_last, weighted_loss=weighted_loss, world=world)
     options.update(augment=augment, eval_batch_size=eval_batch_size, seed=seed, progress=progress)
     with distributed.session(world, model, sync_batchnorm):  # one process: nothing to set up
@@ -94,7 +95,7 @@ def fit(
         try:
             train_stages(model, train, val, batches, run, patience)
         except KeyboardInterrupt:
-            print(run.interrupted())
+            print(run.interrupted())  # what was saved, and how to carry on
             raise
         return run.finish(model)
 
@@ -161,8 +162,9 @@ def _announce(val: ImageSet, batches: BatchTrainer, patience: int) -> None:
     """A validation split too small to choose with, then the precision and the patience."""
     if (problem := too_small_to_validate(val)) is not None:
         warnings.warn(
-            f"The validation split {problem}. Use more data, or a larger validation share "
-            "(load_folder(..., val_fraction=0.3), or --val-fraction 0.3 on the command line).",
+            f"The validation split {problem}. Use more data, or a larger validation share ("
+            + in_terms("load_folder(..., val_fraction=0.3)", "--val-fraction 0.3")
+            + ").",
             stacklevel=3,
         )
     if batches.progress:
@@ -204,6 +206,8 @@ def _batch_trainer(model, train, val, profile, batch_size, image_size, options):
         torch.backends.cudnn.benchmark = True  # every batch has the same shape: tune once
     memory = torch.channels_last if options["channels_last"] else torch.contiguous_format
     model.to(device, memory_format=memory)
+    augment = options["augment"]
+    options["augment"] = BatchAugment() if augment is None else augment or None
     batch_size = batch_size or profile.batch_size
     image_size = image_size or train.image_size
     return BatchTrainer(

@@ -6,9 +6,10 @@ scheduler and scaler state, the history, the shuffling generator, where in the s
 is (an early stop counts as the end of its stage), and the settings it was trained with.
 
 After every epoch `last.pt` is written first and `best.pt` second, each atomically, so Ctrl-C or
-a crash loses at most one epoch. If the crash falls between the two writes, `last.pt` already
-holds the new best weights, and resuming repairs `best.pt` from it. Under torchrun every process
-keeps a RunState and reads `last.pt` to resume, and rank 0 alone writes (`writes=False` elsewhere).
+a crash loses at most one epoch (`run_folder.py`: a folder holding a run is never trained into
+by accident). If the crash falls between the two writes, `last.pt` already holds the new best
+weights, and resuming repairs `best.pt` from it. Under torchrun every process keeps a RunState
+and reads `last.pt` to resume, and rank 0 alone writes (`writes=False` elsewhere).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from torch import nn
 
-from medtl_helpers.errors import MedtlError
+from medtl_helpers.errors import MedtlError, in_terms
 from medtl_helpers.metrics import choose_threshold
 from medtl_helpers.training.checkpoints import checkpoint_meta, read_checkpoint, save_checkpoint
 
@@ -35,6 +36,13 @@ RESUME_SETTINGS = {
     "world_size": "number of processes (torchrun --nproc-per-node x --nnodes)",
 }
 RESUME_DEFAULTS = {"world_size": 1}  # what a last.pt written before the setting existed used
+
+
+def _keyword(key: str) -> str:
+    """How a notebook or script sets what RESUME_SETTINGS names: fit's keyword, or the data."""
+    if key in ("data", "data_source"):
+        return "training set"
+    return RESUME_SETTINGS[key] if key == "world_size" else key
 
 
 @dataclass
@@ -152,13 +160,19 @@ class RunState:
         """Load last.pt into `model` and this state; return its training dict (None: fresh run)."""
         last = None if self.folder is None else self.folder / "last.pt"
         if last is None or not last.exists():
+            where = "no out_dir was given" if last is None else f"{last} does not exist"
+            print(f"Nothing to resume ({where}): starting a fresh run.")
             return None
         payload = read_checkpoint(last)
         training = payload.get("training")
         if training is None or training["stages"] != [stage.as_dict() for stage in self.stages]:
             raise MedtlError(
                 f"{last} was written by a run with other stages or settings, so it cannot be "
-                "resumed with these. Use another --out folder, or delete the old one."
+                "resumed with these. "
+                + in_terms(
+                    "Give another out_dir, or pass overwrite=True, not resume=True, to replace it.",
+                    "Use another --out folder, or --overwrite instead of --resume to replace it.",
+                )
             )
         self._check_settings(last, training.get("settings"))
         model.load_state_dict(payload["state_dict"])
@@ -183,8 +197,12 @@ class RunState:
             if old != new:
                 raise MedtlError(
                     f"{last} was trained with {key}={old!r}, but this run has {key}={new!r}. "
-                    f"Resume with the same {flag} as before, or train into another --out "
-                    f"folder (or delete {last.parent} to start again)."
+                    + in_terms(
+                        f"Resume with the same {_keyword(key)} as before, or train into another "
+                        "out_dir (or pass overwrite=True instead of resume=True to start again).",
+                        f"Resume with the same {flag} as before, or train into another --out "
+                        "folder (or --overwrite instead of --resume to start again).",
+                    )
                 )
 
     def _best_weights(self, model: nn.Module, last: dict) -> dict | None:
@@ -220,16 +238,37 @@ class RunState:
         return (
             f"{self.folder} holds a finished run ({len(self.history.rows)} epochs, best val "
             f"AUROC {self.history.best_auroc:.4f} at epoch {self.history.best_epoch}): nothing "
-            "was trained and nothing changed. To train again, use another --out folder or "
-            "delete this one."
+            "was trained and nothing changed. "
+            + in_terms(
+                "To train again from the start, pass overwrite=True (and resume=False), or give "
+                "another out_dir.",
+                "To train again from the start, use --overwrite instead of --resume, or another "
+                "--out folder.",
+            )
         )
 
     def interrupted(self) -> str:
-        where = self.folder / "best.pt" if self.folder else "memory (no out_dir given)"
+        """What Ctrl-C leaves behind, in the words of the interface that was interrupted."""
+        epochs = len(self.history.rows)
+        if epochs == 0:
+            return (
+                "\nInterrupted in the first epoch, before any epoch had finished: nothing was "
+                "saved, so there is nothing to resume. "
+                + in_terms("Call fit again to start.", "Run the same command again to start.")
+            )
+        if self.folder is None or not self.writes:
+            return (
+                f"\nInterrupted after {epochs} epoch(s). No out_dir was given, so nothing was "
+                f"saved; the model holds its latest weights (the best had val AUROC "
+                f"{self.history.best_auroc:.3f})."
+            )
         return (
-            f"\nInterrupted after {len(self.history.rows)} epochs. The best model so far "
-            f"(val AUROC {self.history.best_auroc:.3f}) is in {where}; resume with "
-            "fit(..., resume=True) or --resume."
+            f"\nInterrupted after {epochs} epoch(s). The best model so far (val AUROC "
+            f"{self.history.best_auroc:.3f}) is in {self.folder / 'best.pt'}; "
+            + in_terms(
+                "carry on with fit(..., resume=True) and the same out_dir.",
+                "carry on with the same command and --resume.",
+            )
         )
 
     def finish(self, model: nn.Module) -> History:

@@ -116,9 +116,11 @@ def fit_or_load(
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / SETTINGS, settings)
+    resume = (folder / "last.pt").exists()  # an interrupted run carries on; else a fresh one
     history = fit(
-        model, train, val, profile=profile, seed=seed, out_dir=folder, resume=True, **fit_kwargs
-    )
+        model, train, val, profile=profile, seed=seed, out_dir=folder,
+        resume=resume, overwrite=not resume, **fit_kwargs,
+    )  # fmt: skip
     write_json(folder / FINISHED, {"settings": settings, "history": history.state()})
     return model, history
 

@@ -1,0 +1,65 @@
+"""Where torchvision keeps the ImageNet weights, and whether the file there is the real one.
+
+The environment report says before any training whether the weights a notebook will use are
+already on disk, will be downloaded on first use, or cannot be had (offline); `build_model`
+loads them from the same place.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+import torch
+from torchvision.models import get_model_weights
+
+from medtl_helpers.config.profiles import offline
+
+
+def weights_file(arch: str) -> Path:
+    """Where torchvision caches the ImageNet weights: $TORCH_HOME/hub/checkpoints/<file>.pth."""
+    url = get_model_weights(arch).IMAGENET1K_V1.url
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256_prefix_matches(path: Path, size: int, mtime_ns: int) -> bool:
+    # size and mtime are in the key so that a replaced file is hashed again
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest().startswith(path.stem.rsplit("-", 1)[-1])
+
+
+def describe_weights_file(path: Path) -> str:
+    """ "ImageNet weights ... from <path>" only for torchvision's published file, else "STAND-IN".
+
+    torchvision names each weights file after the first hex digits of its SHA-256
+    (resnet18-f37072fd.pth); a file under that name with other contents is a stand-in, such as
+    the random weights the tests write to take the ImageNet code paths offline.
+    """
+    stat = path.stat()
+    if _sha256_prefix_matches(path, stat.st_size, stat.st_mtime_ns):
+        return f"ImageNet weights (IMAGENET1K_V1) from {path}"
+    prefix = path.stem.rsplit("-", 1)[-1]
+    return (
+        f"STAND-IN weights file {path} (its SHA-256 does not start with {prefix}): NOT "
+        "torchvision's ImageNet weights, so the numbers below say nothing about pretraining"
+    )
+
+
+def weights_status(arch: str) -> str:
+    """One line on `arch`'s ImageNet weights file: present (real or stand-in), to be
+    downloaded on first use, or missing with downloads forbidden (MEDTL_OFFLINE=1)."""
+    path = weights_file(arch)
+    if path.is_file():
+        return describe_weights_file(path)
+    if offline():
+        return (
+            f"{path.name} is NOT at {path} and MEDTL_OFFLINE=1 forbids downloading it: "
+            "building a pretrained model will stop and say how to get it (or use "
+            "MEDTL_PRETRAINED=none)"
+        )
+    return f"{path.name} is not downloaded yet: it is fetched on first use into {path.parent}"
