@@ -105,7 +105,7 @@ def test_interrupt_keeps_best_and_resume_finishes_the_run(tiny, tmp_path, monkey
     monkeypatch.setattr(steps.BatchTrainer, "train_epoch", flaky)
     with pytest.raises(KeyboardInterrupt):
         run(tiny, epochs=3, out_dir=tmp_path)
-    assert "resume with fit(..., resume=True)" in capsys.readouterr().out
+    assert "carry on with fit(..., resume=True)" in capsys.readouterr().out
     load_checkpoint(tmp_path / "best.pt")
     history = run(tiny, epochs=3, out_dir=tmp_path, resume=True)
     assert calls["n"] == 4  # epoch 1, the interrupted epoch 2, then epochs 2 and 3 again

@@ -11,7 +11,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-export MEDTL_PROFILE=quick MEDTL_OFFLINE=1 MPLBACKEND=Agg
+export MEDTL_PROFILE=quick MEDTL_OFFLINE=1 MPLBACKEND=Agg MEDTL_PROGRESS=text
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 PYTEST=("$PY" -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env)
 runs_a=$(mktemp -d) runs_b=$(mktemp -d) logs=$(mktemp -d)

@@ -29,7 +29,12 @@ PASSED, WRONG, NOT_ATTEMPTED, ERROR, TIMEOUT = (
 OUTCOMES = (PASSED, WRONG, NOT_ATTEMPTED, ERROR, TIMEOUT)
 TIMED_OUT = "GradeTimeout"  # the exception name a cell stopped at its time limit reports
 KERNEL_DIED = "KernelDied"
-KERNEL_ENV = {"MEDTL_PROFILE": "quick", "MEDTL_OFFLINE": "1", "MPLBACKEND": "Agg"}
+KERNEL_ENV = {
+    "MEDTL_PROFILE": "quick",
+    "MEDTL_OFFLINE": "1",
+    "MPLBACKEND": "Agg",
+    "MEDTL_PROGRESS": "text",  # progress bars as text lines (medtl_helpers/progress.py)
+}
 
 
 @dataclass

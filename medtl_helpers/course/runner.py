@@ -1,9 +1,13 @@
 """`make course`: execute every notebook headless, in order, and print one line per notebook.
 
 Executed copies go to `runs/notebooks/`, so the committed notebooks stay free of outputs, with
-`timings.md`: the wall time per notebook as a table to paste into docs/TEACHING.md. The
-summary line names the profile and the data source the notebook announced in its banner, so a
-teacher can see at a glance whether a run used real X-rays or the synthetic stand-in.
+`timings.md`: the wall time per notebook as a table to paste into docs/TEACHING.md. A run of a
+few notebooks (`--only 04`) replaces their rows and keeps the others, when they were measured
+with the same profile on the same device. The summary line names the profile and the data
+source the notebook announced in its banner, so a teacher can see at a glance whether a run used
+real X-rays or the synthetic stand-in. A failed notebook is reported with its error's name and
+whole message, which says how to fix it. The kernels run with MEDTL_PROGRESS=text, so that the
+executed copies show how far each progress bar got (`medtl_helpers/progress.py`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from medtl_helpers.course.links import numbered_notebooks
 
 _SOURCE = re.compile(r"Data source: (\S+)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# A row of timings.md, as timings_markdown writes it; a `|` inside the status is escaped (\|).
+_ROW = re.compile(r"^\| (\d\d_\S+) \| ([0-9.]+) \| (\S+) \| (ok|FAILED: .*) \|$")
 
 
 @dataclass
@@ -33,12 +39,30 @@ class NotebookRun:
     source: str
     error: str | None = None
 
+    @property
+    def status(self) -> str:
+        return "ok" if self.error is None else f"FAILED: {self.error}"
+
     def line(self) -> str:
-        status = "ok" if self.error is None else f"FAILED: {self.error}"
-        return (
+        """One line per notebook; a message of several lines goes on, indented, below it."""
+        return _indented(
             f"{self.name:<34} {self.seconds:7.1f} s  profile={self.profile:<5} "
-            f"data={self.source:<15} {status}"
+            f"data={self.source:<15} {self.status}"
         )
+
+
+def _indented(text: str, indent: str = "    ") -> str:
+    return text.replace("\n", "\n" + indent)
+
+
+def _table_cell(text: str) -> str:
+    """`text` as one cell of a Markdown table: its lines joined by spaces, `|` escaped."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip()).replace("|", r"\|")
+
+
+def cell_error(err) -> str:
+    """'Name: message' of the exception a cell raised (a CellExecutionError): whole, no colours."""
+    return _ANSI.sub("", f"{err.ename}: {err.evalue}" if err.evalue else err.ename).strip()
 
 
 def announced_source(notebook) -> str:
@@ -76,9 +100,10 @@ def run_notebook(path: Path, out_dir: Path, timeout: int = 3600) -> NotebookRun:
     )
     start, error = time.perf_counter(), None
     try:
-        client.execute()
+        # a widget's bar is saved at 0%: in the executed copy each bar is its final line instead
+        client.execute(env={**os.environ, "MEDTL_PROGRESS": "text"})
     except CellExecutionError as err:
-        error = _ANSI.sub("", str(err).strip().splitlines()[-1])[:200]
+        error = cell_error(err)
     except CellTimeoutError:
         error = f"a cell ran longer than the {timeout} s timeout (--timeout)"
     except DeadKernelError:
@@ -98,30 +123,77 @@ def _ipc_prefix() -> str:
     return str(folder / "kernel")
 
 
-def timings_markdown(runs: list[NotebookRun], device: str) -> str:
-    """The runs as a Markdown table, in the shape of the run-time table in docs/TEACHING.md."""
-    profiles = sorted({r.profile for r in runs})
+def timings_markdown(runs: list[NotebookRun], device: str, course_size: int) -> str:
+    """The runs as a Markdown table, in the shape of the run-time table in docs/TEACHING.md.
+
+    The last row totals the rows above it and says how many of the `course_size` notebooks
+    they are: "whole course (10 notebooks)", or "4 of 10 notebooks".
+    """
     lines = [
-        f"Profile {', '.join(profiles)} on {device}.",
+        timings_header(runs, device),
         "",
         "| notebook | seconds | data | status |",
         "|---|---|---|---|",
     ]
     for r in runs:
-        status = "ok" if r.error is None else f"FAILED: {r.error}"
-        lines.append(f"| {r.name} | {r.seconds:.1f} | {r.source} | {status} |")
-    total = sum(r.seconds for r in runs)
-    lines.append(f"| whole course | {total / 60:.1f} min | | |")
+        lines.append(f"| {r.name} | {r.seconds:.1f} | {r.source} | {_table_cell(r.status)} |")
+    minutes = sum(r.seconds for r in runs) / 60
+    lines.append(f"| {covered(len(runs), course_size)} | {minutes:.1f} min | | |")
     return "\n".join(lines) + "\n"
+
+
+def timings_header(runs: list[NotebookRun], device: str) -> str:
+    """The table's first line ("Profile quick on cpu (…)."): rows merge only under the same one."""
+    return f"Profile {', '.join(sorted({r.profile for r in runs}))} on {device}."
+
+
+def covered(rows: int, course_size: int) -> str:
+    if rows == course_size:
+        return f"whole course ({rows} notebook{'s' if rows != 1 else ''})"
+    return f"{rows} of {course_size} notebooks"
+
+
+def earlier_runs(table: Path, header: str) -> dict[str, NotebookRun] | None:
+    """The rows of an earlier timings.md by notebook ({} when there is none), or None when it
+    was measured with another profile or on another device (another first line)."""
+    if not table.exists():
+        return {}
+    lines = table.read_text().splitlines()
+    if not lines or lines[0] != header:
+        return None
+    profile = header.split()[1]
+    runs = {}
+    for match in filter(None, map(_ROW.match, lines)):
+        name, seconds, source, status = match.groups()
+        error = None if status == "ok" else status.removeprefix("FAILED: ").replace(r"\|", "|")
+        runs[name] = NotebookRun(name, float(seconds), profile, source, error)
+    return runs
+
+
+def write_timings(table: Path, runs: list[NotebookRun], course: list[str]) -> str:
+    """Write `runs` into timings.md with the earlier rows they do not replace; say what it holds.
+
+    Rows stay in notebook order, and only rows of notebooks in `course` are kept.
+    """
+    device = device_label()
+    header = timings_header(runs, device)
+    earlier = earlier_runs(table, header)
+    if earlier is None:
+        old = table.read_text().partition("\n")[0]
+        print(f"{table} held times measured another way ({old!r}): replaced by a new table.")
+        earlier = {}
+    rows = {**earlier, **{r.name: r for r in runs}}
+    kept = [rows[name] for name in course if name in rows]
+    write_text(table, timings_markdown(kept, device, len(course)))
+    return covered(len(kept), len(course))
 
 
 def run_course(
     folder: Path, out_dir: Path, only: list[str] | None = None, timeout: int = 3600
 ) -> list[NotebookRun]:
     """Run the numbered notebooks in order (`only`: those numbers); a failure does not stop it."""
-    notebooks = numbered_notebooks(folder)
-    if only:
-        notebooks = [p for p in notebooks if p.name[:2] in only]
+    course = numbered_notebooks(folder)
+    notebooks = [p for p in course if p.name[:2] in only] if only else course
     if not notebooks:
         print(f"no numbered notebooks in {folder}" + (f" matching {only}" if only else ""))
         return []
@@ -132,13 +204,16 @@ def run_course(
         print(runs[-1].line(), flush=True)
     total = sum(r.seconds for r in runs)
     table = out_dir / "timings.md"
-    write_text(table, timings_markdown(runs, device_label()))
-    print(f"{len(runs)} notebooks in {total:.0f} s; executed copies and {table.name} in {out_dir}")
+    holds = write_timings(table, runs, [p.stem for p in course])
+    print(
+        f"{len(runs)} notebooks in {total:.0f} s; executed copies in {out_dir}, "
+        f"{table.name} now holds {holds}"
+    )
     failed = [r for r in runs if r.error is not None]
     if failed:
         print(f"{len(failed)} of {len(runs)} notebooks FAILED:")
         for run in failed:
-            print(f"  {run.name}: {run.error}")
+            print(_indented(f"  {run.name}: {run.error}", "      "))
     return runs
 
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from medtl_helpers.atomic import atomic_path
 from medtl_helpers.data.augment import resize_uint8
 from medtl_helpers.data.folder import load_grey, patient_id
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.errors import DataError
+from medtl_helpers.progress import progress_bar
 
 FORMAT_VERSION = 2  # 2: resized by data.augment.resize
 
@@ -132,7 +132,7 @@ def build_image_set(
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         arrays = list(
-            tqdm(
+            progress_bar(
                 pool.map(decode, paths, chunksize=16),
                 total=len(paths),
                 disable=not progress,

@@ -16,12 +16,12 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from medtl_helpers.data.augment import to_model_input
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.metrics import run_batched
 from medtl_helpers.models import eval_mode, group_of, split_backbone_head
+from medtl_helpers.progress import progress_bar
 from medtl_helpers.training.steps import out_of_memory
 
 
@@ -49,7 +49,7 @@ def extract_features(
     chunks, batch = [], trainer.eval_batch_size
     starts = range(0, len(data), batch)
     try:
-        for start in tqdm(starts, desc=desc, leave=False, disable=not trainer.progress):
+        for start in progress_bar(starts, desc=desc, leave=False, disable=not trainer.progress):
             images = data.images[start : start + batch].to(trainer.device)
             x = to_model_input(images, trainer.image_size)
             with trainer.autocast() if mixed_precision else nullcontext():

@@ -14,7 +14,6 @@ from contextlib import nullcontext
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from medtl_helpers.config import precision_choice
 from medtl_helpers.data.augment import BatchAugment, to_model_input
@@ -22,6 +21,7 @@ from medtl_helpers.data.records import ImageSet
 from medtl_helpers.errors import MedtlError
 from medtl_helpers.metrics import run_batched
 from medtl_helpers.models import train_mode
+from medtl_helpers.progress import progress_bar
 from medtl_helpers.training.distributed import World
 
 
@@ -146,7 +146,7 @@ class BatchTrainer:
         """One pass over the training images; returns the mean training loss."""
         train_mode(self.model)
         total, count = 0.0, 0
-        for idx in tqdm(
+        for idx in progress_bar(
             self.batches(len(self.labels)), desc=desc, leave=False, disable=not self.progress
         ):
             x = self.images[idx.to(self.images.device)].to(self.device, non_blocking=True)
