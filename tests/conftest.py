@@ -41,6 +41,15 @@ def isolated_data_dir(tmp_path_factory, monkeypatch):
     return folder
 
 
+@pytest.fixture(autouse=True)
+def isolated_cache_dir(tmp_path_factory, monkeypatch):
+    """Caches go to a folder of each test's own, never into ./data/cache: a MEDTL_DATA that holds
+    a Kermany folder is only read, so without MEDTL_CACHE its caches would land in the project."""
+    folder = tmp_path_factory.mktemp("medtl_cache")
+    monkeypatch.setenv("MEDTL_CACHE", str(folder))
+    return folder
+
+
 def random_scores(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Labels and scores that separate the classes only partly, with ties (rounded to 0.01)."""
     rng = np.random.default_rng(seed)
@@ -78,6 +87,35 @@ def kermany_root(tmp_path) -> Path:
     (root / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
     (root / "train" / "NORMAL" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
     (root / "train" / "PNEUMONIA" / "notes.txt").write_text("not an image")
+    return root
+
+
+@pytest.fixture
+def kaggle_root(tmp_path) -> Path:
+    """The Kaggle download's layout, small: train/, a 4-image val/ and test/, no stray files.
+
+    12 patients per class in train/ (NORMAL: one image each; PNEUMONIA: two), 2 per class in val/,
+    3 per class in test/, where test/ reuses one train/ patient id (person1) as the release does.
+    """
+    root = tmp_path / "kaggle" / "chest_xray"
+    layout = {
+        "train": (
+            [f"IM-{p:04d}-0001" for p in range(1, 13)],
+            [f"person{p}_bacteria_{k}" for p in range(1, 13) for k in (1, 2)],
+        ),
+        "val": (
+            ["NORMAL2-IM-0901-0001", "NORMAL2-IM-0902-0001"],
+            ["person901_virus_1", "person902_virus_1"],
+        ),
+        "test": (
+            [f"IM-{p:04d}-0001" for p in (501, 502, 503)],
+            ["person1_virus_7", "person502_virus_1", "person503_bacteria_1"],
+        ),
+    }
+    for split, (normal, pneumonia) in layout.items():
+        for cls, stems in (("NORMAL", normal), ("PNEUMONIA", pneumonia)):
+            for i, stem in enumerate(stems):
+                write_xray(root / split / cls / f"{stem}.jpeg", value=7 * i, size=8)
     return root
 
 

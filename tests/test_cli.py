@@ -85,3 +85,73 @@ def test_a_tiny_validation_split_is_said_once_with_the_count_and_the_fix(
     assert err.count("warning: The validation split holds only") == 1
     assert "NORMAL images from" in err and "--val-fraction 0.3" in err
     assert not caught  # printed as one plain line by the command line, not as a Python warning
+
+
+def test_the_command_line_names_its_own_flag_and_following_it_works(kermany_root, tmp_path, capsys):
+    parent = tmp_path / "downloads"
+    parent.mkdir()
+    root = kermany_root.rename(parent / "chest_xray")
+    args = [
+        "--epochs",
+        "1",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "4",
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    assert main(["train", "--data", str(parent), *args]) == 2
+    err = capsys.readouterr().err
+    assert f"one level down: use --data {root}." in err and "MEDTL_DATA" not in err
+    assert main(["data", "verify", str(parent)]) == 2
+    err = capsys.readouterr().err
+    assert f"one level down: use `data verify {root}`." in err and "MEDTL_DATA" not in err
+    assert main(["train", "--data", str(tmp_path / "nowhere"), *args]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere does not exist. Check the path" in err and "MEDTL_DATA" not in err
+    assert main(["train", "--data", str(root), *args]) == 0  # the advice, followed, works
+
+
+def _preview_rows(out: str) -> dict[str, dict[str, str]]:
+    """The preview's `split=… images=… patients=…` lines, by split."""
+    rows = [
+        dict(kv.split("=", 1) for kv in line.split())
+        for line in out.splitlines()
+        if line.startswith("  split=")
+    ]
+    return {row["split"]: row for row in rows}
+
+
+def test_verify_previews_the_courses_own_split_with_val_merged(kaggle_root, capsys):
+    assert main(["data", "verify", str(kaggle_root), "--no-decode"]) == 0
+    out = capsys.readouterr().out
+    rows = _preview_rows(out)
+    data = load_folder(kaggle_root, 16)  # what the notebooks and `train --data` use
+    for split in ("train", "val", "test"):
+        part = getattr(data, split)
+        assert rows[split]["images"] == str(len(part)), split
+        assert rows[split]["patients"] == str(part.n_patients()), split
+    assert len(data.train) + len(data.val) == 40  # train/ (36) with val/ (4) merged in
+    assert "skipped non-image files: 0\n" in out and "()" not in out
+    assert "patients in more than one split: 1\n  train/ and test/ share 1: the official" in out
+    assert "note: test/ reuses 1 patient ids of train/ (e.g. person1)" in out
+    assert "note: the official 16-image val/ folder is merged into train/" in out
+
+
+def test_the_preview_is_load_folders_split_patient_for_patient(kaggle_root):
+    from medtl_helpers.data.sources import preview_folder
+
+    preview, loaded = preview_folder(kaggle_root, 3, 0.3), load_folder(kaggle_root, 16, 3, 0.3)
+    for split in ("train", "val", "test"):
+        assert getattr(preview, split).patients == getattr(loaded, split).patients, split
+    assert preview.notes == loaded.notes
+
+
+@needs_shared_data
+def test_verify_previews_the_split_load_folder_makes_of_the_real_training_set(capsys):
+    assert main(["data", "verify", str(SHARED_TRAIN), "--no-decode"]) == 0
+    rows = _preview_rows(capsys.readouterr().out)
+    data = load_folder(SHARED_TRAIN, 16)  # 16 px: decoding 5,216 thumbnails takes seconds
+    for split in ("train", "val", "test"):
+        assert rows[split]["images"] == str(len(getattr(data, split))), split

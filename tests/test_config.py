@@ -44,13 +44,25 @@ def test_seed_everything_repeats():
 
 
 def test_data_dir_never_inside_a_kermany_folder(monkeypatch, tmp_path, kermany_root):
-    monkeypatch.setenv("MEDTL_DATA", str(tmp_path / "downloads"))
-    (tmp_path / "downloads").mkdir()
-    assert config.data_dir() == (tmp_path / "downloads").resolve()
-    monkeypatch.setenv("MEDTL_DATA", str(kermany_root))
-    assert config.data_setting() == kermany_root.resolve()
-    assert config.data_dir() == config.project_root() / "data"
-    assert config.cache_dir() == config.data_dir() / "cache"
+    """A folder holding a dataset, itself or one level down, is only read; any other is ours."""
+    from medtl_helpers.data.medmnist import pneumoniamnist_path
+
+    monkeypatch.delenv("MEDTL_CACHE", raising=False)
+    course_data = config.project_root() / "data"
+    downloads = tmp_path / "downloads"  # a folder kept for the course's downloads: written to
+    downloads.mkdir()
+    monkeypatch.setenv("MEDTL_DATA", str(downloads))
+    assert config.data_dir() == downloads.resolve()
+    assert config.cache_dir() == downloads.resolve() / "cache"
+    # the dataset itself, and the folder holding it (tmp_path holds chest_xray/): never written
+    for holder in (kermany_root, tmp_path):
+        monkeypatch.setenv("MEDTL_DATA", str(holder))
+        assert config.data_setting() == holder.resolve()
+        assert config.data_dir() == course_data
+        assert config.cache_dir() == course_data / "cache"
+        assert pneumoniamnist_path(64).parent == course_data
+    monkeypatch.setenv("MEDTL_CACHE", str(tmp_path / "caches"))
+    assert config.cache_dir() == (tmp_path / "caches").resolve()
 
 
 def test_relative_data_setting_resolves_against_project_root(monkeypatch, tmp_path):

@@ -98,3 +98,15 @@ def test_kermany_folder_dataset_returns_rgb_and_label(kermany_root):
     image, label = dataset[0]
     assert image.shape == (32, 32, 3) and label == 0
     assert len(dataset) == 13 and dataset.patients[0] == "IM-0001"
+
+
+def test_the_parent_of_chest_xray_given_in_python_names_medtl_data(tmp_path, kermany_root):
+    from medtl_helpers.data.sources import load_folder
+
+    parent = tmp_path / "downloads"
+    parent.mkdir()
+    root = kermany_root.rename(parent / "chest_xray")
+    with pytest.raises(DataError) as caught:
+        load_folder(parent, 16)
+    assert f"one level down: use MEDTL_DATA={root}." in str(caught.value)
+    assert "--data" not in str(caught.value)

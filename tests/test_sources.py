@@ -87,3 +87,68 @@ def test_cached_pneumoniamnist_is_used_before_synthetic(isolated_data_dir):
 def test_unknown_source_is_rejected():
     with pytest.raises(ValueError, match="Unknown data source 'kaggle'"):
         load_course_data(config.get_profile("quick"), source="kaggle")
+
+
+def _snapshot(folder):
+    """Every path under `folder` (and the folder itself) with its modification time."""
+    return {p: p.stat().st_mtime_ns for p in [folder, *folder.rglob("*")]}
+
+
+def test_the_folder_holding_chest_xray_is_read_one_level_down_and_never_written(
+    monkeypatch, tmp_path, kermany_root, capsys
+):
+    # The common slip: MEDTL_DATA=~/Downloads while the data is ~/Downloads/chest_xray.
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    root = kermany_root.rename(parent / "chest_xray")
+    (parent / "holiday.jpg").write_bytes(b"not ours")
+    monkeypatch.setenv("MEDTL_DATA", str(parent))
+    monkeypatch.setenv("MEDTL_CACHE", str(tmp_path / "caches"))
+    before = _snapshot(parent)
+    data = load_course_data(config.get_profile("quick"))
+    banner = capsys.readouterr().out
+    assert data.source == "kermany-folder" and data.origin == str(root.resolve())
+    assert len(data.train) + len(data.val) == 13 and len(data.test) == 13
+    assert (
+        f"note: MEDTL_DATA={parent.resolve()} holds no train/; using the Kermany folder one "
+        f"level down, {root.resolve()}"
+    ) in banner
+    assert _snapshot(parent) == before  # no cache, download or anything else written there
+    assert len(list((tmp_path / "caches").glob("kermany-*.pt"))) == 2
+
+
+def test_without_medtl_cache_the_cache_goes_to_the_projects_data_folder(
+    monkeypatch, tmp_path, kermany_root
+):
+    project = tmp_path / "project"  # a stand-in for the course's folder, so data/ is not ours
+    (project / "medtl_helpers").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("")
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("MEDTL_CACHE", raising=False)
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    kermany_root.rename(parent / "chest_xray")
+    monkeypatch.setenv("MEDTL_DATA", str(parent))
+    before = _snapshot(parent)
+    data = load_course_data(config.get_profile("quick"), verbose=False)
+    assert data.source == "kermany-folder"
+    assert _snapshot(parent) == before
+    assert len(list((project / "data" / "cache").glob("kermany-*.pt"))) == 2
+    assert f"caches go to {project.resolve() / 'data' / 'cache'}" in data.banner()
+
+
+def test_several_kermany_folders_one_level_down_are_named_with_the_fix(
+    monkeypatch, tmp_path, kermany_root
+):
+    for name in ("xray_a", "xray_b"):
+        (tmp_path / name / "train").mkdir(parents=True)
+    monkeypatch.setenv("MEDTL_DATA", str(tmp_path))
+    assert find_kermany_root() == (tmp_path / "chest_xray").resolve()  # chest_xray/ is preferred
+    kermany_root.rename(tmp_path / ".chest_xray_backup")  # hidden folders are not candidates
+    with pytest.raises(DataError) as caught:
+        find_kermany_root()
+    message = str(caught.value)
+    assert "2 folders in it hold one (xray_a, xray_b)" in message
+    assert f"MEDTL_DATA={tmp_path.resolve() / 'xray_a'} or MEDTL_DATA=" in message
+    (tmp_path / "xray_b" / "train").rmdir()
+    assert find_kermany_root() == (tmp_path / "xray_a").resolve()  # the only one is fine

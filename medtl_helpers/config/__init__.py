@@ -3,7 +3,11 @@ precision `fit` uses), and the environment report.
 
 Environment variables:
     MEDTL_PROFILE     quick | cpu | gpu (default: gpu when CUDA is present, else cpu)
-    MEDTL_DATA        a Kermany folder (with train/) or a folder holding chest_xray/ and downloads
+    MEDTL_DATA        a Kermany folder (with train/), or a folder holding one (chest_xray/, found
+                      one level down): both are only read, never written to. Any other folder
+                      takes the place of data/ for downloads and caches
+    MEDTL_CACHE       where tensor caches are written (default: data/cache in the project, or
+                      $MEDTL_DATA/cache when MEDTL_DATA holds no Kermany data)
     MEDTL_PRETRAINED  imagenet | none (default: imagenet; none in the quick profile)
     MEDTL_OFFLINE     1 = never touch the network (set by the tests)
 """

@@ -140,20 +140,52 @@ def data_setting() -> Path | None:
     return _resolve(value) if value else None
 
 
-def data_dir() -> Path:
-    """Where downloads and caches are written.
+def kermany_subfolders(folder: Path) -> list[Path]:
+    """The subfolders of `folder` that hold a Kermany dataset (a train/ folder), chest_xray first.
 
-    $MEDTL_DATA when it is a writable folder that is not itself a Kermany dataset (we never
-    write into somebody's dataset), else <project>/data.
+    Hidden folders and macOS's __MACOSX are left out: archive debris, not data.
+    """
+    try:
+        inside = sorted(Path(folder).iterdir())
+    except OSError:  # not a folder, or not ours to list
+        return []
+    found = [
+        sub
+        for sub in inside
+        if not sub.name.startswith((".", "__MACOSX")) and (sub / "train").is_dir()
+    ]
+    return sorted(found, key=lambda sub: sub.name != "chest_xray")
+
+
+def holds_kermany_data(folder: Path) -> bool:
+    """True when `folder` is a Kermany dataset (it has train/) or holds one a level down."""
+    return (Path(folder) / "train").is_dir() or bool(kermany_subfolders(folder))
+
+
+def data_dir() -> Path:
+    """Where downloads and extracted archives are written, and where caches go by default.
+
+    A folder that holds a Kermany dataset, itself or one level down (~/Downloads holding
+    chest_xray/), is the user's data as downloaded: the course only reads it and never writes
+    into it or beside it. So $MEDTL_DATA is used here only when it holds no Kermany data (a
+    folder the user keeps for the course's downloads and caches, as before); otherwise, and when
+    MEDTL_DATA is unset, it is the course's own <project>/data.
     """
     setting = data_setting()
-    if setting is not None and not (setting / "train").is_dir():
+    if setting is not None and not holds_kermany_data(setting):
         return setting
     return project_root() / "data"
 
 
 def cache_dir() -> Path:
-    return data_dir() / "cache"
+    """Where tensor caches are written: $MEDTL_CACHE when set, else <data_dir()>/cache.
+
+    The default is the course's <project>/data/cache, or $MEDTL_DATA/cache for a MEDTL_DATA
+    folder that holds no Kermany data (see `data_dir`); never a folder holding a dataset. A
+    folder named by MEDTL_CACHE (relative paths as for MEDTL_DATA) is used as it is.
+    """
+    value = os.environ.get("MEDTL_CACHE", "").strip()
+    return _resolve(value) if value else data_dir() / "cache"
 
 
 def offline() -> bool:

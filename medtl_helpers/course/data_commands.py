@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 from medtl_helpers import config
+from medtl_helpers.course.train_commands import fraction
+from medtl_helpers.data.folder import data_given_as
 
 
 def add_data_commands(sub: argparse._SubParsersAction) -> None:
@@ -23,13 +25,25 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
     )
     verify.add_argument("path", type=Path)
     verify.add_argument("--no-decode", action="store_true", help="skip opening every image")
-    verify.add_argument("--holdout", type=float, default=0.15, help="patient split to preview")
+    verify.add_argument("--seed", type=int, default=0, help="as in train --seed (preview)")
+    verify.add_argument(
+        "--val-fraction",
+        "--holdout",
+        type=fraction,
+        default=0.15,
+        help="as in train --val-fraction: share of patients for validation (preview)",
+    )
     verify.set_defaults(run=run_verify)
 
     cache = actions.add_parser("cache", help="build the uint8 tensor cache of a Kermany folder")
     cache.add_argument("path", type=Path)
     cache.add_argument("--size", type=int, default=224)
-    cache.add_argument("--out", type=Path, default=None, help="cache folder (default data/cache)")
+    cache.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="cache folder (default $MEDTL_CACHE, else data/cache)",
+    )
     cache.set_defaults(run=run_cache)
 
     download = actions.add_parser("download", help="download PneumoniaMNIST (MD5-checked)")
@@ -47,38 +61,29 @@ def add_data_commands(sub: argparse._SubParsersAction) -> None:
 def run_verify(args: argparse.Namespace) -> int:
     from medtl_helpers.data.verify import verify_folder, verify_npz
 
-    if args.path.is_file():
+    if args.path.is_file() or args.path.suffix == ".npz":
         print(verify_npz(args.path))
         return 0
-    report = verify_folder(args.path, decode=not args.no_decode)
+    with data_given_as("`data verify {path}`"):
+        report = verify_folder(args.path, decode=not args.no_decode)
     print(report.format())
-    _preview_split(args.path, args.holdout)
+    _preview_split(args.path, args.seed, args.val_fraction)
     return 1 if report.corrupt else 0
 
 
-def _preview_split(root: Path, holdout: float) -> None:
-    """Show the patient-level split the course would make of train/, and its leakage check."""
-    import torch
+def _preview_split(root: Path, seed: int, val_fraction: float) -> None:
+    """The course's own split of `root`: load_folder's code, on file names (nothing decoded)."""
+    from medtl_helpers.data.sources import preview_folder
+    from medtl_helpers.data.split import split_report
 
-    from medtl_helpers.data.folder import patient_id, scan_split
-    from medtl_helpers.data.records import ImageSet
-    from medtl_helpers.data.split import split_by_patient, split_report
-
-    scan = scan_split(root, "train")
-    n = len(scan.paths)
-    # splitting needs only labels and patients: 1-pixel placeholders avoid decoding every image
-    data = ImageSet(
-        images=torch.zeros((n, 1, 1, 1), dtype=torch.uint8),
-        labels=torch.tensor(scan.labels),
-        patients=[patient_id(p) for p in scan.paths],
-        source="kermany-folder",
-    )
-    kept, held = split_by_patient(data, holdout)
+    data = preview_folder(root, seed, val_fraction)
     print(
-        f"\npatient-level split of train/ ({1 - holdout:.0%} / {holdout:.0%}), no shared patients:"
+        f"\nthe course's patient-level split, as train --data and the notebooks make it (before "
+        f"a profile's subset): seed {seed}, {val_fraction:.0%} of the patients for validation"
     )
-    for row in split_report(all=data, train=kept, holdout=held):
+    for row in split_report(train=data.train, val=data.val, test=data.test):
         print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
+    print("".join(f"  note: {note}\n" for note in data.notes), end="")
 
 
 def run_cache(args: argparse.Namespace) -> int:
@@ -87,7 +92,9 @@ def run_cache(args: argparse.Namespace) -> int:
 
     cache = TensorCache(args.out or config.cache_dir())
     start = time.perf_counter()
-    for name, data in cache_folder(args.path, args.size, cache).items():
+    with data_given_as("`data cache {path}`"):
+        built = cache_folder(args.path, args.size, cache)
+    for name, data in built.items():
         megabytes = data.images.numel() / 1e6
         print(f"{name}: {len(data):,} images at {args.size}px, {megabytes:.1f} MB")
     print(f"{time.perf_counter() - start:.1f} s; cache folder: {cache.folder}")

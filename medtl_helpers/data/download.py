@@ -22,7 +22,7 @@ import pooch
 from requests.exceptions import RequestException
 
 from medtl_helpers import config
-from medtl_helpers.errors import ChecksumError, DataError, DownloadError
+from medtl_helpers.errors import ChecksumError, DataError, DownloadError, in_terms
 
 _TIMEOUT_S = 60
 
@@ -122,8 +122,10 @@ def download_file(
             "again, check that the URL points at the right file."
         ) from err
     except OSError as err:
+        elsewhere = in_terms(
+            "set MEDTL_DATA to another folder with room", "give --out another folder with room"
+        )
         raise DataError(
-            f"Cannot write {dest}: {err}. Free some disk space or point MEDTL_DATA at a folder "
-            "with room, then re-run."
+            f"Cannot write {dest}: {err}. Free some disk space or {elsewhere}, then re-run."
         ) from err
     return dest

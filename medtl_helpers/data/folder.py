@@ -9,6 +9,9 @@ the naive pipeline we benchmark against; the course itself decodes once into a `
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -17,13 +20,17 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from medtl_helpers.config.profiles import kermany_subfolders
 from medtl_helpers.data.records import CLASSES
-from medtl_helpers.errors import DataError
+from medtl_helpers.errors import DataError, in_terms
 
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff"}
 SPLITS = ("train", "val", "test")
 _PERSON = re.compile(r"^(person\d+)_", re.IGNORECASE)
 _IM = re.compile(r"^(.*IM-\d+)-\d+", re.IGNORECASE)
+# How a fix names a data folder on the command line: `--data PATH` (train, evaluate) unless the
+# running command takes it otherwise (`data verify PATH`, `data cache PATH`: see `data_given_as`).
+_CLI_DATA = ContextVar("medtl_cli_data", default="--data {path}")
 
 
 def patient_id(filename: str | Path) -> str:
@@ -55,21 +62,54 @@ class SplitScan:
     skipped: list[Path]
 
 
+@contextmanager
+def data_given_as(template: str) -> Iterator[None]:
+    """While active, a fix on the command line names a data folder as `template` ({path})."""
+    token = _CLI_DATA.set(template)
+    try:
+        yield
+    finally:
+        _CLI_DATA.reset(token)
+
+
+def use_data(path: Path) -> str:
+    """The words that point the course at `path`, in the interface the user is in."""
+    return in_terms(f"MEDTL_DATA={path}", _CLI_DATA.get().format(path=path))
+
+
+def kermany_one_level_down(folder: Path) -> Path | None:
+    """The Kermany folder inside `folder`: chest_xray/, else the only subfolder with train/.
+
+    None when there is none; several, none of them chest_xray/, raise DataError naming them,
+    since which one is meant is for the user to say.
+    """
+    found = kermany_subfolders(folder)
+    if len(found) > 1 and found[0].name != "chest_xray":
+        names = ", ".join(sub.name for sub in found)
+        raise DataError(
+            f"{folder} has no train/ folder, and {len(found)} folders in it hold one ({names}): "
+            f"say which to use, {' or '.join(use_data(sub) for sub in found)}."
+        )
+    return found[0] if found else None
+
+
 def find_splits(root: Path) -> list[str]:
     """Return the splits present under `root`, or raise DataError describing the right layout."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(
-            f"Data folder {root} does not exist. Set MEDTL_DATA to a folder holding "
-            "train/NORMAL and train/PNEUMONIA, or run `python -m medtl_helpers data download`."
+        fix = in_terms(
+            "Set MEDTL_DATA to a folder holding train/NORMAL and train/PNEUMONIA, or run "
+            "`python -m medtl_helpers data download`.",
+            "Check the path: it must name a folder holding train/NORMAL and train/PNEUMONIA.",
         )
+        raise DataError(f"Data folder {root} does not exist. {fix}")
     present = [s for s in SPLITS if (root / s).is_dir()]
     if "train" in present:
         return present
     hint = ""
-    nested = [p for p in root.iterdir() if p.is_dir() and (p / "train").is_dir()]
-    if nested:
-        hint = f" It looks like the data is one level down: use MEDTL_DATA={nested[0]}."
+    inner = kermany_one_level_down(root)
+    if inner is not None:
+        hint = f" It looks like the data is one level down: use {use_data(inner)}."
     elif all((root / c).is_dir() for c in CLASSES):
         hint = f" {root} holds the class folders directly: move them into {root / 'train'}."
     raise DataError(

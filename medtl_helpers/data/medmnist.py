@@ -83,6 +83,14 @@ def _to_grey_nchw(images: np.ndarray, path: Path, key: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images[:, None]))
 
 
+def _download_command(size: int | str, folder: Path) -> str:
+    """The command that puts the ``size`` px file into ``folder``, the same in both interfaces."""
+    return (
+        f"python -m medtl_helpers data download --source pneumoniamnist --size {size} "
+        f"--out {folder}"
+    )
+
+
 def _verify_md5(path: Path, size: int | None) -> None:
     """Compare ``path`` with MedMNIST's published MD5 for its size, known from the file name."""
     if size is None:
@@ -94,8 +102,7 @@ def _verify_md5(path: Path, size: int | None) -> None:
     if actual != PNEUMONIAMNIST_MD5[size]:
         raise ChecksumError(
             f"{path} has MD5 {actual}, expected {PNEUMONIAMNIST_MD5[size]}. Delete it and "
-            f"download it again: python -m medtl_helpers data download --source "
-            f"pneumoniamnist --size {size}"
+            f"download it again: {_download_command(size, path.parent)}"
         )
 
 
@@ -129,8 +136,7 @@ def load_pneumoniamnist(path: Path, *, verify: bool = False) -> dict[str, ImageS
     if not path.is_file():
         size_arg = size if size is not None else f"{{{','.join(map(str, SIZES))}}}"
         raise DataError(
-            f"{path} does not exist. Download it with: python -m medtl_helpers data download "
-            f"--source pneumoniamnist --size {size_arg}"
+            f"{path} does not exist. Download it with: {_download_command(size_arg, path.parent)}"
         )
     if verify:
         _verify_md5(path, size)

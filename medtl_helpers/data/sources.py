@@ -1,9 +1,11 @@
 """Choose the data source and return train / val / test ImageSets at the profile's size.
 
-`auto` tries, in order: a Kermany folder ($MEDTL_DATA, or data/chest_xray), a cached
-PneumoniaMNIST file, a PneumoniaMNIST download (unless MEDTL_OFFLINE=1), and finally the built-in
-synthetic set. Whatever is chosen is announced in a banner, with the reason when it is not real
-data, so no notebook ever shows numbers on synthetic images without saying so.
+`auto` tries, in order: a Kermany folder ($MEDTL_DATA, or the one Kermany folder one level down in
+it, such as chest_xray/; unset, data/chest_xray), a cached PneumoniaMNIST file, a PneumoniaMNIST
+download (unless MEDTL_OFFLINE=1), and finally the built-in synthetic set. Whatever is chosen is
+announced in a banner, with the reason when it is not real data, so no notebook ever shows numbers
+on synthetic images without saying so. A Kermany folder is only read: its caches go to
+`config.cache_dir()`.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from medtl_helpers import config
 from medtl_helpers.data.augment import resize_uint8
 from medtl_helpers.data.cache import TensorCache
-from medtl_helpers.data.folder import find_splits, scan_split
+from medtl_helpers.data.folder import find_splits, kermany_one_level_down, patient_id, scan_split
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.data.split import (
     check_no_patient_overlap,
@@ -51,17 +55,24 @@ class CourseData:
 
 
 def find_kermany_root() -> Path | None:
-    """$MEDTL_DATA if it has train/, else <data_dir>/chest_xray if that does; None otherwise."""
+    """The Kermany folder the course reads, or None when there is none.
+
+    $MEDTL_DATA when it has train/; else the Kermany folder one level down in it (chest_xray/,
+    or the only subfolder with train/), for the common slip of naming the folder that holds
+    chest_xray/. With MEDTL_DATA unset: data/chest_xray in the project.
+    """
     setting = config.data_setting()
-    if setting is not None and not setting.exists():
+    if setting is None:
+        default = config.data_dir() / "chest_xray"
+        return default if (default / "train").is_dir() else None
+    if not setting.exists():
         raise DataError(
             f"MEDTL_DATA={os.environ.get('MEDTL_DATA')} points to {setting}, which does not "
             "exist. Fix the path or unset MEDTL_DATA to use the default data folder."
         )
-    for candidate in (setting, config.data_dir() / "chest_xray"):
-        if candidate is not None and (candidate / "train").is_dir():
-            return candidate
-    return None
+    if (setting / "train").is_dir():
+        return setting
+    return kermany_one_level_down(setting)
 
 
 def resize_images(data: ImageSet, size: int) -> ImageSet:
@@ -72,6 +83,22 @@ def resize_images(data: ImageSet, size: int) -> ImageSet:
     return ImageSet(images, data.labels, data.patients, data.source, data.paths, data.classes)
 
 
+def folder_files(root: Path, splits: list[str]) -> dict[str, tuple[list[Path], list[int]]]:
+    """Paths and labels of the two sets the course reads from a Kermany folder.
+
+    "train+val": train/ with the official val/ merged in (16 images are too few to validate
+    with; the course draws its own validation patients from the pool). "test": test/, if any.
+    """
+    pooled = [scan_split(root, s) for s in splits if s != "test"]
+    files = {
+        "train+val": ([p for s in pooled for p in s.paths], [y for s in pooled for y in s.labels])
+    }
+    if "test" in splits:
+        scan = scan_split(root, "test")
+        files["test"] = (scan.paths, scan.labels)
+    return files
+
+
 def cache_folder(
     root: Path, size: int, cache: TensorCache | None = None, splits: list[str] | None = None
 ) -> dict[str, ImageSet]:
@@ -80,16 +107,12 @@ def cache_folder(
     `python -m medtl_helpers data cache` calls this too, so a cache built ahead of a lesson is the
     one `load_course_data` finds.
     """
-    splits = splits or find_splits(root)
     cache = cache or TensorCache(config.cache_dir())
-    scans = [scan_split(root, s) for s in splits if s != "test"]
-    paths = [p for scan in scans for p in scan.paths]
-    labels = [y for scan in scans for y in scan.labels]
-    cached = {"train+val": cache.load_or_build(paths, labels, size, name="kermany-trainval")}
-    if "test" in splits:
-        scan = scan_split(root, "test")
-        cached["test"] = cache.load_or_build(scan.paths, scan.labels, size, name="kermany-test")
-    return cached
+    names = {"train+val": "kermany-trainval", "test": "kermany-test"}
+    return {
+        part: cache.load_or_build(paths, labels, size, name=names[part])
+        for part, (paths, labels) in folder_files(root, splits or find_splits(root)).items()
+    }
 
 
 def load_folder(root: Path, size: int, seed: int = 0, val_fraction: float = HOLDOUT) -> CourseData:
@@ -98,13 +121,42 @@ def load_folder(root: Path, size: int, seed: int = 0, val_fraction: float = HOLD
     `val_fraction` of the training patients (by class) make the validation split.
     """
     splits = find_splits(root)
-    cached = cache_folder(root, size, splits=splits)
-    pool = cached["train+val"]
+    return split_folder(root, splits, cache_folder(root, size, splits=splits), seed, val_fraction)
+
+
+def preview_folder(root: Path, seed: int = 0, val_fraction: float = HOLDOUT) -> CourseData:
+    """The split `load_folder` makes of `root`, from file names alone: nothing is decoded.
+
+    Splitting reads only labels and patient ids, so each image is a 1-pixel placeholder here.
+    Images that would not decode are still counted (caching skips them).
+    """
+    splits = find_splits(root)
+    sets = {
+        part: ImageSet(
+            images=torch.zeros((len(paths), 1, 1, 1), dtype=torch.uint8),
+            labels=torch.tensor(labels, dtype=torch.long),
+            patients=[patient_id(p) for p in paths],
+            source="kermany-folder",
+        )
+        for part, (paths, labels) in folder_files(root, splits).items()
+    }
+    return split_folder(root, splits, sets, seed, val_fraction)
+
+
+def split_folder(
+    root: Path, splits: list[str], sets: dict[str, ImageSet], seed: int, val_fraction: float
+) -> CourseData:
+    """The course's split of a Kermany folder's `sets` ("train+val", "test" when present).
+
+    val/ is already in the pool; without test/, a patient holdout of the pool is the test; then
+    `val_fraction` of the remaining patients (by class) make validation.
+    """
+    pool = sets["train+val"]
     notes = []
     if "val" in splits:
         notes.append("the official 16-image val/ folder is merged into train/ before splitting")
-    if "test" in cached:
-        test = cached["test"]
+    if "test" in sets:
+        test = sets["test"]
         shared = shared_patients(pool, test)
         if shared:
             notes.append(test_overlap_note(shared))
@@ -115,7 +167,7 @@ def load_folder(root: Path, size: int, seed: int = 0, val_fraction: float = HOLD
         )
     train, val = split_by_patient(pool, val_fraction, seed + 1)
     return CourseData(
-        train, val, test, "kermany-folder", str(root), notes, test_given="test" in cached
+        train, val, test, "kermany-folder", str(root), notes, test_given="test" in sets
     )
 
 
@@ -159,14 +211,29 @@ def _from_synthetic(n: int, size: int, seed: int, reason: str) -> CourseData:
     return CourseData(train, val, test, "synthetic", f"{n} generated images", [reason, hint])
 
 
+def _one_level_down_note(setting: Path, root: Path) -> str:
+    return (
+        f"MEDTL_DATA={setting} holds no train/; using the Kermany folder one level down, {root} "
+        f"(only read: caches go to {config.cache_dir()})"
+    )
+
+
 def _pick(source: str, size: int, seed: int, profile: config.Profile) -> CourseData:
+    setting = config.data_setting()
     if source in ("auto", "folder"):
         root = find_kermany_root()
         if root is not None:
-            return load_folder(root, size, seed)
+            data = load_folder(root, size, seed)
+            if setting is not None and root != setting:
+                data.notes.insert(0, _one_level_down_note(setting, root))
+            return data
         if source == "folder":
-            find_splits(config.data_setting() or config.data_dir() / "chest_xray")
-    reason = "no Kermany folder found (MEDTL_DATA unset or without train/, no data/chest_xray)"
+            find_splits(setting or config.data_dir() / "chest_xray")
+    reason = (
+        f"no Kermany folder at MEDTL_DATA={setting} (no train/, itself or one level down)"
+        if setting is not None
+        else "no Kermany folder found (MEDTL_DATA unset, no data/chest_xray)"
+    )
     if source in ("auto", "pneumoniamnist"):
         from medtl_helpers.data.medmnist import download_pneumoniamnist, pneumoniamnist_path
 

@@ -10,16 +10,28 @@ from medtl_helpers.data.folder import find_splits, load_grey, patient_id, scan_s
 from medtl_helpers.data.records import CLASSES
 from medtl_helpers.errors import DataError
 
+# Why two folders of a Kermany download may share patients, and what the course makes of it.
+_SHARED_WHY = {
+    ("train", "val"): "val/ is merged into train/ before the course splits by patient",
+    ("train", "test"): "the official release reuses train/ patient ids in test/; the course uses "
+    "test/ as given and its banner says so",
+    ("val", "test"): "val/ is merged into train/, and test/ is used as given, as for train/",
+}
+
 
 @dataclass
 class VerifyReport:
-    """Counts per (split, class): images and patients; plus skipped and corrupt files."""
+    """Counts per (split, class): images and patients; skipped and corrupt files; shared patients.
+
+    `shared_pairs` counts the patients each pair of split folders shares: {("train", "test"): 170}.
+    """
 
     root: Path
     rows: list[dict[str, object]] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     corrupt: list[Path] = field(default_factory=list)
     shared_patients: int = 0
+    shared_pairs: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def count(self, split: str, cls: str) -> int:
         return next(
@@ -31,10 +43,13 @@ class VerifyReport:
         for r in self.rows:
             lines.append(f"{r['split']:<8}{r['class']:<11}{r['images']:>8,}{r['patients']:>10,}")
         names = sorted({p.name for p in self.skipped})
-        lines.append(f"skipped non-image files: {len(self.skipped)} ({', '.join(names[:5])})")
+        listed = f" ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else ""
+        lines.append(f"skipped non-image files: {len(self.skipped)}{listed}")
         lines.append(f"corrupt images: {len(self.corrupt)}")
         lines.extend(f"  corrupt: {p}" for p in self.corrupt[:10])
         lines.append(f"patients in more than one split: {self.shared_patients}")
+        for (first, second), n in self.shared_pairs.items():
+            lines.append(f"  {first}/ and {second}/ share {n:,}: {_SHARED_WHY[first, second]}")
         return "\n".join(lines)
 
 
@@ -68,6 +83,11 @@ def verify_folder(root: Path, decode: bool = True, workers: int = 4) -> VerifyRe
                 {"split": split, "class": cls, "images": len(paths), "patients": len(patients)}
             )
     report.shared_patients = sum(len(s) > 1 for s in owners.values())
+    for i, first in enumerate(splits):
+        for second in splits[i + 1 :]:
+            n = sum({first, second} <= s for s in owners.values())
+            if n:
+                report.shared_pairs[first, second] = n
     return report
 
 

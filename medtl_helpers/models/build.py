@@ -27,6 +27,7 @@ def _check_arch(arch: str) -> None:
     if arch not in ARCHS:
         raise ValueError(f"Unknown architecture {arch!r}: use one of {', '.join(ARCHS)}")
 
+
 def _unavailable(arch: str, reason: str) -> WeightsUnavailableError:
     path, url = weights_file(arch), get_model_weights(arch).IMAGENET1K_V1.url
     torch_home = os.environ.get("TORCH_HOME") or "unset, so the default ~/.cache/torch is used"
