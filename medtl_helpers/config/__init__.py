@@ -10,6 +10,7 @@ Environment variables:
                       $MEDTL_DATA/cache when MEDTL_DATA holds no Kermany data)
     MEDTL_PRETRAINED  imagenet | none (default: imagenet; none in the quick profile)
     MEDTL_OFFLINE     1 = never touch the network (set by the tests)
+    MEDTL_PROGRESS    auto | text (default: auto; text = each progress bar as one final line)
 """
 
 from medtl_helpers.config.hardware import (
