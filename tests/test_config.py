@@ -29,8 +29,9 @@ def test_unknown_profile_names_the_choices(monkeypatch):
 def test_device_cpu_and_missing_cuda():
     assert config.get_device("cpu").type == "cpu"
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="Change runtime type"):
+        with pytest.raises(RuntimeError, match="Change runtime type") as missing:
             config.get_device("cuda")
+        assert "device='cpu'" in str(missing.value) and "--device" not in str(missing.value)
 
 
 def test_seed_everything_repeats():

@@ -156,8 +156,20 @@ def test_out_of_memory_suggests_a_smaller_batch(tiny, monkeypatch):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(model, "forward", boom)
-    with pytest.raises(MedtlError, match=r"ran out of memory at batch size 32.*batch_size=16"):
+    with pytest.raises(
+        MedtlError, match=r"ran out of memory at batch size 32.*batch_size=16"
+    ) as oom:
         run(tiny, model=model, epochs=1)
+    assert "--batch-size" not in str(oom.value)  # a notebook is told fit's keyword, not a flag
+
+
+def test_out_of_memory_on_the_command_line_names_the_flags():
+    from medtl_helpers.errors import command_line
+    from medtl_helpers.training.steps import out_of_memory
+
+    with command_line():
+        message = str(out_of_memory(RuntimeError("CUDA out of memory"), 64, 224))
+    assert "--batch-size 32" in message and "--image-size" in message and "fit(" not in message
 
 
 def test_cli_train_then_evaluate_writes_json(kermany_root, tmp_path, capsys):

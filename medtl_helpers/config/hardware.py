@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from medtl_helpers.errors import DeviceError
+from medtl_helpers.errors import DeviceError, in_terms
 
 
 def get_device(prefer: str | None = None) -> torch.device:
@@ -31,7 +31,8 @@ def get_device(prefer: str | None = None) -> torch.device:
         if device.type == "cuda" and not torch.cuda.is_available():
             raise DeviceError(
                 "CUDA was requested but torch sees no GPU: on Colab choose "
-                "Runtime > Change runtime type > GPU, or use --device cpu (device='cpu')."
+                "Runtime > Change runtime type > GPU, or use "
+                + in_terms("device='cpu'.", "--device cpu.")
             )
         return device
     if torch.cuda.is_available():

@@ -18,7 +18,7 @@ from torch import nn
 from medtl_helpers.config import precision_choice
 from medtl_helpers.data.augment import BatchAugment, to_model_input
 from medtl_helpers.data.records import ImageSet
-from medtl_helpers.errors import MedtlError
+from medtl_helpers.errors import MedtlError, in_terms
 from medtl_helpers.metrics import run_batched
 from medtl_helpers.models import train_mode
 from medtl_helpers.progress import progress_bar
@@ -49,8 +49,11 @@ def out_of_memory(err: Exception, batch_size: int, image_size: int, where: str =
     setting = "batch_size" if where == "training" else "eval_batch_size"
     return MedtlError(
         f"The GPU ran out of memory at batch size {batch_size}, {image_size} px ({where}). Use a "
-        f"smaller batch: fit(..., {setting}={half}) or --{setting.replace('_', '-')} {half}; a "
-        f"smaller --image-size also helps. ({str(err)[:80]})"
+        "smaller batch: "
+        + in_terms(f"fit(..., {setting}={half})", f"--{setting.replace('_', '-')} {half}")
+        + "; a smaller "
+        + in_terms("image_size", "--image-size")
+        + f" also helps. ({str(err)[:80]})"
     )
 
 
