@@ -215,8 +215,8 @@ def main_prints_only(rank: int):
 def lost_contact(err: BaseException, world: World) -> MedtlError | None:
     """The message for a collective that failed because another process crashed or stalled."""
     text = str(err)
-    # gloo's own words when the peer is gone: "Connection closed by peer", "Timed out waiting",
-    # or, when the timeout fires in DDP's buffer broadcast, "Application timeout caused pair closure"
+    # gloo's words when a peer is gone: "Connection closed by peer", "Timed out waiting", or,
+    # when the timeout fires in DDP's buffer broadcast, "Application timeout caused pair closure"
     markers = ("gloo", "NCCL", "pair closure")
     failed = isinstance(err, dist.DistError) or any(m in text for m in markers)
     if world.size == 1 or not failed:
