@@ -46,8 +46,9 @@ grade: $(STAMP)
 	$(if $(SUBMISSIONS),,$(error name the handed-in notebooks: make grade SUBMISSIONS=folder))
 	$(PY) -m medtl_helpers grade $(SUBMISSIONS) --out grades $(if $(NOTEBOOK),--notebook $(NOTEBOOK))
 
+# make lab [LAB_FLAGS="--no-browser --allow-root"]: JupyterLab on notebooks/ (as root, or on a server)
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $(LAB_FLAGS)
 
 clean:
 	rm -rf runs student .pytest_cache .ruff_cache

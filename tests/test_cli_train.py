@@ -59,7 +59,7 @@ def test_resuming_is_checked_and_a_finished_run_is_left_alone(folder, tmp_path, 
     best = (out / "best.pt").read_bytes()
     capsys.readouterr()
     assert train(folder, out, "--resume") == 0
-    assert "holds a finished run (1 epochs" in capsys.readouterr().out
+    assert "holds a finished run (1 epoch(s)" in capsys.readouterr().out
     assert (out / "best.pt").read_bytes() == best
     assert train(folder, out, "--resume", "--batch-size", "4") == 2
     err = capsys.readouterr().err
@@ -102,7 +102,7 @@ def test_rerunning_without_resume_refuses_and_keeps_the_finished_run(folder, tmp
     assert "--resume" in err and "--overwrite" in err and "resume=True" not in err
     assert (out / "best.pt").read_bytes() == best
     assert train(folder, out, "--overwrite") == 0
-    assert "Starting over in" in capsys.readouterr().out
+    assert "is replaced when this run saves its first epoch" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         train(folder, out, "--overwrite", "--resume")
     assert "not allowed with argument" in capsys.readouterr().err

@@ -74,13 +74,22 @@ def test_the_weights_line_says_whether_the_file_is_there(monkeypatch, tmp_path):
 
     monkeypatch.delenv("MEDTL_OFFLINE", raising=False)
     line = weights_line()
-    assert line.startswith("imagenet, resnet18: resnet18-f37072fd.pth is not downloaded yet")
-    assert f"fetched on first use into {expected.parent}" in line
+    assert line.startswith(f"imagenet, files in {expected.parent}")
+    assert "resnet18, resnet34, resnet50, resnet101, resnet152 not downloaded yet" in line
     monkeypatch.setenv("MEDTL_OFFLINE", "1")
     line = weights_line()
-    assert f"is NOT at {expected}" in line and "MEDTL_PRETRAINED=none" in line
+    assert "resnet152 missing, and MEDTL_OFFLINE=1 forbids" in line
+    assert "MEDTL_PRETRAINED=none" in line
     expected.parent.mkdir(parents=True)
     expected.write_bytes(b"not the real weights")
-    assert f"STAND-IN weights file {expected}" in weights_line()
+    line = weights_line()
+    assert "resnet18: STAND-IN files" in line and "resnet34, resnet50" in line
     monkeypatch.setenv("MEDTL_PRETRAINED", "none")
     assert weights_line().startswith("none: random initialisation")
+
+
+def test_the_report_covers_every_architecture_the_course_builds():
+    from medtl_helpers.config.report import COURSE_ARCHS
+    from medtl_helpers.models import ARCHS
+
+    assert COURSE_ARCHS == ARCHS

@@ -47,7 +47,7 @@ def test_an_early_stop_is_saved_and_resuming_the_finished_run_changes_nothing(
     capsys.readouterr()
     again = run(tiny, stages=FLAT, patience=2, out_dir=tmp_path, resume=True, progress=True)
     printed = capsys.readouterr().out
-    assert "holds a finished run (3 epochs" in printed and "nothing changed" in printed
+    assert "holds a finished run (3 epoch(s)" in printed and "nothing changed" in printed
     assert len(again.rows) == 3
     assert {name: digest(tmp_path / name) for name in before} == before
 
@@ -57,7 +57,7 @@ def test_resuming_a_run_that_ran_all_its_epochs_trains_nothing(tiny, tmp_path, c
     before = digest(tmp_path / "best.pt")
     history = run(tiny, epochs=1, out_dir=tmp_path, resume=True)
     assert len(history.rows) == 1 and digest(tmp_path / "best.pt") == before
-    assert "holds a finished run (1 epochs" in capsys.readouterr().out
+    assert "holds a finished run (1 epoch(s)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -124,7 +124,7 @@ def test_a_folder_holding_a_run_is_refused_without_resume_or_overwrite(tiny, tmp
     assert {name: digest(tmp_path / name) for name in before} == before  # nothing was written
     capsys.readouterr()
     history = run(tiny, epochs=2, out_dir=tmp_path, overwrite=True)
-    assert "Starting over in" in capsys.readouterr().out
+    assert "is replaced when this run saves its first epoch" in capsys.readouterr().out
     assert len(history.rows) == 2
     assert read_checkpoint(tmp_path / "last.pt")["training"]["position"] == [0, 2]
 
@@ -164,3 +164,24 @@ def test_ctrl_c_after_an_epoch_names_the_saved_model(tiny, tmp_path, capsys, mon
     printed = capsys.readouterr().out
     assert f"is in {tmp_path / 'best.pt'}" in printed and "resume=True" in printed
     assert (tmp_path / "best.pt").exists()
+
+
+def test_overwrite_keeps_the_old_run_until_the_new_one_saves(tiny, tmp_path, capsys, monkeypatch):
+    from medtl_helpers.training.steps import BatchTrainer
+
+    run(tiny, epochs=1, out_dir=tmp_path)
+    before = {name: digest(tmp_path / name) for name in ("best.pt", "last.pt")}
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(BatchTrainer, "train_epoch", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny, epochs=1, out_dir=tmp_path, overwrite=True)  # Ctrl-C in its first epoch
+    assert {name: digest(tmp_path / name) for name in before} == before  # nothing lost
+
+
+def test_resuming_with_other_stages_names_what_changed(tiny, tmp_path):
+    run(tiny, epochs=1, out_dir=tmp_path)
+    with pytest.raises(MedtlError, match=r"changed: epochs 1 -> 3"):
+        run(tiny, epochs=3, out_dir=tmp_path, resume=True)

@@ -99,3 +99,13 @@ def test_fingerprint_changes_with_the_images_chosen(tiny):
     assert train.fingerprint() != val.fingerprint()
     assert train.fingerprint() == train.subset(list(range(len(train)))).fingerprint()
     assert len(train.fingerprint()) == 16
+
+
+def test_a_reloaded_run_is_frozen_as_training_left_it(tiny, capsys):
+    from medtl_helpers.models import count_parameters
+
+    trained, _ = go(tiny, freeze="all")
+    loaded, _ = go(tiny, freeze="all")
+    assert "Loaded the finished run" in capsys.readouterr().out
+    trainable = count_parameters(trained, trainable_only=True)
+    assert trainable == count_parameters(loaded, trainable_only=True) == 1026  # the head alone

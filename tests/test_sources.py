@@ -152,3 +152,14 @@ def test_several_kermany_folders_one_level_down_are_named_with_the_fix(
     assert f"MEDTL_DATA={tmp_path.resolve() / 'xray_a'} or MEDTL_DATA=" in message
     (tmp_path / "xray_b" / "train").rmdir()
     assert find_kermany_root() == (tmp_path / "xray_a").resolve()  # the only one is fine
+
+
+@pytest.mark.parametrize(("profile", "size"), [("quick", 64), ("gpu", 224)])
+def test_the_synthetic_banner_names_the_pneumoniamnist_file_this_profile_reads(
+    monkeypatch, profile, size
+):
+    """It always said --size 128, a file only the cpu profile reads."""
+    from medtl_helpers.data.sources import _from_synthetic
+
+    data = _from_synthetic(40, config.get_profile(profile).image_size, 0, "no data")
+    assert f"--source pneumoniamnist --size {size}`" in data.banner()

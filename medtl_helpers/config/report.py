@@ -10,7 +10,9 @@ import torchvision
 import medtl_helpers
 from medtl_helpers.config.hardware import device_label, get_device, on_colab, precision_choice
 from medtl_helpers.config.profiles import Profile, caps_note, get_profile, pretrained_choice
-from medtl_helpers.config.weights import weights_status
+from medtl_helpers.config.weights import weights_summary
+
+COURSE_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")  # models.ARCHS
 
 
 def environment_report(profile: Profile | None = None) -> str:
@@ -41,4 +43,4 @@ def _weights_line(profile: Profile) -> str:
     choice = pretrained_choice(profile)
     if choice == "none":
         return "none: random initialisation (MEDTL_PRETRAINED=none, or the quick profile's default)"
-    return f"imagenet, {profile.arch}: {weights_status(profile.arch)}"
+    return f"imagenet, files {weights_summary(COURSE_ARCHS)}"

@@ -50,16 +50,28 @@ def describe_weights_file(path: Path) -> str:
     )
 
 
-def weights_status(arch: str) -> str:
-    """One line on `arch`'s ImageNet weights file: present (real or stand-in), to be
-    downloaded on first use, or missing with downloads forbidden (MEDTL_OFFLINE=1)."""
-    path = weights_file(arch)
-    if path.is_file():
-        return describe_weights_file(path)
-    if offline():
-        return (
-            f"{path.name} is NOT at {path} and MEDTL_OFFLINE=1 forbids downloading it: "
-            "building a pretrained model will stop and say how to get it (or use "
-            "MEDTL_PRETRAINED=none)"
+def weights_summary(archs: tuple[str, ...]) -> str:
+    """One line on the ImageNet weights files of every architecture the course builds (02 and
+    06 build deeper ResNets than the profile's default): present, stand-in, or still missing."""
+    present, stand_in, missing = [], [], []
+    for arch in archs:
+        path = weights_file(arch)
+        if not path.is_file():
+            missing.append(arch)
+        elif describe_weights_file(path).startswith("STAND-IN"):
+            stand_in.append(arch)
+        else:
+            present.append(arch)
+    parts = [f"in {weights_file(archs[0]).parent}"]
+    if present:
+        parts.append(f"{', '.join(present)} present")
+    if stand_in:
+        parts.append(f"{', '.join(stand_in)}: STAND-IN files, NOT torchvision's ImageNet weights")
+    if missing and offline():
+        parts.append(
+            f"{', '.join(missing)} missing, and MEDTL_OFFLINE=1 forbids downloading them: a "
+            "notebook that builds one stops and says how to get it (or use MEDTL_PRETRAINED=none)"
         )
-    return f"{path.name} is not downloaded yet: it is fetched on first use into {path.parent}"
+    elif missing:
+        parts.append(f"{', '.join(missing)} not downloaded yet (each is fetched on first use)")
+    return "; ".join(parts)

@@ -206,7 +206,8 @@ def _from_synthetic(n: int, size: int, seed: int, reason: str) -> CourseData:
     train, val = split_by_patient(pool, HOLDOUT, seed + 1)
     hint = (
         "for real X-rays set MEDTL_DATA to a Kermany folder (train/NORMAL, train/PNEUMONIA) or "
-        "run `python -m medtl_helpers data download --source pneumoniamnist --size 128`"
+        f"run `python -m medtl_helpers data download --source pneumoniamnist --size "
+        f"{_mnist_size(size)}` (the file this profile's {size} px reads)"
     )
     return CourseData(train, val, test, "synthetic", f"{n} generated images", [reason, hint])
 

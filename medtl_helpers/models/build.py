@@ -119,7 +119,10 @@ def build_model(
     elif verbose:
         print(
             f"{arch}: random initialisation ("
-            + in_terms("MEDTL_PRETRAINED=none, or unset in quick", "--pretrained none")
+            + in_terms(
+                "MEDTL_PRETRAINED=none, or the quick profile's default",
+                "--pretrained none, or the quick profile's default",
+            )
             + "), not ImageNet weights"
         )
 

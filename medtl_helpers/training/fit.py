@@ -76,14 +76,14 @@ def fit(
     profile = profile or config.get_profile()
     stages = _capped(stages or [Stage("train", epochs or profile.epochs, freeze, lr)])
     world = distributed.start(config.get_device(str(device) if device is not None else None))
-    prepare_folder(out_dir, resume, overwrite, world.is_main)  # a held run: refused or replaced
+    replacing = prepare_folder(out_dir, resume, overwrite, world.is_main)  # held run: refused?
     options = dict(amp=amp, channels_last=channels_last, weighted_loss=weighted_loss, world=world)
     options.update(augment=augment, eval_batch_size=eval_batch_size, seed=seed, progress=progress)
     with distributed.session(world, model, sync_batchnorm):  # one process: nothing to set up
         batches = _batch_trainer(model, train, val, profile, batch_size, image_size, options)
         settings = _settings(model, train, batches, seed)
         record = _meta(train, batches, profile, seed, meta)
-        run = RunState(out_dir, stages, record, settings, writes=world.is_main)
+        run = RunState(out_dir, stages, record, settings, world.is_main, replacing)
         saved = run.resume(model) if resume else None
         world.check_same((len(run.history.rows), run.position), f"{out_dir}/last.pt", SHARED_OUT)
         if saved is not None:

@@ -46,21 +46,45 @@ def refuse_held_run(folder: str | Path | None) -> None:
         )
 
 
-def start_over(folder: Path) -> None:
-    """Remove the run files an `overwrite=True` run replaces, saying what they held."""
+def start_over(folder: Path) -> bool:
+    """Announce that an `overwrite=True` run replaces the run in `folder`; True when there is one.
+
+    Nothing is deleted yet: the previous run stays loadable until the new run saves its first
+    epoch (RunState then removes the old best.pt before writing), so a Ctrl-C in the first epoch
+    loses nothing.
+    """
     held = held_run(folder)
     if held is None:
-        return
-    for name in RUN_FILES:
-        (folder / name).unlink(missing_ok=True)
-    print(f"Starting over in {folder}: the previous run ({held}) was removed.")
+        return False
+    others = sorted(p.name for p in folder.iterdir() if p.name not in RUN_FILES)
+    print(
+        f"Starting over in {folder}: the previous run ({held}) is replaced when this run saves "
+        "its first epoch."
+        + (f" Other files there ({', '.join(others)}) describe the previous run." if others else "")
+    )
+    return True
 
 
-def prepare_folder(folder, resume: bool, overwrite: bool, writes: bool = True) -> None:
-    """Before training: a held run is carried on (`resume`), replaced (`overwrite`), or refused."""
+def prepare_folder(folder, resume: bool, overwrite: bool, writes: bool = True) -> bool:
+    """Before training: a held run is carried on (`resume`), replaced (`overwrite`: returns True,
+    and the run's first save removes it), or refused."""
     if folder is None or resume:
-        return
+        return False
     if not overwrite:
         refuse_held_run(folder)
-    elif writes:
-        start_over(Path(folder))
+        return False
+    return writes and start_over(Path(folder))
+
+
+def stage_changes(old: list[dict], new: list[dict]) -> str:
+    """What differs between a saved run's stages and these ("epochs 1 -> 3"), for messages."""
+    if len(old) != len(new):
+        return f"{len(old)} stage(s) -> {len(new)}"
+    changes = [
+        f"{key} {a.get(key)!r} -> {b.get(key)!r}"
+        + (f" (stage '{b.get('name')}')" if len(new) > 1 else "")
+        for a, b in zip(old, new)
+        for key in sorted(set(a) | set(b))
+        if a.get(key) != b.get(key)
+    ]
+    return "; ".join(changes) or "none"

@@ -23,6 +23,7 @@ from torch import nn
 from medtl_helpers.errors import MedtlError, in_terms
 from medtl_helpers.metrics import choose_threshold
 from medtl_helpers.training.checkpoints import checkpoint_meta, read_checkpoint, save_checkpoint
+from medtl_helpers.training.run_folder import stage_changes
 
 # What resuming must not change, and the command-line flag that sets each.
 RESUME_SETTINGS = {
@@ -103,10 +104,11 @@ class RunState:
     """
 
     def __init__(
-        self, folder: str | Path | None, stages: list, meta: dict, settings: dict, writes=True
+        self, folder, stages: list, meta: dict, settings: dict, writes=True, replacing=False
     ):
         self.folder = None if folder is None else Path(folder)
         self.writes = writes
+        self.replacing = replacing  # an overwrite: the old best.pt goes at the first save
         self.stages, self.meta, self.settings = stages, meta, settings
         self.history = History()
         self.best_state: dict | None = None
@@ -139,6 +141,9 @@ class RunState:
             "stages": [stage.as_dict() for stage in self.stages],
             "settings": self.settings,
         }
+        if self.replacing:  # never a new last.pt beside the old run's best.pt
+            (self.folder / "best.pt").unlink(missing_ok=True)
+            self.replacing = False
         self._write("last.pt", model, training)
         if self.best_is_new:
             self._write("best.pt", model)
@@ -165,10 +170,11 @@ class RunState:
             return None
         payload = read_checkpoint(last)
         training = payload.get("training")
-        if training is None or training["stages"] != [stage.as_dict() for stage in self.stages]:
+        if training is None or training["stages"] != self._stage_dicts():
             raise MedtlError(
-                f"{last} was written by a run with other stages or settings, so it cannot be "
-                "resumed with these. "
+                f"{last} was written by a run with other stages or settings (changed: "
+                f"{stage_changes(training['stages'] if training else [], self._stage_dicts())}), "
+                "so it cannot be resumed with these. "
                 + in_terms(
                     "Give another out_dir, or pass overwrite=True, not resume=True, to replace it.",
                     "Use another --out folder, or --overwrite instead of --resume to replace it.",
@@ -182,8 +188,11 @@ class RunState:
         self.best_state = self._best_weights(model, payload)
         index, done = self.position
         self.unfinished = training if done < self.stages[index].epochs else None
-        print(f"Resuming from {last}: {len(self.history.rows)} epochs done.")
+        print(f"Resuming from {last}: {len(self.history.rows)} epoch(s) done.")
         return training
+
+    def _stage_dicts(self) -> list[dict]:
+        return [stage.as_dict() for stage in self.stages]
 
     def _check_settings(self, last: Path, saved: dict | None) -> None:
         if saved is None:
@@ -236,7 +245,7 @@ class RunState:
 
     def describe_finished(self) -> str:
         return (
-            f"{self.folder} holds a finished run ({len(self.history.rows)} epochs, best val "
+            f"{self.folder} holds a finished run ({len(self.history.rows)} epoch(s), best val "
             f"AUROC {self.history.best_auroc:.4f} at epoch {self.history.best_epoch}): nothing "
             "was trained and nothing changed. "
             + in_terms(

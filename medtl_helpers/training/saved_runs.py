@@ -22,6 +22,7 @@ from medtl_helpers import config
 from medtl_helpers.atomic import write_json
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.errors import MedtlError
+from medtl_helpers.models.freezing import freeze
 from medtl_helpers.training import fit
 from medtl_helpers.training.checkpoints import load_weights, read_checkpoint
 from medtl_helpers.training.runs import History
@@ -96,6 +97,8 @@ def fit_or_load(
     finished = _read_json(folder / FINISHED)
     if not retrain and finished is not None and finished["settings"] == settings:
         load_weights(model, read_checkpoint(folder / "best.pt"), folder / "best.pt")
+        stages = fit_kwargs.get("stages") or [None]  # frozen as training left it: its last stage
+        freeze(model, stages[-1].freeze if stages[-1] else fit_kwargs.get("freeze", "none"))
         history = History()
         history.load_state(finished["history"])
         device = config.get_device(str(fit_kwargs["device"]) if "device" in fit_kwargs else None)
