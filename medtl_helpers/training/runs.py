@@ -8,8 +8,9 @@ is (an early stop counts as the end of its stage), and the settings it was train
 After every epoch `last.pt` is written first and `best.pt` second, each atomically, so Ctrl-C or
 a crash loses at most one epoch (`run_folder.py`: a folder holding a run is never trained into
 by accident). If the crash falls between the two writes, `last.pt` already holds the new best
-weights, and resuming repairs `best.pt` from it. Under torchrun every process keeps a RunState
-and reads `last.pt` to resume, and rank 0 alone writes (`writes=False` elsewhere).
+weights, and resuming repairs `best.pt` from it. A failed write (a full disk) stops training with
+a WriteError naming the last epoch `last.pt` holds, and how to resume. Under torchrun every process
+keeps a RunState and reads `last.pt` to resume, and rank 0 alone writes (`writes=False` elsewhere).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from torch import nn
 
-from medtl_helpers.errors import MedtlError, in_terms
+from medtl_helpers.errors import MedtlError, WriteError, in_terms
 from medtl_helpers.metrics import choose_threshold
 from medtl_helpers.training.checkpoints import checkpoint_meta, read_checkpoint, save_checkpoint
 
@@ -139,9 +140,27 @@ class RunState:
             "stages": [stage.as_dict() for stage in self.stages],
             "settings": self.settings,
         }
-        self._write("last.pt", model, training)
-        if self.best_is_new:
-            self._write("best.pt", model)
+        try:
+            self._write("last.pt", model, training)
+            if self.best_is_new:
+                self._write("best.pt", model)
+        except WriteError as err:
+            raise WriteError(f"{err} {self._resumable(err.path)}", err.path, err.errno) from err
+
+    def _resumable(self, failed: Path) -> str:
+        """After a failed write: what the run folder still holds, and how to carry on."""
+        epochs = len(self.history.rows)
+        saved = epochs - 1 if Path(failed).name == "last.pt" else epochs
+        if saved == 0:
+            return "Training stopped in epoch 1, before any epoch was saved: " + in_terms(
+                "call fit again once there is space, or give another out_dir.",
+                "run the same command again once there is space, or choose another --out folder.",
+            )
+        held = f"{self.folder / 'last.pt'} holds the run up to epoch {saved}"
+        return f"Training stopped in epoch {epochs}; {held}. Once there is space, " + in_terms(
+            "carry on with fit(..., resume=True) and the same out_dir.",
+            "carry on with the same command and --resume.",
+        )
 
     def _write(self, name: str, model: nn.Module, training: dict | None = None) -> None:
         if self.folder is None or not self.writes:
