@@ -41,7 +41,8 @@ student: $(STAMP)
 	$(PY) -m medtl_helpers student notebooks -o student
 
 # make grade SUBMISSIONS=folder [NOTEBOOK=01]: run and score handed-in student notebooks into
-# grades/ (docs/TEACHING.md §4; student code runs with your permissions: use a container).
+# grades/ (docs/TEACHING.md §4). Student code runs with your permissions: grade in the container
+# that docker/grade.Dockerfile builds.
 grade: $(STAMP)
 	$(if $(SUBMISSIONS),,$(error name the handed-in notebooks: make grade SUBMISSIONS=folder))
 	$(PY) -m medtl_helpers grade $(SUBMISSIONS) --out grades $(if $(NOTEBOOK),--notebook $(NOTEBOOK))

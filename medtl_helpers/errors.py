@@ -70,3 +70,15 @@ def in_terms(python: str, cli: str) -> str:
     'MEDTL_DATA=/data/chest_xray'
     """
     return cli if on_command_line() else python
+
+
+class WriteError(MedtlError):
+    """A file that could not be written: a full disk, a quota, a read-only folder, a size limit.
+
+    The message names the file, the cause and the fix; the previous version of the file is kept
+    (`atomic.py`). `path` is the file and `errno` the cause's number (None when torch hid it).
+    """
+
+    def __init__(self, message: str, path: object = None, errno: int | None = None):
+        super().__init__(message)
+        self.path, self.errno = path, errno

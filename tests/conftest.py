@@ -153,3 +153,38 @@ def standin_weights(standin_torch_home, monkeypatch) -> Path:
     monkeypatch.setenv("TORCH_HOME", str(standin_torch_home))
     monkeypatch.setenv("MEDTL_PRETRAINED", "imagenet")
     return standin_torch_home
+
+
+@pytest.fixture(autouse=True)
+def no_kaggle_input(tmp_path_factory, monkeypatch):
+    """Tests never read a real /kaggle/input: run on Kaggle, they would find its data set."""
+    absent = tmp_path_factory.mktemp("no_kaggle") / "input"
+    monkeypatch.setenv("MEDTL_KAGGLE_INPUT", str(absent))
+    return absent
+
+
+@pytest.fixture
+def kaggle_input(tmp_path, kaggle_root, monkeypatch) -> Path:
+    """Kaggle's input folder with the X-rays as Kaggle mounts them, at MEDTL_KAGGLE_INPUT.
+
+    input/chest-xray-pneumonia/chest_xray/{train,val,test} is the data (`kaggle_root`); the
+    archive adds a second copy, chest_xray/chest_xray/, and __MACOSX/ folders (inside chest_xray/
+    and beside it). Both hold images, one more in each train/NORMAL, so that reading either one
+    would change the counts. Returns the input folder.
+    """
+    import shutil
+
+    data = tmp_path / "input" / "chest-xray-pneumonia" / "chest_xray"
+    data.parent.mkdir(parents=True)
+    kaggle_root.rename(data)
+    copies = (
+        data / "chest_xray",
+        data / "__MACOSX" / "chest_xray",
+        data.parent / "__MACOSX" / "chest_xray",
+    )
+    for copy in copies:
+        shutil.copytree(data, copy, ignore=shutil.ignore_patterns("chest_xray", "__MACOSX"))
+        write_xray(copy / "train" / "NORMAL" / "IM-0999-0001.jpeg", size=8)
+    (data.parent / "__MACOSX" / "train").mkdir()  # not a Kermany folder, whatever it holds
+    monkeypatch.setenv("MEDTL_KAGGLE_INPUT", str(tmp_path / "input"))
+    return tmp_path / "input"

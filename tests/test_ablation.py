@@ -84,7 +84,19 @@ def test_least_important_and_grouped_parts():
     assert result.rows[0]["zeroed"] == 22
     drops = {row["part"]: row["drop"] for row in result.rows}
     assert result.least_important(1) == [min(drops, key=drops.get)]
-    assert "(nothing zeroed)" in result.table()
+
+
+def test_table_is_a_data_frame_with_the_baseline_first():
+    model = TwoLayers()
+    result = ablation_importance(model, ["layer1", "layer10"], output_sum)
+    table = result.table()
+    assert list(table.columns) == ["zeroed", "score", "drop"] and table.index.name == "part"
+    assert list(table.index) == ["(nothing zeroed)", "layer1", "layer10"]
+    assert table.loc["(nothing zeroed)"].tolist() == [0, result.baseline, 0.0]
+    assert table.loc["layer10", "zeroed"] == 4
+    zeroed_score = 2 * model.layer10.bias.item()  # layer1 outputs zeros: layer10's bias, twice
+    assert table.loc["layer1", "score"] == pytest.approx(zeroed_score)
+    assert table.loc["layer1", "drop"] == pytest.approx(result.baseline - zeroed_score)
 
 
 def test_identity_blocks_of_resnet18_and_resnet50():

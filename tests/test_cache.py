@@ -97,3 +97,22 @@ def test_a_decompression_bomb_is_named_and_skipped(kermany_root, monkeypatch):
     ):
         data = build_image_set([bomb, scan.paths[0]], [0, 0], 16, progress=False, workers=2)
     assert len(data) == 1
+
+
+def test_a_cache_that_cannot_be_written_is_said_and_the_course_goes_on(tmp_path, kermany_root):
+    from test_atomic import file_size_limit
+
+    scan = scan_split(kermany_root, "train")
+    cache = TensorCache(tmp_path / "cache")
+    with file_size_limit(2_000), pytest.warns(UserWarning) as warned:
+        data = cache.load_or_build(scan.paths, scan.labels, 16, progress=False)
+    target = cache.file_for("kermany", cache_key(scan.paths, 16), 16)
+    message = str(warned[-1].message)
+    assert message.startswith(f"The tensor cache was not saved. Could not write {target}: ")
+    assert "File too large. Nothing was written there." in message
+    assert "raise the limit, or point MEDTL_CACHE at another folder" in message
+    assert message.endswith("used from memory, and decoded again next time.")
+    assert len(data) == 13 and data.images.shape == (13, 1, 16, 16)
+    assert list((tmp_path / "cache").iterdir()) == []
+    assert TensorCache.save(data, target) == target  # with the limit gone, the same call writes
+    assert torch.equal(TensorCache.load(target).images, data.images)

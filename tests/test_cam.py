@@ -4,6 +4,7 @@ overlays, rank checks, and a randomisation check that fails when randomising cha
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -100,6 +101,20 @@ def test_rank_correlation():
     assert rank_correlation(cam, cam**3 + 5) == pytest.approx(1.0)  # ranks, not values
     assert rank_correlation([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486833)  # scipy
     assert np.isnan(rank_correlation(np.zeros(4), np.arange(4)))
+
+
+def test_rank_correlation_of_a_flat_map_is_nan_and_warns_nothing():
+    """An all-zero CAM has no ranking; scipy's ConstantInputWarning must not reach a notebook."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(rank_correlation(torch.zeros(8, 8), torch.rand(8, 8)))
+        assert np.isnan(rank_correlation(np.arange(16.0), np.full(16, 0.5)))
+        assert np.isnan(rank_correlation([3.0], [1.0]))
+        # ties on both sides: centred ranks [-1, -1, .5, 1.5] and [1.5, -1, -1, .5] give
+        # -0.25 / sqrt(4.5 * 4.5) = -1/18
+        assert rank_correlation([1, 1, 2, 3], [3, 1, 1, 2]) == pytest.approx(-1 / 18)
+    with pytest.raises(ValueError, match="maps differ in size: 4 and 5 values"):
+        rank_correlation(np.zeros(4), np.zeros(5))
 
 
 def test_randomize_layers_changes_only_the_named_ones(model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import torchvision
 
 import medtl_helpers
 from medtl_helpers.data.augment import IMAGENET_MEAN, IMAGENET_STD
-from medtl_helpers.errors import CheckpointError
+from medtl_helpers.errors import CheckpointError, WriteError
 from medtl_helpers.models import build_model
 from medtl_helpers.training.checkpoints import (
     checkpoint_meta,
@@ -140,10 +141,10 @@ def test_crash_during_save_keeps_previous_file(tmp_path, monkeypatch, resnet18):
     good = path.read_bytes()
     real_save = torch.save
 
-    def save_half_then_crash(obj, target, *args, **kwargs):
-        real_save(obj, target, *args, **kwargs)
-        data = Path(target).read_bytes()
-        Path(target).write_bytes(data[: len(data) // 2])
+    def save_half_then_crash(obj, file, *args, **kwargs):
+        whole = io.BytesIO()
+        real_save(obj, whole, *args, **kwargs)
+        file.write(whole.getvalue()[: len(whole.getvalue()) // 2])
         raise KeyboardInterrupt
 
     monkeypatch.setattr(torch, "save", save_half_then_crash)
@@ -155,6 +156,21 @@ def test_crash_during_save_keeps_previous_file(tmp_path, monkeypatch, resnet18):
     loaded, meta = load_checkpoint(path)
     assert meta["epoch"] == 1
     assert torch.equal(outputs(loaded), outputs(resnet18))
+
+
+def test_a_file_size_limit_keeps_the_previous_checkpoint_and_says_why(tmp_path, resnet18):
+    from test_atomic import file_size_limit
+
+    path = save(resnet18, tmp_path / "last.pt", epoch=1)  # about 45 MB
+    good = path.read_bytes()
+    with file_size_limit(1_000_000), pytest.raises(WriteError) as raised:
+        save(resnet18, path, epoch=2)
+    message = str(raised.value)
+    assert message.startswith(f"Could not write {path}: File too large. last.pt is unchanged")
+    assert "raise the limit, or write to another folder" in message
+    assert path.read_bytes() == good and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+    loaded, meta = load_checkpoint(path)
+    assert meta["epoch"] == 1 and torch.equal(outputs(loaded), outputs(resnet18))
 
 
 def test_other_architecture_is_refused(resnet18_file):

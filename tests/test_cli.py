@@ -12,10 +12,56 @@ from medtl_helpers.data.sources import load_folder
 def test_verify_prints_counts_and_skipped_files(kermany_root, capsys):
     assert main(["data", "verify", str(kermany_root)]) == 0
     out = capsys.readouterr().out
-    assert "train   NORMAL            4         3" in out
-    assert "train   PNEUMONIA         9         5" in out
+    rows = [line.split() for line in out.splitlines()]
+    assert rows[0] == ["images", "patients"] and rows[1] == ["split", "class"]
+    assert rows[2:6] == [
+        ["train", "NORMAL", "4", "3"],
+        ["PNEUMONIA", "9", "5"],
+        ["test", "NORMAL", "4", "3"],
+        ["PNEUMONIA", "9", "5"],
+    ]
     assert "skipped non-image files: 3 (.DS_Store, notes.txt)" in out
     assert "corrupt images: 0" in out and "patients in more than one split: 0" in out
+
+
+def test_verify_report_table_counts_images_and_patients(kermany_root):
+    from medtl_helpers.data.verify import verify_folder
+
+    report = verify_folder(kermany_root, decode=False)
+    table = report.table()
+    assert list(table.columns) == ["images", "patients"]
+    assert table.index.names == ["split", "class"]
+    assert table.loc[("train", "PNEUMONIA")].tolist() == [9, 5]
+    assert table.loc[("test", "NORMAL")].tolist() == [4, 3]
+    assert table["images"].sum() == 26
+    assert report.notes().splitlines()[0] == "skipped non-image files: 3 (.DS_Store, notes.txt)"
+
+
+def test_verify_npz_counts_per_split_and_class_and_checks_the_md5(tmp_path, capsys, monkeypatch):
+    import numpy as np
+
+    from medtl_helpers.data.download import md5sum
+    from medtl_helpers.data.medmnist import PNEUMONIAMNIST_MD5
+    from medtl_helpers.data.verify import verify_npz
+
+    path = tmp_path / "pneumoniamnist_64.npz"
+    arrays = {}
+    for split, labels in {"train": [0, 1, 1, 1], "val": [0, 1], "test": [0, 0, 1]}.items():
+        arrays[f"{split}_images"] = np.zeros((len(labels), 8, 8), dtype=np.uint8)
+        arrays[f"{split}_labels"] = np.array(labels, dtype=np.uint8).reshape(-1, 1)
+    np.savez(path, **arrays)
+    table, md5_check = verify_npz(path)
+    assert list(table.columns) == ["images"] and table.index.names == ["split", "class"]
+    assert table["images"].tolist() == [1, 3, 1, 1, 2, 1]
+    assert table.loc[("train", "PNEUMONIA"), "images"] == 3
+    expected = PNEUMONIAMNIST_MD5[64]
+    assert md5_check == f"md5 {md5sum(path)}: MISMATCH (expected {expected}): re-download"
+    monkeypatch.setitem(PNEUMONIAMNIST_MD5, 64, md5sum(path))
+    assert main(["data", "verify", str(path)]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert rows[2] == ["train", "NORMAL", "1"] and rows[3] == ["PNEUMONIA", "3"]
+    assert rows[-1] == ["md5", f"{md5sum(path)}:", "OK"]
+    assert verify_npz(path.rename(tmp_path / "other.npz"))[1] == ""
 
 
 def test_verify_reports_corrupt_images_and_fails(kermany_root, capsys):
@@ -58,8 +104,8 @@ def test_download_offline_names_the_file_to_place(capsys, isolated_data_dir):
 def test_verify_real_training_set(capsys):
     assert main(["data", "verify", str(SHARED_TRAIN), "--no-decode"]) == 0
     out = capsys.readouterr().out
-    assert "train   NORMAL        1,341     1,211" in out
-    assert "train   PNEUMONIA     3,875     1,635" in out
+    rows = [line.split() for line in out.splitlines()]
+    assert rows[2:4] == [["train", "NORMAL", "1341", "1211"], ["PNEUMONIA", "3875", "1635"]]
     assert "skipped non-image files: 2 (.DS_Store)" in out
 
 
@@ -155,3 +201,50 @@ def test_verify_previews_the_split_load_folder_makes_of_the_real_training_set(ca
     data = load_folder(SHARED_TRAIN, 16)  # 16 px: decoding 5,216 thumbnails takes seconds
     for split in ("train", "val", "test"):
         assert rows[split]["images"] == str(len(getattr(data, split))), split
+
+
+def test_the_medtl_script_shows_its_own_name_and_the_version(monkeypatch, capsys):
+    import importlib
+    import re
+    from pathlib import Path
+
+    import pytest
+
+    import medtl_helpers
+
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    module, function = re.search(r'^medtl = "([\w.]+):(\w+)"$', pyproject, re.MULTILINE).groups()
+    script = getattr(importlib.import_module(module), function)
+    # what pip's `medtl` script does: sys.argv as typed, then the entry point without arguments
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/medtl", "--help"])
+    with pytest.raises(SystemExit) as done:
+        script()
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: medtl [-h] [--version]")
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/medtl", "--version"])
+    with pytest.raises(SystemExit) as done:
+        script()
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"medtl_helpers {medtl_helpers.__version__}\n"
+
+
+def test_python_m_shows_python_m_in_usage_and_errors():
+    run = subprocess.run(
+        [sys.executable, "-m", "medtl_helpers", "data", "nonsense"], capture_output=True, text=True
+    )
+    assert run.returncode == 2
+    assert run.stderr.startswith("usage: python -m medtl_helpers data [-h]")
+    assert "\npython -m medtl_helpers data: error: argument" in run.stderr
+
+
+def test_a_notebook_command_without_nbformat_names_the_extra_to_install(
+    monkeypatch, kermany_root, tmp_path, capsys
+):
+    monkeypatch.setitem(sys.modules, "nbformat", None)  # not installed, as after a plain install
+    assert main(["student", str(tmp_path), "-o", str(tmp_path / "student")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: `medtl student` needs the notebook tools nbformat, nbclient")
+    assert "missing here: nbformat. Install the package's `course` extra" in err
+    assert "pip install -e '.[course]'" in err and err.endswith("or pip install nbformat\n")
+    assert not (tmp_path / "student").exists()
+    assert main(["data", "verify", str(kermany_root), "--no-decode"]) == 0  # needs none of them

@@ -125,3 +125,41 @@ def test_ctrl_c_in_the_first_epoch_is_told_in_the_commands_words(
     monkeypatch.undo()
     assert train(folder, out, "--resume") == 0
     assert "Nothing to resume" in capsys.readouterr().out
+
+
+def test_a_full_disk_in_epoch_two_keeps_epoch_one_and_resume_trains_on(
+    folder, tmp_path, capsys, monkeypatch
+):
+    import errno
+    import os
+    from pathlib import Path
+
+    import torch
+
+    from medtl_helpers.training import read_checkpoint
+
+    real_save, writes = torch.save, []
+
+    def full_on_the_second_last_pt(obj, file, *args, **kwargs):
+        if Path(getattr(file, "name", file)).name.startswith(".last.pt."):
+            writes.append(file)
+            if len(writes) == 2:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(obj, file, *args, **kwargs)
+
+    out = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "save", full_on_the_second_last_pt)
+        assert train(folder, out, "--epochs", "2") == 2
+    err = capsys.readouterr().err.splitlines()[-1]  # after the small validation split's warning
+    assert err.startswith(f"error: Could not write {out / 'last.pt'}: No space left on device.")
+    assert "last.pt is unchanged: it still holds its previous version" in err
+    assert f"Training stopped in epoch 2; {out / 'last.pt'} holds the run up to epoch 1" in err
+    assert "carry on with the same command and --resume" in err
+    assert "resume=True" not in err and "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt"]
+    assert len(read_checkpoint(out / "last.pt")["training"]["history"]["rows"]) == 1
+    assert read_checkpoint(out / "best.pt")["meta"]["best_epoch"] == 1
+    assert train(folder, out, "--epochs", "2", "--resume") == 0
+    assert "1 epochs done" in capsys.readouterr().out
+    assert len(read_checkpoint(out / "last.pt")["training"]["history"]["rows"]) == 2

@@ -141,3 +141,17 @@ def test_the_data_banner_says_the_data_is_capped(monkeypatch):
     # whole patients are kept, so a split may pass the cap by one child's few images
     assert max(len(data.train), len(data.val), len(data.test)) <= 44 and len(data.train) >= 30
     assert "MEDTL_MAX_IMAGES=40: a capped smoke run" in data.banner()
+
+
+def test_kaggles_input_folder_is_never_where_the_course_writes(monkeypatch, kaggle_input):
+    """/kaggle/input holds its data sets two levels down, and Kaggle mounts it read-only."""
+    from medtl_helpers.config import profiles
+
+    monkeypatch.delenv("MEDTL_CACHE", raising=False)
+    course_data = config.project_root() / "data"
+    for folder in (kaggle_input, kaggle_input / "chest-xray-pneumonia"):
+        monkeypatch.setenv("MEDTL_DATA", str(folder))
+        assert config.data_dir() == course_data and config.cache_dir() == course_data / "cache"
+    assert profiles.kaggle_data() == kaggle_input.resolve() / "chest-xray-pneumonia" / "chest_xray"
+    monkeypatch.delenv("MEDTL_KAGGLE_INPUT")
+    assert profiles.kaggle_input() == Path("/kaggle/input")

@@ -75,8 +75,11 @@ def fake_server(monkeypatch, responses: list[FakeResponse | Exception]) -> list[
     return asked
 
 
-def test_md5sum_matches_hashlib(source):
-    assert md5sum(source, chunk_size=1000) == PAYLOAD_MD5
+def test_md5sum_matches_hashlib(source, tmp_path):
+    assert md5sum(source) == PAYLOAD_MD5
+    large = tmp_path / "large.bin"  # more than one of pooch's 64 KiB chunks
+    large.write_bytes(PAYLOAD * 20)
+    assert md5sum(str(large)) == hashlib.md5(PAYLOAD * 20).hexdigest()
 
 
 def test_download_from_file_url_with_correct_md5_works_offline(source, tmp_path, monkeypatch):

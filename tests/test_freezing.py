@@ -9,7 +9,6 @@ from medtl_helpers.models import (
     STRATEGIES,
     build_model,
     count_parameters,
-    format_summary,
     freeze,
     train_mode,
     trainable_summary,
@@ -102,22 +101,18 @@ def test_plain_train_mode_lets_frozen_statistics_drift(resnet18):
     assert not torch.equal(resnet18.bn1.running_mean, before)
 
 
-def test_trainable_summary_rows(resnet18):
+def test_trainable_summary_table(resnet18):
     freeze(resnet18, "partial")
-    rows = trainable_summary(resnet18)
-    assert [r["group"] for r in rows] == ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
-    assert [r["frozen"] for r in rows] == [True, True, True, False, False, False]
-    assert rows[0] == {"group": "stem", "params": 9536, "trainable": 0, "frozen": True}
-    assert rows[-1] == {"group": "head", "params": 1026, "trainable": 1026, "frozen": False}
-    assert sum(r["params"] for r in rows) == count_parameters(resnet18)
-    assert sum(r["trainable"] for r in rows) == count_parameters(resnet18, trainable_only=True)
-
-
-def test_format_summary_text(resnet18):
-    freeze(resnet18, "partial")
-    lines = format_summary(trainable_summary(resnet18)).splitlines()
-    assert len(lines) == 1 + 6 + 1
-    assert lines[0].split() == ["group", "params", "trainable", "frozen"]
-    assert lines[1].split() == ["stem", "9,536", "0", "yes"]
-    assert lines[4].split() == ["layer3", "2,099,712", "2,099,712", "no"]
-    assert lines[-1].split() == ["total", "11,177,538", "10,494,466", "(93.9%", "trainable)"]
+    table = trainable_summary(resnet18)
+    assert list(table.index) == ["stem", "layer1", "layer2", "layer3", "layer4", "head", "total"]
+    assert list(table.columns) == ["params", "trainable", "trainable %", "frozen"]
+    assert table["frozen"].tolist() == [True, True, True, False, False, False, False]
+    assert table.loc["stem"].tolist() == [9536, 0, 0.0, True]
+    assert table.loc["layer3"].tolist() == [2_099_712, 2_099_712, 100.0, False]
+    assert table.loc["head"].tolist() == [1026, 1026, 100.0, False]
+    assert table.loc["total"].tolist() == [11_177_538, 10_494_466, 93.89, False]
+    assert table.loc["total", "params"] == count_parameters(resnet18)
+    assert table["params"].iloc[:-1].sum() == table.loc["total", "params"]
+    assert table.loc["total", "trainable"] == count_parameters(resnet18, trainable_only=True)
+    freeze(resnet18, "all")
+    assert trainable_summary(resnet18).loc["total", "trainable %"] == 0.01  # the head alone

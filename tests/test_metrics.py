@@ -184,16 +184,17 @@ def test_labels_and_probabilities_flatten_and_check():
         labels_and_probabilities([0, 2], [0.1, 0.2])
 
 
-def test_metrics_table_formatting():
+def test_metrics_table_is_a_data_frame_one_metric_per_row():
     values = binary_metrics([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], 0.5)
     intervals = {name: (0.5, 1.0) for name in METRICS}
-    lines = metrics_table(values, intervals).splitlines()
-    assert lines[0].split() == ["metric", "value", "interval"]
-    assert lines[1].split() == ["auroc", "0.750", "[0.500,", "1.000]"]
-    assert lines[-2].split() == ["threshold", "0.500"]
-    assert lines[-1].split() == ["n", "4"]
+    table = metrics_table(values, intervals)
+    assert list(table.index) == [*METRICS, "threshold", "n"] and table.index.name == "metric"
+    assert list(table.columns) == ["value", "low", "high"]
+    assert table.loc["auroc"].tolist() == [0.75, 0.5, 1.0]
+    assert table.loc["accuracy", "value"] == 0.75 and table.loc["n", "value"] == 4
+    assert table.loc["threshold", "value"] == 0.5 and np.isnan(table.loc["threshold", "low"])
     plain = metrics_table(values, None)
-    assert "[" not in plain and "accuracy           0.750" in plain
+    assert list(plain.columns) == ["value"] and plain["value"].tolist() == table["value"].tolist()
 
 
 def test_package_exports_every_public_name():

@@ -52,10 +52,12 @@ def test_insert_delete_and_list(notebook, tmp_path, capsys):
     assert len(lines) == 2 and "exercise" in lines[0] and "x = 1" in lines[1]
 
 
-def test_clear_removes_every_output(notebook):
-    nbcell.main(["clear", str(notebook)])
-    cell = nbformat.read(notebook, as_version=4).cells[1]
-    assert cell.outputs == [] and cell.execution_count is None
+def test_clear_is_gone_and_its_message_names_the_nbstripout_hook(notebook):
+    """Clearing outputs is nbstripout's job now (.pre-commit-config.yaml): the file is untouched."""
+    before = notebook.read_bytes()
+    with pytest.raises(SystemExit, match=r"pre-commit run nbstripout --all-files"):
+        nbcell.main(["clear", str(notebook)])
+    assert notebook.read_bytes() == before
 
 
 def test_an_unknown_cell_is_named(notebook):

@@ -163,3 +163,72 @@ def test_the_synthetic_banner_names_the_pneumoniamnist_file_this_profile_reads(
 
     data = _from_synthetic(40, config.get_profile(profile).image_size, 0, "no data")
     assert f"--source pneumoniamnist --size {size}`" in data.banner()
+
+
+def _images(folder):
+    return sorted(p for p in folder.rglob("*.jpeg"))
+
+
+def test_kaggles_input_folder_is_found_counted_once_and_never_written(
+    monkeypatch, tmp_path, kaggle_input, capsys
+):
+    # On Kaggle: MEDTL_DATA unset, the data set added as input, the working folder for the rest.
+    project = tmp_path / "working"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("MEDTL_DATA")
+    monkeypatch.delenv("MEDTL_CACHE")
+    outer = kaggle_input / "chest-xray-pneumonia" / "chest_xray"
+    # 46 images, and three copies (chest_xray/chest_xray, two __MACOSX) of one image more each
+    assert len(_images(outer / "train")) == 36 and len(_images(kaggle_input)) == 46 + 3 * 47
+    before = _snapshot(kaggle_input)
+    data = load_course_data(config.get_profile("quick"))
+    banner = capsys.readouterr().out
+    assert data.source == "kermany-folder" and data.origin == str(outer.resolve())
+    pooled = _images(outer / "train") + _images(outer / "val")  # val/ is merged into train/
+    assert len(data.train) + len(data.val) == len(pooled) == 40
+    assert len(data.test) == len(_images(outer / "test")) == 6
+    assert f"note: Kaggle input folder {outer.resolve()} (only read: caches go to " in banner
+    assert _snapshot(kaggle_input) == before  # Kaggle mounts it read-only
+    assert len(list((project / "data" / "cache").glob("kermany-*.pt"))) == 2
+
+
+def test_medtl_data_comes_before_kaggle_and_a_folder_without_data_does_not(
+    monkeypatch, tmp_path, kaggle_input, kermany_root
+):
+    outer = (kaggle_input / "chest-xray-pneumonia" / "chest_xray").resolve()
+    # The test's MEDTL_DATA (conftest) holds no Kermany data: Kaggle's copy is used, and the
+    # banner does not call it "one level down" in MEDTL_DATA.
+    assert find_kermany_root() == outer
+    data = load_course_data(config.get_profile("quick"), verbose=False)
+    assert not any("one level down" in note for note in data.notes)
+    monkeypatch.setenv("MEDTL_DATA", str(kermany_root))
+    assert find_kermany_root() == kermany_root.resolve()
+    monkeypatch.setenv("MEDTL_DATA", str(outer.parent))  # the data set's folder: one level down
+    assert find_kermany_root() == outer
+
+
+def test_verify_reads_only_the_outer_copy_of_kaggles_folder(kaggle_input):
+    from medtl_helpers.data.folder import find_splits
+    from medtl_helpers.data.verify import verify_folder
+
+    dataset = kaggle_input / "chest-xray-pneumonia"
+    outer = dataset / "chest_xray"
+    report = verify_folder(outer, decode=False)
+    assert sum(int(row["images"]) for row in report.rows) == 46
+    assert report.count("train", "NORMAL") == len(_images(outer / "train" / "NORMAL")) == 12
+    assert report.skipped == []  # the copy and __MACOSX are folders beside the splits: not read
+    with pytest.raises(DataError, match="one level down") as caught:
+        find_splits(dataset)
+    assert f"MEDTL_DATA={outer}." in str(caught.value)
+
+
+def test_on_kaggle_without_the_data_set_the_banner_says_how_to_add_it(
+    monkeypatch, no_kaggle_input, capsys
+):
+    no_kaggle_input.mkdir()  # Kaggle's input folder, with nothing added
+    load_course_data(config.get_profile("quick"))
+    banner = capsys.readouterr().out
+    assert (
+        "on Kaggle, add the data set paultimothymooney/chest-xray-pneumonia (Add Input)" in banner
+    )

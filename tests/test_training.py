@@ -186,6 +186,10 @@ def test_cli_train_then_evaluate_writes_json(kermany_root, tmp_path, capsys):
     assert values["n"] == 13 and values["resampled"] == "patients"
     printed = capsys.readouterr().out
     assert "auroc" in printed and "test: 13 images" in printed
+    rows = {line.split()[0]: line.split()[1:] for line in printed.splitlines() if line.strip()}
+    assert rows["metric"] == [] and rows["value"] == ["low", "high"]  # the table's header
+    assert rows["sensitivity"][0] == f"{values['sensitivity']:.3f}"
+    assert rows["n"] == ["13.000"] and rows["threshold"] == [f"{values['threshold']:.3f}"]
     assert "(95% bootstrap intervals, resampling patients)" in printed
 
 

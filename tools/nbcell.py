@@ -3,14 +3,14 @@
 
 The notebooks in notebooks/ are the one source of the course: there is no generator script
 behind them. Edit them in JupyterLab (`make lab`), or with this tool when a change is easier to
-script or review as text. Either way, commit them with outputs cleared (`clear`).
+script or review as text. Either way, commit them with outputs cleared: the nbstripout hook in
+.pre-commit-config.yaml does it (`pre-commit run nbstripout --all-files`).
 
     python tools/nbcell.py list NOTEBOOK                  index, id, type, tags, first line
     python tools/nbcell.py show NOTEBOOK CELL             the cell's source
     python tools/nbcell.py set NOTEBOOK CELL [FILE]       replace the source (FILE or stdin)
     python tools/nbcell.py insert NOTEBOOK AFTER TYPE [FILE] [--tags a,b]   a new cell after AFTER
     python tools/nbcell.py delete NOTEBOOK CELL
-    python tools/nbcell.py clear NOTEBOOK...              drop outputs and execution counts
 
 CELL is an index (as `list` prints it) or a cell id. Writing goes through nbformat, so a cell
 keeps its id and metadata, and an edited code cell loses its now stale outputs.
@@ -23,6 +23,12 @@ import sys
 from pathlib import Path
 
 import nbformat
+
+CLEAR_IS_GONE = (
+    "nbcell.py has no `clear` any more: nbstripout clears outputs and execution counts, keeping "
+    "cell ids and metadata. Run `pre-commit run nbstripout --all-files` (or `--files NOTEBOOK`); "
+    "`pip install pre-commit` first if you have not."
+)
 
 
 def read(path: Path) -> nbformat.NotebookNode:
@@ -46,7 +52,8 @@ def find(notebook: nbformat.NotebookNode, cell: str) -> int:
     raise SystemExit(f"no cell {cell!r}: use an index below {len(notebook.cells)} or a cell id")
 
 
-def clear(cell: nbformat.NotebookNode) -> None:
+def drop_outputs(cell: nbformat.NotebookNode) -> None:
+    """Drop a code cell's outputs and execution count: stale once its source has changed."""
     if cell.cell_type == "code":
         cell.outputs, cell.execution_count = [], None
 
@@ -57,11 +64,15 @@ def source_text(file: str | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["clear"]:
+        raise SystemExit(CLEAR_IS_GONE)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="action", required=True)
-    for name in ("list", "show", "set", "insert", "delete", "clear"):
+    for name in ("list", "show", "set", "insert", "delete"):
         command = sub.add_parser(name)
-        command.add_argument("notebook", type=Path, nargs="+" if name == "clear" else None)
+        command.add_argument("notebook", type=Path)
         if name in ("show", "set", "delete"):
             command.add_argument("cell")
         if name == "insert":
@@ -73,13 +84,6 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("--tags", default="", help="comma-separated cell tags")
     args = parser.parse_args(argv)
 
-    if args.action == "clear":
-        for path in args.notebook:
-            notebook = read(path)
-            for cell in notebook.cells:
-                clear(cell)
-            write(notebook, path)
-        return 0
     notebook = read(args.notebook)
     if args.action == "list":
         for index, cell in enumerate(notebook.cells):
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "set":
         cell = notebook.cells[find(notebook, args.cell)]
         cell.source = source_text(args.file)
-        clear(cell)
+        drop_outputs(cell)
     elif args.action == "delete":
         del notebook.cells[find(notebook, args.cell)]
     elif args.action == "insert":

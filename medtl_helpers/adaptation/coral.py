@@ -24,8 +24,8 @@ def covariance(x: torch.Tensor) -> torch.Tensor:
     """The (d, d) covariance of (n, d) features, with the unbiased n - 1 divisor."""
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"covariance needs (n, d) features with n >= 2, got {tuple(x.shape)}")
-    centred = x - x.mean(dim=0, keepdim=True)
-    return centred.T @ centred / (x.shape[0] - 1)
+    # torch.cov reads each row as one variable: here a row is one image, so transpose
+    return torch.cov(x.T, correction=1)
 
 
 def coral_distance(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

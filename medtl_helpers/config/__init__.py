@@ -8,6 +8,9 @@ Environment variables:
                       takes the place of data/ for downloads and caches
     MEDTL_CACHE       where tensor caches are written (default: data/cache in the project, or
                       $MEDTL_DATA/cache when MEDTL_DATA holds no Kermany data)
+    MEDTL_KAGGLE_INPUT  where Kaggle mounts data sets (default: /kaggle/input). The Kermany
+                      data set there (chest-xray-pneumonia/chest_xray) is used when MEDTL_DATA
+                      names none, before data/chest_xray; it is only read, never written to
     MEDTL_PRETRAINED  imagenet | none (default: imagenet; none in the quick profile)
     MEDTL_OFFLINE     1 = never touch the network (set by the tests)
     MEDTL_PROGRESS    auto | text (default: auto; text = each progress bar as one final line)

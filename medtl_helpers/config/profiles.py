@@ -15,6 +15,10 @@ import numpy as np
 import torch
 
 PROFILE_NAMES = ("quick", "cpu", "gpu")
+# Where Kaggle mounts the data sets a notebook adds (Add Input), and the folder of the Kermany
+# X-rays there (kaggle.com/datasets/paultimothymooney/chest-xray-pneumonia).
+KAGGLE_INPUT = "/kaggle/input"
+KAGGLE_DATASET = "chest-xray-pneumonia"
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,34 @@ def holds_kermany_data(folder: Path) -> bool:
     return (Path(folder) / "train").is_dir() or bool(kermany_subfolders(folder))
 
 
+def kaggle_input() -> Path:
+    """Where Kaggle mounts a notebook's data sets: $MEDTL_KAGGLE_INPUT, else /kaggle/input.
+
+    Kaggle mounts that folder read-only: the course never writes there (see `data_dir`).
+    """
+    value = os.environ.get("MEDTL_KAGGLE_INPUT", "").strip()
+    return _resolve(value) if value else Path(KAGGLE_INPUT)
+
+
+def in_kaggle_input(folder: Path) -> bool:
+    """True when `folder` is the Kaggle input folder or lies inside it."""
+    return Path(folder).resolve().is_relative_to(kaggle_input().resolve())
+
+
+def kaggle_data() -> Path | None:
+    """The Kermany data set as Kaggle mounts it (<input>/chest-xray-pneumonia/chest_xray), or None.
+
+    The archive inside holds the data twice (chest_xray/ and chest_xray/chest_xray/) and a
+    __MACOSX/ folder: the outer chest_xray/ is the one used, and since only its train/, val/ and
+    test/ folders are read, no image is counted twice.
+    """
+    dataset = kaggle_input() / KAGGLE_DATASET
+    if (dataset / "train").is_dir():
+        return dataset
+    found = kermany_subfolders(dataset)  # chest_xray/ first; __MACOSX is never a candidate
+    return found[0] if found else None
+
+
 def data_dir() -> Path:
     """Where downloads and extracted archives are written, and where caches go by default.
 
@@ -169,10 +201,11 @@ def data_dir() -> Path:
     chest_xray/), is the user's data as downloaded: the course only reads it and never writes
     into it or beside it. So $MEDTL_DATA is used here only when it holds no Kermany data (a
     folder the user keeps for the course's downloads and caches, as before); otherwise, and when
-    MEDTL_DATA is unset, it is the course's own <project>/data.
+    MEDTL_DATA is unset, it is the course's own <project>/data. Nor is it ever inside Kaggle's
+    input folder, which is read-only (MEDTL_DATA=/kaggle/input holds the data two levels down).
     """
     setting = data_setting()
-    if setting is not None and not holds_kermany_data(setting):
+    if setting is not None and not holds_kermany_data(setting) and not in_kaggle_input(setting):
         return setting
     return project_root() / "data"
 

@@ -8,9 +8,9 @@ loads them from the same place.
 from __future__ import annotations
 
 import functools
-import hashlib
 from pathlib import Path
 
+import pooch
 import torch
 from torchvision.models import get_model_weights
 
@@ -26,11 +26,7 @@ def weights_file(arch: str) -> Path:
 @functools.lru_cache(maxsize=8)
 def _sha256_prefix_matches(path: Path, size: int, mtime_ns: int) -> bool:
     # size and mtime are in the key so that a replaced file is hashed again
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest().startswith(path.stem.rsplit("-", 1)[-1])
+    return pooch.file_hash(str(path), alg="sha256").startswith(path.stem.rsplit("-", 1)[-1])
 
 
 def describe_weights_file(path: Path) -> str:

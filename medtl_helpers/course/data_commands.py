@@ -62,11 +62,15 @@ def run_verify(args: argparse.Namespace) -> int:
     from medtl_helpers.data.verify import verify_folder, verify_npz
 
     if args.path.is_file() or args.path.suffix == ".npz":
-        print(verify_npz(args.path))
+        table, md5_check = verify_npz(args.path)
+        print(table.to_string())
+        if md5_check:
+            print(md5_check)
         return 0
     with data_given_as("`data verify {path}`"):
         report = verify_folder(args.path, decode=not args.no_decode)
-    print(report.format())
+    print(report.table().to_string())
+    print(report.notes())
     _preview_split(args.path, args.seed, args.val_fraction)
     return 1 if report.corrupt else 0
 

@@ -16,9 +16,10 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medtl_helpers.atomic import atomic_path
+from medtl_helpers.atomic import write_text
 from medtl_helpers.course.grading import Exercise, GradingError
 from medtl_helpers.course.outcomes import OUTCOMES, PASSED
+from medtl_helpers.errors import in_terms
 
 if TYPE_CHECKING:
     from medtl_helpers.course.gradebook import Submission
@@ -218,18 +219,21 @@ def report_markdown(submissions, exercises, weights, limits: str, unchecked=()) 
     return "\n".join(lines) + "\n"
 
 
-def _write(path: Path, text: str) -> None:
-    with atomic_path(path) as partial:
-        partial.write_text(text, encoding="utf-8")
+def another_out() -> str:
+    """How to grade into another folder, in the words of the interface in use."""
+    return in_terms("give grade_class another out folder", "choose another --out folder")
 
 
 def write_reports(out: Path, submissions, exercises, weights, limits: str, unchecked=()) -> None:
     """gradebook.csv, outcomes.csv and report.md in `out`; `unchecked` lists (notebook stem,
-    exercise) pairs that have no checker, for the teacher to read."""
+    exercise) pairs that have no checker, for the teacher to read. A failed write raises
+    WriteError naming the file; the previous version of that file is kept."""
     rows = gradebook_rows(submissions, exercises, weights)
     header = ["student", *map(column, exercises), "points", "out_of", "flags", "notes"]
-    _write(out / "gradebook.csv", _csv(rows, header))
+    write_text(out / "gradebook.csv", _csv(rows, header), another_out())
     outcome_header = ["student", "file", "notebook", "exercise", "checker", "outcome", "points",
                       "message"]  # fmt: skip
-    _write(out / "outcomes.csv", _csv(outcome_rows(submissions, weights), outcome_header))
-    _write(out / "report.md", report_markdown(submissions, exercises, weights, limits, unchecked))
+    outcomes = _csv(outcome_rows(submissions, weights), outcome_header)
+    write_text(out / "outcomes.csv", outcomes, another_out())
+    report = report_markdown(submissions, exercises, weights, limits, unchecked)
+    write_text(out / "report.md", report, another_out())

@@ -21,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medtl_helpers.course.grade_report import load_weights, points, write_reports
+from medtl_helpers.atomic import write_text
+from medtl_helpers.course.grade_report import another_out, load_weights, points, write_reports
 from medtl_helpers.course.grading import (
     CourseNotebook,
     GradingError,
@@ -164,6 +165,7 @@ def grade_class(
         weights = load_weights(weights_file, [e for c in in_scope for e in c.checked])
     seen: set[tuple[str, str]] = set()
     prepared = [(s, prepare(s, course, seen)) for s in submissions]
+    elsewhere = another_out()  # here: the pool's threads do not see the interface in use
 
     def grade(item: tuple[Submission, tuple | None]) -> Submission:
         submission, readable = item
@@ -171,9 +173,8 @@ def grade_class(
             limits = (cell_timeout, notebook_timeout)
             executed = _run(submission, course[submission.stem], *readable, limits)
             if executed is not None:
-                folder = Path(out) / _safe(submission.student)
-                folder.mkdir(parents=True, exist_ok=True)
-                nbformat.write(executed, folder / f"{submission.stem}.ipynb")
+                copy = Path(out) / _safe(submission.student) / f"{submission.stem}.ipynb"
+                write_text(copy, nbformat.writes(executed) + "\n", elsewhere)
         return submission
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # each job waits on its kernel

@@ -24,6 +24,7 @@ from medtl_helpers import config
 from medtl_helpers.atomic import write_text
 from medtl_helpers.config import device_label
 from medtl_helpers.course.links import numbered_notebooks
+from medtl_helpers.errors import in_terms
 
 _SOURCE = re.compile(r"Data source: (\S+)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -184,7 +185,8 @@ def write_timings(table: Path, runs: list[NotebookRun], course: list[str]) -> st
         earlier = {}
     rows = {**earlier, **{r.name: r for r in runs}}
     kept = [rows[name] for name in course if name in rows]
-    write_text(table, timings_markdown(kept, device, len(course)))
+    elsewhere = in_terms("give run_course another out_dir", "choose another --out folder")
+    write_text(table, timings_markdown(kept, device, len(course)), elsewhere)
     return covered(len(kept), len(course))
 
 

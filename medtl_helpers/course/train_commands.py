@@ -174,7 +174,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     report = evaluation_report(
         y, probs, meta["threshold"], n_boot=args.n_boot, seed=meta["seed"], groups=part.patients
     )
-    print(report_table(report))
+    print(report_table(report).to_string(float_format="{:.3f}".format, na_rep=""))
+    print(f"(95% bootstrap intervals, resampling {report['resampled']})")
     if args.json is not None:
         extra = {"split": args.split, "checkpoint": str(args.checkpoint), "arch": meta["arch"]}
         print(f"wrote {write_report(args.json, report, **extra)}")

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medtl_helpers.atomic import atomic_path
+from medtl_helpers.atomic import atomic_file
 from medtl_helpers.data.augment import resize_uint8
 from medtl_helpers.data.folder import load_grey, patient_id
 from medtl_helpers.data.records import ImageSet
-from medtl_helpers.errors import DataError
+from medtl_helpers.errors import DataError, WriteError
 from medtl_helpers.progress import progress_bar
 
 FORMAT_VERSION = 2  # 2: resized by data.augment.resize
@@ -73,8 +73,13 @@ class TensorCache:
         return data
 
     @staticmethod
-    def save(data: ImageSet, target: Path, skipped: list[str] | None = None) -> Path:
-        """Write the set; `skipped` names the images that could not be decoded (said on load)."""
+    def save(data: ImageSet, target: Path, skipped: list[str] | None = None) -> Path | None:
+        """Write the set; `skipped` names the images that could not be decoded (said on load).
+
+        A cache only saves time, so one that cannot be written (a full disk, a read-only folder)
+        stops nothing: a warning names the file and the cause, None is returned, and the course
+        goes on with the set decoded in memory (decoded again next time).
+        """
         payload = {
             "skipped": list(skipped or []),
             "format": FORMAT_VERSION,
@@ -84,8 +89,16 @@ class TensorCache:
             "paths": data.paths or [],
             "source": data.source,
         }
-        with atomic_path(target) as partial:
-            torch.save(payload, partial)
+        try:
+            with atomic_file(target, "point MEDTL_CACHE at another folder") as file:
+                torch.save(payload, file)
+        except WriteError as err:
+            warnings.warn(
+                f"The tensor cache was not saved. {err} The images decoded now are used from "
+                "memory, and decoded again next time.",
+                stacklevel=2,
+            )
+            return None
         return target
 
     @staticmethod

@@ -1,11 +1,11 @@
 """Choose the data source and return train / val / test ImageSets at the profile's size.
 
 `auto` tries, in order: a Kermany folder ($MEDTL_DATA, or the one Kermany folder one level down in
-it, such as chest_xray/; unset, data/chest_xray), a cached PneumoniaMNIST file, a PneumoniaMNIST
-download (unless MEDTL_OFFLINE=1), and finally the built-in synthetic set. Whatever is chosen is
-announced in a banner, with the reason when it is not real data, so no notebook ever shows numbers
-on synthetic images without saying so. A Kermany folder is only read: its caches go to
-`config.cache_dir()`.
+it, such as chest_xray/; else Kaggle's copy in /kaggle/input; else data/chest_xray), a cached
+PneumoniaMNIST file, a PneumoniaMNIST download (unless MEDTL_OFFLINE=1), and finally the built-in
+synthetic set. Whatever is chosen is announced in a banner, with the reason when it is not real
+data, so no notebook ever shows numbers on synthetic images without saying so. A Kermany folder is
+only read: its caches go to `config.cache_dir()`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from medtl_helpers import config
+from medtl_helpers.config.profiles import KAGGLE_DATASET, in_kaggle_input, kaggle_data, kaggle_input
 from medtl_helpers.data.augment import resize_uint8
 from medtl_helpers.data.cache import TensorCache
 from medtl_helpers.data.folder import find_splits, kermany_one_level_down, patient_id, scan_split
@@ -59,20 +60,26 @@ def find_kermany_root() -> Path | None:
 
     $MEDTL_DATA when it has train/; else the Kermany folder one level down in it (chest_xray/,
     or the only subfolder with train/), for the common slip of naming the folder that holds
-    chest_xray/. With MEDTL_DATA unset: data/chest_xray in the project.
+    chest_xray/. Then, on Kaggle, the data set added as input (`config.kaggle_data`); then, with
+    MEDTL_DATA unset, data/chest_xray in the project.
     """
     setting = config.data_setting()
-    if setting is None:
-        default = config.data_dir() / "chest_xray"
-        return default if (default / "train").is_dir() else None
-    if not setting.exists():
-        raise DataError(
-            f"MEDTL_DATA={os.environ.get('MEDTL_DATA')} points to {setting}, which does not "
-            "exist. Fix the path or unset MEDTL_DATA to use the default data folder."
-        )
-    if (setting / "train").is_dir():
-        return setting
-    return kermany_one_level_down(setting)
+    if setting is not None:
+        if not setting.exists():
+            raise DataError(
+                f"MEDTL_DATA={os.environ.get('MEDTL_DATA')} points to {setting}, which does not "
+                "exist. Fix the path or unset MEDTL_DATA to use the default data folder."
+            )
+        if (setting / "train").is_dir():
+            return setting
+        inner = kermany_one_level_down(setting)
+        if inner is not None:
+            return inner
+    kaggle = kaggle_data()
+    if kaggle is not None or setting is not None:
+        return kaggle
+    default = config.data_dir() / "chest_xray"
+    return default if (default / "train").is_dir() else None
 
 
 def resize_images(data: ImageSet, size: int) -> ImageSet:
@@ -212,11 +219,19 @@ def _from_synthetic(n: int, size: int, seed: int, reason: str) -> CourseData:
     return CourseData(train, val, test, "synthetic", f"{n} generated images", [reason, hint])
 
 
-def _one_level_down_note(setting: Path, root: Path) -> str:
-    return (
-        f"MEDTL_DATA={setting} holds no train/; using the Kermany folder one level down, {root} "
-        f"(only read: caches go to {config.cache_dir()})"
-    )
+def _found_note(setting: Path | None, root: Path) -> str | None:
+    """What the banner says when the folder read is not MEDTL_DATA itself."""
+    if in_kaggle_input(root):
+        return (
+            f"Kaggle input folder {root} (only read: caches go to {config.cache_dir()}; the "
+            "archive's second copy, chest_xray/chest_xray, and __MACOSX/ are not read)"
+        )
+    if setting is not None and root.parent == setting:
+        return (
+            f"MEDTL_DATA={setting} holds no train/; using the Kermany folder one level down, "
+            f"{root} (only read: caches go to {config.cache_dir()})"
+        )
+    return None
 
 
 def _pick(source: str, size: int, seed: int, profile: config.Profile) -> CourseData:
@@ -225,8 +240,9 @@ def _pick(source: str, size: int, seed: int, profile: config.Profile) -> CourseD
         root = find_kermany_root()
         if root is not None:
             data = load_folder(root, size, seed)
-            if setting is not None and root != setting:
-                data.notes.insert(0, _one_level_down_note(setting, root))
+            note = _found_note(setting, root)
+            if note is not None:
+                data.notes.insert(0, note)
             return data
         if source == "folder":
             find_splits(setting or config.data_dir() / "chest_xray")
@@ -235,6 +251,8 @@ def _pick(source: str, size: int, seed: int, profile: config.Profile) -> CourseD
         if setting is not None
         else "no Kermany folder found (MEDTL_DATA unset, no data/chest_xray)"
     )
+    if kaggle_input().is_dir():
+        reason += f"; on Kaggle, add the data set paultimothymooney/{KAGGLE_DATASET} (Add Input)"
     if source in ("auto", "pneumoniamnist"):
         from medtl_helpers.data.medmnist import download_pneumoniamnist, pneumoniamnist_path
 

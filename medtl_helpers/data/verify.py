@@ -6,6 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from medtl_helpers.data.folder import find_splits, load_grey, patient_id, scan_split
 from medtl_helpers.data.records import CLASSES
 from medtl_helpers.errors import DataError
@@ -38,13 +40,16 @@ class VerifyReport:
             int(r["images"]) for r in self.rows if r["split"] == split and r["class"] == cls
         )
 
-    def format(self) -> str:
-        lines = [f"{'split':<8}{'class':<11}{'images':>8}{'patients':>10}"]
-        for r in self.rows:
-            lines.append(f"{r['split']:<8}{r['class']:<11}{r['images']:>8,}{r['patients']:>10,}")
+    def table(self) -> pd.DataFrame:
+        """Images and patients per (split, class), indexed by split and class."""
+        columns = ["split", "class", "images", "patients"]
+        return pd.DataFrame(self.rows, columns=columns).set_index(["split", "class"])
+
+    def notes(self) -> str:
+        """What the table does not show: skipped and corrupt files, patients shared by splits."""
         names = sorted({p.name for p in self.skipped})
         listed = f" ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else ""
-        lines.append(f"skipped non-image files: {len(self.skipped)}{listed}")
+        lines = [f"skipped non-image files: {len(self.skipped)}{listed}"]
         lines.append(f"corrupt images: {len(self.corrupt)}")
         lines.extend(f"  corrupt: {p}" for p in self.corrupt[:10])
         lines.append(f"patients in more than one split: {self.shared_patients}")
@@ -91,16 +96,18 @@ def verify_folder(root: Path, decode: bool = True, workers: int = 4) -> VerifyRe
     return report
 
 
-def verify_npz(path: Path) -> str:
-    """Counts per split and class of a PneumoniaMNIST file, and its MD5 check."""
+def verify_npz(path: Path) -> tuple[pd.DataFrame, str]:
+    """Images per (split, class) of a PneumoniaMNIST file, and its MD5 check as one line ("" for
+    a file name MedMNIST publishes no MD5 for)."""
     from medtl_helpers.data.download import md5sum
     from medtl_helpers.data.medmnist import PNEUMONIAMNIST_MD5, load_pneumoniamnist
 
-    parts = load_pneumoniamnist(path)
-    lines = [f"{'split':<8}{'class':<11}{'images':>8}"]
-    for split, part in parts.items():
-        for cls, n in part.class_counts().items():
-            lines.append(f"{split:<8}{cls:<11}{n:>8,}")
+    rows = [
+        {"split": split, "class": cls, "images": n}
+        for split, part in load_pneumoniamnist(path).items()
+        for cls, n in part.class_counts().items()
+    ]
+    table = pd.DataFrame(rows, columns=["split", "class", "images"]).set_index(["split", "class"])
     expected = next(
         (
             md5
@@ -109,8 +116,8 @@ def verify_npz(path: Path) -> str:
         ),
         None,
     )
-    if expected is not None:
-        actual = md5sum(path)
-        verdict = "OK" if actual == expected else f"MISMATCH (expected {expected}): re-download"
-        lines.append(f"md5 {actual}: {verdict}")
-    return "\n".join(lines)
+    if expected is None:
+        return table, ""
+    actual = md5sum(path)
+    verdict = "OK" if actual == expected else f"MISMATCH (expected {expected}): re-download"
+    return table, f"md5 {actual}: {verdict}"

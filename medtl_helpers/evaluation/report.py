@@ -16,6 +16,7 @@ import torch
 
 from medtl_helpers.atomic import write_json
 from medtl_helpers.config import device_label, precision_label
+from medtl_helpers.errors import in_terms
 from medtl_helpers.metrics import binary_metrics, bootstrap_ci, metrics_table
 from medtl_helpers.training import History
 
@@ -52,20 +53,25 @@ def evaluation_report(
     return {**values, "resampled": "patients" if by_patient else "images", "ci95": intervals}
 
 
-def report_table(report: dict) -> str:
-    """The report as `metrics_table` prints it: one metric per row with its 95% interval."""
+def report_table(report: dict) -> pd.DataFrame:
+    """The report as `metrics_table` shows it: one metric per row, its 95% interval's low and high.
+
+    What the bootstrap resampled (whole patients or single images) is `report["resampled"]`:
+    say it next to the table, as `evaluate` on the command line and notebook 04 do.
+    """
     values = {k: v for k, v in report.items() if k not in ("ci95", "resampled")}
-    table = metrics_table(values, report.get("ci95"))
-    if "resampled" in report:
-        table += f"\n(95% bootstrap intervals, resampling {report['resampled']})"
-    return table
+    return metrics_table(values, report.get("ci95"))
 
 
 def write_report(path: str | Path, report: dict, **extra: object) -> Path:
-    """Write the report as JSON (auroc, accuracy, sensitivity, specificity, threshold, n, ...)."""
+    """Write the report as JSON (auroc, accuracy, sensitivity, specificity, threshold, n, ...).
+
+    A write that fails (a full disk, a read-only folder) raises WriteError naming the file.
+    """
     plain = {k: v for k, v in report.items() if k != "ci95"}
     plain["ci95"] = {k: list(v) for k, v in report.get("ci95", {}).items()}
-    return write_json(path, {**plain, **extra})
+    elsewhere = in_terms("give write_report another path", "give --json another path")
+    return write_json(path, {**plain, **extra}, elsewhere=elsewhere)
 
 
 START = {"random": "random init", "imagenet": "ImageNet weights"}  # model.medtl_weights

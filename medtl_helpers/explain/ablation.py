@@ -17,6 +17,7 @@ import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -34,14 +35,12 @@ class Ablation:
         """The k parts with the smallest drop; ties keep the order the parts were given in."""
         return [row["part"] for row in sorted(self.rows, key=lambda row: row["drop"])[:k]]
 
-    def table(self) -> str:
-        lines = [f"{'part':<24} {'zeroed':>10} {'score':>7} {'drop':>7}"]
-        lines.append(f"{'(nothing zeroed)':<24} {0:>10,} {self.baseline:>7.3f} {0:>7.3f}")
-        for row in self.rows:
-            lines.append(
-                f"{row['part']:<24} {row['zeroed']:>10,} {row['score']:>7.3f} {row['drop']:>7.3f}"
-            )
-        return "\n".join(lines)
+    def table(self) -> pd.DataFrame:
+        """One row per part, indexed by part, after a first "(nothing zeroed)" row holding the
+        baseline: zeroed (parameter values), score, drop."""
+        first = {"part": "(nothing zeroed)", "zeroed": 0, "score": self.baseline, "drop": 0.0}
+        columns = ["part", "zeroed", "score", "drop"]
+        return pd.DataFrame([first, *self.rows], columns=columns).set_index("part")
 
 
 def _matches(name: str, prefixes: Sequence[str]) -> bool:

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.stats import spearmanr
 from torch import nn
 from torchcam.methods import GradCAM, GradCAMpp, LayerCAM
 
@@ -113,24 +114,19 @@ def upsample(cams: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return torch.where(span > 0, (up - low) / span.clamp(min=1e-12), torch.zeros_like(up))
 
 
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 0..n-1, ties sharing their average rank (as Spearman's formula needs)."""
-    order = values.argsort(kind="mergesort")
-    ranks = np.empty(values.size, dtype=np.float64)
-    ranks[order] = np.arange(values.size)
-    _, group, counts = np.unique(values, return_inverse=True, return_counts=True)
-    return (np.bincount(group, weights=ranks) / counts)[group]
-
-
 def rank_correlation(a, b) -> float:
-    """Spearman rank correlation of two maps (any shape, same size); NaN when one is flat."""
+    """Spearman rank correlation of two maps (any shape, same size); NaN when one is flat.
+
+    A flat map (all values equal, as an all-zero CAM) has no ranking to correlate: scipy would
+    return NaN too, with a ConstantInputWarning, so the case is answered before it is asked.
+    """
     a = np.asarray(a, dtype=np.float64).ravel()
     b = np.asarray(b, dtype=np.float64).ravel()
     if a.size != b.size:
         raise ValueError(f"maps differ in size: {a.size} and {b.size} values")
-    ra, rb = _ranks(a) - (a.size - 1) / 2, _ranks(b) - (b.size - 1) / 2
-    denominator = np.sqrt((ra * ra).sum() * (rb * rb).sum())
-    return float((ra * rb).sum() / denominator) if denominator > 0 else float("nan")
+    if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b)[0])
 
 
 def randomize_layers(model: nn.Module, layers: Sequence[str], seed: int = 0) -> nn.Module:

@@ -6,7 +6,7 @@ whose frozen BatchNorm layers were set to eval by `models.train_mode` comes back
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

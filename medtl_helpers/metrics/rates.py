@@ -12,6 +12,7 @@ because their definitions are what the course teaches.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 from numpy.typing import ArrayLike
 from sklearn.metrics import confusion_matrix, roc_auc_score
@@ -107,19 +108,15 @@ def binary_metrics(y: ArrayLike, p: ArrayLike, threshold: float) -> dict:
     return {**values, "threshold": float(threshold), "n": int(y.size)}
 
 
-def metrics_table(values: dict, intervals: dict | None = None) -> str:
-    """Plain-text table, one metric per row, with "[low, high]" where an interval is given."""
+def metrics_table(values: dict, intervals: dict | None = None) -> pd.DataFrame:
+    """One row per metric (threshold and n last) with its value, and, when `intervals` is given,
+    the interval's low and high ends (NaN for a metric without one)."""
     names = [name for name in METRICS if name in values]
     names += [name for name in values if name not in names and name not in ("threshold", "n")]
     names += [name for name in ("threshold", "n") if name in values]
-    width = max(len(name) for name in [*names, "metric"])
-    lines = [f"{'metric':<{width}}  value" + ("  interval" if intervals else "")]
-    for name in names:
-        value = values[name]
-        text = str(int(value)) if name == "n" else f"{value:.3f}"
-        line = f"{name:<{width}}  {text:>5}"
-        if intervals and name in intervals:
-            low, high = intervals[name]
-            line += f"  [{low:.3f}, {high:.3f}]"
-        lines.append(line)
-    return "\n".join(lines)
+    table = pd.DataFrame({"value": [float(values[name]) for name in names]}, index=names)
+    table.index.name = "metric"
+    if intervals:
+        nan = (float("nan"), float("nan"))
+        table["low"], table["high"] = zip(*(intervals.get(name, nan) for name in names))
+    return table

@@ -8,7 +8,6 @@ from medtl_helpers.models.build import ARCHS, HEADS, build_model, weights_file
 from medtl_helpers.models.freezing import (
     STRATEGIES,
     count_parameters,
-    format_summary,
     freeze,
     trainable_summary,
 )
@@ -25,7 +24,6 @@ __all__ = [
     "build_model",
     "count_parameters",
     "eval_mode",
-    "format_summary",
     "freeze",
     "group_of",
     "model_device",

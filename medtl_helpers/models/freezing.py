@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pandas as pd
 from torch import nn
 
 from medtl_helpers.models.groups import GROUPS, group_of
@@ -56,34 +57,20 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def trainable_summary(model: nn.Module) -> list[dict]:
-    """One row per layer group: group, params, trainable, frozen (no trainable parameter left)."""
-    params = dict.fromkeys(GROUPS, 0)
-    trainable = dict.fromkeys(GROUPS, 0)
+def trainable_summary(model: nn.Module) -> pd.DataFrame:
+    """Parameters per layer group and in total: params, trainable, trainable %, frozen.
+
+    Indexed by group (stem, layer1 ... layer4, head), then a "total" row. `frozen` is True for a
+    group with parameters none of which trains any more.
+    """
+    params = dict.fromkeys([*GROUPS, "total"], 0)
+    trainable = dict.fromkeys([*GROUPS, "total"], 0)
     for name, param in model.named_parameters():
-        group = group_of(name)
-        params[group] += param.numel()
-        if param.requires_grad:
-            trainable[group] += param.numel()
-    return [
-        {
-            "group": group,
-            "params": params[group],
-            "trainable": trainable[group],
-            "frozen": params[group] > 0 and trainable[group] == 0,
-        }
-        for group in GROUPS
-    ]
-
-
-def format_summary(rows: list[dict]) -> str:
-    """A plain-text table of `trainable_summary` rows, with a total line."""
-    lines = [f"{'group':<8} {'params':>12} {'trainable':>12}  frozen"]
-    for row in rows:
-        frozen = "yes" if row["frozen"] else "no"
-        lines.append(f"{row['group']:<8} {row['params']:>12,} {row['trainable']:>12,}  {frozen}")
-    total = sum(row["params"] for row in rows)
-    total_trainable = sum(row["trainable"] for row in rows)
-    share = 100 * total_trainable / total if total else 0.0
-    lines.append(f"{'total':<8} {total:>12,} {total_trainable:>12,}  ({share:.1f}% trainable)")
-    return "\n".join(lines)
+        for key in (group_of(name), "total"):
+            params[key] += param.numel()
+            trainable[key] += param.numel() if param.requires_grad else 0
+    table = pd.DataFrame({"params": params, "trainable": trainable})
+    table["trainable %"] = (100 * table["trainable"] / table["params"].clip(lower=1)).round(2)
+    table["frozen"] = (table["params"] > 0) & (table["trainable"] == 0)
+    table.index.name = "group"
+    return table

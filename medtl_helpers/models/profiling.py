@@ -176,19 +176,3 @@ def depth_table(
         )
         del model, shape_only
     return rows
-
-
-def format_table(rows: list[dict]) -> str:
-    """A plain-text table of `depth_table` rows (floats rounded for reading)."""
-    columns = list(rows[0])
-    cells = [
-        [
-            f"{v:,.2f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
-            for v in (row[c] for c in columns)
-        ]
-        for row in rows
-    ]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
-    return "\n".join(lines)

@@ -3,10 +3,10 @@
 A checkpoint holds the weights and plain-Python metadata: everything needed to rebuild the model
 and use it as it was validated, plus where it came from (data source, a fingerprint and the
 patients of its training split, profile, seed, versions). Files are written atomically, so a
-crash never leaves a half-written one. Loading uses `torch.load(weights_only=True)`, which
-refuses pickled Python objects, and rebuilds the architecture recorded in the file, so a
-ResNet-50 checkpoint is never poured into a ResNet-18. `runs.py` keeps a training run's two
-checkpoints, `best.pt` and `last.pt`.
+crash or a full disk never leaves a half-written one. Loading uses
+`torch.load(weights_only=True)`, which refuses pickled Python objects, and rebuilds the
+architecture recorded in the file, so a ResNet-50 checkpoint is never poured into a ResNet-18.
+`runs.py` keeps a training run's two checkpoints, `best.pt` and `last.pt`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torchvision
 from torch import nn
 
 import medtl_helpers
-from medtl_helpers.atomic import atomic_path
+from medtl_helpers.atomic import atomic_file
 from medtl_helpers.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from medtl_helpers.data.records import CLASSES
 from medtl_helpers.errors import CheckpointError
@@ -64,12 +64,16 @@ def checkpoint_meta(
 
 
 def save_checkpoint(path: Path, model: nn.Module, meta: dict, training: dict | None = None) -> Path:
-    """Write model weights, metadata and (optionally) the state needed to resume, atomically."""
+    """Write model weights, metadata and (optionally) the state needed to resume, atomically.
+
+    A write that fails (a full disk, a read-only folder) raises WriteError naming the file and
+    the cause, and leaves the previous version of the file as it was.
+    """
     payload = {"format": FORMAT, "meta": meta, "state_dict": model.state_dict()}
     if training is not None:
         payload["training"] = training
-    with atomic_path(path) as partial:
-        torch.save(payload, partial)
+    with atomic_file(path) as file:
+        torch.save(payload, file)
     return Path(path)
 
 

@@ -88,3 +88,19 @@ def stage_changes(old: list[dict], new: list[dict]) -> str:
         if a.get(key) != b.get(key)
     ]
     return "; ".join(changes) or "none"
+
+
+def resumable_after(folder: Path, epochs: int, failed: Path) -> str:
+    """After a failed checkpoint write in epoch `epochs`: what the folder still holds, and how
+    to carry on."""
+    saved = epochs - 1 if Path(failed).name == "last.pt" else epochs
+    if saved == 0:
+        return "Training stopped in epoch 1, before any epoch was saved: " + in_terms(
+            "call fit again once there is space, or give another out_dir.",
+            "run the same command again once there is space, or choose another --out folder.",
+        )
+    held = f"{Path(folder) / 'last.pt'} holds the run up to epoch {saved}"
+    return f"Training stopped in epoch {epochs}; {held}. Once there is space, " + in_terms(
+        "carry on with fit(..., resume=True) and the same out_dir.",
+        "carry on with the same command and --resume.",
+    )

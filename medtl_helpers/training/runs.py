@@ -8,8 +8,9 @@ is (an early stop counts as the end of its stage), and the settings it was train
 After every epoch `last.pt` is written first and `best.pt` second, each atomically, so Ctrl-C or
 a crash loses at most one epoch (`run_folder.py`: a folder holding a run is never trained into
 by accident). If the crash falls between the two writes, `last.pt` already holds the new best
-weights, and resuming repairs `best.pt` from it. Under torchrun every process keeps a RunState
-and reads `last.pt` to resume, and rank 0 alone writes (`writes=False` elsewhere).
+weights, and resuming repairs `best.pt` from it. A failed write (a full disk) stops training with
+a WriteError naming the last epoch `last.pt` holds, and how to resume. Under torchrun every process
+keeps a RunState and reads `last.pt` to resume, and rank 0 alone writes (`writes=False` elsewhere).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from pathlib import Path
 
 from torch import nn
 
-from medtl_helpers.errors import MedtlError, in_terms
+from medtl_helpers.errors import MedtlError, WriteError, in_terms
 from medtl_helpers.metrics import choose_threshold
 from medtl_helpers.training.checkpoints import checkpoint_meta, read_checkpoint, save_checkpoint
-from medtl_helpers.training.run_folder import stage_changes
+from medtl_helpers.training.run_folder import resumable_after, stage_changes
 
 # What resuming must not change, and the command-line flag that sets each.
 RESUME_SETTINGS = {
@@ -144,9 +145,13 @@ class RunState:
         if self.replacing:  # never a new last.pt beside the old run's best.pt
             (self.folder / "best.pt").unlink(missing_ok=True)
             self.replacing = False
-        self._write("last.pt", model, training)
-        if self.best_is_new:
-            self._write("best.pt", model)
+        try:
+            self._write("last.pt", model, training)
+            if self.best_is_new:
+                self._write("best.pt", model)
+        except WriteError as err:
+            held = resumable_after(self.folder, len(self.history.rows), err.path)
+            raise WriteError(f"{err} {held}", err.path, err.errno) from err
 
     def _write(self, name: str, model: nn.Module, training: dict | None = None) -> None:
         if self.folder is None or not self.writes:
