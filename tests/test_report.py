@@ -124,3 +124,15 @@ def test_a_random_init_run_says_so_beside_the_published_imagenet_results():
     assert not any(
         "random" in line for line in comparison_caveats("kermany-folder", [], "imagenet")
     )
+
+
+def test_a_capped_test_split_is_not_called_the_official_one_unqualified():
+    """The quick profile scores 200 of the 624 images; the caveats said 'the official test/'."""
+    capped = comparison_caveats("kermany-folder", [], test_images=200)
+    assert any("scored 200 test images, the papers all 624" in line for line in capped)
+    whole = comparison_caveats("pneumoniamnist", [], test_images=624)
+    assert not any("scored" in line for line in whole)
+    holdout = comparison_caveats(
+        "kermany-folder", ["no test/ folder: a patient-level holdout"], test_images=200
+    )
+    assert not any("scored" in line for line in holdout)  # a holdout is not the papers' split

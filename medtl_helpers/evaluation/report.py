@@ -74,6 +74,7 @@ def write_report(path: str | Path, report: dict, **extra: object) -> Path:
     return write_json(path, {**plain, **extra}, elsewhere=elsewhere)
 
 
+OFFICIAL_TEST_IMAGES = 624
 START = {"random": "random init", "imagenet": "ImageNet weights"}  # model.medtl_weights
 
 
@@ -96,10 +97,13 @@ def compare_with_published(
 
 
 def comparison_caveats(
-    source: str, notes: list[str] | tuple[str, ...] = (), weights: str | None = None
+    source: str,
+    notes: list[str] | tuple[str, ...] = (),
+    weights: str | None = None,
+    test_images: int | None = None,
 ) -> list[str]:
-    """Why the measured row differs from the published ones, for the data source and the
-    starting weights actually used."""
+    """Why the measured row differs from the published ones, for the data source, the starting
+    weights and the number of test images actually used (a profile may cap it)."""
     lines = [
         "Kermany et al. chose their model on the official test set, which makes their numbers "
         "optimistic; here the model and threshold were chosen on validation only."
@@ -116,7 +120,8 @@ def comparison_caveats(
             "SYNTHETIC DATA: these numbers say nothing clinically and cannot be compared with "
             "any published result; they only show that the code runs.",
         )
-    elif source == "kermany-folder" and any("holdout" in note for note in notes):
+    holdout = any("holdout" in note for note in notes)
+    if source == "kermany-folder" and holdout:
         lines.append(
             "Our test set is a patient-level holdout of train/, not the official 624-image "
             "test/ folder, which was collected separately; models usually score lower on that "
@@ -128,6 +133,13 @@ def comparison_caveats(
         lines.append(
             "PneumoniaMNIST's test split holds the same 624 images as the official test/ "
             "folder, downscaled by MedMNIST and resized here to the profile's image size."
+        )
+    given = source == "pneumoniamnist" or (source == "kermany-folder" and not holdout)
+    if given and test_images is not None and test_images < OFFICIAL_TEST_IMAGES:
+        lines.append(
+            f"This run scored {test_images} test images, the papers all {OFFICIAL_TEST_IMAGES} "
+            "of the official split (the quick profile and MEDTL_MAX_IMAGES cap the evaluation "
+            "images): its intervals are wider than a run on the whole split would give."
         )
     return lines
 
