@@ -248,3 +248,9 @@ def test_a_notebook_command_without_nbformat_names_the_extra_to_install(
     assert "pip install -e '.[course]'" in err and err.endswith("or pip install nbformat\n")
     assert not (tmp_path / "student").exists()
     assert main(["data", "verify", str(kermany_root), "--no-decode"]) == 0  # needs none of them
+
+
+def test_verify_without_decoding_does_not_claim_zero_corrupt_images(kermany_root, capsys):
+    assert main(["data", "verify", str(kermany_root), "--no-decode"]) == 0
+    out = capsys.readouterr().out
+    assert "corrupt images: not checked" in out and "corrupt images: 0" not in out

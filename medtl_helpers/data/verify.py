@@ -34,6 +34,7 @@ class VerifyReport:
     corrupt: list[Path] = field(default_factory=list)
     shared_patients: int = 0
     shared_pairs: dict[tuple[str, str], int] = field(default_factory=dict)
+    decoded: bool = True  # False: the images were not opened, so no corrupt one can be known
 
     def count(self, split: str, cls: str) -> int:
         return next(
@@ -50,7 +51,11 @@ class VerifyReport:
         names = sorted({p.name for p in self.skipped})
         listed = f" ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else ""
         lines = [f"skipped non-image files: {len(self.skipped)}{listed}"]
-        lines.append(f"corrupt images: {len(self.corrupt)}")
+        lines.append(
+            f"corrupt images: {len(self.corrupt)}"
+            if self.decoded
+            else "corrupt images: not checked (the images were not opened: --no-decode)"
+        )
         lines.extend(f"  corrupt: {p}" for p in self.corrupt[:10])
         lines.append(f"patients in more than one split: {self.shared_patients}")
         for (first, second), n in self.shared_pairs.items():
@@ -70,7 +75,9 @@ def verify_folder(root: Path, decode: bool = True, workers: int = 4) -> VerifyRe
     """Scan every split of a Kermany folder; with `decode`, also open every image."""
     root = Path(root)
     splits = find_splits(root)
-    report = VerifyReport(root, skipped=[p for p in root.iterdir() if not p.is_dir()])
+    report = VerifyReport(
+        root, skipped=[p for p in root.iterdir() if not p.is_dir()], decoded=decode
+    )
     owners: dict[str, set[str]] = {}
     for split in splits:
         scan = scan_split(root, split)
