@@ -161,5 +161,5 @@ def test_a_full_disk_in_epoch_two_keeps_epoch_one_and_resume_trains_on(
     assert len(read_checkpoint(out / "last.pt")["training"]["history"]["rows"]) == 1
     assert read_checkpoint(out / "best.pt")["meta"]["best_epoch"] == 1
     assert train(folder, out, "--epochs", "2", "--resume") == 0
-    assert "1 epochs done" in capsys.readouterr().out
+    assert "1 epoch(s) done" in capsys.readouterr().out
     assert len(read_checkpoint(out / "last.pt")["training"]["history"]["rows"]) == 2
