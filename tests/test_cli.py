@@ -254,3 +254,16 @@ def test_verify_without_decoding_does_not_claim_zero_corrupt_images(kermany_root
     assert main(["data", "verify", str(kermany_root), "--no-decode"]) == 0
     out = capsys.readouterr().out
     assert "corrupt images: not checked" in out and "corrupt images: 0" not in out
+
+
+def test_data_cache_that_cannot_write_its_file_fails(kermany_root, tmp_path, capsys):
+    """It printed its summary and exited 0 although no cache file was written."""
+    from test_atomic import file_size_limit
+
+    out = tmp_path / "cache"
+    with file_size_limit(2_000):
+        code = main(["data", "cache", str(kermany_root), "--size", "16", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "The tensor cache was not saved" in err
+    assert f"error: the cache was not written to {out}" in err
+    assert not out.exists() or list(out.iterdir()) == []

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+import warnings
 from pathlib import Path
 
 from medtl_helpers import config
@@ -96,8 +98,14 @@ def run_cache(args: argparse.Namespace) -> int:
 
     cache = TensorCache(args.out or config.cache_dir())
     start = time.perf_counter()
-    with data_given_as("`data cache {path}`"):
+    with data_given_as("`data cache {path}`"), warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
         built = cache_folder(args.path, args.size, cache)
+    for warning in said:  # a cache that could not be written is the command failing, not a note
+        print(f"warning: {warning.message}", file=sys.stderr)
+    if any(str(w.message).startswith("The tensor cache was not saved") for w in said):
+        print(f"error: the cache was not written to {cache.folder} (see above)", file=sys.stderr)
+        return 2
     for name, data in built.items():
         megabytes = data.images.numel() / 1e6
         print(f"{name}: {len(data):,} images at {args.size}px, {megabytes:.1f} MB")
