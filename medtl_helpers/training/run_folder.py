@@ -17,7 +17,7 @@ RUN_FILES = ("last.pt", "best.pt")
 
 
 def held_run(folder: str | Path | None) -> str | None:
-    """What `folder` holds from an earlier run ("3 epochs, best val AUROC 0.9810 at epoch 2"),
+    """What `folder` holds from an earlier run ("best val AUROC 0.9810 at epoch 2, in last.pt"),
     or None when it holds no checkpoint."""
     if folder is None or not any((Path(folder) / name).exists() for name in RUN_FILES):
         return None

@@ -270,7 +270,7 @@ class RunState:
                 "saved, so there is nothing to resume. "
                 + in_terms("Call fit again to start.", "Run the same command again to start.")
             )
-        if self.folder is None or not self.writes:
+        if self.folder is None:  # (under torchrun only rank 0's words are printed)
             return (
                 f"\nInterrupted after {epochs} epoch(s). No out_dir was given, so nothing was "
                 f"saved; the model holds its latest weights (the best had val AUROC "
