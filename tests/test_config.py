@@ -155,3 +155,12 @@ def test_kaggles_input_folder_is_never_where_the_course_writes(monkeypatch, kagg
     assert profiles.kaggle_data() == kaggle_input.resolve() / "chest-xray-pneumonia" / "chest_xray"
     monkeypatch.delenv("MEDTL_KAGGLE_INPUT")
     assert profiles.kaggle_input() == Path("/kaggle/input")
+
+
+def test_kaggles_newer_mount_of_the_data_set_is_found_too(monkeypatch, tmp_path):
+    """Kaggle also mounts an added data set at <input>/datasets/<owner>/<slug>."""
+    outer = tmp_path / "datasets" / "paultimothymooney" / "chest-xray-pneumonia" / "chest_xray"
+    (outer / "train").mkdir(parents=True)
+    (outer / "chest_xray" / "train").mkdir(parents=True)  # the archive's second copy
+    monkeypatch.setenv("MEDTL_KAGGLE_INPUT", str(tmp_path))
+    assert config.profiles.kaggle_data() == outer

@@ -187,11 +187,16 @@ def kaggle_data() -> Path | None:
     __MACOSX/ folder: the outer chest_xray/ is the one used, and since only its train/, val/ and
     test/ folders are read, no image is counted twice.
     """
-    dataset = kaggle_input() / KAGGLE_DATASET
-    if (dataset / "train").is_dir():
-        return dataset
-    found = kermany_subfolders(dataset)  # chest_xray/ first; __MACOSX is never a candidate
-    return found[0] if found else None
+    # <input>/<slug>, or the newer mount <input>/datasets/<owner>/<slug>
+    mounts = [kaggle_input() / KAGGLE_DATASET]
+    mounts += sorted(kaggle_input().glob(f"datasets/*/{KAGGLE_DATASET}"))
+    for dataset in mounts:
+        if (dataset / "train").is_dir():
+            return dataset
+        found = kermany_subfolders(dataset)  # chest_xray/ first; __MACOSX is never a candidate
+        if found:
+            return found[0]
+    return None
 
 
 def data_dir() -> Path:
