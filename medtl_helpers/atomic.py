@@ -4,7 +4,9 @@ Checkpoints, caches, reports, learning curves and run markers are written to a t
 the target's own folder, flushed to disk (`fsync`), and moved over the target with `os.replace`,
 which is atomic on one file system. A crash, a power cut or Ctrl-C in the middle leaves the
 previous file loadable; the temporary file is removed. Each write gets its own temporary name, so
-two processes writing the same file never write into each other's temporary file.
+two processes writing the same file never write into each other's temporary file. The new file
+gets the permissions a plain `open` would give it (0644 under the usual umask 022), so caches and
+finished runs can be shared.
 
 A write that fails (a full disk, a used-up quota, a read-only or foreign folder, a file-size
 limit) is a `WriteError` naming the file, the cause and the fix, instead of an OSError or a
@@ -84,6 +86,19 @@ def _cause(err: Exception) -> tuple[str, int | None] | None:
     return None
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux); else set and restored at once."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | Path, elsewhere: str = ANOTHER_FOLDER) -> Iterator[Path]:
     """Yield a temporary sibling of `path` to write; it replaces `path` when the block succeeds.
@@ -96,6 +111,7 @@ def atomic_path(path: str | Path, elsewhere: str = ANOTHER_FOLDER) -> Iterator[P
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(handle, 0o666 & ~_umask())  # mkstemp's 0600 otherwise: shared caches, runs
         os.close(handle)
     except OSError as err:  # a read-only folder already refuses the temporary file
         raise write_error(path, err.strerror or str(err), err.errno, existed, elsewhere) from err

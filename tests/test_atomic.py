@@ -184,3 +184,23 @@ def test_writers_name_their_setting_in_the_interface_in_use(tmp_path, monkeypatc
     assert f"{tmp_path / 'timings.md'}: No space left" in str(raised.value)
     assert str(raised.value).endswith("or choose another --out folder.")
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["grades"]
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_follow_the_umask_like_a_plain_open(tmp_path, mask, mode):
+    """Caches, checkpoints and grades are shared on lab servers: not mkstemp's 0600 for all."""
+    import torch
+
+    old = os.umask(mask)
+    try:
+        text = write_text(tmp_path / "grades.csv", "a,b\n")
+        with atomic.atomic_file(tmp_path / "best.pt") as file:
+            torch.save({"w": torch.zeros(2)}, file)
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+    finally:
+        os.umask(old)
+    assert (plain.stat().st_mode & 0o777) == mode
+    assert (text.stat().st_mode & 0o777) == mode
+    assert ((tmp_path / "best.pt").stat().st_mode & 0o777) == mode
+    assert atomic._umask() == old
