@@ -1,6 +1,17 @@
-import nbformat
+import datetime
 
-from medtl_helpers.course.runner import NotebookRun, announced_source, run_course, timings_markdown
+import nbformat
+import torch
+
+from medtl_helpers.course import runner
+from medtl_helpers.course.runner import (
+    NotebookRun,
+    announced_source,
+    measured_dates,
+    run_course,
+    timings_markdown,
+    write_timings,
+)
 from medtl_helpers.models import weights_file
 
 
@@ -28,7 +39,7 @@ def test_runs_in_order_and_summarises(tmp_path, capsys):
     assert not (tmp_path / "out" / "scratch.ipynb").exists()
     table = (tmp_path / "out" / "timings.md").read_text().splitlines()
     assert table[0].startswith("Profile quick on cpu (") and table[2].startswith("| notebook |")
-    assert [row.split(" | ")[0] for row in table[4:]] == [
+    assert [row.split(" | ")[0] for row in table[4:-2]] == [
         "| 00_first",
         "| 01_second",
         "| 02_broken",
@@ -116,7 +127,7 @@ def test_missing_imagenet_weights_are_reported_whole_with_their_fix(tmp_path, mo
         assert "WeightsUnavailableError: ImageNet weights for resnet18" in text
         assert expected in text and "MEDTL_PRETRAINED=none" in text
     assert "\n        expected at:" in summary  # the message's lines, indented under its notebook
-    rows = table.splitlines()[4:]
+    rows = table.splitlines()[4:-2]
     assert len(rows) == 2 and rows[0].startswith("| 00_weights |") and rows[0].endswith(" |")
 
 
@@ -128,7 +139,7 @@ def test_only_merges_its_rows_into_the_timings_table(tmp_path, capsys):
     first = run_course(folder, out, only=["01"])
     second = run_course(folder, out, only=["00"])
     assert "timings.md now holds 2 of 3 notebooks" in capsys.readouterr().out
-    rows = (out / "timings.md").read_text().splitlines()[4:]
+    rows = (out / "timings.md").read_text().splitlines()[4:-2]
     assert [row.split(" | ")[:3] for row in rows[:2]] == [
         ["| 00_a", f"{second[0].seconds:.1f}", "00_a"],
         ["| 01_b", f"{first[0].seconds:.1f}", "01_b"],
@@ -136,7 +147,7 @@ def test_only_merges_its_rows_into_the_timings_table(tmp_path, capsys):
     minutes = (round(first[0].seconds, 1) + round(second[0].seconds, 1)) / 60
     assert rows[2:] == [f"| 2 of 3 notebooks | {minutes:.1f} min | | |"]
     again = run_course(folder, out, only=["01"])  # a notebook run again replaces its row
-    rows = (out / "timings.md").read_text().splitlines()[4:]
+    rows = (out / "timings.md").read_text().splitlines()[4:-2]
     assert [row.split(" | ")[:2] for row in rows] == [
         ["| 00_a", f"{second[0].seconds:.1f}"],
         ["| 01_b", f"{again[0].seconds:.1f}"],
@@ -159,7 +170,7 @@ def test_a_table_measured_with_another_profile_is_replaced(tmp_path, capsys):
     assert "held times measured another way ('Profile gpu on cuda" in capsys.readouterr().out
     table = (out / "timings.md").read_text().splitlines()
     assert table[0].startswith("Profile quick on cpu (")
-    assert [row.split(" | ")[0] for row in table[4:]] == ["| 01_b", "| 1 of 2 notebooks"]
+    assert [row.split(" | ")[0] for row in table[4:-2]] == ["| 01_b", "| 1 of 2 notebooks"]
 
 
 def test_executed_copies_show_progress_bars_as_text(tmp_path):
@@ -178,3 +189,30 @@ def test_executed_copies_show_progress_bars_as_text(tmp_path):
     assert [line.split(":")[0] for line in text.splitlines()] == ["demo", "inner"]
     assert "50/50" in text and "7/7" in text
     assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+
+
+def test_timings_record_the_torch_threads_and_the_dates_measured(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "device_label", lambda: "cpu (Test CPU, 4 cores)")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    table, course = tmp_path / "timings.md", ["00_a", "01_b"]
+    today = datetime.date.today().isoformat()
+    header = "Profile quick on cpu (Test CPU, 4 cores), 3 torch threads."
+    table.write_text(
+        f"{header}\n\n| notebook | seconds | data | status |\n|---|---|---|---|\n"
+        "| 00_a | 2.0 | synthetic | ok |\n| 01_b | 4.0 | synthetic | ok |\n"
+        "| whole course (2 notebooks) | 0.1 min | | |\n\nMeasured 2026-01-05.\n"
+    )
+    write_timings(table, [NotebookRun("01_b", 3.0, "quick", "synthetic")], course)
+    lines = table.read_text().splitlines()
+    assert lines[0] == header  # 00_a was kept: same profile, processor and threads
+    assert lines[4:6] == ["| 00_a | 2.0 | synthetic | ok |", "| 01_b | 3.0 | synthetic | ok |"]
+    assert lines[-2:] == ["", f"Measured 2026-01-05 to {today}."]
+    assert measured_dates(table.read_text()) == ("2026-01-05", today)
+    runs = [NotebookRun(name, 1.0, "quick", "synthetic") for name in course]
+    write_timings(table, runs, course)  # every row measured again: only today's date is left
+    assert table.read_text().splitlines()[-1] == f"Measured {today}."
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    write_timings(table, runs[:1], course)  # another thread count starts a new table
+    lines = table.read_text().splitlines()
+    assert lines[0] == "Profile quick on cpu (Test CPU, 4 cores), 1 torch thread."
+    assert lines[4:6] == ["| 00_a | 1.0 | synthetic | ok |", "| 1 of 2 notebooks | 0.0 min | | |"]

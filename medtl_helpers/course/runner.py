@@ -3,7 +3,8 @@
 Executed copies go to `runs/notebooks/`, so the committed notebooks stay free of outputs, with
 `timings.md`: the wall time per notebook as a table to paste into docs/TEACHING.md. A run of a
 few notebooks (`--only 04`) replaces their rows and keeps the others, when they were measured
-with the same profile on the same device. The summary line names the profile and the data
+with the same profile on the same device with as many torch threads; its last line gives the
+dates the rows were measured on. The summary line names the profile and the data
 source the notebook announced in its banner, so a teacher can see at a glance whether a run used
 real X-rays or the synthetic stand-in. A failed notebook is reported with its error's name and
 whole message, which says how to fix it. The kernels run with MEDTL_PROGRESS=text, so that the
@@ -13,12 +14,15 @@ executed copies show how far each progress bar got (`medtl_helpers/progress.py`)
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import re
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from medtl_helpers import config
 from medtl_helpers.atomic import write_text
@@ -30,6 +34,7 @@ _SOURCE = re.compile(r"Data source: (\S+)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # A row of timings.md, as timings_markdown writes it; a `|` inside the status is escaped (\|).
 _ROW = re.compile(r"^\| (\d\d_\S+) \| ([0-9.]+) \| (\S+) \| (ok|FAILED: .*) \|$")
+_MEASURED = re.compile(r"^Measured (\d{4}-\d\d-\d\d)(?: to (\d{4}-\d\d-\d\d))?\.$")
 
 
 @dataclass
@@ -124,11 +129,14 @@ def _ipc_prefix() -> str:
     return str(folder / "kernel")
 
 
-def timings_markdown(runs: list[NotebookRun], device: str, course_size: int) -> str:
+def timings_markdown(
+    runs: list[NotebookRun], device: str, course_size: int, dates: tuple[str, str] | None = None
+) -> str:
     """The runs as a Markdown table, in the shape of the run-time table in docs/TEACHING.md.
 
     The last row totals the rows above it and says how many of the `course_size` notebooks
-    they are: "whole course (10 notebooks)", or "4 of 10 notebooks".
+    they are: "whole course (10 notebooks)", or "4 of 10 notebooks". `dates`, the first and
+    the last day the rows were measured on, go on a line below the table.
     """
     lines = [
         timings_header(runs, device),
@@ -140,7 +148,17 @@ def timings_markdown(runs: list[NotebookRun], device: str, course_size: int) -> 
         lines.append(f"| {r.name} | {r.seconds:.1f} | {r.source} | {_table_cell(r.status)} |")
     minutes = sum(r.seconds for r in runs) / 60
     lines.append(f"| {covered(len(runs), course_size)} | {minutes:.1f} min | | |")
+    if dates is not None:
+        first, last = dates
+        lines += ["", f"Measured {first}." if first == last else f"Measured {first} to {last}."]
     return "\n".join(lines) + "\n"
+
+
+def measured_dates(text: str) -> tuple[str, str] | None:
+    """The first and last day a timings.md says its rows were measured on, or None."""
+    for match in filter(None, map(_MEASURED.match, text.splitlines())):
+        return match.group(1), match.group(2) or match.group(1)
+    return None
 
 
 def timings_header(runs: list[NotebookRun], device: str) -> str:
@@ -176,7 +194,9 @@ def write_timings(table: Path, runs: list[NotebookRun], course: list[str]) -> st
 
     Rows stay in notebook order, and only rows of notebooks in `course` are kept.
     """
-    device = device_label()
+    # the thread count changes the times as much as the processor does, so it is in the header
+    threads = torch.get_num_threads()
+    device = f"{device_label()}, {threads} torch thread{'s' if threads != 1 else ''}"
     header = timings_header(runs, device)
     earlier = earlier_runs(table, header)
     if earlier is None:
@@ -185,8 +205,12 @@ def write_timings(table: Path, runs: list[NotebookRun], course: list[str]) -> st
         earlier = {}
     rows = {**earlier, **{r.name: r for r in runs}}
     kept = [rows[name] for name in course if name in rows]
+    today = datetime.date.today().isoformat()
+    kept_earlier = (set(earlier) - {r.name for r in runs}) & set(course)
+    before = measured_dates(table.read_text()) if kept_earlier else None
+    dates = (min(before[0], today), today) if before else (today, today)
     elsewhere = in_terms("give run_course another out_dir", "choose another --out folder")
-    write_text(table, timings_markdown(kept, device, len(course)), elsewhere)
+    write_text(table, timings_markdown(kept, device, len(course), dates), elsewhere)
     return covered(len(kept), len(course))
 
 
