@@ -6,6 +6,7 @@ clear sentence instead of a traceback from deep inside torch.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -61,6 +62,17 @@ def command_line() -> Iterator[None]:
 
 def on_command_line() -> bool:
     return _INTERFACE.get() == "cli"
+
+
+def error_line(err: BaseException) -> str:
+    """What the command line prints for `err`: the whole message, except under torchrun on a
+    rank other than 0. The processes mostly fail alike, and rank 0 prints the message with its
+    fix; the others print one line: their rank and the message's first sentence."""
+    rank, size = os.environ.get("RANK", "0"), os.environ.get("WORLD_SIZE", "1")
+    if rank in ("", "0"):
+        return f"error: {err}"
+    first = (str(err).splitlines() or [type(err).__name__])[0]
+    return f"error on rank {rank} of {size}: {first.split('. ', 1)[0].rstrip('.')}."
 
 
 def in_terms(python: str, cli: str) -> str:
