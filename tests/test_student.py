@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import nbformat
@@ -250,3 +251,28 @@ def test_student_copy_of_notebook_00_runs_and_only_the_exercises_raise(tmp_path,
     assert stubs and checks and raised == stubs | checks
     assert {o.ename for outputs in errors.values() for o in outputs} == {"NotImplementedError"}
     assert all("is not written yet" in errors[i][0].evalue for i in checks)
+
+
+# 06.3's answer is the stage name `layer4`. Asserted on the student copy of 06: no cell before
+# exercise 3's check (code, comment or prose) names `layer4`, and no markdown cell after the check
+# does. Not the answer, so allowed: a block of the stage (`layer4.1`, the ResNet-18's last block,
+# which the Grad-CAM sections hook), and the randomisation cascade, which names the layers it
+# resets from the top down (`"layer4", "layer3"`, "then layer4, then layer3").
+ANSWER_06_3 = re.compile(r"\blayer4\b(?!\.\d)(?!\W{1,4}(?:then\s)?layer3\b)")
+
+
+def test_student_copy_of_06_does_not_answer_exercise_3_before_or_right_after_it():
+    path = NOTEBOOKS / "06_ensembling_and_cam.ipynb"
+    cells = student_copy(nbformat.read(path, as_version=4), f"student/{path.name}").notebook.cells
+    check = next(i for i, c in enumerate(cells) if c.source.startswith("check_target_layer("))
+    assert "check" in _tags(cells[check])
+    assert "TARGET_LAYER = TODO" in cells[check - 1].source  # the stub of exercise 3's answer
+    answered_before = [i for i, c in enumerate(cells[:check]) if ANSWER_06_3.search(c.source)]
+    assert answered_before == [], f"cells {answered_before} name layer4 before exercise 3 asks"
+    told_after = [
+        i
+        for i, c in enumerate(cells[check + 1 :], check + 1)
+        if c.cell_type == "markdown" and ANSWER_06_3.search(c.source)
+    ]
+    assert told_after == [], f"markdown cells {told_after} tell exercise 3's answer"
+    assert ANSWER_06_3.findall('CAM_LAYER = "layer4"; ("fc", "layer4", "layer3")') == ["layer4"]

@@ -6,7 +6,8 @@ sets the task up. In the copy, each solution cell binds the names it would have 
 `TODO` and raises `NotImplementedError` with the hint from the cell's metadata; the `check` cell
 after it then raises `NotImplementedError` too (every checker starts with `require_answer`).
 Both get nbval's `raises-exception` tag, so the copies run under `make test` like the originals.
-Outputs are cleared and the Colab badge points at the published copy (see links.py).
+Outputs are cleared and the Colab badge points at the published copy (see links.py);
+`--publish-branch` commits the copies to a branch without the solutions (publish.py).
 """
 
 from __future__ import annotations
@@ -147,15 +148,34 @@ def check_exercise_cells(notebook: nbformat.NotebookNode, name: str) -> None:
         )
 
 
+def install_from(notebook: nbformat.NotebookNode, path: str, spec: str) -> None:
+    """Make the setup cell install `spec` instead of the course's links.install_spec()."""
+    cells = notebook.cells
+    setup = cells[links.SETUP_CELL].source if len(cells) > links.SETUP_CELL else ""
+    if links.install_spec() not in setup:
+        raise ExerciseLayoutError(
+            f"{path}: cell {links.SETUP_CELL} is not the setup cell that installs "
+            f"{links.install_spec()!r}. Run `python -m medtl_helpers links --write notebooks`."
+        )
+    cells[links.SETUP_CELL].source = setup.replace(links.install_spec(), spec)
+
+
 def student_copy(
     notebook: nbformat.NotebookNode,
     path: str,
     repository: str = links.STUDENT_REPOSITORY,
     branch: str = links.STUDENT_BRANCH,
+    install_ref: str | None = None,
 ) -> StudentCopy:
-    """The student version of `notebook`, to be published at `path` (e.g. student/01_x.ipynb)."""
+    """The student version of `notebook`, to be published at `path` (e.g. student/01_x.ipynb).
+
+    `install_ref`: the setup cell installs the package from `repository` at this ref (a student
+    branch that holds the package, see publish.py); None keeps the course's, links.REF.
+    """
     check_exercise_cells(notebook, path)
     copied = copy.deepcopy(notebook)
+    if install_ref is not None:
+        install_from(copied, path, links.install_spec(repository, install_ref))
     exercises = stubs = checks = 0
     for index, cell in enumerate(copied.cells):
         tags = _tags(cell)
@@ -229,7 +249,22 @@ def build_student(
 
 
 def _run_student(args: argparse.Namespace) -> int:
-    for line in build_student(args.folder, args.out, args.repository, args.branch):
+    if args.publish_branch is None:
+        lines = build_student(
+            args.folder, args.out, args.repository, args.branch or links.STUDENT_BRANCH
+        )
+    elif args.branch not in (None, args.publish_branch):
+        raise MedtlError(
+            f"--branch {args.branch} and --publish-branch {args.publish_branch}: the badges would "
+            "open a branch the copies are not on. Give --publish-branch alone."
+        )
+    else:
+        from medtl_helpers.course.publish import publish_student_branch
+
+        lines = publish_student_branch(
+            args.folder, args.out.name, args.publish_branch, args.repository
+        )
+    for line in lines:
         print(line)
     return 0
 
@@ -243,5 +278,14 @@ def add_student_command(sub: argparse._SubParsersAction) -> None:
         default=links.STUDENT_REPOSITORY,
         help="GitHub owner/name the copies are published in (for the Colab badges)",
     )
-    student.add_argument("--branch", default=links.STUDENT_BRANCH)
+    student.add_argument("--branch", help=f"the branch the badges open ({links.STUDENT_BRANCH})")
+    student.add_argument(
+        "--publish-branch",
+        nargs="?",
+        const=links.STUDENT_BRANCH,
+        metavar="BRANCH",
+        help=f"commit copies of HEAD's notebooks, in a folder named like -o, to this branch "
+        f"({links.STUDENT_BRANCH} if not named) with HEAD's files less the solutions; no "
+        "checkout is switched (publish.py). Then git push origin BRANCH",
+    )
     student.set_defaults(run=_run_student)
