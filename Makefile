@@ -5,15 +5,28 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.medtl-installed
+# make venv WHEELS=folder: install from a wheelhouse that `make wheels` built, with no package
+# index (a classroom without a network, docs/TEACHING.md section 6). Every target accepts it.
+WHEELS ?=
+PIP := $(PY) -m pip --disable-pip-version-check
+# What the editable install builds with (pyproject.toml's [build-system] requires): offline,
+# pip's isolated build environment finds it only in the wheelhouse.
+BUILD_REQUIRES := 'setuptools>=77'
 
-.PHONY: course test student grade smoke-gpu lab clean venv
+.PHONY: course test student grade smoke-gpu lab clean venv wheels
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PIP) install --quiet$(if $(WHEELS), --no-index --find-links $(WHEELS)) -e '.[dev]'
 	touch $(STAMP)
+
+# make wheels: on a machine with a network, every wheel the course installs, its build backend
+# included, into wheels/: for machines of the same operating system, CPU architecture and Python
+# minor version, which then run `make venv WHEELS=wheels`.
+wheels: $(STAMP)
+	$(PIP) wheel --quiet -w wheels '.[dev]' $(BUILD_REQUIRES)
 
 course: $(STAMP)
 	$(PY) -m medtl_helpers course notebooks --out runs/notebooks
@@ -40,12 +53,13 @@ smoke-gpu: $(STAMP)
 student: $(STAMP)
 	$(PY) -m medtl_helpers student notebooks -o student
 
-# make grade SUBMISSIONS=folder [NOTEBOOK=01]: run and score handed-in student notebooks into
-# grades/ (docs/TEACHING.md §4). Student code runs with your permissions: grade in the container
-# that docker/grade.Dockerfile builds.
+# make grade SUBMISSIONS=folder [NOTEBOOK=01] [DATA=path]: run and score handed-in student
+# notebooks into grades/ (docs/TEACHING.md §4), on the quick profile's synthetic X-rays or on DATA.
+# Student code runs with your permissions: grade in the container that docker/grade.Dockerfile builds.
 grade: $(STAMP)
 	$(if $(SUBMISSIONS),,$(error name the handed-in notebooks: make grade SUBMISSIONS=folder))
-	$(PY) -m medtl_helpers grade $(SUBMISSIONS) --out grades $(if $(NOTEBOOK),--notebook $(NOTEBOOK))
+	$(PY) -m medtl_helpers grade $(SUBMISSIONS) --out grades $(if $(NOTEBOOK),--notebook $(NOTEBOOK)) \
+	$(if $(DATA),--data $(DATA))
 
 # make lab [LAB_FLAGS="--no-browser --allow-root"]: JupyterLab on notebooks/ (as root, or on a server)
 lab: $(STAMP)
@@ -53,3 +67,10 @@ lab: $(STAMP)
 
 clean:
 	rm -rf runs student .pytest_cache .ruff_cache
+
+# The branch the Colab badges open (links.STUDENT_BRANCH): HEAD's files less notebooks/, tests/ and
+# docs/, plus student copies of HEAD's notebooks, committed without a checkout. Then:
+# git push origin student (docs/TEACHING.md §1).
+.PHONY: student-branch
+student-branch: $(STAMP)
+	$(PY) -m medtl_helpers student notebooks -o student --publish-branch

@@ -1,4 +1,4 @@
-"""Command line: `medtl data | train | evaluate | course | student | links | grade …`.
+"""Command line: `medtl data | train | evaluate | course | student | links | grade | guide …`.
 
 `python -m medtl_helpers …` runs the same commands where the `medtl` script is not on the PATH.
 """
@@ -13,11 +13,12 @@ import warnings
 import medtl_helpers
 from medtl_helpers.course.data_commands import add_data_commands
 from medtl_helpers.course.gradebook import add_grade_command
+from medtl_helpers.course.guide import add_guide_command
 from medtl_helpers.course.links import add_links_command
 from medtl_helpers.course.runner import add_course_command
 from medtl_helpers.course.student import add_student_command
 from medtl_helpers.course.train_commands import add_train_commands
-from medtl_helpers.errors import MedtlError, command_line
+from medtl_helpers.errors import MedtlError, command_line, error_line
 
 # The commands that read, write and run notebooks, and what they do it with: pyproject.toml's
 # `course` extra (tests/test_packaging.py keeps the two lists equal).
@@ -37,6 +38,7 @@ def build_parser(prog: str = "medtl") -> argparse.ArgumentParser:
     add_student_command(sub)
     add_links_command(sub)
     add_grade_command(sub)
+    add_guide_command(sub)
     return parser
 
 
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None, prog: str = "medtl") -> int:
             warnings.showwarning = _plain_warning  # one line each, without the source location
             return args.run(args)
     except MedtlError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(error_line(err), file=sys.stderr)  # under torchrun, rank 0 alone says it in full
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
