@@ -1,30 +1,42 @@
-"""What a graded answer may not do: replace the checker that grades it.
+"""What a graded answer may not do: replace the checker that grades it, or what the checker uses.
 
 `grade` runs the course's check cells, not the submitted ones, but an answer cell runs in the
-same kernel before its check and could rebind `check_basic_block` to a function that prints
-"Correct". Two defences: every graded check cell first fetches its checker again with `genuine`
-(the checker's module reloaded from the installed package), so a rebound name or a patched
-module attribute is undone; and `tampering` reads each answer's syntax tree and names what it
-tried, for the gradebook's flags. Neither makes a kernel a sandbox: code that patches torch or
-the interpreter can still do anything, which is why docs/TEACHING.md says to grade in a container.
+same kernel before its check. Three defences. A grader cell before each answer (`BASELINE`, which
+calls watch.py's `watch_answer`) notes the modules of this package, torch, torchvision, numpy,
+pandas, sklearn, builtins and math: their names, their classes' attributes and bases, their
+functions' code. The check cell (`guarded`) compares them with that note before the check, in
+`genuine`, which then loads the checker's module again from its file, and after it, in
+`watched`, since an answer's function can patch while the checker calls it. Whatever the answer
+rebound, added or deleted is put back and named in a `TamperingError`: no points, a flag. The
+checkers also refuse objects of classes the notebook made where they ask for a plain value
+(checks/common.py). And `tampering` reads each answer's syntax tree and names what it tried.
+None of this makes a kernel a sandbox: code that patches the watch itself, a module it does not
+watch, or the interpreter can still hide, which is why docs/TEACHING.md says to grade in a
+container.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 from medtl_helpers.course.student import python_only
+from medtl_helpers.course.watch import WATCH, TamperingError, watch_answer, watched  # noqa: F401
 
 # Modules whose names an answer may only import as they are (`TODO`, or a checker under its own
 # name, to try an answer out); `medtl_helpers.checks` is the path the course used before #8.
-GUARDED_MODULES = ("medtl_helpers.course.checks", "medtl_helpers.checks", __name__)
+GUARDED_MODULES = (
+    "medtl_helpers.course.checks", "medtl_helpers.checks", __name__, "medtl_helpers.course.watch"
+)  # fmt: skip
 ALLOWED_IMPORTS = ("TODO",)
-RESERVED = ("require_answer", "genuine")
+RESERVED = ("require_answer", "genuine", "watched", "watch_answer")
 CHECKS_FOLDER = Path(__file__).resolve().parent / "checks"
-GUARD = f"from {__name__} import genuine  # grade: the course's own checker, whatever ran above"
+GUARD = f"from {__name__} import genuine, watched  # grade: the course's checker, as written"
+# The grader's cell before each checked answer (grading.py inserts it).
+BASELINE = f"from {__name__} import watch_answer; watch_answer()  # grade: note the modules first"
 
 
 def is_checker_name(name: str) -> bool:
@@ -39,9 +51,10 @@ def checker_calls(source: str) -> list[str]:
 
 
 def guarded(source: str) -> str:
-    """A check cell's source, preceded by lines that fetch its checkers again."""
+    """A check cell's source, preceded by lines that fetch its checkers again, run `watched`."""
     fetch = [f'{name} = genuine("{name}")' for name in checker_calls(source)]
-    return "\n".join([GUARD, *fetch, source]) if fetch else source
+    body = ["with watched():", textwrap.indent(source, "    ")]
+    return "\n".join([GUARD, *fetch, *body]) if fetch else source
 
 
 def _defining_module(name: str) -> str:
@@ -53,8 +66,11 @@ def _defining_module(name: str) -> str:
 
 
 def genuine(name: str):
-    """The checker `name`, from its module re-executed from the installed source file."""
+    """The checker `name`, from its module re-executed from the installed source file, after
+    what the answer changed in the watched modules is put back (and remembered for `watched`)."""
+    WATCH.settle()
     module = importlib.reload(importlib.import_module(_defining_module(name)))
+    WATCH.rebase(module)
     return getattr(module, name)
 
 

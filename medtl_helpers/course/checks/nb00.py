@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from medtl_helpers.course.checks.common import require_answer
+from medtl_helpers.course.checks.common import plain, plain_number, require_answer
 from medtl_helpers.data.records import ImageSet
 
 
@@ -51,11 +51,12 @@ def check_leaked_patients(leaked_patients: Callable[[ImageSet, ImageSet], object
                 f"leaked_patients(train, val) raised {type(err).__name__}: {err}. "
                 "Use the patient ids in train.patients and val.patients (paths can be None)."
             ) from err
+        plain(got, "the value leaked_patients returned")
         if got is None:
             raise AssertionError(
                 "leaked_patients returned None: did you forget the `return` statement?"
             )
-        if not isinstance(got, (set, frozenset)):
+        if type(got) not in (set, frozenset):
             raise AssertionError(
                 f"leaked_patients returned a {type(got).__name__} ({got!r}); expected a set of "
                 "patient ids, e.g. set(train.patients) & set(val.patients)."
@@ -85,9 +86,8 @@ def check_leaked_patients(leaked_patients: Callable[[ImageSet, ImageSet], object
 def _share_problem(name: str, got: object, data: ImageSet) -> str | None:
     """Why `got` is not the pneumonia share of `data`, or None when it is."""
     expected = float(data.labels.float().mean())
-    if isinstance(got, torch.Tensor) and got.numel() == 1:
-        got = got.item()
-    if not isinstance(got, (int, float)):
+    got = plain_number(got, f"the share for {name!r}")
+    if type(got) not in (int, float):
         return (
             f"the share for {name!r} is a {type(got).__name__}; expected a float between 0 and 1 "
             "(use float(...) on a tensor)."
@@ -119,6 +119,7 @@ def _share_problem(name: str, got: object, data: ImageSet) -> str | None:
 def check_pneumonia_shares(shares: Mapping[str, object], splits: Mapping[str, ImageSet]) -> None:
     """`shares[name]` must be the fraction of PNEUMONIA images in `splits[name]`, for each split."""
     require_answer(shares, "your shares")
+    plain(shares, "shares")
     if not isinstance(shares, Mapping):
         raise AssertionError(
             f"shares is a {type(shares).__name__}; expected a dict from split name to share, "

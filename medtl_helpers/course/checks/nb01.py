@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from medtl_helpers.course.checks.common import require_answer
+from medtl_helpers.course.checks.common import plain, plain_number, require_answer
 from medtl_helpers.models import BasicBlock, Bottleneck
 
 # (in_channels, out_channels, stride): a stage transition as in ResNet-18's layer2, a block
@@ -120,6 +120,12 @@ def _check_case(block_class: Callable[..., nn.Module], c_in: int, c_out: int, st
             f"should give {expected}; when the stride or channel count changes, the shortcut must "
             f"give that shape too: a 1x1 conv with stride {stride} to {c_out} channels, plus BN."
         ) from err
+    plain(out, f"the output of {call}")
+    if not isinstance(out, torch.Tensor):
+        raise AssertionError(
+            f"{call} returned a {type(out).__name__} for an input tensor; forward must return "
+            "the block's output tensor."
+        )
     if tuple(out.shape) != expected:
         raise AssertionError(
             f"{call}: your block returns shape {tuple(out.shape)}; expected {expected}: "
@@ -145,7 +151,7 @@ def _check_case(block_class: Callable[..., nn.Module], c_in: int, c_out: int, st
         )
     block.load_state_dict(ref.state_dict())
     with torch.no_grad():
-        got, want = block.eval()(x.clone()), ref(x.clone())
+        got, want = plain(block.eval()(x.clone()), f"the output of {call}"), ref(x.clone())
     if not torch.allclose(got, want, atol=1e-5):
         raise AssertionError(
             f"{call}: with the reference weights copied in, your output differs from "
@@ -206,11 +212,10 @@ def check_bottleneck_params(answer: object) -> None:
     """`answer` must be the number of trainable parameters of Bottleneck(256, 64)."""
     require_answer(answer, "your bottleneck_params")
     c_in, width = BOTTLENECK_CASE
-    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
-        answer = answer.item()
-    if isinstance(answer, float) and answer.is_integer():
+    answer = plain_number(answer, "bottleneck_params")
+    if type(answer) is float and answer.is_integer():
         answer = int(answer)
-    if not isinstance(answer, int) or isinstance(answer, bool):
+    if type(answer) is not int:
         raise AssertionError(
             f"your answer is {answer!r} ({type(answer).__name__}); expected a whole number of "
             "parameters, e.g. 12345"

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
-from medtl_helpers.course.checks.common import require_answer
+from medtl_helpers.course.checks.common import plain, plain_number, require_answer
 
 # (c_in, c_out, kernel_size, bias): the ResNet stem, a 3x3 of layer1, a bottleneck's 1x1
 # expansion, a downsampling projection, and a biased conv so that `bias` matters.
@@ -63,11 +63,12 @@ def check_conv_params(conv_params: Callable[[int, int, int, bool], int]) -> None
                 f"{call} raised {type(err).__name__}: {err}. It takes four numbers and "
                 "returns an int; it does not need to build a layer."
             ) from err
+        got = plain_number(got, f"the value {call} returned")
         if got is None:
             raise AssertionError(f"{call} returned None: did you forget the `return` statement?")
-        if isinstance(got, float) and got.is_integer():
+        if type(got) is float and got.is_integer():
             got = int(got)
-        if not isinstance(got, int):
+        if type(got) is not int:
             raise AssertionError(
                 f"{call} returned a {type(got).__name__} ({got!r}); expected an int."
             )
@@ -112,6 +113,12 @@ def check_deepest_within(
                 f"deepest_within(rows, {budget:.2f}) raised {type(err).__name__}: {err}. "
                 "When nothing fits, return None instead of failing."
             ) from err
+        plain(got, f"the value deepest_within(rows, {budget:.2f}) returned")
+        if got is not None and not isinstance(got, str):
+            raise AssertionError(
+                f"deepest_within(rows, {budget:.2f}) returned a {type(got).__name__}; return an "
+                "architecture name from the table's 'arch' column (a str), or None."
+            )
         if got == expected:
             continue
         where = f"with a budget of {budget:.2f} ms you returned {got!r}"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from medtl_helpers.course.checks.common import require_answer
+from medtl_helpers.course.checks.common import plain_number, require_answer
 from medtl_helpers.models import build_model, group_of
 from medtl_helpers.models.freezing import count_parameters, freeze
 
@@ -83,7 +83,8 @@ def _group_sizes(model: nn.Module) -> dict[str, int]:
 def check_partial_count(answer: object) -> None:
     """`answer` must be the number of trainable parameters of resnet34 under freeze "partial"."""
     require_answer(answer, "your resnet34_partial")
-    if isinstance(answer, bool) or not isinstance(answer, int):
+    answer = plain_number(answer, "resnet34_partial")
+    if type(answer) is not int:
         raise AssertionError(
             f"Your answer is a {type(answer).__name__} ({answer!r}); give a whole number of "
             "parameter values, e.g. 1234567."

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from medtl_helpers.course.checks.common import require_answer
+from medtl_helpers.course.checks.common import plain, require_answer
 from medtl_helpers.metrics import choose_threshold, confusion
 from medtl_helpers.training import class_weights
 
@@ -70,6 +70,7 @@ def check_class_weights(balanced_weights: Callable[[list[int]], object]) -> None
             ) from err
         if got is None:
             raise AssertionError("balanced_weights returned None: is the `return` missing?")
+        plain(got, f"the value balanced_weights({list(counts)}) returned")
         got = torch.as_tensor(got, dtype=torch.float64).reshape(-1).numpy()
         problem = _weights_problem(got, want, counts)
         if problem:
@@ -142,6 +143,7 @@ def check_val_threshold(
     require_answer(threshold_and_rates, "your threshold_and_rates")
     val_y, val_p, test_y, test_p = _threshold_case()
     got = threshold_and_rates(val_y, val_p, test_y, test_p)
+    plain(got, "the value threshold_and_rates returned")
     keys = ("threshold", "sensitivity", "specificity")
     if not isinstance(got, dict) or any(k not in got for k in keys):
         raise AssertionError(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from medtl_helpers.course.checks.common import require_answer
+from medtl_helpers.course.checks.common import plain, require_answer
 from medtl_helpers.models import GROUPS, build_model
 from medtl_helpers.training.stages import Stage, discriminative_lrs, make_optimizer
 
@@ -30,8 +30,8 @@ def check_group_lrs(group_lrs: Callable[[float, float], dict]) -> None:
     require_answer(group_lrs, "your group_lrs")
     for base, decay in LR_CASES:
         want = discriminative_lrs(base, decay)
-        got = group_lrs(base, decay)
         call = f"group_lrs({base:g}, {decay:g})"
+        got = plain(group_lrs(base, decay), f"the value {call} returned")
         if not isinstance(got, dict):
             raise AssertionError(
                 f"{call} returned a {type(got).__name__}; expected a dict from layer group "
@@ -109,6 +109,7 @@ def check_stage_plan(stages: Sequence[Stage]) -> None:
     """`stages` must be the four-stage plan of the exercise (see `reference_stage_plan`)."""
     require_answer(stages, "your my_stages")
     reference = reference_stage_plan()
+    plain(stages, "my_stages")
     if not isinstance(stages, (list, tuple)) or not all(isinstance(s, Stage) for s in stages):
         raise AssertionError("my_stages must be a list of Stage objects, one per stage.")
     if len(stages) != len(reference):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from medtl_helpers.course.checks.common import require_answer
+from medtl_helpers.course.checks.common import plain, require_answer
 from medtl_helpers.evaluation.ensemble import hard_vote, soft_vote
 from medtl_helpers.models import build_model
 
@@ -32,6 +32,7 @@ TARGET = "layer4"
 
 
 def _as_array(value: object, call: str, shape: tuple[int, ...]) -> np.ndarray:
+    plain(value, f"the value {call.partition('(')[0]} returned")
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     try:
@@ -142,6 +143,7 @@ def _output_shapes(arch: str, size: int = 224) -> dict[str, tuple[int, ...]]:
 def check_target_layer(target_layer: object) -> None:
     """`target_layer` must name the ResNet module Grad-CAM should hook: the last spatial stage."""
     require_answer(target_layer, "your TARGET_LAYER")
+    plain(target_layer, "TARGET_LAYER")
     if not isinstance(target_layer, str):
         raise AssertionError(
             f"TARGET_LAYER is a {type(target_layer).__name__}; give the module's name as a "

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from medtl_helpers.course.checks.common import require_answer
+from medtl_helpers.course.checks.common import plain, plain_number, require_answer
 from medtl_helpers.evaluation.data_efficiency import passes_needed
 from medtl_helpers.training import steps_per_epoch
 
@@ -60,6 +60,12 @@ def check_passes_needed(passes_needed_fn: Callable[[int, int, int, int], int]) -
                 f"{call} raised ZeroDivisionError ({err}): {n} images are fewer than one batch of "
                 f"{batch}, and `fit` then takes one step per pass on the whole subset, not 0."
             ) from err
+        got = plain_number(got, f"the value {call} returned")
+        if type(got) not in (int, float):
+            raise AssertionError(
+                f"{call} returned {got!r} ({type(got).__name__}); expected a whole number of "
+                "passes, an int."
+            )
         if got != expected:
             raise AssertionError(
                 f"{call} returned {got!r}; expected {expected}: {_passes_hint(case, got)}."
@@ -91,7 +97,7 @@ def check_seed_summary(summarise_seeds: Callable[[pd.DataFrame], pd.DataFrame]) 
     require_answer(summarise_seeds, "your summarise_seeds")
     results = seed_results()
     expected = _reference_summary(results)
-    got = summarise_seeds(results.copy())
+    got = plain(summarise_seeds(results.copy()), "the table summarise_seeds returned")
     if not isinstance(got, pd.DataFrame):
         raise AssertionError(f"summarise_seeds returned a {type(got).__name__}; return a DataFrame")
     if "init" not in got.columns or "fraction" not in got.columns:

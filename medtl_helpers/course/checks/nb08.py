@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from medtl_helpers.adaptation import batchnorm_layers, coral_distance, reset_batchnorm_statistics
-from medtl_helpers.course.checks.common import require_answer
+from medtl_helpers.course.checks.common import plain, plain_number, require_answer
 
 __all__ = ["check_batchnorm_reset", "check_coral_distance", "check_most_drifted"]
 
@@ -51,6 +51,9 @@ def check_batchnorm_reset(reset: Callable[[nn.Module], object]) -> None:
     require_answer(reset, "your reset_statistics")
     model = _bn_model()
     returned = reset(model)
+    for name, layer in batchnorm_layers(model).items():
+        statistics = [layer.running_mean, layer.running_var, layer.num_batches_tracked]
+        plain([layer, layer.weight, layer.momentum, *statistics], f"BatchNorm layer {name}")
     stale = _stale_statistics(model)
     if stale and isinstance(returned, nn.Module) and not _stale_statistics(returned):
         raise AssertionError(
@@ -118,7 +121,7 @@ def check_most_drifted(most_drifted: Callable[[pd.DataFrame], str]) -> None:
     """`most_drifted(drift)`: the site whose mean_shift, averaged over its layers, is largest."""
     require_answer(most_drifted, "your most_drifted")
     drift = drift_cases()
-    got = most_drifted(drift.copy())
+    got = plain(most_drifted(drift.copy()), "the value most_drifted returned")
     hints = {
         "blur": "blur has the largest shift in one layer (1.2) but a small mean over its layers: "
         "average over the layers (groupby('site').mean_shift.mean()), don't take the maximum",
@@ -149,14 +152,14 @@ def check_coral_distance(coral: Callable[[torch.Tensor, torch.Tensor], object]) 
     target = torch.randn(20, 3, generator=generator, dtype=torch.float64)
     expected = float(coral_distance(source, target))
     try:
-        got = float(coral(source, target))
+        got = float(plain_number(coral(source, target), "the value coral returned"))
     except RuntimeError as err:
         raise AssertionError(
             f"coral raised RuntimeError ({str(err)[:80]}). The source has 30 images and the "
             "target 20, so the covariances must be over the 3 features, (d, d) = x.T @ x, not "
             "over the images."
         ) from err
-    if float(coral(source, source)) != 0.0:
+    if float(plain_number(coral(source, source), "the value coral returned")) != 0.0:
         raise AssertionError("coral(x, x) must be 0: identical feature sets have equal covariances")
     if math.isclose(got, expected, rel_tol=1e-6):
         print(

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from medtl_helpers.adaptation import Episode, FeaturePool, prototype_logits, tied_best
-from medtl_helpers.course.checks.common import require_answer
+from medtl_helpers.course.checks.common import plain, require_answer
 
 __all__ = ["check_episode_leak", "check_prototype_classifier", "check_tied_best"]
 
@@ -26,6 +26,7 @@ QUERY = torch.tensor([[0.5, 3.0], [6.0, 1.0], [3.0, 5.0], [9.0, 0.5]])
 
 
 def _as_labels(got: object, n: int, name: str) -> np.ndarray:
+    plain(got, f"the value {name} returned")
     array = np.asarray(got.detach() if isinstance(got, torch.Tensor) else got)
     if array.ndim == 2 and array.shape == (n, 2):
         raise AssertionError(
@@ -126,12 +127,13 @@ def check_episode_leak(shared_patients: Callable[[Episode, FeaturePool], object]
     pool = _leak_pool()
     for support, query, expected in LEAK_CASES:
         got = shared_patients(_episode(support, query), pool)
+        plain(got, "the value shared_patients returned")
         if isinstance(got, (bool, int, np.integer)):
             raise AssertionError(
                 f"shared_patients returned {got!r}; return the set of patient ids themselves "
                 "(for example {'p0'}), so that the leak can be named"
             )
-        got = set(got)
+        got = plain(set(got), "the value shared_patients returned")
         if got == expected:
             continue
         call = f"support images {support}, query images {query}"
@@ -176,7 +178,8 @@ def check_tied_best(tied: Callable) -> None:
     """`tied(rows, setting, k)`: the methods whose intervals reach the best one's lower bound."""
     require_answer(tied, "your tied_best")
     expected = set(tied_best(TIE_ROWS, "val", 1))
-    got = set(tied([dict(r) for r in TIE_ROWS], "val", 1))
+    got = plain(tied([dict(r) for r in TIE_ROWS], "val", 1), "the value tied_best returned")
+    got = plain(set(got), "the value tied_best returned")
     if got == expected:
         print(
             f"Correct: in the checker's made-up rows, {sorted(expected)} cannot be told apart at "
