@@ -238,6 +238,7 @@ def test_tampered_submission_scores_what_its_answers_deserve(graded):
         "01.2: the answer imports the module medtl_helpers.course.checks.nb01 as nb01",
         "01.2: the answer changes nb01.check_bottleneck_params",
         "01.1: the check cell was edited; the course's check cell was run",
+        "01.2: the answer rebound medtl_helpers.course.checks.nb01.check_bottleneck_params",
     ]
     row = next(r for r in read_csv(out / "gradebook.csv") if r["student"] == "mallory")
     assert [row["01.1 basic_block"], row["01.2 bottleneck_params"], row["points"]] == ["0"] * 3
@@ -295,10 +296,11 @@ def test_report_gives_pass_rates_and_the_most_frequent_messages(graded):
     assert "- 1 × wrong: your answer 69,632 is not the count: you left out the BatchNorm" in report
     assert "- mallory (mallory_01_residual_blocks.ipynb): 01.1: the answer defines" in report
     assert "- ivy (ivy_01.pdf): not a notebook" in report
-    assert (
-        "## Exercises to read\n\nThese have no checker: read them in grades/<student>/.\n\n"
-        f"- 01.3 in {NB01}.ipynb\n\n## Not graded" in report
-    )
+    to_read = report.split("## Exercises to read\n\n")[1].split("## Not graded")[0]
+    assert "no checker reads them" in to_read
+    assert "- 01.3 (prediction, open): Before running anything, predict how the plain " in to_read
+    assert "- 03.2 (prediction): Predict how many parameters ResNet-34" in to_read
+    assert to_read.count("\n- ") == 2 and f"({NB01}.ipynb)" in to_read
     assert re.search(r"\| alice \| alice_01_residual_blocks.ipynb \| 01_residual_blocks \| "
                      r"\d+\.\d \| 2 of 2 \|", report)  # fmt: skip
 
@@ -483,8 +485,11 @@ def test_rebuild_takes_only_the_answers_from_the_submission(course01):
     assert rebuilt.flags == ["01.2: the check cell was edited; the course's check cell was run"]
     assert rebuilt.notes == [
         "01: 1 course cells were edited; the course's versions were run",
-        "01: 1 code cells added outside the answers were not run (cells 2)",
+        "01: 1 code cells added outside the answers were not run; they are in the graded copy as "
+        "text (cells 2)",
     ]
+    kept = next(c for c in cells if c.cell_type == "raw")  # where the student put it, not run
+    assert kept.source.endswith("\ncheck_basic_block = print") and cells.index(kept) == 2
 
 
 def test_rebuild_finds_a_moved_answer_and_says_when_one_is_missing(course01):
@@ -498,7 +503,7 @@ def test_rebuild_finds_a_moved_answer_and_says_when_one_is_missing(course01):
     assert [sources[i] for i in rebuilt.answers["01.1"]] == ["class MyBasicBlock: pass"]
     assert "raise NotImplementedError(" in sources[rebuilt.answers["01.2"][0]]
     assert rebuilt.notes == [
-        "01.2: no answer found (none of its cells' ids is in the notebook); the stub was run"
+        "01.2: no answer found: none of its cells' ids is in the notebook, so the stub was run"
     ]
 
 
@@ -646,7 +651,8 @@ def test_a_kernel_that_ignores_the_interrupt_or_a_slow_course_cell_ends_the_run(
         "signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.1)"
     )})  # fmt: skip
     graded = run_submission(rebuild(submitted, True, stubborn), stubborn, 1, 60)
-    assert graded.stopped == "cell 3 went on after its time limit and the interrupt"
+    # cell 3 is the grader's note of the modules (tampering.BASELINE), cell 4 the answer
+    assert graded.stopped == "cell 4 went on after its time limit and the interrupt"
     assert [(r.outcome, r.message) for r in graded.results] == [
         ("timeout", f"the answer was stopped: {graded.stopped}"),
         ("timeout", f"not run: {graded.stopped} (the answer to 00.1)"),
@@ -695,4 +701,4 @@ def test_kernel_environment_is_quick_offline_and_inside_the_folder(tmp_path, mon
     assert env["MEDTL_DATA"] == str(tmp_path / "data") and env["MEDTL_RUNS"] == str(
         tmp_path / "runs"
     )
-    assert "MEDTL_SOURCE" not in env and env["PATH"] == os.environ["PATH"]
+    assert env["MEDTL_SOURCE"] == "synthetic" and env["PATH"] == os.environ["PATH"]

@@ -175,7 +175,7 @@ def _section(title: str, intro: str, items: list[str]) -> list[str]:
     return ["", f"## {title}", "", *([intro, ""] if intro else []), *(items or ["None."])]
 
 
-def report_markdown(submissions, exercises, weights, limits: str, unchecked=()) -> str:
+def report_markdown(submissions, exercises, weights, limits: str, to_read=()) -> str:
     """report.md: pass rates, frequent messages, flags, exercises to read, problems, times."""
     from medtl_helpers.config import device_label
 
@@ -201,8 +201,10 @@ def report_markdown(submissions, exercises, weights, limits: str, unchecked=()) 
         ),
         *_section(
             "Exercises to read",
-            "These have no checker: read them in grades/<student>/.",
-            [f"- {e.key} in {stem}.ipynb" for stem, e in unchecked],
+            "The predictions and open questions the notebooks ask for (cells tagged `prediction` "
+            "or `open`): no checker reads them. Read each in grades/<student>/; the answers are "
+            "the cells around the question, the cells a student added as well.",
+            [f"- {item}" for item in to_read],
         ),
         *_section(
             "Not graded",
@@ -224,9 +226,9 @@ def another_out() -> str:
     return in_terms("give grade_class another out folder", "choose another --out folder")
 
 
-def write_reports(out: Path, submissions, exercises, weights, limits: str, unchecked=()) -> None:
-    """gradebook.csv, outcomes.csv and report.md in `out`; `unchecked` lists (notebook stem,
-    exercise) pairs that have no checker, for the teacher to read. A failed write raises
+def write_reports(out: Path, submissions, exercises, weights, limits: str, to_read=()) -> None:
+    """gradebook.csv, outcomes.csv and report.md in `out`; `to_read` lists the predictions and
+    open questions of the notebooks graded, for the teacher to read. A failed write raises
     WriteError naming the file; the previous version of that file is kept."""
     rows = gradebook_rows(submissions, exercises, weights)
     header = ["student", *map(column, exercises), "points", "out_of", "flags", "notes"]
@@ -235,5 +237,5 @@ def write_reports(out: Path, submissions, exercises, weights, limits: str, unche
                       "message"]  # fmt: skip
     outcomes = _csv(outcome_rows(submissions, weights), outcome_header)
     write_text(out / "outcomes.csv", outcomes, another_out())
-    report = report_markdown(submissions, exercises, weights, limits, unchecked)
+    report = report_markdown(submissions, exercises, weights, limits, to_read)
     write_text(out / "report.md", report, another_out())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from medtl_helpers.course.grading import (
     read_submission,
     rebuild,
 )
+from medtl_helpers.course.grading_data import grading_data
 from medtl_helpers.course.links import numbered_notebooks
 from medtl_helpers.course.outcomes import PASSED, Result, run_submission
 
@@ -96,15 +98,16 @@ def load_course(folder: Path) -> dict[str, CourseNotebook]:
     return {path.stem: course_notebook(path) for path in notebooks}
 
 
-def _run(submission: Submission, course_nb: CourseNotebook, notebook, has_ids, limits):
+def _run(submission: Submission, course_nb: CourseNotebook, notebook, has_ids, limits, data):
     try:
         rebuilt = rebuild(notebook, has_ids, course_nb)
-        graded = run_submission(rebuilt, course_nb, *limits)
+        graded = run_submission(rebuilt, course_nb, *limits, data)
     except Exception as err:  # a notebook or a kernel that fails us: the others still count
         submission.problem = f"could not be run: {type(err).__name__}: {err}"
         return None
     submission.results, submission.seconds = graded.results, graded.seconds
     submission.flags, submission.notes = rebuilt.flags, rebuilt.notes
+    submission.flags += [f"{r.exercise.key}: {r.flag}" for r in graded.results if r.flag]
     if graded.stopped:
         submission.notes.append(f"{course_nb.stem[:2]}: stopped early: {graded.stopped}")
     return rebuilt.notebook
@@ -145,10 +148,23 @@ def grade_class(
     cell_timeout: float = 60,
     notebook_timeout: float = 600,
     jobs: int = 1,
+    data: Path | None = None,
 ) -> list[Submission]:
     """Grade every submission under `paths`, `jobs` at a time, and write the gradebook, outcomes,
-    report and the executed notebooks into `out`; prints one line per submission."""
+    report and the executed notebooks into `out`; prints one line per submission. The notebooks
+    run on `data` (a Kermany or PneumoniaMNIST folder), else on the quick profile's synthetic
+    X-rays (grading_data.py)."""
+    with tempfile.TemporaryDirectory(prefix="medtl-grade-data-") as workdir:
+        return _grade_class(
+            paths, out, notebooks, notebook, weights_file, (cell_timeout, notebook_timeout),
+            jobs, data, Path(workdir),
+        )  # fmt: skip
+
+
+def _grade_class(paths, out, notebooks, notebook, weights_file, limits, jobs, data, workdir):
     import nbformat
+
+    cell_timeout, notebook_timeout = limits
 
     if cell_timeout <= 0 or notebook_timeout <= 0 or jobs < 1:
         raise GradingError(
@@ -166,12 +182,12 @@ def grade_class(
     seen: set[tuple[str, str]] = set()
     prepared = [(s, prepare(s, course, seen)) for s in submissions]
     elsewhere = another_out()  # here: the pool's threads do not see the interface in use
+    shared = grading_data(data, workdir)
 
     def grade(item: tuple[Submission, tuple | None]) -> Submission:
         submission, readable = item
         if readable is not None:
-            limits = (cell_timeout, notebook_timeout)
-            executed = _run(submission, course[submission.stem], *readable, limits)
+            executed = _run(submission, course[submission.stem], *readable, limits, shared)
             if executed is not None:
                 copy = Path(out) / _safe(submission.student) / f"{submission.stem}.ipynb"
                 write_text(copy, nbformat.writes(executed) + "\n", elsewhere)
@@ -184,10 +200,12 @@ def grade_class(
     exercises = [e for c in course.values() for e in c.checked if c.stem in graded] or [
         e for c in in_scope for e in c.checked
     ]
-    limits = f"{cell_timeout:g} s per answer, {notebook_timeout:g} s per notebook"
-    unchecked = [(c.stem, e) for c in course.values() if c.stem in graded for e in c.exercises]
-    unchecked = [(stem, e) for stem, e in unchecked if not e.check]
-    write_reports(Path(out), submissions, exercises, weights, limits, unchecked)
+    run_on = (
+        f"{cell_timeout:g} s per answer, {notebook_timeout:g} s per notebook, on {shared.describe}"
+    )
+    to_read = [f"{item} ({c.stem}.ipynb)" for c in course.values() if c.stem in graded
+               for item in c.to_read]  # fmt: skip
+    write_reports(Path(out), submissions, exercises, weights, run_on, to_read)
     return submissions
 
 
@@ -199,13 +217,15 @@ def summary_line(submission: Submission, weights: dict[str, float]) -> str:
     total = sum(points(r.exercise, weights) for r in submission.results)
     outcomes = ", ".join(f"{r.exercise.key} {r.outcome}" for r in submission.results)
     flags = f"  FLAGGED ({len(submission.flags)})" if submission.flags else ""
-    return f"{name} {got:g}/{total:g} points in {submission.seconds:5.1f} s: {outcomes}{flags}"
+    why = next((r.message for r in submission.results if r.message.startswith("no answer")), "")
+    why = f"  ({why})" if why else ""
+    return f"{name} {got:g}/{total:g} points in {submission.seconds:5.1f} s: {outcomes}{flags}{why}"
 
 
 def _run_grade(args: argparse.Namespace) -> int:
     submissions = grade_class(
         args.submissions, args.out, args.notebooks, args.notebook, args.weights,
-        args.cell_timeout, args.notebook_timeout, args.jobs,
+        args.cell_timeout, args.notebook_timeout, args.jobs, args.data,
     )  # fmt: skip
     graded = sum(1 for s in submissions if not s.problem)
     print(f"{graded} of {len(submissions)} submissions graded; gradebook.csv and report.md in "
@@ -226,6 +246,11 @@ def add_grade_command(sub: argparse._SubParsersAction) -> None:
         "--notebook", default="", metavar="NN", help="the notebook expected, e.g. 01"
     )
     grade.add_argument("--weights", type=Path, help="CSV with columns exercise,points")
+    grade.add_argument(
+        "--data", type=Path, metavar="PATH",
+        help="a Kermany folder (or one holding pneumoniamnist_64.npz) to grade on, only read; "
+        "default: the quick profile's synthetic X-rays",
+    )  # fmt: skip
     grade.add_argument("--cell-timeout", type=float, default=60, help="seconds per answer or check")
     grade.add_argument("--notebook-timeout", type=float, default=600, help="seconds per notebook")
     grade.add_argument(

@@ -1,36 +1,39 @@
 """`grade`, one submission: which course notebook it is, and the notebook that is run for it.
 
-A submission is a student copy (`make student`) with the answers written in. Only its answers are
-taken from it: every other cell, the check cells included, comes from the instructor's notebook,
-matched by cell id (nbformat 4.5 ids survive `make student`, Jupyter and Colab), so an edited check
-cell changes nothing. An answer is whatever lies between the cells around the answer cell (the
-exercise's starting point and its check), so cells a student added there count too; cells added
-anywhere else are left out and counted in a note. Without ids, answers are matched by their tag
-and position. tampering.py guards the checkers; outcomes.py runs the rebuilt notebook.
+A submission is a student copy (`make student`) with the answers written in. Only what the student
+wrote is taken from it: the answers and the prediction cells (tagged `prediction`); every other
+cell, the check cells included, comes from the instructor's notebook, matched by cell id (nbformat
+4.5 ids survive `make student`, Jupyter and Colab), so an edited check cell changes nothing. An
+answer is whatever lies between the cells around the answer cell (the exercise's starting point
+and its check), so cells a student added there count too; cells added anywhere else stay where the
+student put them, markdown as written and code as text that is not run. Without ids, answers are
+matched by their tag and position. tampering.py guards the checkers; outcomes.py runs the rebuilt
+notebook.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import warnings
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from medtl_helpers.course.identify import DOWNLOAD, identify, read_submission  # noqa: F401
 from medtl_helpers.course.student import ANSWER, CHECK, EXERCISE, SOLUTION, student_copy
-from medtl_helpers.course.tampering import checker_calls, guarded, tampering
+from medtl_helpers.course.tampering import BASELINE, checker_calls, guarded, tampering
 from medtl_helpers.errors import MedtlError
 
 if TYPE_CHECKING:
     import nbformat
 
 
+PREDICTION, OPEN = "prediction", "open"  # tags: a guess to write down; an answer to read
+_NUMBERED = re.compile(r"^\*\*(?:Exercise )?(\d+)\b[^*]*\*\*")  # "**Exercise 3.**", "**3. Title.**"
+
+
 class GradingError(MedtlError):
     """A grade command that cannot start: no notebooks, a bad weights file, a missing path."""
-
-
-DOWNLOAD = "ask for the notebook again (Jupyter: File > Download; Colab: File > Download .ipynb)"
 
 
 @dataclass
@@ -46,6 +49,7 @@ class CourseNotebook:
     stem: str  # "01_residual_blocks"
     template: nbformat.NotebookNode  # the student copy the class was given
     exercises: list[Exercise]
+    to_read: list[str] = field(default_factory=list)  # "01.3 (prediction, open): task ..."
 
     @property
     def checked(self) -> list[Exercise]:
@@ -59,6 +63,7 @@ class Rebuilt:
     checks: dict[str, int]  # exercise key -> index of its check cell
     flags: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unmatched: dict[str, str] = field(default_factory=dict)  # exercise key -> why no answer
 
 
 def _tags(cell) -> list[str]:
@@ -79,61 +84,22 @@ def course_notebook(path: Path) -> CourseNotebook:
         elif CHECK in _tags(cell) and exercises:
             exercises[-1].check = cell.id
             exercises[-1].checker = next(iter(checker_calls(cell.source)), "")
-    return CourseNotebook(path.stem, template, exercises)
+    return CourseNotebook(path.stem, template, exercises, _to_read(path.name[:2], template))
 
 
-def read_submission(path: Path) -> tuple[nbformat.NotebookNode | None, bool, str]:
-    """(notebook, whether every cell has an id, problem); the problem is '' for a notebook."""
-    import nbformat
-
-    try:
-        text = path.read_bytes().decode("utf-8")
-        raw = json.loads(text)
-    except UnicodeDecodeError:
-        return None, False, f"not a notebook: {path.name} is a binary file; {DOWNLOAD}"
-    except json.JSONDecodeError as err:
-        if not text.strip():
-            return None, False, f"not a notebook: {path.name} is empty; {DOWNLOAD}"
-        if path.suffix != ".ipynb":
-            return None, False, f"not a notebook: {path.name} is not JSON; {DOWNLOAD}"
-        where = f"line {err.lineno}, column {err.colno}"
-        return None, False, f"corrupt notebook: invalid JSON at {where} ({err.msg}); {DOWNLOAD}"
-    if not isinstance(raw, dict) or not ("cells" in raw or "worksheets" in raw):
-        return None, False, f"not a notebook: {path.name} is JSON without notebook cells"
-    cells = raw.get("cells")
-    has_ids = isinstance(cells, list) and all(isinstance(c, dict) and "id" in c for c in cells)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a notebook without ids gets new ones, and a warning
-            notebook = nbformat.reads(text, as_version=4)
-        if not all({"cell_type", "source"} <= set(cell) for cell in notebook.cells):
-            raise ValueError("a cell without cell_type or source")
-    except Exception as err:  # nbformat raises several kinds for a damaged notebook
-        return None, False, f"corrupt notebook: {type(err).__name__}: {err}; {DOWNLOAD}"
-    return notebook, has_ids and bool(cells), ""
-
-
-def _title(notebook) -> str:
-    for cell in notebook.cells:
-        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("#"):
-            return cell.source.strip().splitlines()[0]
-    return ""
-
-
-def identify(notebook, has_ids: bool, course: dict[str, CourseNotebook]) -> tuple[str, str]:
-    """(stem, how): the course notebook sharing most of its cell ids, else the one whose title
-    (first heading) it has; ('', '') when neither. The file name is never trusted alone."""
-    ids = {cell.get("id") for cell in notebook.cells} if has_ids else set()
-    shares = {
-        stem: len(ids & {cell.id for cell in nb.template.cells}) / len(nb.template.cells)
-        for stem, nb in course.items()
-    }
-    best = max(shares, key=shares.get, default="")
-    if best and shares[best] >= 0.5:
-        return best, "cell ids"
-    title = _title(notebook)
-    stem = next((s for s, nb in course.items() if title and title == _title(nb.template)), "")
-    return stem, "title" if stem else ""
+def _to_read(number: str, template) -> list[str]:
+    """The predictions and open questions of a notebook, from its markdown cells' tags."""
+    found = []
+    for cell in template.cells:
+        kinds = [tag for tag in (PREDICTION, OPEN) if tag in _tags(cell)]
+        if cell.cell_type != "markdown" or not kinds:
+            continue
+        first = cell.source.strip().splitlines()[0]
+        exercise = _NUMBERED.match(first)
+        label = f"{number}.{exercise[1]}" if exercise else f"{number} questions"
+        text = _NUMBERED.sub("", first).strip(" *.") or first
+        found.append(f"{label} ({', '.join(kinds)}): {text[:90]}")
+    return found
 
 
 def _slots(cells, has_ids: bool, course_nb: CourseNotebook) -> tuple[dict[str, list[int]], str]:
@@ -199,46 +165,87 @@ def _edits(submitted, course_nb: CourseNotebook) -> tuple[list[str], int]:
             edited_checks.append(
                 f"{checks[cell.id]}: the check cell was edited; the course's check cell was run"
             )
-        elif ANSWER not in _tags(cell):
+        elif not {ANSWER, PREDICTION} & set(_tags(cell)):
             edited += 1
     return edited_checks, edited
 
 
 def rebuild(submitted, has_ids: bool, course_nb: CourseNotebook) -> Rebuilt:
-    """The student copy with the submission's answers in it and nothing else of the submission."""
+    """The student copy with what the student wrote in it: the answers, the predictions (code
+    cells tagged `prediction`), and the cells added elsewhere (as text, not run)."""
     slots, note = _slots(submitted.cells, has_ids, course_nb)
-    notebook = copy.deepcopy(course_nb.template)
+    number = course_nb.stem[:2]
+    notes = [f"{number}: {note}"] if note else []
+    rebuilt = Rebuilt(copy.deepcopy(course_nb.template), {}, {}, notes=notes)
     by_answer = {exercise.answer: exercise for exercise in course_nb.exercises}
     by_check = {exercise.check: exercise.key for exercise in course_nb.exercises}
-    rebuilt = Rebuilt(notebook, {}, {}, notes=[f"{course_nb.stem[:2]}: {note}"] if note else [])
-    cells = []
+    mine = {cell.get("id"): cell for cell in submitted.cells} if has_ids else {}
+    added = _added(submitted.cells, slots, course_nb) if has_ids and slots else {}
+    cells: list = []
     for cell in course_nb.template.cells:
-        exercise = by_answer.get(cell.id)
-        if exercise is None:
+        if cell.id in by_answer:
+            _place_answer(by_answer[cell.id], cell, submitted.cells, slots, note, rebuilt, cells)
+        else:
             cells.append(copy.deepcopy(cell))
             if cell.id in by_check:
                 cells[-1].source = guarded(cell.source)
                 rebuilt.checks[by_check[cell.id]] = len(cells) - 1
-            continue
-        if exercise.key not in slots and not note:
-            rebuilt.notes.append(
-                f"{exercise.key}: no answer found (none of its cells' ids is in the notebook); "
-                "the stub was run"
-            )
-        answer = _answer_cells(submitted.cells, slots.get(exercise.key, []), exercise.key)
-        if not any(c.cell_type == "code" for c in answer):
-            answer = [copy.deepcopy(cell), *answer]  # no code written: the stub runs, as handed out
-        rebuilt.answers[exercise.key] = [
-            len(cells) + i for i, c in enumerate(answer) if c.cell_type == "code"
-        ]
-        cells += answer
-        for made in answer:
-            rebuilt.flags += [
-                f"{exercise.key}: the answer {what}" for what in tampering(made.source)
-            ]
-    notebook.cells = cells
+            elif PREDICTION in _tags(cell) and cell.cell_type == "code" and cell.id in mine:
+                cells[-1].source = mine[cell.id].source  # the student's guess, as written
+                cells[-1].metadata["grade"] = {"prediction": True}
+                rebuilt.flags += [f"{number}: the prediction cell {what}"
+                                  for what in tampering(cells[-1].source)]  # fmt: skip
+        cells += added.get(cell.id, [])
+    rebuilt.notebook.cells = cells
     _explain_leftovers(submitted.cells, has_ids and bool(slots), slots, course_nb, rebuilt)
     return rebuilt
+
+
+def _place_answer(exercise, stub, submitted, slots, note, rebuilt, cells) -> None:
+    """Append the cells of `exercise`'s answer (the stub when none was written) to `cells`."""
+    if exercise.key not in slots:
+        rebuilt.unmatched[exercise.key] = note or (
+            "no answer found: none of its cells' ids is in the notebook, so the stub was run"
+        )
+        if not note:
+            rebuilt.notes.append(f"{exercise.key}: {rebuilt.unmatched[exercise.key]}")
+    answer = _answer_cells(submitted, slots.get(exercise.key, []), exercise.key)
+    if not any(c.cell_type == "code" for c in answer):
+        answer = [copy.deepcopy(stub), *answer]  # no code written: the stub runs, as handed out
+    if exercise.check:  # the watched modules, noted before the answer runs (watch.py)
+        from nbformat.v4 import new_code_cell
+
+        cells.append(new_code_cell(BASELINE, metadata={"grade": {"baseline": exercise.key}}))
+    rebuilt.answers[exercise.key] = [
+        len(cells) + i for i, c in enumerate(answer) if c.cell_type == "code"
+    ]
+    cells += answer
+    for made in answer:
+        rebuilt.flags += [f"{exercise.key}: the answer {what}" for what in tampering(made.source)]
+
+
+def _added(submitted, slots, course_nb: CourseNotebook) -> dict[str, list]:
+    """Cells the student added outside the answers, by the course cell they follow: markdown
+    as written, code as text (it is not run), so every written word reaches the graded copy."""
+    from nbformat.v4 import new_markdown_cell, new_raw_cell
+
+    used = {index for indices in slots.values() for index in indices}
+    known = {cell.id for cell in course_nb.template.cells}
+    anchor, placed = course_nb.template.cells[0].id, {}
+    for index, cell in enumerate(submitted):
+        if cell.get("id") in known:
+            anchor = cell.get("id")
+            continue
+        if index in used or not cell.source.strip():
+            continue
+        if cell.cell_type == "markdown":
+            made = new_markdown_cell(cell.source)
+        else:
+            made = new_raw_cell(f"# not run by grade: a {cell.cell_type} cell added outside the "
+                                f"answers\n{cell.source}")  # fmt: skip
+        made.metadata["grade"] = {"added": index}
+        placed.setdefault(anchor, []).append(made)
+    return placed
 
 
 def _explain_leftovers(submitted, by_id: bool, slots, course_nb: CourseNotebook, rebuilt) -> None:
@@ -257,8 +264,9 @@ def _explain_leftovers(submitted, by_id: bool, slots, course_nb: CourseNotebook,
     ]  # fmt: skip
     if added and by_id:
         rebuilt.notes.append(
-            f"{number}: {len(added)} code cells added outside the answers were not run (cells "
-            f"{', '.join(map(str, added[:5]))}{', ...' if len(added) > 5 else ''})"
+            f"{number}: {len(added)} code cells added outside the answers were not run; they are "
+            f"in the graded copy as text (cells {', '.join(map(str, added[:5]))}"
+            f"{', ...' if len(added) > 5 else ''})"
         )
     if any(SOLUTION in _tags(cell) for cell in submitted):
         rebuilt.flags.append(f"{number}: cells tagged 'solution': the instructor's notebook?")

@@ -1,13 +1,15 @@
 """`grade`: run a rebuilt submission in a fresh kernel and give each checked exercise one outcome.
 
-The notebook runs in a new temporary folder with the quick profile, offline, and its own data
-and runs folders, so one student's files never reach another's. Execution goes on past errors,
+The notebook runs in a new temporary folder with the quick profile, offline, on the grading run's
+data (grading_data.py: by default the quick profile's synthetic X-rays), with its own runs and
+cache folders, so one student's files never reach another's. Execution goes on past errors,
 as a student would by running the next cell. An answer or check cell gets `cell_timeout` seconds
 (then the kernel is interrupted); the whole notebook gets `notebook_timeout`. A kernel that dies
 or ignores the interrupt ends the run, and the exercises that did not run get an outcome saying
 so. The outcome of an exercise is read from its check cell: passed (no exception), wrong
-(AssertionError: the checker's message), not attempted (NotImplementedError: the stub), timeout,
-or error (any other exception, with its last line, from the answer when the answer failed).
+(AssertionError: the checker's message; or TamperingError: a flag naming what the answer changed,
+watch.py), not attempted (NotImplementedError: the stub), timeout, or error (any other exception,
+with its last line, from the answer when the answer failed).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medtl_helpers.course.grading import CourseNotebook, Exercise, Rebuilt
+from medtl_helpers.course.grading_data import GradingData, grading_data
+from medtl_helpers.course.watch import TamperingError
 
 PASSED, WRONG, NOT_ATTEMPTED, ERROR, TIMEOUT = (
     "passed", "wrong", "not attempted", "error", "timeout"
@@ -42,6 +46,7 @@ class Result:
     exercise: Exercise
     outcome: str
     message: str = ""
+    flag: str = ""  # what the answer changed to pass its check (watch.py), for the gradebook
 
 
 @dataclass
@@ -53,10 +58,13 @@ class Execution:
     seconds: float = 0.0
 
 
-def kernel_environment(folder: Path) -> dict[str, str]:
-    """The grader's environment, with the quick profile and data and runs inside `folder`."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MEDTL_SOURCE", "MEDTL_PRETRAINED")}
-    env.update(KERNEL_ENV, MEDTL_DATA=str(folder / "data"), MEDTL_RUNS=str(folder / "runs"))
+def kernel_environment(folder: Path, data: GradingData | None = None) -> dict[str, str]:
+    """The grader's environment: the quick profile, the grading run's data (by default the
+    quick profile's synthetic X-rays), and the submission's own folders inside `folder`."""
+    settings = ("MEDTL_SOURCE", "MEDTL_PRETRAINED", "MEDTL_DATA", "MEDTL_CACHE", "MEDTL_RUNS")
+    env = {k: v for k, v in os.environ.items() if k not in settings}
+    env.update(KERNEL_ENV, MEDTL_RUNS=str(folder / "runs"))
+    env.update((data or grading_data(None, folder)).environment(folder))
     return env
 
 
@@ -100,11 +108,15 @@ def _run_cells(client, rebuilt: Rebuilt, run: Execution, cell_timeout: float, to
 
 
 def execute(
-    rebuilt: Rebuilt, folder: Path, cell_timeout: float, notebook_timeout: float
+    rebuilt: Rebuilt,
+    folder: Path,
+    cell_timeout: float,
+    notebook_timeout: float,
+    data: GradingData | None = None,
 ) -> Execution:
     """Run `rebuilt.notebook` in place (outputs are written into it) in a kernel started in
     `folder`; answer and check cells get `cell_timeout` seconds each, the notebook in all
-    `notebook_timeout`."""
+    `notebook_timeout`; `data` is what its data cells load (`grading_data`)."""
     from nbclient import NotebookClient
 
     run = Execution()
@@ -121,7 +133,7 @@ def execute(
     )  # fmt: skip
     run.started = time.monotonic()
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}  # the kernel's own logs
-    with client.setup_kernel(env=kernel_environment(folder), cwd=str(folder), **quiet):
+    with client.setup_kernel(env=kernel_environment(folder, data), cwd=str(folder), **quiet):
         _run_cells(client, rebuilt, run, cell_timeout, notebook_timeout)
     run.seconds = time.monotonic() - run.started
     if threading.current_thread() is not threading.main_thread():
@@ -165,6 +177,9 @@ def outcome(exercise: Exercise, rebuilt: Rebuilt, run: Execution) -> Result:
     ename, evalue = run.errors[check]
     if not ename:
         return Result(exercise, PASSED, _first_output_line(rebuilt.notebook.cells[check]))
+    if ename == TamperingError.__name__:  # no points; the check's own verdict, if it gave one
+        flag, _, verdict = evalue.strip().partition("\n")
+        return Result(exercise, WRONG, verdict.strip() or flag, flag)
     known = {"AssertionError": WRONG, "NotImplementedError": NOT_ATTEMPTED, TIMED_OUT: TIMEOUT}
     if ename in known:
         message = {"AssertionError": evalue.strip(), TIMED_OUT: f"the check was {evalue}"}
@@ -190,11 +205,24 @@ class Graded:
 
 
 def run_submission(
-    rebuilt: Rebuilt, course_nb: CourseNotebook, cell_timeout: float, notebook_timeout: float
+    rebuilt: Rebuilt,
+    course_nb: CourseNotebook,
+    cell_timeout: float,
+    notebook_timeout: float,
+    data: GradingData | None = None,
 ) -> Graded:
     """Execute `rebuilt` (its cells get their outputs) in a temporary folder that is removed
     afterwards, and grade it."""
     with tempfile.TemporaryDirectory(prefix="medtl-grade-") as folder:
-        run = execute(rebuilt, Path(folder), cell_timeout, notebook_timeout)
+        run = execute(rebuilt, Path(folder), cell_timeout, notebook_timeout, data)
     results = [outcome(exercise, rebuilt, run) for exercise in course_nb.checked]
-    return Graded(results, run.seconds, run.why)
+    return Graded(explain_unmatched(results, rebuilt), run.seconds, run.why)
+
+
+def explain_unmatched(results: list[Result], rebuilt: Rebuilt) -> list[Result]:
+    """`results`, where a stub ran because no answer could be found, with the reason as the
+    message of that exercise's row (outcomes.csv, the printed line), not only in the notes."""
+    for result in results:
+        if result.outcome == NOT_ATTEMPTED and result.exercise.key in rebuilt.unmatched:
+            result.message = f"no answer matched: {rebuilt.unmatched[result.exercise.key]}"
+    return results

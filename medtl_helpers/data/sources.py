@@ -240,9 +240,7 @@ def _pick(source: str, size: int, seed: int, profile: config.Profile) -> CourseD
         root = find_kermany_root()
         if root is not None:
             data = load_folder(root, size, seed)
-            note = _found_note(setting, root)
-            if note is not None:
-                data.notes.insert(0, note)
+            data.notes[:0] = [note] if (note := _found_note(setting, root)) else []
             return data
         if source == "folder":
             find_splits(setting or config.data_dir() / "chest_xray")
@@ -253,6 +251,8 @@ def _pick(source: str, size: int, seed: int, profile: config.Profile) -> CourseD
     )
     if kaggle_input().is_dir():
         reason += f"; on Kaggle, add the data set paultimothymooney/{KAGGLE_DATASET} (Add Input)"
+    if source == "synthetic":
+        reason = "the synthetic set was asked for (MEDTL_SOURCE=synthetic or source='synthetic')"
     if source in ("auto", "pneumoniamnist"):
         from medtl_helpers.data.medmnist import download_pneumoniamnist, pneumoniamnist_path
 
