@@ -64,12 +64,21 @@ def strict(p, t):
 @pytest.mark.parametrize(
     ("wrong", "message"),
     [
-        (one_threshold, "0.5 for every member"),
+        (one_threshold, r"one threshold for every member \(0.5"),
         (ties_negative, "a tie .* became NORMAL"),
         (lambda p, t: (p.mean(axis=0) >= 0.5).astype(int), "averaged the probabilities first"),
         (strict, "p > threshold"),
+        (
+            lambda p, t: reference_hard_vote(p, [np.mean(t)] * len(t)),
+            r"one threshold for every member \(0.5, or the thresholds' mean\)",
+        ),
+        (lambda p, t: reference_hard_vote(p, [np.median(t)] * len(t)), r"\(their median\)"),
+        (
+            lambda p, t: reference_hard_vote(p, list(t)[::-1]),
+            "thresholds went to the wrong members",
+        ),
         (lambda p, t: (p >= np.asarray(t)[:, None]).mean(axis=0), "not a probability"),
-        (lambda p, t: np.ones(p.shape[1], dtype=int), r"On image 1 .* votes are \[0, 0\]"),
+        (lambda p, t: np.ones(p.shape[1], dtype=int), r"On image 1 .* votes are \[0, 1, 0\]"),
     ],
 )
 def test_hard_vote_explains_wrong_answers(wrong, message):

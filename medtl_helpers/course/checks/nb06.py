@@ -24,7 +24,13 @@ SOFT_CASES = (
 )
 # Two members, so 1 vote of 2 is a tie; member 2's own threshold (0.4) matters on image 3, and
 # image 5 sits exactly on member 1's threshold (p >= t counts as a PNEUMONIA vote).
-HARD_CASES = (
+HARD_CASES = (  # the first: thresholds far apart, so a shared cut or swapped thresholds show
+    (
+        np.array(
+            [[0.3, 0.1, 0.25, 0.15, 0.9], [0.25, 0.6, 0.35, 0.28, 0.2], [0.9, 0.7, 0.5, 0.85, 0.1]]
+        ),
+        [0.2, 0.3, 0.8],
+    ),
     (np.array([[0.9, 0.2, 0.6, 0.35, 0.95, 0.5], [0.7, 0.1, 0.3, 0.45, 0.3, 0.1]]), [0.5, 0.4]),
     (np.array([[0.9, 0.2, 0.6, 0.3], [0.3, 0.1, 0.7, 0.8], [0.8, 0.7, 0.1, 0.6]]), [0.5, 0.6, 0.5]),
 )
@@ -74,8 +80,9 @@ def check_soft_vote(soft_vote_fn: Callable) -> None:
 def _hard_mistakes(probs: np.ndarray, thresholds: list[float]) -> dict[str, np.ndarray]:
     limits = np.asarray(thresholds).reshape(-1, 1)
     return {
-        "you used 0.5 for every member; each member votes with its own validation threshold": (
-            hard_vote(probs, [0.5] * len(thresholds))
+        "you used one threshold for every member (0.5, or the thresholds' mean); member m votes "
+        "with its own validation threshold, thresholds[m]": hard_vote(
+            probs, [0.5] * len(thresholds)
         ),
         "a tie (half of the votes) became NORMAL; here a tie counts as PNEUMONIA": hard_vote(
             probs, thresholds, tie="negative"
@@ -83,6 +90,10 @@ def _hard_mistakes(probs: np.ndarray, thresholds: list[float]) -> dict[str, np.n
         "you averaged the probabilities first: that is the soft vote at 0.5": (
             soft_vote(probs) >= 0.5
         ).astype(int),
+        "you used one threshold (their median) for every member; member m votes with "
+        "thresholds[m]": hard_vote(probs, [float(np.median(thresholds))] * len(thresholds)),
+        "the thresholds went to the wrong members: row m of probabilities is member m, and it "
+        "votes with thresholds[m]": hard_vote(probs, list(thresholds)[::-1]),
         "a member votes PNEUMONIA when p >= its threshold, but you used p > threshold": (
             ((probs > limits).mean(axis=0) >= 0.5).astype(int)
         ),
