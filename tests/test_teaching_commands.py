@@ -10,6 +10,7 @@ far as it can be without building a wheelhouse (a few GB): the Makefile's and th
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
 import shutil
@@ -28,6 +29,8 @@ tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tom
 ROOT = Path(__file__).resolve().parents[1]
 TEACHING = ROOT / "docs" / "TEACHING.md"
 LAUNCHERS = (".venv/bin/python", ".venv/bin/torchrun")
+# Under `make test` the parent make's settings would make these print "Entering directory" lines
+ENV = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
 needs_make = pytest.mark.skipif(not shutil.which("make"), reason="make is not installed")
 
 
@@ -144,14 +147,14 @@ def test_each_documented_subcommand_exists_and_takes_its_arguments(args, capsys)
 @needs_make
 @pytest.mark.parametrize("args", make_commands(), ids=" ".join)
 def test_each_documented_make_line_names_a_target_that_exists(args):
-    done = subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True, env=ENV)
     assert done.returncode == 0, f"make {' '.join(args)}: {done.stderr}"
 
 
 def make_dry_run(tmp_path: Path, *args: str) -> str:
     """What `make -n` would run, for a .venv that does not exist yet."""
     command = ["make", "-n", *args, f"VENV={tmp_path / 'venv'}"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True, env=ENV)
     return done.stdout
 
 
