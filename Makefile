@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.medtl-installed
+# the notebooks `make lab` opens: the instructor's, or on the student branch the student copies
+NOTEBOOKS := $(if $(wildcard notebooks/*.ipynb),notebooks,student)
 # make venv WHEELS=folder: install from a wheelhouse that `make wheels` built, with no package
 # index (a classroom without a network, docs/TEACHING.md section 6). Every target accepts it.
 WHEELS ?=
@@ -63,10 +65,11 @@ grade: $(STAMP)
 
 # make lab [LAB_FLAGS="--no-browser --allow-root"]: JupyterLab on notebooks/ (as root, or on a server)
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/ $(LAB_FLAGS)
+	$(VENV)/bin/jupyter lab $(NOTEBOOKS)/ $(LAB_FLAGS)
 
+# student/ is made from notebooks/ here; on the student branch (no notebooks/) it is the students' work
 clean:
-	rm -rf runs student .pytest_cache .ruff_cache
+	rm -rf runs $(if $(wildcard notebooks/*.ipynb),student) .pytest_cache .ruff_cache
 
 # The branch the Colab badges open (links.STUDENT_BRANCH): HEAD's files less notebooks/, tests/ and
 # docs/, plus student copies of HEAD's notebooks, committed without a checkout. Then:

@@ -89,3 +89,16 @@ def test_a_notebook_without_ids_or_tags_says_why_in_each_row(course09):
     results = [Result(e, NOT_ATTEMPTED, "NotImplementedError: ...") for e in course09.checked]
     for result in explain_unmatched(results, rebuilt):
         assert result.message.startswith("no answer matched: the notebook has no cell ids and 0")
+
+
+def test_grade_fails_when_nothing_was_graded_and_warns_about_an_earlier_run(tmp_path, capsys):
+    from medtl_helpers.course.cli import main
+
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "subs" / "ivy_01.pdf").write_bytes(b"%PDF-1.4\n")
+    out = tmp_path / "grades"
+    argv = ["grade", str(tmp_path / "subs"), "--out", str(out), "--notebooks", str(NOTEBOOKS)]
+    assert main(argv) == 1  # 0 of 1 graded: a failure a script or make can see
+    assert "0 of 1 submissions graded" in capsys.readouterr().out
+    assert main(argv) == 1
+    assert f"{out} holds an earlier grading run" in capsys.readouterr().out

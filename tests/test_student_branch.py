@@ -8,6 +8,7 @@ folders) gets its student branch built, and the branch is read back with git.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -104,6 +105,21 @@ def test_the_branch_holds_the_copies_and_the_package_and_no_solution(course, cap
     assert links.readme_notebooks(readme) == [] and "](notebooks/" not in readme
     assert links.colab_url(f"student/{stems[0]}", links.STUDENT_REPOSITORY, "student") in readme
     assert f"]({'student/' + stems[0]})" in readme
+    assert readme.split("\n")[2].startswith("> **This is the student branch.** Your notebooks are")
+
+    # on the branch `make lab` opens student/ and `make clean` leaves the students' work alone
+    branch = course.parent / "branch"
+    git(course, "worktree", "add", "-q", str(branch), "student")
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    for target, line, absent in (
+        ("lab", "jupyter lab student/", None),
+        ("clean", "rm -rf", "student"),
+    ):
+        done = subprocess.run(["make", "-n", target, "STAMP="], cwd=branch, env=env,
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        ran = next(row for row in done.stdout.splitlines() if line in row)
+        assert absent is None or absent not in ran.split(), ran
+    git(course, "worktree", "remove", "--force", str(branch))
 
     # nothing was checked out or written: the working tree and main are as they were
     assert git(course, "status", "--porcelain", "--ignored") == ""

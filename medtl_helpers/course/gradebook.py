@@ -179,6 +179,10 @@ def _grade_class(paths, out, notebooks, notebook, weights_file, limits, jobs, da
     weights = {}
     if weights_file:
         weights = load_weights(weights_file, [e for c in in_scope for e in c.checked])
+    if (Path(out) / "gradebook.csv").exists():
+        print(f"{out} holds an earlier grading run: its gradebook, outcomes and report are "
+              "replaced, and a graded copy stays until the same student's notebook is graded "
+              "again. Grade into an empty folder to keep nothing of it.")  # fmt: skip
     seen: set[tuple[str, str]] = set()
     prepared = [(s, prepare(s, course, seen)) for s in submissions]
     elsewhere = another_out()  # here: the pool's threads do not see the interface in use
@@ -230,7 +234,7 @@ def _run_grade(args: argparse.Namespace) -> int:
     graded = sum(1 for s in submissions if not s.problem)
     print(f"{graded} of {len(submissions)} submissions graded; gradebook.csv and report.md in "
           f"{args.out}")  # fmt: skip
-    return 0
+    return 0 if graded or not submissions else 1  # nothing graded: a failure, whatever the cause
 
 
 def add_grade_command(sub: argparse._SubParsersAction) -> None:

@@ -50,8 +50,19 @@ def git(
     return done.stdout.strip() if not done.returncode else ""
 
 
+STUDENT_NOTE = """\
+> **This is the student branch.** Your notebooks are in `{folder}/`: open one in Colab with its
+> badge below, or on your machine with `make venv`, then `make lab` (it opens `{folder}/`). `make
+> course` and `make test` below are the instructor's commands: they need the course's main branch,
+> which also holds `notebooks/`, `tests/` and the teacher's guide `docs/TEACHING.md`.
+"""
+
+
 def student_readme(text: str, folder: str, repository: str, branch: str) -> str:
-    """README.md for the branch: its notebook links and badges open the student copies there."""
+    """README.md for the branch: a note on what the branch is for, and its notebook links and
+    badges opening the student copies there."""
+    title, _, rest = text.partition("\n")
+    text = f"{title}\n\n{STUDENT_NOTE.format(folder=folder)}{rest}"
     for path in dict.fromkeys(links.readme_notebooks(text)):
         student = f"{folder}/{PurePosixPath(path).name}"
         for url in (links.colab_url, links.kaggle_url):
