@@ -69,6 +69,59 @@ def test_imports_only_point_down():
     assert upward == []
 
 
+def test_no_module_reaches_up_to_the_package_face():
+    """`import medtl_helpers` inside the package points at __init__, above every layer (the
+    version lives in config/version.py for that reason); `from medtl_helpers import config`
+    names a part and is fine."""
+    parts = {p.name.removesuffix(".py") for p in PACKAGE.iterdir()}
+    face = []
+    for path in MODULES:
+        if path.parent == PACKAGE and path.stem in ("__init__", "__main__"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                face += [a.name for a in node.names if a.name == "medtl_helpers"]
+            elif isinstance(node, ast.ImportFrom) and node.module == "medtl_helpers":
+                face += [f"medtl_helpers.{a.name}" for a in node.names if a.name not in parts]
+    assert face == []
+
+
+def _module_imports(path: Path) -> set[str]:
+    """The package modules `path` imports at its top level (type-checking imports included)."""
+    known = {module_name(p) for p in MODULES}
+    found, body = set(), list(ast.parse(path.read_text()).body)
+    while body:
+        node = body.pop()
+        if isinstance(node, (ast.If, ast.Try)):
+            body += node.body
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:  # a submodule by name, else the module it comes from
+                dotted = f"{node.module}.{alias.name}"
+                found.add(dotted if dotted in known else node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    return {name for name in found if name in known} - {module_name(path)}
+
+
+def test_no_two_modules_import_each_other():
+    graph = {module_name(p): _module_imports(p) for p in MODULES}
+    cycles = []
+
+    def visit(name: str, path: list[str]) -> None:
+        for other in sorted(graph.get(name, ())):
+            if other in path:
+                cycles.append(" -> ".join([*path[path.index(other) :], other]))
+            elif other not in done:
+                visit(other, [*path, other])
+        done.add(name)
+
+    done: set[str] = set()
+    for name in sorted(graph):
+        if name not in done:
+            visit(name, [name])
+    assert cycles == []
+
+
 def test_at_most_four_loose_modules():
     loose = [p.name for p in PACKAGE.glob("*.py") if p.name not in ("__init__.py", "__main__.py")]
     assert sorted(loose) == ["atomic.py", "errors.py", "plots.py", "progress.py"]

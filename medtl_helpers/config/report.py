@@ -7,9 +7,9 @@ import platform
 import torch
 import torchvision
 
-import medtl_helpers
 from medtl_helpers.config.hardware import device_label, get_device, on_colab, precision_choice
 from medtl_helpers.config.profiles import Profile, caps_note, get_profile, pretrained_choice
+from medtl_helpers.config.version import __version__
 from medtl_helpers.config.weights import weights_summary
 
 COURSE_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")  # models.ARCHS
@@ -24,7 +24,7 @@ def environment_report(profile: Profile | None = None) -> str:
         "device": f"{device_label(device)}; {torch.get_num_threads()} CPU threads",
         "versions": (
             f"python {platform.python_version()}, torch {torch.__version__}, "
-            f"torchvision {torchvision.__version__}, medtl_helpers {medtl_helpers.__version__}"
+            f"torchvision {torchvision.__version__}, medtl_helpers {__version__}"
         ),
         "running on": where,
         "profile": (

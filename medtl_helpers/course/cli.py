@@ -10,7 +10,7 @@ import importlib.util
 import sys
 import warnings
 
-import medtl_helpers
+from medtl_helpers.config.version import __version__
 from medtl_helpers.course.data_commands import add_data_commands
 from medtl_helpers.course.gradebook import add_grade_command
 from medtl_helpers.course.guide import add_guide_command
@@ -28,9 +28,7 @@ NOTEBOOK_TOOLS = ("nbformat", "nbclient", "traitlets", "jupyter_core", "ipykerne
 
 def build_parser(prog: str = "medtl") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__)
-    parser.add_argument(
-        "--version", action="version", version=f"medtl_helpers {medtl_helpers.__version__}"
-    )
+    parser.add_argument("--version", action="version", version=f"medtl_helpers {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     add_data_commands(sub)
     add_train_commands(sub)

@@ -14,15 +14,11 @@ import csv
 import io
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from medtl_helpers.atomic import write_text
 from medtl_helpers.course.grading import Exercise, GradingError
-from medtl_helpers.course.outcomes import OUTCOMES, PASSED
+from medtl_helpers.course.outcomes import OUTCOMES, PASSED, Submission
 from medtl_helpers.errors import in_terms
-
-if TYPE_CHECKING:
-    from medtl_helpers.course.gradebook import Submission
 
 TOP_MESSAGES = 3
 # Points per checker (docs/TEACHING.md §4 shows this table): 2 for writing a function or class

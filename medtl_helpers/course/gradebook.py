@@ -19,7 +19,6 @@ import argparse
 import re
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from medtl_helpers.atomic import write_text
@@ -34,23 +33,10 @@ from medtl_helpers.course.grading import (
 )
 from medtl_helpers.course.grading_data import grading_data
 from medtl_helpers.course.links import numbered_notebooks
-from medtl_helpers.course.outcomes import PASSED, Result, run_submission
+from medtl_helpers.course.outcomes import PASSED, Submission, run_submission
 
 _NAMED = re.compile(r"^(?P<student>.+?)[ _.-]+(?P<number>\d\d)(?:[ _.-].*)?$")
 _BARE = re.compile(r"^(?P<number>\d\d)(?:[ _.-].*)?$")
-
-
-@dataclass
-class Submission:
-    student: str
-    path: Path
-    expected: str = ""  # the notebook number asked for ("01"), from --notebook or the file name
-    stem: str = ""  # the course notebook it is, once identified
-    results: list[Result] = field(default_factory=list)
-    flags: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    problem: str = ""  # why it was not graded
-    seconds: float = 0.0
 
 
 def student_and_number(path: Path, root: Path | None = None) -> tuple[str, str]:

@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import nbformat
 
-    from medtl_helpers.course.grading import CourseNotebook
-
 DOWNLOAD = "ask for the notebook again (Jupyter: File > Download; Colab: File > Download .ipynb)"
 
 
@@ -58,9 +56,10 @@ def _title(notebook) -> str:
     return ""
 
 
-def identify(notebook, has_ids: bool, course: dict[str, CourseNotebook]) -> tuple[str, str]:
-    """(stem, how): the course notebook sharing most of its cell ids, else the one whose title
-    (first heading) it has; ('', '') when neither. The file name is never trusted alone."""
+def identify(notebook, has_ids: bool, course: dict) -> tuple[str, str]:
+    """(stem, how): of `course` (stem -> grading.CourseNotebook), the notebook sharing most of its
+    cell ids, else the one whose title (first heading) it has; ('', '') when neither. The file
+    name is never trusted alone."""
     ids = {cell.get("id") for cell in notebook.cells} if has_ids else set()
     shares = {
         stem: len(ids & {cell.id for cell in nb.template.cells}) / len(nb.template.cells)

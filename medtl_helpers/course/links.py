@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import medtl_helpers
+from medtl_helpers.config.version import __version__
 from medtl_helpers.errors import MedtlError
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def is_badge(source: str) -> bool:
 
 def release_tag() -> str:
     """The git tag a release of this version gets ("v0.1.0"): REF may name it once it exists."""
-    return f"v{medtl_helpers.__version__}"
+    return f"v{__version__}"
 
 
 def install_spec(repository: str = REPOSITORY, ref: str = REF) -> str:

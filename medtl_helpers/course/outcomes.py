@@ -196,6 +196,19 @@ def outcome(exercise: Exercise, rebuilt: Rebuilt, run: Execution) -> Result:
 
 
 @dataclass
+class Submission:
+    student: str
+    path: Path
+    expected: str = ""  # the notebook number asked for ("01"), from --notebook or the file name
+    stem: str = ""  # the course notebook it is, once identified
+    results: list[Result] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    problem: str = ""  # why it was not graded
+    seconds: float = 0.0
+
+
+@dataclass
 class Graded:
     """One submission, run: an outcome per checked exercise, the time, why it stopped early."""
 

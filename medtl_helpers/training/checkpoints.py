@@ -20,8 +20,8 @@ import torch
 import torchvision
 from torch import nn
 
-import medtl_helpers
 from medtl_helpers.atomic import atomic_file
+from medtl_helpers.config.version import __version__
 from medtl_helpers.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from medtl_helpers.data.records import CLASSES
 from medtl_helpers.errors import CheckpointError
@@ -56,7 +56,7 @@ def checkpoint_meta(
         "versions": {
             "torch": str(torch.__version__),
             "torchvision": str(torchvision.__version__),
-            "medtl_helpers": medtl_helpers.__version__,
+            "medtl_helpers": __version__,
         },
         "saved_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         **extra,
