@@ -10,9 +10,10 @@ stored images, ready to be laid over them (see `overlays`).
 The target score is the log-odds, logit(PNEUMONIA) - logit(NORMAL), by default. With a two-logit
 softmax head trained by cross-entropy, the gradients on the two logits are opposite, so the two
 rows of the head's weights move by opposite amounts and their sum w0 + w1 keeps its random initial
-value. The PNEUMONIA logit alone is scored through w1 = (w1 - w0) / 2 + (w1 + w0) / 2: half of its
-Grad-CAM weights are that untrained random sum. The log-odds is scored through w1 - w0 only, the
-part training wrote.
+value. The PNEUMONIA logit alone is scored through w1 = (w1 - w0) / 2 + (w1 + w0) / 2, so every
+channel's Grad-CAM weight carries a term of that untrained random sum (a split of the weight
+vector into two parts, not half of the channels). The log-odds is scored through w1 - w0 only,
+the part training wrote.
 
 `randomization_check` is the sanity check of Adebayo et al. (2018): randomise the weights from the
 top of the network down and measure how much the maps change. Maps that barely change describe

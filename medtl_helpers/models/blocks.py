@@ -42,8 +42,11 @@ class BasicBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """relu(F(x) + shortcut(x)) for x of shape (B, in, H, W) -> (B, out, H/stride, W/stride).
 
-        The addition is what lets gradients reach early layers undiminished: d(out)/dx
-        contains the identity (or the projection) whatever F has learned.
+        The addition gives the gradient a path around F: d(F(x) + x)/dx = dF/dx + I. In this
+        post-activation block the final ReLU comes after the addition, so it masks the gradient
+        of both paths wherever the sum is negative: the shortcut is not a clean identity path
+        (notebook 01 measures it). Pre-activation blocks (He et al. 2016, "Identity Mappings in
+        Deep Residual Networks") add x last, and only there is it one.
         """
         shortcut = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))

@@ -37,11 +37,12 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 def train_mode(model: nn.Module) -> nn.Module:
     """model.train(), then every BatchNorm inside a frozen group back to eval().
 
-    In train mode BatchNorm normalises with the batch's statistics and overwrites its
-    running_mean/running_var with them, even when its weight and bias have requires_grad=False.
-    A "frozen" ImageNet layer would then drift towards X-ray statistics batch by batch, and at
-    evaluation it would normalise with numbers the following layers were never trained on.
-    In eval mode it uses, and keeps, the stored statistics.
+    In train mode BatchNorm normalises each batch with that batch's own statistics and moves its
+    running_mean/running_var towards them (a moving average, momentum 0.1), even when its weight
+    and bias have requires_grad=False. A "frozen" layer is then not frozen: the function it
+    computes at evaluation changes with every batch (features cached from it go stale), and in
+    training one image's output depends on the other images in its batch. In eval mode it
+    normalises with, and keeps, the stored statistics: a frozen group computes one fixed function.
     """
     model.train()
     frozen = set(getattr(model, "medtl_frozen", ()))

@@ -1,0 +1,26 @@
+"""The package's docstrings explain an idea the way the notebook that teaches it does (#26.3,
+#26.14): the sentences the notebooks call wrong must not survive in the code students open."""
+
+from __future__ import annotations
+
+from medtl_helpers.explain import cam
+from medtl_helpers.models.blocks import BasicBlock
+from medtl_helpers.models.modes import train_mode
+
+
+def test_the_basic_block_does_not_promise_a_clean_identity_path():
+    doc = " ".join(BasicBlock.forward.__doc__.split())
+    assert "undiminished" not in doc and "whatever F has learned" not in doc
+    assert "not a clean identity path" in doc and "final ReLU" in doc  # 01's measurement
+
+
+def test_train_mode_gives_03s_reason_for_keeping_frozen_batchnorm_in_eval():
+    doc = " ".join(train_mode.__doc__.split())
+    assert "overwrites" not in doc and "never trained on" not in doc  # the backwards reason
+    assert "moving average" in doc and "depends on the other images in its batch" in doc
+
+
+def test_cam_says_what_is_random_in_the_pneumonia_logits_weights():
+    doc = " ".join(cam.__doc__.split())
+    assert "half of its Grad-CAM weights" not in doc
+    assert "not half of the channels" in doc
