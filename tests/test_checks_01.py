@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import nbformat
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from medtl_helpers.course.checks import TODO, check_basic_block, check_bottleneck_params
 from medtl_helpers.models import BasicBlock, Bottleneck
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class SolutionBlock(nn.Module):
@@ -41,14 +47,49 @@ def test_basic_block_accepts_reference_and_package_block(capsys):
     assert printed.count("Correct: your block matches the reference") == 2
 
 
-def test_basic_block_with_other_names_passes_with_a_note(capsys):
-    class Renamed(SolutionBlock):
+def test_basic_block_with_other_names_fails_and_lists_torchvisions_names():
+    class Renamed(nn.Module):
+        """ReLU before the addition, no final ReLU, and its own names: outputs differ."""
+
+        def __init__(self, in_channels, out_channels, stride=1):
+            super().__init__()
+            self.body = SolutionBlock(in_channels, out_channels, stride)
+            self.shortcut = self.body.downsample
+            self.body.downsample = None
+
+        def forward(self, x):
+            b = self.body
+            residual = torch.relu(b.bn2(b.conv2(torch.relu(b.bn1(b.conv1(x))))))
+            return residual + (x if self.shortcut is None else self.shortcut(x))
+
+    with pytest.raises(AssertionError) as err:
+        check_basic_block(Renamed)
+    message = str(err.value)
+    assert message.startswith("Renamed(64, 128, stride=2): shapes and parameter counts are right")
+    assert "Expected: conv1.weight, bn1.weight, bn1.bias, conv2.weight," in message
+    assert "downsample.0.weight, downsample.1.weight, downsample.1.bias." in message
+    assert "Yours that differ: body.conv1.weight, body.bn1.weight," in message
+    assert "shortcut.0.weight" in message and "missing: conv1.weight," in message
+
+
+def test_basic_block_with_other_buffer_names_fails():
+    class NoRunningStats(SolutionBlock):
         def __init__(self, in_channels, out_channels, stride=1):
             super().__init__(in_channels, out_channels, stride)
-            self.shortcut = self.downsample
+            self.bn2 = nn.BatchNorm2d(out_channels, track_running_stats=False)
 
-    check_basic_block(Renamed)
-    assert "names differ from torchvision's" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match=r"missing: bn2\.running_mean, bn2\.running_var"):
+        check_basic_block(NoRunningStats)
+
+
+def test_basic_block_accepts_the_notebooks_solution(capsys):
+    notebook = nbformat.read(ROOT / "notebooks" / "01_residual_blocks.ipynb", as_version=4)
+    cells = [c for c in notebook.cells if "solution" in c.metadata.get("tags", [])]
+    cell = next(c for c in cells if "class MyBasicBlock" in c.source)
+    namespace = {"nn": nn, "F": F, "torch": torch}
+    exec(cell.source, namespace)
+    check_basic_block(namespace["MyBasicBlock"])
+    assert "Correct: your block matches the reference" in capsys.readouterr().out
 
 
 def test_basic_block_that_ignores_out_channels_and_stride():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import nbformat
 import pytest
 
 from medtl_helpers.course.checks import TODO, check_conv_params, check_deepest_within
@@ -13,6 +16,12 @@ ROWS = [
     {"arch": "resnet50", "latency_b1_ms": 12.0},
     {"arch": "resnet101", "latency_b1_ms": 11.0},
     {"arch": "resnet152", "latency_b1_ms": 30.0},
+]
+# Latencies that grow with depth, as on a quiet machine: "the slowest that fits" is right here.
+MONOTONE = [
+    {"arch": "resnet18", "latency_b1_ms": 4.0, "params_M": 11.7},
+    {"arch": "resnet34", "latency_b1_ms": 7.5, "params_M": 21.8},
+    {"arch": "resnet50", "latency_b1_ms": 11.0, "params_M": 25.6},
 ]
 DEPTH = {"resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet101": 101, "resnet152": 152}
 
@@ -55,6 +64,35 @@ def test_conv_params_reports_the_call_and_both_numbers():
 def test_deepest_within_accepts_the_reference(capsys):
     check_deepest_within(reference_deepest_within, ROWS)
     assert "Correct" in capsys.readouterr().out
+
+
+def test_deepest_within_accepts_the_notebooks_solution(capsys):
+    path = Path(__file__).resolve().parents[1] / "notebooks" / "02_resnet_depth_selection.ipynb"
+    cells = nbformat.read(path, as_version=4).cells
+    solution = next(
+        c.source
+        for c in cells
+        if "solution" in c.metadata.get("tags", []) and "def deepest_within" in c.source
+    )
+    namespace = {}
+    exec(solution.split("\n\n\nprint(")[0], namespace)  # the definition, not the demo print
+    check_deepest_within(namespace["deepest_within"], ROWS)
+    check_deepest_within(namespace["deepest_within"], MONOTONE)
+    assert capsys.readouterr().out.count("Correct") == 2
+
+
+def test_deepest_within_rejects_the_slowest_that_fits_when_latency_grows_with_depth():
+    def slowest(rows, budget_ms):
+        fitting = [r for r in rows if r["latency_b1_ms"] <= budget_ms]
+        return max(fitting, key=lambda r: r["latency_b1_ms"])["arch"] if fitting else None
+
+    with pytest.raises(AssertionError) as err:
+        check_deepest_within(slowest, MONOTONE)
+    message = str(err.value)
+    assert message.startswith("On a made-up table where latency does not grow with depth (")
+    assert "resnet34 9 ms, resnet50 7 ms" in message
+    assert "you returned 'resnet34' (9.00 ms); expected 'resnet50' (7.00 ms" in message
+    assert "you took the slowest that fits; the question asks for the deepest" in message
 
 
 def test_deepest_within_rejects_the_fastest_that_fits():

@@ -1,10 +1,11 @@
 """Checkers for the exercises of notebook 01 (residual blocks).
 
 `check_basic_block` builds the student's block class for a few (in, out, stride) cases and
-compares it with the course's `BasicBlock`: output shape, parameter count, and, when the
-parameter names match torchvision's, the output itself with the same weights. The first
-difference is explained in words. `check_bottleneck_params` checks a parameter count worked out
-by hand and names the usual slip when the number matches one. On success each prints one sentence.
+compares it with the course's `BasicBlock`: output shape, parameter count, parameter names
+(torchvision's, so that reference weights can be copied in) and the output itself with the same
+weights. The first difference is explained in words. `check_bottleneck_params` checks a parameter
+count worked out by hand and names the usual slip when the number matches one. On success each
+prints one sentence.
 """
 
 from __future__ import annotations
@@ -99,8 +100,26 @@ def _output_hint(model_out: torch.Tensor, ref: BasicBlock, x: torch.Tensor) -> s
     )
 
 
-def _check_case(block_class: Callable[..., nn.Module], c_in: int, c_out: int, stride: int) -> str:
-    """Checks one configuration; returns a note (names not comparable) or ''."""
+def _check_names(call: str, block: nn.Module, ref: BasicBlock) -> None:
+    """The names must be torchvision's, or the reference weights cannot be copied in."""
+    ref_names, got_names = dict(ref.named_parameters()), dict(block.named_parameters())
+    if ref_names.keys() == got_names.keys():  # then compare buffers (BN running statistics) too
+        ref_names, got_names = ref.state_dict(), block.state_dict()
+    missing = [name for name in ref_names if name not in got_names]
+    extra = [name for name in got_names if name not in ref_names]
+    if missing or extra:
+        raise AssertionError(
+            f"{call}: shapes and parameter counts are right, but the names differ from "
+            f"torchvision's BasicBlock, so the checker cannot copy its weights into your block "
+            f"and compare outputs. Expected: {', '.join(ref_names)}. Yours that differ: "
+            f"{', '.join(extra) or 'none'}; missing: {', '.join(missing) or 'none'}. Name the "
+            "layers conv1, bn1, conv2, bn2 and the projection downsample (an nn.Sequential of "
+            "the 1x1 conv and its BatchNorm, or None)."
+        )
+
+
+def _check_case(block_class: Callable[..., nn.Module], c_in: int, c_out: int, stride: int) -> None:
+    """Checks one configuration; raises AssertionError at the first difference."""
     call = f"{getattr(block_class, '__name__', 'block_class')}({c_in}, {c_out}, stride={stride})"
     try:
         block = block_class(c_in, c_out, stride)
@@ -143,12 +162,7 @@ def _check_case(block_class: Callable[..., nn.Module], c_in: int, c_out: int, st
 
     _randomise_batchnorm(ref, generator)
     ref.eval()
-    ref_keys, got_keys = set(ref.state_dict()), set(block.state_dict())
-    if ref_keys != got_keys:
-        return (
-            f"parameter names differ from torchvision's ({', '.join(sorted(ref_keys)[:3])}, ...), "
-            "so outputs were not compared; shapes and parameter counts are right"
-        )
+    _check_names(call, block, ref)
     block.load_state_dict(ref.state_dict())
     with torch.no_grad():
         got, want = plain(block.eval()(x.clone()), f"the output of {call}"), ref(x.clone())
@@ -158,18 +172,14 @@ def _check_case(block_class: Callable[..., nn.Module], c_in: int, c_out: int, st
             f"relu(F(x) + shortcut(x)) by up to {(got - want).abs().max().item():.3g}: "
             + _output_hint(got, ref, x)
         )
-    return ""
 
 
 def check_basic_block(block_class: Callable[..., nn.Module]) -> None:
     """`block_class(in_channels, out_channels, stride)` must behave like `models.BasicBlock`."""
     require_answer(block_class, "your MyBasicBlock")
-    notes = [_check_case(block_class, *case) for case in BLOCK_CASES]
+    for case in BLOCK_CASES:
+        _check_case(block_class, *case)
     cases = ", ".join(f"{i}->{o} stride {s}" for i, o, s in BLOCK_CASES)
-    note = next((n for n in notes if n), "")
-    if note:
-        print(f"Shapes and parameter counts are right for {cases}; note: {note}.")
-        return
     print(
         f"Correct: your block matches the reference for {cases} "
         "(the checker's cases: shapes, parameter counts and outputs with the same weights)."

@@ -96,61 +96,117 @@ def _budgets(rows: Sequence[dict], column: str) -> list[float]:
     return [*middles, math.inf, *latencies, latencies[0] / 2]
 
 
+# Made-up batch-1 latencies (ms) that do not grow with depth, as on a busy machine: resnet50 is
+# faster than resnet34 and resnet152 than resnet101, so the slowest model that fits is often not
+# the deepest.
+_SHUFFLED_MS = {
+    "resnet18": 5.0,
+    "resnet34": 9.0,
+    "resnet50": 7.0,
+    "resnet101": 15.0,
+    "resnet152": 13.0,
+}
+_SHUFFLED = (
+    "On a made-up table where latency does not grow with depth ("
+    + ", ".join(f"{arch} {ms:g} ms" for arch, ms in _SHUFFLED_MS.items())
+    + ")"
+)
+
+
+def _shuffled_rows(rows: Sequence[dict], column: str) -> list[dict]:
+    """The made-up table, keeping any other columns of the student's rows for the same arch."""
+    by_arch = {row["arch"]: row for row in rows}
+    return [
+        {**by_arch.get(arch, {}), "arch": arch, column: ms} for arch, ms in _SHUFFLED_MS.items()
+    ]
+
+
+def _explain(got: object, expected: str | None, budget: float, latency: dict[str, float]) -> str:
+    """Why `got` is not the deepest architecture within `budget`, in words."""
+    where = f"with a budget of {budget:.2f} ms you returned {got!r}"
+    if expected is None:
+        return (
+            f"{where}, but no architecture is that fast (the fastest takes "
+            f"{min(latency.values()):.2f} ms): return None."
+        )
+    strict = [arch for arch, ms in latency.items() if ms < budget]
+    if latency[expected] == budget and got == max(strict, key=_depth, default=None):
+        return (
+            f"{where}; expected {expected!r}, which takes exactly {budget:.2f} ms: a model "
+            "that takes the whole budget still fits (use <=, not <)."
+        )
+    if got is None:
+        return (
+            f"{where}, but {expected!r} takes {latency[expected]:.2f} ms and fits: return "
+            "None only when no architecture fits."
+        )
+    if got not in latency:
+        return (
+            f"{where}; expected {expected!r}: return an architecture name from the "
+            f"table's 'arch' column ({', '.join(latency)}), or None."
+        )
+    if latency[got] > budget:
+        return (
+            f"{where}, which takes {latency[got]:.2f} ms, over the budget; expected "
+            f"{expected!r} ({latency[expected]:.2f} ms)."
+        )
+    fitting = [arch for arch, ms in latency.items() if ms <= budget]
+    if got == max(fitting, key=latency.get):
+        return (
+            f"{where} ({latency[got]:.2f} ms); expected {expected!r} ({latency[expected]:.2f} "
+            f"ms, {_depth(expected)} layers against {_depth(got)}): you took the slowest that "
+            "fits; the question asks for the deepest. Latency need not grow with depth: compare "
+            "the depths in the names."
+        )
+    return (
+        f"{where}; expected {expected!r} ({latency[expected]:.2f} ms), which also fits "
+        f"and is deeper ({_depth(expected)} layers against {_depth(got)}): among the "
+        "architectures that fit, take the deepest, not the fastest."
+    )
+
+
+def _check_table(
+    deepest_within: Callable[[Sequence[dict], float], str | None],
+    rows: Sequence[dict],
+    column: str,
+    table: str,
+) -> None:
+    """Raises AssertionError, naming `table`, at the first budget answered wrongly."""
+    latency = {row["arch"]: row[column] for row in rows}
+    for budget in _budgets(rows, column):
+        expected = _deepest_within(rows, budget, column)
+        call = f"{table}, deepest_within(rows, {budget:.2f})"
+        try:
+            got = deepest_within(rows, budget)
+        except Exception as err:
+            raise AssertionError(
+                f"{call} raised {type(err).__name__}: {err}. When nothing fits, return None "
+                "instead of failing."
+            ) from err
+        plain(got, f"the value deepest_within(rows, {budget:.2f}) returned")
+        if got is not None and not isinstance(got, str):
+            raise AssertionError(
+                f"{call} returned a {type(got).__name__}; return an architecture name from the "
+                "table's 'arch' column (a str), or None."
+            )
+        if got != expected:
+            raise AssertionError(f"{table}, {_explain(got, expected, budget, latency)}")
+
+
 def check_deepest_within(
     deepest_within: Callable[[Sequence[dict], float], str | None],
     rows: Sequence[dict],
     column: str = "latency_b1_ms",
 ) -> None:
-    """`deepest_within(rows, budget_ms)`: the deepest arch whose `column` <= budget, else None."""
+    """`deepest_within(rows, budget_ms)`: the deepest arch whose `column` <= budget, else None.
+
+    Tried on the student's measured `rows`, then on a made-up table where latency does not grow
+    with depth, so that "the slowest that fits" cannot pass by luck.
+    """
     require_answer(deepest_within, "your deepest_within")
-    latency = {row["arch"]: row[column] for row in rows}
-    for budget in _budgets(rows, column):
-        expected = _deepest_within(rows, budget, column)
-        try:
-            got = deepest_within(rows, budget)
-        except Exception as err:
-            raise AssertionError(
-                f"deepest_within(rows, {budget:.2f}) raised {type(err).__name__}: {err}. "
-                "When nothing fits, return None instead of failing."
-            ) from err
-        plain(got, f"the value deepest_within(rows, {budget:.2f}) returned")
-        if got is not None and not isinstance(got, str):
-            raise AssertionError(
-                f"deepest_within(rows, {budget:.2f}) returned a {type(got).__name__}; return an "
-                "architecture name from the table's 'arch' column (a str), or None."
-            )
-        if got == expected:
-            continue
-        where = f"with a budget of {budget:.2f} ms you returned {got!r}"
-        if expected is None:
-            raise AssertionError(
-                f"{where}, but no architecture is that fast (the fastest takes "
-                f"{min(latency.values()):.2f} ms): return None."
-            )
-        strict = [arch for arch, ms in latency.items() if ms < budget]
-        if latency[expected] == budget and got == max(strict, key=_depth, default=None):
-            raise AssertionError(
-                f"{where}; expected {expected!r}, which takes exactly {budget:.2f} ms: a model "
-                "that takes the whole budget still fits (use <=, not <)."
-            )
-        if got is None:
-            raise AssertionError(
-                f"{where}, but {expected!r} takes {latency[expected]:.2f} ms and fits: return "
-                "None only when no architecture fits."
-            )
-        if got not in latency:
-            raise AssertionError(
-                f"{where}; expected {expected!r}: return an architecture name from the "
-                f"table's 'arch' column ({', '.join(latency)}), or None."
-            )
-        if latency[got] > budget:
-            raise AssertionError(
-                f"{where}, which takes {latency[got]:.2f} ms, over the budget; expected "
-                f"{expected!r} ({latency[expected]:.2f} ms)."
-            )
-        raise AssertionError(
-            f"{where}; expected {expected!r} ({latency[expected]:.2f} ms), which also fits "
-            f"and is deeper ({_depth(expected)} layers against {_depth(got)}): among the "
-            "architectures that fit, take the deepest, not the fastest."
-        )
-    print("Correct: deepest_within picks the deepest architecture that fits every budget tried.")
+    _check_table(deepest_within, rows, column, "On your table")
+    _check_table(deepest_within, _shuffled_rows(rows, column), column, _SHUFFLED)
+    print(
+        "Correct: deepest_within picks the deepest architecture that fits every budget tried, "
+        "on your table and on a made-up one where latency does not grow with depth."
+    )
