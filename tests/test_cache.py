@@ -116,3 +116,25 @@ def test_a_cache_that_cannot_be_written_is_said_and_the_course_goes_on(tmp_path,
     assert list((tmp_path / "cache").iterdir()) == []
     assert TensorCache.save(data, target) == target  # with the limit gone, the same call writes
     assert torch.equal(TensorCache.load(target).images, data.images)
+
+
+def test_a_cache_reused_for_a_copied_folder_names_the_copy(tmp_path, kermany_root):
+    import shutil
+
+    first = scan_split(kermany_root, "train")
+    first.paths[0].write_bytes(first.paths[0].read_bytes()[:100])  # one truncated JPEG
+    cache = TensorCache(tmp_path / "cache")
+    with pytest.warns(UserWarning, match=r"Skipped 1 corrupt"):
+        cache.load_or_build(first.paths, first.labels, 16, progress=False)
+    copy = shutil.copytree(kermany_root, tmp_path / "moved" / "chest_xray")
+    shutil.rmtree(kermany_root)
+    scan = scan_split(copy, "train")
+    with pytest.warns(UserWarning, match=r"built without 1 corrupt") as warned:
+        data = cache.load_or_build(scan.paths, scan.labels, 16, progress=False)
+    message = str(warned[-1].message)
+    assert f"e.g. {scan.paths[0]}. Replace them" in message
+    assert str(kermany_root) not in message
+    assert len(data) == 12 and data.paths == [str(path) for path in scan.paths[1:]]
+    with pytest.warns(UserWarning, match=r"built without 1 corrupt"):  # no paths: what it stored
+        stored = TensorCache.load(next((tmp_path / "cache").glob("*.pt"))).paths
+    assert stored == [str(path) for path in first.paths[1:]]

@@ -33,11 +33,27 @@ def decode_resized(path: Path, size: int) -> np.ndarray:
     return resize_uint8(grey[None, None], size)[0, 0].numpy()
 
 
+def relative_key(path: Path | str) -> str:
+    """The part of a path the cache key uses (split/CLASS/name): the same in a copied folder."""
+    return "/".join(Path(path).parts[-3:])
+
+
+def relocate(stored: list[str], paths: list[Path] | None) -> list[str]:
+    """`stored` paths renamed to the file among `paths` with the same split/CLASS/name.
+
+    A cache built from folder A is reused for an identical copy B (the key ignores where the
+    folder lies), so the paths it stored may name A; this names B's files. Without `paths`, or
+    for a name not among them, the stored path is kept.
+    """
+    here = {relative_key(path): str(path) for path in paths or []}
+    return [here.get(relative_key(path), path) for path in stored]
+
+
 def cache_key(paths: list[Path], size: int) -> str:
     """Hash of the last three path parts (split/CLASS/name), each file's byte size, and `size`."""
     digest = hashlib.sha1(f"v{FORMAT_VERSION}:{size}".encode())
     for path in paths:
-        relative = "/".join(Path(path).parts[-3:])
+        relative = relative_key(path)
         digest.update(f"{relative}:{os.path.getsize(path)}\n".encode())
     return digest.hexdigest()[:16]
 
@@ -64,7 +80,7 @@ class TensorCache:
         target = self.file_for(name, cache_key(paths, size), size)
         if target.exists():
             try:
-                return self.load(target)
+                return self.load(target, paths)
             except DataError as err:
                 warnings.warn(f"{err} Rebuilding it.", stacklevel=2)
         data = build_image_set(paths, labels, size, source, workers, progress)
@@ -102,8 +118,13 @@ class TensorCache:
         return target
 
     @staticmethod
-    def load(target: Path) -> ImageSet:
-        """The cached set; a warning names the images its build skipped, every time it is used."""
+    def load(target: Path, paths: list[Path] | None = None) -> ImageSet:
+        """The cached set; a warning names the images its build skipped, every time it is used.
+
+        Give `paths` (the files of the folder being read) to have the set's paths and the warning
+        name those files: the cache may have been built from another copy of the folder. Without
+        them, the paths are the ones stored at build time, which may no longer exist.
+        """
         try:
             payload = torch.load(target, map_location="cpu", weights_only=True)
             data = ImageSet(
@@ -111,11 +132,11 @@ class TensorCache:
                 labels=payload["labels"],
                 patients=list(payload["patients"]),
                 source=payload["source"],
-                paths=list(payload["paths"]) or None,
+                paths=relocate(list(payload["paths"]), paths) or None,
             )
         except Exception as err:  # a damaged cache must never stop the course: say so, rebuild
             raise DataError(f"Tensor cache {target} is unreadable ({err}): delete it.") from err
-        skipped = payload.get("skipped", [])
+        skipped = relocate(list(payload.get("skipped", [])), paths)
         if skipped:
             warnings.warn(
                 f"{target.name} was built without {len(skipped)} corrupt or truncated image(s), "
