@@ -21,6 +21,30 @@ needs_shared_data = pytest.mark.skipif(
 )
 
 
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def solutions(stem: str) -> dict[str, str]:
+    """Cell id -> source of the instructor's solution cells of notebooks/`stem`.ipynb (the ids
+    of the answer cells of its student copy)."""
+    import nbformat
+
+    notebook = nbformat.read(NOTEBOOKS / f"{stem}.ipynb", as_version=4)
+    return {c.id: c.source for c in notebook.cells if "solution" in c.metadata.get("tags", [])}
+
+
+def filled(copy_path: Path, answers: dict[str, str], path: Path, **edits: str) -> Path:
+    """The student copy with some answer cells (and, through `edits`, other cells) rewritten."""
+    import nbformat
+
+    notebook = nbformat.read(copy_path, as_version=4)
+    for cell in notebook.cells:
+        cell.source = {**answers, **edits}.get(cell.id, cell.source)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, path)
+    return path
+
+
 def load_benchmark(name: str) -> ModuleType:
     """Import benchmarks/<name>.py (the benchmarks are scripts, not a package)."""
     path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"

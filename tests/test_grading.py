@@ -20,6 +20,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import filled, solutions
 
 from medtl_helpers.course.checks import check_basic_block, check_bottleneck_params
 from medtl_helpers.course.cli import main
@@ -96,21 +97,6 @@ def freeze_groups(model, groups):
 """
 LOOP = "while True:  # waiting for inspiration\n    pass\n"
 KILL = "import os\nimport signal\n\nos.kill(os.getpid(), signal.SIGKILL)\n"
-
-
-def solutions(stem: str) -> dict[str, str]:
-    notebook = nbformat.read(NOTEBOOKS / f"{stem}.ipynb", as_version=4)
-    return {c.id: c.source for c in notebook.cells if "solution" in c.metadata.get("tags", [])}
-
-
-def filled(copy_path: Path, answers: dict[str, str], path: Path, **edits: str) -> Path:
-    """The student copy with some answer cells (and, through `edits`, other cells) rewritten."""
-    notebook = nbformat.read(copy_path, as_version=4)
-    for cell in notebook.cells:
-        cell.source = {**answers, **edits}.get(cell.id, cell.source)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(notebook, path)
-    return path
 
 
 def make_class(folder: Path) -> Path:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import filled, solutions
 
 from medtl_helpers import config
 from medtl_helpers.course.gradebook import grade_class
@@ -70,21 +71,6 @@ def test_data_that_cannot_be_graded_on_is_refused_with_the_fix(tmp_path):
         grading_data(tmp_path / "empty", tmp_path / "run")
 
 
-def _with_solutions(copy: Path, instructor: Path, out: Path) -> Path:
-    """The student copy with every answer cell holding the instructor's solution."""
-    solutions = {
-        cell.id: cell.source
-        for cell in nbformat.read(instructor, as_version=4).cells
-        if "solution" in cell.metadata.get("tags", [])
-    }
-    notebook = nbformat.read(copy, as_version=4)
-    for cell in notebook.cells:
-        cell.source = solutions.get(cell.id, cell.source)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(notebook, out)
-    return out
-
-
 def _errors_outside_answers(graded: Path) -> list[str]:
     notebook = nbformat.read(graded, as_version=4)
     return [
@@ -102,7 +88,7 @@ def test_the_reference_solutions_score_every_point_with_no_flag(tmp_path):
     build_student(NOTEBOOKS, tmp_path / "student")
     for instructor in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
         copy = tmp_path / "student" / instructor.name
-        _with_solutions(copy, instructor, tmp_path / "submissions" / "ref" / instructor.name)
+        filled(copy, solutions(instructor.stem), tmp_path / "submissions" / "ref" / instructor.name)
     printed = io.StringIO()
     with redirect_stdout(printed):
         graded = grade_class(

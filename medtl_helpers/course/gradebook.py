@@ -33,7 +33,7 @@ from medtl_helpers.course.grading import (
 )
 from medtl_helpers.course.grading_data import grading_data
 from medtl_helpers.course.links import numbered_notebooks
-from medtl_helpers.course.outcomes import PASSED, Submission, run_submission
+from medtl_helpers.course.outcomes import PASSED, UNMATCHED, Submission, run_submission
 
 _NAMED = re.compile(r"^(?P<student>.+?)[ _.-]+(?P<number>\d\d)(?:[ _.-].*)?$")
 _BARE = re.compile(r"^(?P<number>\d\d)(?:[ _.-].*)?$")
@@ -207,7 +207,7 @@ def summary_line(submission: Submission, weights: dict[str, float]) -> str:
     total = sum(points(r.exercise, weights) for r in submission.results)
     outcomes = ", ".join(f"{r.exercise.key} {r.outcome}" for r in submission.results)
     flags = f"  FLAGGED ({len(submission.flags)})" if submission.flags else ""
-    why = next((r.message for r in submission.results if r.message.startswith("no answer")), "")
+    why = next((r.message for r in submission.results if r.message.startswith(UNMATCHED)), "")
     why = f"  ({why})" if why else ""
     return f"{name} {got:g}/{total:g} points in {submission.seconds:5.1f} s: {outcomes}{flags}{why}"
 

@@ -197,7 +197,7 @@ def rebuild(submitted, has_ids: bool, course_nb: CourseNotebook) -> Rebuilt:
                                   for what in tampering(cells[-1].source)]  # fmt: skip
         cells += added.get(cell.id, [])
     rebuilt.notebook.cells = cells
-    _explain_leftovers(submitted.cells, has_ids and bool(slots), slots, course_nb, rebuilt)
+    _explain_leftovers(submitted.cells, added, course_nb, rebuilt)
     return rebuilt
 
 
@@ -248,7 +248,9 @@ def _added(submitted, slots, course_nb: CourseNotebook) -> dict[str, list]:
     return placed
 
 
-def _explain_leftovers(submitted, by_id: bool, slots, course_nb: CourseNotebook, rebuilt) -> None:
+def _explain_leftovers(submitted, placed: dict, course_nb: CourseNotebook, rebuilt) -> None:
+    """Flags and notes for what of the submission was not run: edited course cells, and the
+    code cells `_added` placed in the graded copy as text."""
     number = course_nb.stem[:2]
     edited_checks, edited = _edits(submitted, course_nb)
     rebuilt.flags += edited_checks
@@ -256,13 +258,9 @@ def _explain_leftovers(submitted, by_id: bool, slots, course_nb: CourseNotebook,
         rebuilt.notes.append(
             f"{number}: {edited} course cells were edited; the course's versions were run"
         )
-    used = {index for indices in slots.values() for index in indices}
-    known = {cell.id for cell in course_nb.template.cells}
-    added = [
-        i for i, c in enumerate(submitted)
-        if i not in used and c.cell_type == "code" and c.source.strip() and c.get("id") not in known
-    ]  # fmt: skip
-    if added and by_id:
+    added = [cell.metadata["grade"]["added"] for cells in placed.values() for cell in cells]
+    added = sorted(index for index in added if submitted[index].cell_type == "code")
+    if added:
         rebuilt.notes.append(
             f"{number}: {len(added)} code cells added outside the answers were not run; they are "
             f"in the graded copy as text (cells {', '.join(map(str, added[:5]))}"

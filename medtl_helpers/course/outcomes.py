@@ -31,6 +31,7 @@ PASSED, WRONG, NOT_ATTEMPTED, ERROR, TIMEOUT = (
     "passed", "wrong", "not attempted", "error", "timeout"
 )  # fmt: skip
 OUTCOMES = (PASSED, WRONG, NOT_ATTEMPTED, ERROR, TIMEOUT)
+UNMATCHED = "no answer matched"  # how a row starts whose stub ran because no answer was found
 TIMED_OUT = "GradeTimeout"  # the exception name a cell stopped at its time limit reports
 KERNEL_DIED = "KernelDied"
 KERNEL_ENV = {
@@ -237,5 +238,5 @@ def explain_unmatched(results: list[Result], rebuilt: Rebuilt) -> list[Result]:
     message of that exercise's row (outcomes.csv, the printed line), not only in the notes."""
     for result in results:
         if result.outcome == NOT_ATTEMPTED and result.exercise.key in rebuilt.unmatched:
-            result.message = f"no answer matched: {rebuilt.unmatched[result.exercise.key]}"
+            result.message = f"{UNMATCHED}: {rebuilt.unmatched[result.exercise.key]}"
     return results

@@ -27,7 +27,7 @@ from types import FunctionType, MethodType, ModuleType
 WATCHED = ("medtl_helpers", "torch", "torchvision", "numpy", "pandas", "sklearn", "builtins",
            "math")  # fmt: skip
 _HARMLESS = ("__warningregistry__", "__slotnames__", "__annotations__")
-_HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made by Python code; C types can't be patched
+HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made by Python code; C types can't be patched
 _GONE = object()
 
 
@@ -66,7 +66,7 @@ def _note(name: str, module: ModuleType) -> _Noted:
     names = dict(vars(module))
     noted = _Noted(module, type(module), names, [], _functions(name, name, names))
     for value in names.values():  # type() only: getattr on an arbitrary object can warn or run
-        if issubclass(type(value), type) and value.__flags__ & _HEAP_TYPE:
+        if issubclass(type(value), type) and value.__flags__ & HEAP_TYPE:
             members = dict(vars(value))
             if members.get("__module__") == name:
                 noted.classes.append((value, value.__bases__, members))

@@ -23,9 +23,8 @@ import site
 import sys
 from pathlib import Path
 
-from medtl_helpers.course.watch import TamperingError
+from medtl_helpers.course.watch import HEAP_TYPE, TamperingError
 
-_HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made by Python code rather than in C
 _MAX_PARTS = 10_000  # parts of one value looked at; enough for any answer the course asks for
 _INSTALLED = tuple(
     str(Path(place).resolve()) + os.sep
@@ -60,7 +59,7 @@ def _made_here(cls: type) -> str:
     """Where the notebook made `cls` ('the notebook', or the file it wrote), or '' when Python or
     an installed package did. Read from the class's own __dict__: a class can lie in __module__
     but cannot then be found under its name there."""
-    if not cls.__flags__ & _HEAP_TYPE:
+    if not cls.__flags__ & HEAP_TYPE:
         return ""  # a C type: Python's, numpy's, torch's
     name = vars(cls).get("__module__")
     module = sys.modules.get(name) if type(name) is str else None
