@@ -43,6 +43,17 @@ def test_a_prediction_reaches_the_graded_copy_unflagged(course09):
     assert not rebuilt.flags and not any("edited" in note for note in rebuilt.notes)
 
 
+def test_an_answer_written_into_a_question_cell_is_kept(course09):
+    submitted = copy.deepcopy(course09.template)
+    at = next(i for i, c in enumerate(submitted.cells) if c.source.startswith("**Questions"))
+    assert OPEN in submitted.cells[at].metadata["tags"]
+    submitted.cells[at].source += "\n\nMy answers: 1. a new scanner at the same hospital ..."
+    rebuilt = rebuild(submitted, True, course09)
+    kept = next(c for c in rebuilt.notebook.cells if c.get("id") == submitted.cells[at].id)
+    assert kept.source.endswith("My answers: 1. a new scanner at the same hospital ...")
+    assert kept.metadata["grade"] == {"open": True} and not rebuilt.flags
+
+
 def test_cells_added_outside_the_answers_are_kept_as_written_and_code_is_not_run(course09):
     submitted = copy.deepcopy(course09.template)
     questions = next(i for i, c in enumerate(submitted.cells) if c.source.startswith("**Questions"))
@@ -63,7 +74,8 @@ def test_every_prediction_and_open_question_is_listed_from_the_tags():
     assert found["09"][0].startswith("09.3 (prediction): Predict first: at K = 1")
     assert found["09"][1].startswith("09 questions (open): Questions to think about")
     assert found["01"][0].startswith("01.3 (prediction, open): Before running anything, predict")
-    assert found["00"][0].startswith("00.3 (open): How many validation images")
+    assert found["00"][0].startswith("00.2 (open): Compute the pneumonia share")
+    assert found["00"][1].startswith("00.3 (open): How many validation images")
     for path in sorted(NOTEBOOKS.glob("0*.ipynb")):  # the tags are where the words are
         notebook = nbformat.read(path, as_version=4)
         tail = notebook.cells[next(i for i, c in enumerate(notebook.cells)

@@ -1,7 +1,7 @@
 """`grade`, one submission: which course notebook it is, and the notebook that is run for it.
 
 A submission is a student copy (`make student`) with the answers written in. Only what the student
-wrote is taken from it: the answers and the prediction cells (tagged `prediction`); every other
+wrote is taken from it: the answers and the cells tagged `prediction` or `open`; every other
 cell, the check cells included, comes from the instructor's notebook, matched by cell id (nbformat
 4.5 ids survive `make student`, Jupyter and Colab), so an edited check cell changes nothing. An
 answer is whatever lies between the cells around the answer cell (the exercise's starting point
@@ -171,8 +171,9 @@ def _edits(submitted, course_nb: CourseNotebook) -> tuple[list[str], int]:
 
 
 def rebuild(submitted, has_ids: bool, course_nb: CourseNotebook) -> Rebuilt:
-    """The student copy with what the student wrote in it: the answers, the predictions (code
-    cells tagged `prediction`), and the cells added elsewhere (as text, not run)."""
+    """The student copy with what the student wrote in it: the answers, the cells tagged
+    `prediction` or `open` (a guess, a written answer), and the cells added elsewhere (as text,
+    not run)."""
     slots, note = _slots(submitted.cells, has_ids, course_nb)
     number = course_nb.stem[:2]
     notes = [f"{number}: {note}"] if note else []
@@ -190,11 +191,13 @@ def rebuild(submitted, has_ids: bool, course_nb: CourseNotebook) -> Rebuilt:
             if cell.id in by_check:
                 cells[-1].source = guarded(cell.source)
                 rebuilt.checks[by_check[cell.id]] = len(cells) - 1
-            elif PREDICTION in _tags(cell) and cell.cell_type == "code" and cell.id in mine:
-                cells[-1].source = mine[cell.id].source  # the student's guess, as written
-                cells[-1].metadata["grade"] = {"prediction": True}
-                rebuilt.flags += [f"{number}: the prediction cell {what}"
-                                  for what in tampering(cells[-1].source)]  # fmt: skip
+            elif {PREDICTION, OPEN} & set(_tags(cell)) and cell.id in mine:
+                cells[-1].source = mine[cell.id].source  # the student's words, as written
+                kind = PREDICTION if PREDICTION in _tags(cell) else OPEN
+                cells[-1].metadata["grade"] = {kind: True}
+                if cell.cell_type == "code":
+                    rebuilt.flags += [f"{number}: the prediction cell {what}"
+                                      for what in tampering(cells[-1].source)]  # fmt: skip
         cells += added.get(cell.id, [])
     rebuilt.notebook.cells = cells
     _explain_leftovers(submitted.cells, added, course_nb, rebuilt)
