@@ -2,11 +2,13 @@
 choice, bootstrap intervals and calibration. Training's validation uses them too.
 
 `rates` holds AUROC, the confusion counts and the rates, `threshold` the threshold choice,
-`bootstrap` the intervals, `calibration` the calibration bins and error, `predict` the model runs.
+`bootstrap` the intervals, `paired` the paired interval of a difference between two models,
+`calibration` the calibration bins and error, `predict` the model runs.
 """
 
 from medtl_helpers.metrics.bootstrap import bootstrap_ci
 from medtl_helpers.metrics.calibration import calibration_bins, expected_calibration_error
+from medtl_helpers.metrics.paired import difference_table, difference_verdict, paired_difference
 from medtl_helpers.metrics.predict import predict_proba, run_batched
 from medtl_helpers.metrics.rates import (
     METRICS,
@@ -32,9 +34,12 @@ __all__ = [
     "calibration_bins",
     "choose_threshold",
     "confusion",
+    "difference_table",
+    "difference_verdict",
     "expected_calibration_error",
     "labels_and_probabilities",
     "metrics_table",
+    "paired_difference",
     "predict_proba",
     "run_batched",
     "sensitivity",
