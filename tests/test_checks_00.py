@@ -19,8 +19,36 @@ def test_leaked_patients_accepts_the_reference(capsys):
 
 
 def test_leaked_patients_rejects_the_union():
-    with pytest.raises(AssertionError, match=r"only in train.*intersection \(&\), not the union"):
+    with pytest.raises(AssertionError, match=r"is the union \(\|\).*take the intersection \(&\)"):
         check_leaked_patients(lambda train, val: set(train.patients) | set(val.patients))
+
+
+def repeated_patients(train, val):
+    """Any patient with two images, wherever they are: a repeat in one split is no leak."""
+    both = list(train.patients) + list(val.patients)
+    return {p for p in both if both.count(p) > 1}
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (repeated_patients, r"two or more images anywhere: two films of one patient in the same"),
+        (lambda t, v: set(t.patients) ^ set(v.patients), r"in exactly one split \(\^\)"),
+        (lambda t, v: set(t.patients) - set(v.patients), r"train patients that are not in val"),
+    ],
+)
+def test_leaked_patients_names_other_set_operations(wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        check_leaked_patients(wrong)
+
+
+def test_leaked_patients_names_a_one_sided_patient_with_its_images():
+    # person2 has two images, both in train; the answer is otherwise right
+    def plus_person2(train, val):
+        return (set(train.patients) & set(val.patients)) | {"person2"}
+
+    with pytest.raises(AssertionError, match=r"'person2', which is only in train \(2 image"):
+        check_leaked_patients(plus_person2)
 
 
 def test_leaked_patients_rejects_a_list():

@@ -40,11 +40,55 @@ class SolutionBlock(nn.Module):
         return torch.relu(out) if self.final_relu else out
 
 
-def test_basic_block_accepts_reference_and_package_block(capsys):
+def test_basic_block_accepts_the_reference(capsys):
     check_basic_block(SolutionBlock)
-    check_basic_block(BasicBlock)
     printed = capsys.readouterr().out
-    assert printed.count("Correct: your block matches the reference") == 2
+    assert printed.startswith("Correct: your block matches the reference for 64->128 stride 2,")
+    assert "64->128 stride 1 (the checker's cases" in printed and "train mode" in printed
+
+
+def notebook_class(source: str, name: str) -> type:
+    """A class made by a notebook cell (module __main__), from `source`."""
+    namespace = {"__name__": "__main__", "nn": nn, "torch": torch, "F": F}
+    exec(source, namespace)
+    return namespace[name]
+
+
+def residual_block_source() -> str:
+    """The notebook's ResidualBlock cell: the right block, shown before the exercise."""
+    notebook = nbformat.read(ROOT / "notebooks" / "01_residual_blocks.ipynb", as_version=4)
+    return next(c.source for c in notebook.cells if c.source.startswith("class ResidualBlock("))
+
+
+def test_basic_block_refuses_a_block_it_was_given():
+    # ResidualBlock is the notebook's own, right block: `MyBasicBlock = ResidualBlock` passed
+    source = residual_block_source()
+    residual = notebook_class(source, "ResidualBlock")
+    unchanged = notebook_class(
+        source + "\n\nclass MyBasicBlock(ResidualBlock):\n    pass\n", "MyBasicBlock"
+    )
+    for given, whose in [
+        (residual, "the notebook's ResidualBlock"),
+        (unchanged, "the notebook's ResidualBlock"),
+        (BasicBlock, "the package's BasicBlock"),
+    ]:
+        with pytest.raises(AssertionError) as err:
+            check_basic_block(given)
+        assert str(err.value).startswith(f"your MyBasicBlock is {whose}")
+        assert "its __init__ and forward are not yours" in str(err.value)
+        assert "class MyBasicBlock(nn.Module) with its own __init__" in str(err.value)
+
+
+def test_basic_block_checks_a_subclass_with_a_method_of_its_own(capsys):
+    fixed = residual_block_source() + (
+        "\n\nclass MyBasicBlock(ResidualBlock):\n"
+        "    def forward(self, x):\n"
+        "        shortcut = x if self.downsample is None else self.downsample(x)\n"
+        "        out = torch.relu(self.bn1(self.conv1(x)))\n"
+        "        return torch.relu(self.bn2(self.conv2(out)) + shortcut)\n"
+    )
+    check_basic_block(notebook_class(fixed, "MyBasicBlock"))
+    assert "Correct: your block matches the reference" in capsys.readouterr().out
 
 
 def test_basic_block_with_other_names_fails_and_lists_torchvisions_names():
@@ -125,6 +169,85 @@ def test_basic_block_with_projection_only_for_new_widths():
         AssertionError, match=r"\(64, 64, stride=2\) failed.*1x1 conv with stride 2"
     ):
         check_basic_block(ChannelsOnly)
+
+
+def test_basic_block_with_projection_only_for_a_stride():
+    class StrideOnly(SolutionBlock):
+        def __init__(self, in_channels, out_channels, stride=1):
+            super().__init__(in_channels, out_channels, stride)
+            if stride == 1:
+                self.downsample = None
+
+    with pytest.raises(AssertionError) as err:
+        check_basic_block(StrideOnly)
+    message = str(err.value)
+    assert message.startswith("StrideOnly(64, 128, stride=1) failed on an input of shape")
+    assert "the channel count changes (64 -> 128) at stride 1, so the shortcut needs" in message
+    assert "Project whenever stride != 1 or in_channels != out_channels." in message
+
+
+class DetachedShortcut(SolutionBlock):
+    def forward(self, x):
+        shortcut = (x if self.downsample is None else self.downsample(x)).detach()
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + shortcut)
+
+
+class AddsIntoItsInput(SolutionBlock):
+    def forward(self, x):
+        out = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        shortcut += out  # with the identity shortcut, this changes x itself
+        return torch.relu(shortcut)
+
+
+class RunningStatisticsOnly(SolutionBlock):
+    """BatchNorm written out with the running statistics: right in eval mode only."""
+
+    def forward(self, x):
+        def bn(layer, t):
+            return F.batch_norm(
+                t, layer.running_mean, layer.running_var, layer.weight, layer.bias, False
+            )
+
+        shortcut = x if self.downsample is None else bn(self.downsample[1], self.downsample[0](x))
+        out = torch.relu(bn(self.bn1, self.conv1(x)))
+        return torch.relu(bn(self.bn2, self.conv2(out)) + shortcut)
+
+
+class NoGradFirstConv(SolutionBlock):
+    def forward(self, x):
+        with torch.no_grad():
+            first = self.conv1(x)
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(first)))) + shortcut)
+
+
+class DetachedWeight(SolutionBlock):
+    def forward(self, x):
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = F.conv2d(out, self.conv2.weight.detach(), padding=1)
+        return torch.relu(self.bn2(out) + shortcut)
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        (DetachedWeight, r"the outputs match, but in train mode conv2\.weight gets no gradient"),
+        (DetachedShortcut, r"stride=2\): the outputs match, but in train mode the gradient that "
+         r"reaches the input misses the shortcut's share.*Don't call \.detach\(\)"),
+        (AddsIntoItsInput, r"\(64, 64, stride=1\) in train mode: the backward pass failed.*"
+         r"write out = out \+ shortcut"),
+        (RunningStatisticsOnly, r"in eval mode your output matches, but in train mode it differs"
+         r".*batch's own statistics"),
+        (NoGradFirstConv, r"the gradient that reaches the input differs.*torch\.no_grad\(\).*"
+         r"tensors\? conv1\.weight gets no gradient\.$"),
+    ],
+)  # fmt: skip
+def test_basic_block_is_checked_in_train_mode_too(block, message):
+    with pytest.raises(AssertionError, match=message):
+        check_basic_block(block)
 
 
 def test_basic_block_without_final_relu():

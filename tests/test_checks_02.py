@@ -89,8 +89,10 @@ def test_deepest_within_rejects_the_slowest_that_fits_when_latency_grows_with_de
     with pytest.raises(AssertionError) as err:
         check_deepest_within(slowest, MONOTONE)
     message = str(err.value)
-    assert message.startswith("On a made-up table where latency does not grow with depth (")
-    assert "resnet34 9 ms, resnet50 7 ms" in message
+    assert message.startswith(
+        "On a made-up table where latency does not grow with depth and the rows are not in depth "
+        "order (resnet34 9 ms, resnet18 5 ms, resnet152 13 ms, resnet50 7 ms, resnet101 15 ms)"
+    )
     assert "you returned 'resnet34' (9.00 ms); expected 'resnet50' (7.00 ms" in message
     assert "you took the slowest that fits; the question asks for the deepest" in message
 
@@ -125,6 +127,22 @@ def test_deepest_within_rejects_the_last_row_that_fits_in_table_order():
 
     with pytest.raises(AssertionError, match=r"expected 'resnet101'.*also fits and is deeper"):
         check_deepest_within(first_run, ROWS)
+
+
+def test_deepest_within_rejects_the_last_row_that_fits_when_rows_are_in_depth_order():
+    # right on any table sorted by depth, as the student's own usually is
+    def last_fitting_row(rows, budget_ms):
+        fitting = [r["arch"] for r in rows if r["latency_b1_ms"] <= budget_ms]
+        return fitting[-1] if fitting else None
+
+    check_deepest_within(reference_deepest_within, MONOTONE)  # the student's table: in order
+    with pytest.raises(AssertionError) as err:
+        check_deepest_within(last_fitting_row, MONOTONE)
+    message = str(err.value)
+    assert message.startswith("On a made-up table where latency does not grow with depth and")
+    assert "with a budget of 14.00 ms you returned 'resnet50', the last row that fits; " in message
+    assert "expected 'resnet152' (152 layers against 50)" in message
+    assert "The last row is the deepest only when the rows are sorted by depth" in message
 
 
 def test_deepest_within_rejects_failing_when_nothing_fits():

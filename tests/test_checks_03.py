@@ -31,6 +31,24 @@ def freeze_only(model, groups):
             param.requires_grad_(False)
 
 
+def head_never_unfrozen(model, groups):
+    """Sets the backbone by the list, but touches the head (fc) only to freeze it."""
+    backbone = {"conv1": "stem", "bn1": "stem"}
+    for name, param in model.named_parameters():
+        first = name.split(".")[0]
+        if first != "fc":
+            param.requires_grad_(backbone.get(first, first) not in groups)
+        elif "head" in groups:
+            param.requires_grad_(False)
+
+
+def raises_on_a_group(model, groups):
+    modules = {"stem": ["conv1", "bn1"], "head": ["fc"]}
+    for group in groups:
+        for module in modules[group]:
+            getattr(model, module).requires_grad_(False)
+
+
 def stem_without_bn(model, groups):
     """Forgets that the stem's BatchNorm belongs to the stem."""
     for name, param in model.named_parameters():
@@ -52,6 +70,25 @@ def test_freeze_groups_explains_the_substring_bug():
 def test_freeze_groups_needs_the_other_groups_unfrozen():
     with pytest.raises(AssertionError, match=r"left conv1\.weight frozen.*requires_grad=True"):
         check_freeze_groups(freeze_only)
+
+
+def test_freeze_groups_needs_the_head_unfrozen_too():
+    with pytest.raises(AssertionError) as err:
+        check_freeze_groups(head_never_unfrozen)
+    assert str(err.value) == (
+        "freeze_groups(model, ['stem', 'layer1', 'layer2']) left fc.weight frozen (2 tensors in "
+        "all) although its group, head, is not in the list. The model arrived with everything "
+        "frozen: set requires_grad=True on the other groups, as `freeze` does."
+    )
+
+
+def test_freeze_groups_explains_an_error_instead_of_a_traceback():
+    with pytest.raises(AssertionError) as err:
+        check_freeze_groups(raises_on_a_group)
+    assert str(err.value).startswith(
+        "freeze_groups(model, ['stem', 'layer1', 'layer2']) raised KeyError: 'layer1'. Go "
+        "through model.named_parameters()"
+    )
 
 
 def test_freeze_groups_names_a_missed_parameter():

@@ -44,6 +44,11 @@ def test_class_weights_accepts_the_reference(capsys):
         (lambda c: [1.0] * len(c), "that is the unweighted loss"),
         (lambda c: [sum(c) / (2 * c[0]), sum(c) / (2 * c[1])], "expected one per class"),
         (lambda c: None, "`return` missing"),
+        (
+            lambda c: {i: sum(c) / (len(c) * n) for i, n in enumerate(c)},
+            r"returned a dict, not numbers the checker can read: return one weight per class",
+        ),
+        (lambda c: [sum(c) / (2 * n) for n in c[:2]] + [1 / 0], r"\[1341, 3875\]\) raised Zero"),
     ],
 )
 def test_class_weights_explains_wrong_answers(answer, message):
@@ -80,5 +85,42 @@ def test_val_threshold_accepts_the_reference(capsys):
     ],
 )
 def test_val_threshold_explains_wrong_answers(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_val_threshold(answer)
+
+
+def rates_on_validation(val_y, val_p, test_y, test_p):
+    """The threshold from validation, but the rates measured on validation as well."""
+    return rates_at(choose_threshold(val_y, val_p), val_y, val_p)
+
+
+def precision_as_sensitivity(val_y, val_p, test_y, test_p):
+    threshold = choose_threshold(val_y, val_p)
+    c = confusion(test_y, test_p, threshold)
+    return {**reference(val_y, val_p, test_y, test_p), "sensitivity": c["tp"] / (c["tp"] + c["fp"])}
+
+
+def unthresholded(val_y, val_p, test_y, test_p):
+    """Forgets to threshold the test probabilities: sklearn refuses continuous predictions."""
+    from sklearn.metrics import confusion_matrix
+
+    tn, fp, fn, tp = confusion_matrix(test_y, test_p).ravel()
+    return {"threshold": choose_threshold(val_y, val_p), "sensitivity": tp / (tp + fn),
+            "specificity": tn / (tn + fp)}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (rates_on_validation, "are those of the VALIDATION predictions: the threshold comes from"),
+        (precision_as_sensitivity, r"is the precision TP / \(TP \+ FP\)"),
+        (
+            lambda vy, vp, ty, tp: {**reference(vy, vp, ty, tp), "threshold": vp[:2]},
+            r"returned ndarray array\(\[.*\]\) for 'threshold'; expected one number",
+        ),
+        (unthresholded, r"threshold_and_rates\(val_y, val_p, test_y, test_p\) raised ValueError"),
+    ],
+)
+def test_val_threshold_explains_more_wrong_answers(answer, message):
     with pytest.raises(AssertionError, match=message):
         check_val_threshold(answer)

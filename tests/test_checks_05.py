@@ -69,3 +69,53 @@ def replaced(index, **changes):
 def test_stage_plan_explains_wrong_answers(plan, message):
     with pytest.raises(AssertionError, match=message):
         check_stage_plan(plan)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (lambda b, d: {g: [r] for g, r in group_lrs(b, d).items()}, r"gives stem \[.*\] \(list\)"),
+        (lambda b, d: {g: str(r) for g, r in group_lrs(b, d).items()}, r"gives stem '.*' \(str\)"),
+        (lambda b, d: {g: b * d ** GROUPS.index(g) for g in GROUPS[:-1]}, "no learning rate for"),
+        (lambda b, d: dict(zip(GROUPS, b)), r"group_lrs\(0\.001, 0\.5\) raised TypeError"),
+    ],
+)
+def test_group_lrs_wants_one_number_per_group(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_group_lrs(answer)
+
+
+def test_group_lrs_checks_the_rate_of_every_group():
+    # a one-element list compared with np.isclose passed as a number before
+    with pytest.raises(AssertionError) as err:
+        check_group_lrs(lambda b, d: {g: [r] for g, r in group_lrs(b, d).items()})
+    assert str(err.value) == (
+        "group_lrs(0.001, 0.5) gives stem [3.125e-05] (list); each group needs one number, "
+        "e.g. base_lr * decay**2, not a list, a string or an array."
+    )
+
+
+@pytest.mark.parametrize(
+    ("plan", "message"),
+    [
+        (replaced(1, epochs=2.0), r"stage 2 \('layer4'\) has epochs=2\.0 \(float\); give a whole"),
+        (replaced(2, lr=1e-3), r"stage 3 \('layer3'\) has lr=0\.001; expected 0\.00025"),
+        (replaced(1, schedule="constant"), r"schedule='constant'; the plan keeps Stage's defaults"),
+        (replaced(3, weight_decay=0.0), r"stage 4 \('all'\) has weight_decay=0\.0 and schedule"),
+        (
+            replaced(1, lr=discriminative_lrs(5e-4), group_lr={}),
+            r"has lr=\{.*\} \(dict\); lr is one number.*group_lr, the fifth argument",
+        ),
+        (
+            replaced(2, group_lr={**discriminative_lrs(2.5e-4), "stem": "1e-5"}),
+            r"group_lr is a dict from group name to one number \('stem' is not\)",
+        ),
+        (
+            replaced(2, freeze=["stem", "layer5"]),
+            r"stage 3 \('layer3'\): make_optimizer raised ValueError",
+        ),
+    ],
+)
+def test_stage_plan_checks_every_setting_of_a_stage(plan, message):
+    with pytest.raises(AssertionError, match=message):
+        check_stage_plan(plan)

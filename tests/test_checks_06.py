@@ -100,6 +100,10 @@ def test_target_layer_accepts_layer4(capsys):
         ("conv1", "112x112"),
         ("layer4.2", "one block of layer4.*every ResNet"),
         ("layer4.1.conv2", "before the shortcut is added"),
+        ("layer4.2.conv3", r"conv3 and bn3 exist only in ResNet-50 and deeper"),
+        ("layer4.0.downsample", r"the projection shortcut of layer4's first block: it sees"),
+        ("layer4.0.downsample.1", r"the projection shortcut of layer4's first block"),
+        ("layer4.2.relu", r"the ReLU module of one block, which the block calls twice"),
         ("model.layer4", "relative to the model: write 'layer4'"),
         ("layer5", "not a module of a ResNet.*layer4"),
         (torch.nn.Identity(), "give the module's name as a string"),
@@ -108,3 +112,28 @@ def test_target_layer_accepts_layer4(capsys):
 def test_target_layer_explains_wrong_answers(wrong, message):
     with pytest.raises(AssertionError, match=message):
         check_target_layer(wrong)
+
+
+def test_target_layer_messages_name_the_module_for_what_it_is():
+    # layer4.2.conv3 was "not a module of a ResNet" (it is one of ResNet-50's), and the shortcut
+    # and the block's ReLU were said to come "before the shortcut is added"
+    for name in ("layer4.0.downsample", "layer4.2.relu", "layer4.2.conv3"):
+        with pytest.raises(AssertionError) as err:
+            check_target_layer(name)
+        message = str(err.value)
+        assert message.startswith(f"{name!r} is inside a block of layer4, the ")
+        assert message.endswith("Hook the whole stage, 'layer4'.")
+        assert "not a module of a ResNet" not in message
+        assert ("before the shortcut is added" in message) == (name == "layer4.2.conv3")
+
+
+def raises_on_thresholds(probabilities, thresholds):
+    """Thresholds compared along the images, not the members: numpy cannot broadcast them."""
+    return ((probabilities >= np.asarray(thresholds)).mean(axis=0) >= 0.5).astype(int)
+
+
+def test_votes_explain_an_error_instead_of_a_traceback():
+    with pytest.raises(AssertionError, match=r"raised ValueError: .*thresholds\)\[:, None\]"):
+        check_hard_vote(raises_on_thresholds)
+    with pytest.raises(AssertionError, match=r"soft_vote\(.*\) raised AttributeError: .*one value"):
+        check_soft_vote(lambda p: p.tolist().mean(axis=0))

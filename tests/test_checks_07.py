@@ -20,6 +20,21 @@ def rounds_down(n_images, batch_size, epochs, min_steps):
     return max(epochs, min_steps // steps)
 
 
+def rounds_steps(n_images, batch_size, epochs, min_steps):
+    """round(n / b) steps: counts a partial batch of more than half a batch, which `fit` drops."""
+    return max(epochs, math.ceil(min_steps / max(1, round(n_images / batch_size))))
+
+
+def rounds_passes(n_images, batch_size, epochs, min_steps):
+    steps = n_images // batch_size if n_images > batch_size else 1
+    return max(epochs, round(min_steps / steps))
+
+
+def unrounded(n_images, batch_size, epochs, min_steps):
+    steps = n_images // batch_size if n_images > batch_size else 1
+    return max(epochs, min_steps / steps)
+
+
 def forgets_epochs(n_images, batch_size, epochs, min_steps):
     steps = n_images // batch_size if n_images > batch_size else 1
     return math.ceil(min_steps / steps)
@@ -37,8 +52,26 @@ def test_passes_checker_accepts_the_reference(capsys):
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
-        (partial_batches, "drops the last partial batch, so 38 images at batch 32 give 1 step"),
-        (rounds_down, r"returned 3; expected 4: round up"),
+        (partial_batches, r"partial batch \(6 images\), so 38 images at batch 32 give 1 step"),
+        (
+            rounds_down,
+            r"passes_needed\(377, 32, 2, 45\) returned 4; expected 5: round up: 4 "
+            r"passes of 11 steps make 44, fewer than 45",
+        ),
+        (
+            rounds_steps,
+            r"passes_needed\(60, 32, 3, 10\) returned 5; expected 10: `fit` drops the "
+            r"last partial batch \(28 images\), so 60 images at batch 32 give 1 step\(s\) per "
+            r"pass, not 2",
+        ),
+        (rounds_passes, r"\(377, 32, 2, 45\) returned 4; expected 5: round up.*not round\(\)"),
+        (
+            unrounded,
+            r"returned 4\.0909\d*; expected 5: a number of passes is whole: round 4\.09091 up",
+        ),
+        (lambda n, b, e, m: max(e, -(-m // n)), r"passes_needed\(38, 32, 2, 40\) returned 2"),
+        (lambda n, b, e, m: str(passes_needed(n, b, e, m)), r"returned '40' \(str\)"),
+        (lambda n, b, e: e, r"raised TypeError: .*four whole numbers"),
         (forgets_epochs, "never fewer than `epochs` = 2 passes"),
         (no_small_subsets, "fewer than one batch of 32"),
     ],
@@ -96,3 +129,14 @@ def unnamed_std(results):
 def test_summary_checker_explains_wrong_answers(answer, message):
     with pytest.raises(AssertionError, match=message):
         check_seed_summary(answer)
+
+
+def test_summary_checker_explains_an_error():
+    def grouped_by_a_wrong_name(results):
+        return results.groupby(["initialisation", "fraction"]).test_auroc.agg(["mean", "std"])
+
+    with pytest.raises(AssertionError) as err:
+        check_seed_summary(grouped_by_a_wrong_name)
+    message = str(err.value)
+    assert message.startswith("summarise_seeds(results) raised KeyError: 'initialisation'.")
+    assert message.endswith("returns a DataFrame with one row per (init, fraction).")

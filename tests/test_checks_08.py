@@ -149,3 +149,54 @@ def over_images(s, t):
 def test_coral_checker_explains_wrong_answers(answer, message):
     with pytest.raises(AssertionError, match=message):
         check_coral_distance(answer)
+
+
+def numpy_cov_of_images(s, t):
+    """np.cov takes variables as rows: without .T it is over the images, (30, 30), (20, 20)."""
+    import numpy as np
+
+    d = s.shape[1]
+    return float(((np.cov(s.numpy()) - np.cov(t.numpy())) ** 2).sum() / (4 * d * d))
+
+
+def test_coral_checker_explains_errors_outside_torch_too():
+    # a numpy shape error used to escape as a raw ValueError: only RuntimeError was caught
+    with pytest.raises(AssertionError) as err:
+        check_coral_distance(numpy_cov_of_images)
+    message = str(err.value)
+    assert message.startswith("coral(source, target) raised ValueError: operands could not be")
+    assert message.endswith("(np.cov and torch.cov take the features as rows: pass x.T).")
+
+
+def test_coral_checker_wants_one_number():
+    with pytest.raises(
+        AssertionError, match=r"(?s)coral\(source, target\) returned ndarray .*one nu"
+    ):
+        check_coral_distance(lambda s, t: (unbiased_cov(s) - unbiased_cov(t)).numpy())
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            lambda d: d.groupby("layer").mean_shift.mean().idxmax(),
+            "returned 'layer3.bn'; expected 'exposure': 'layer3.bn' is a layer; group by site",
+        ),
+        (
+            lambda d: d.groupby("site").mean().mean_shift.idxmax(),
+            r"most_drifted\(drift\) raised TypeError: .*Average the mean_shift column only",
+        ),
+    ],
+)
+def test_drift_checker_explains_more_wrong_answers(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_most_drifted(answer)
+
+
+def test_reset_checker_explains_an_error():
+    def running_stats_of_every_module(model):
+        for module in model.modules():
+            module.reset_running_stats()
+
+    with pytest.raises(AssertionError, match=r"reset_statistics\(model\) raised AttributeError"):
+        check_batchnorm_reset(running_stats_of_every_module)

@@ -170,3 +170,69 @@ def test_the_leak_cases_are_what_they_claim():
         assert set(support).isdisjoint(query)  # never the same image: the leak is a patient
         assert shared(episode, pool) == expected
     assert np.bincount(pool.labels).tolist() == [6, 6]
+
+
+def best_by_upper_bound(rows, setting, k):
+    part = [r for r in rows if r["setting"] == setting and r["K"] == k]
+    best = max(part, key=lambda r: r["accuracy_high"])
+    return [r["method"] for r in part if r["accuracy_high"] >= best["accuracy_low"]]
+
+
+def strictly_above(rows, setting, k):
+    part = [r for r in rows if r["setting"] == setting and r["K"] == k]
+    best = max(part, key=lambda r: r["accuracy"])
+    return [r["method"] for r in part if r is best or r["accuracy_high"] > best["accuracy_low"]]
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            best_by_upper_bound,
+            r"tied_best\(rows, 'val', 2\) gave \['P', 'Q', 'R', 'S'\]; expected \['P', 'Q', 'R'\]:"
+            r" the best is the method with the highest MEAN \(P, 0\.80\), not the highest upper",
+        ),
+        (
+            strictly_above,
+            r"tied_best\(rows, 'val', 2\) gave \['P', 'Q'\]; expected \['P', 'Q', 'R'\]: R's upper"
+            r" bound \(0\.78\) equals P's lower bound \(0\.78\).*use >=, not >",
+        ),
+        (lambda rows, s, k: None, r"tied_best returned None: did you forget the `return`"),
+        (lambda rows, s, k: "A", r"tied_best returned 'A'; return a list of method names"),
+        (lambda rows, s, k: rows[0]["methods"], r"tied_best\(rows, 'val', 1\) raised KeyError"),
+    ],
+)
+def test_tied_best_checker_explains_more_wrong_answers(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_tied_best(answer)
+
+
+def test_the_k2_cell_catches_what_the_k1_cell_lets_through():
+    from medtl_helpers.course.checks.nb09 import TIE_ROWS
+
+    for rule in (best_by_upper_bound, strictly_above):  # right by luck at K = 1
+        assert rule(TIE_ROWS, "val", 1) == tied_best(TIE_ROWS, "val", 1)
+    assert tied_best(TIE_ROWS, "val", 2) == ["P", "R", "Q"]
+    assert sorted(best_by_upper_bound(TIE_ROWS, "val", 2)) == ["P", "Q", "R", "S"]
+    assert sorted(strictly_above(TIE_ROWS, "val", 2)) == ["P", "Q"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (lambda e, p: None, r"shared_patients returned None: did you forget the `return`"),
+        (lambda e, p: "p0", r"shared_patients returned 'p0'; return the set of patient ids"),
+        (
+            lambda e, p: {p.patient_ids[i] for i in e.support},
+            r"shared_patients\(episode, pool\) raised AttributeError: .*pool\.patients\[i\]",
+        ),
+    ],
+)
+def test_leak_checker_explains_answers_that_are_no_set(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_episode_leak(answer)
+
+
+def test_prototype_checker_explains_an_error():
+    with pytest.raises(AssertionError, match=r"classify\(\.\.\.\) raised .*return m labels"):
+        check_prototype_classifier(lambda s, y, q: torch.cdist(q, s.mean(dim=1)).argmin(dim=1))

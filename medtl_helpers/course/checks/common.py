@@ -13,6 +13,8 @@ them. So every value a checker compares goes through `plain` first, which raises
 tuples, sets, dicts, dataclasses and object arrays too; classes of Python, numpy, torch, pandas,
 the course and other installed packages are fine. `plain_number` then gives a Python int or
 float for a plain number, so that a checker can ask for exactly `int` (bool is not one).
+`call_answer` runs a student's function and turns an error it raises into a sentence naming the
+call and what to change, not a traceback into the checker.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import dataclasses
 import os
 import site
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from medtl_helpers.course.watch import HEAP_TYPE, TamperingError
@@ -132,3 +135,14 @@ def plain_number(value: object, what: str) -> object:
     if np is not None and isinstance(value, (np.integer, np.floating)):
         value = value.item()
     return value
+
+
+def call_answer(function: Callable, args: tuple, call: str, hint: str) -> object:
+    """`function(*args)`, or AssertionError "`call` raised <error>: <message>. `hint`" when it
+    fails. NotImplementedError (a stub) and TamperingError go through as they are."""
+    try:
+        return function(*args)
+    except (NotImplementedError, TamperingError):
+        raise
+    except Exception as err:
+        raise AssertionError(f"{call} raised {type(err).__name__}: {err}. {hint}") from err

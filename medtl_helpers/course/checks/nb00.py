@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from medtl_helpers.course.checks.common import plain, plain_number, require_answer
+from medtl_helpers.course.checks.common import call_answer, plain, plain_number, require_answer
 from medtl_helpers.data.records import ImageSet
 
 
@@ -26,31 +26,81 @@ def _image_set(patients: list[str], labels: list[int]) -> ImageSet:
 
 
 def _leak_cases() -> list[tuple[ImageSet, ImageSet, set[str]]]:
-    """(train, val, expected) triples: a leaky split, a clean one, and a one-sided patient."""
+    """(train, val, expected) triples: a leaky split and a clean one. In both, some patients have
+    two images on one side only, which is no leak."""
     leaky = (
-        _image_set(["person1", "person1", "person2", "IM-0003"], [1, 1, 1, 0]),
-        _image_set(["IM-0003", "person4", "person1", "IM-0003"], [0, 1, 1, 0]),
+        _image_set(["person1", "person1", "person2", "person2", "IM-0003"], [1, 1, 1, 1, 0]),
+        _image_set(["IM-0003", "person4", "person1", "IM-0005", "IM-0005"], [0, 1, 1, 0, 0]),
         {"person1", "IM-0003"},
     )
     clean = (
-        _image_set(["person1", "person2"], [1, 1]),
+        _image_set(["person1", "person1", "person2"], [1, 1, 1]),
         _image_set(["person3", "IM-0004"], [1, 0]),
         set(),
     )
     return [leaky, clean]
 
 
+def _known_mistake(got: set, train: ImageSet, val: ImageSet) -> str | None:
+    """The sentence for a result that one typical wrong rule gives, or None."""
+    both = list(train.patients) + list(val.patients)
+    mistakes = {
+        "the union (|): that is every patient of either split; a leaked patient has images in "
+        "BOTH splits, so take the intersection (&)": set(train.patients) | set(val.patients),
+        "the patients with two or more images anywhere: two films of one patient in the same "
+        "split are no leak; a leaked patient has images in BOTH splits, so take "
+        "set(train.patients) & set(val.patients)": {p for p in both if both.count(p) > 1},
+        "the patients in exactly one split (^); a leaked patient is in both (&)": (
+            set(train.patients) ^ set(val.patients)
+        ),
+        "the train patients that are not in val (-); the leaked ones are those that ARE (&)": (
+            set(train.patients) - set(val.patients)
+        ),
+    }
+    expected = set(train.patients) & set(val.patients)
+    return next((why for why, wrong in mistakes.items() if got == wrong != expected), None)
+
+
+def _leak_problem(got: set, expected: set[str], train: ImageSet, val: ImageSet) -> str | None:
+    """Why `got` is not the set of leaked patients, or None when it is."""
+    if got == expected:
+        return None
+    known = _known_mistake(got, train, val)
+    if known is not None:
+        return f"your result {sorted(got)} is {known}; expected {sorted(expected)}."
+    only_one_side = sorted(got - expected)
+    if only_one_side:
+        patient = only_one_side[0]
+        if patient not in train.patients and patient not in val.patients:
+            return (
+                f"your result contains {patient!r}, which is in neither split: return patient "
+                "ids (train.patients), not file names, labels or indices."
+            )
+        side = train if patient in train.patients else val
+        images = list(side.patients).count(patient)
+        return (
+            f"your result contains {patient!r}, which is only in "
+            f"{'train' if side is train else 'val'} ({images} image(s) there): a leaked patient "
+            "has images in BOTH splits, so keep only the ids found in train.patients and in "
+            "val.patients."
+        )
+    missing = sorted(expected - got)
+    return (
+        f"your result misses {missing[0]!r}, which has images in train and in val; "
+        f"expected {sorted(expected)}, got {sorted(got)}."
+    )
+
+
 def check_leaked_patients(leaked_patients: Callable[[ImageSet, ImageSet], object]) -> None:
     """`leaked_patients(train, val)` must return the set of patient ids found in both splits."""
     require_answer(leaked_patients, "your leaked_patients")
     for train, val, expected in _leak_cases():
-        try:
-            got = leaked_patients(train, val)
-        except Exception as err:
-            raise AssertionError(
-                f"leaked_patients(train, val) raised {type(err).__name__}: {err}. "
-                "Use the patient ids in train.patients and val.patients (paths can be None)."
-            ) from err
+        got = call_answer(
+            leaked_patients,
+            (train, val),
+            "leaked_patients(train, val)",
+            "Use the patient ids in train.patients and val.patients (paths can be None).",
+        )
         plain(got, "the value leaked_patients returned")
         if got is None:
             raise AssertionError(
@@ -61,25 +111,9 @@ def check_leaked_patients(leaked_patients: Callable[[ImageSet, ImageSet], object
                 f"leaked_patients returned a {type(got).__name__} ({got!r}); expected a set of "
                 "patient ids, e.g. set(train.patients) & set(val.patients)."
             )
-        only_one_side = sorted(got - expected)
-        if only_one_side:
-            patient = only_one_side[0]
-            if patient not in train.patients and patient not in val.patients:
-                raise AssertionError(
-                    f"your result contains {patient!r}, which is in neither split: return patient "
-                    "ids (train.patients), not file names, labels or indices."
-                )
-            side = "train" if patient in train.patients else "val"
-            raise AssertionError(
-                f"your result contains {patient!r}, which is only in {side}: a leaked patient "
-                "has images in BOTH splits, so take the intersection (&), not the union (|)."
-            )
-        missing = sorted(expected - got)
-        if missing:
-            raise AssertionError(
-                f"your result misses {missing[0]!r}, which has images in train and in val; "
-                f"expected {sorted(expected)}, got {sorted(got)}."
-            )
+        problem = _leak_problem(set(got), expected, train, val)
+        if problem is not None:
+            raise AssertionError(problem)
     print("Correct: leaked_patients finds exactly the patients who are in both splits.")
 
 

@@ -2,10 +2,12 @@
 
 `check_basic_block` builds the student's block class for a few (in, out, stride) cases and
 compares it with the course's `BasicBlock`: output shape, parameter count, parameter names
-(torchvision's, so that reference weights can be copied in) and the output itself with the same
-weights. The first difference is explained in words. `check_bottleneck_params` checks a parameter
-count worked out by hand and names the usual slip when the number matches one. On success each
-prints one sentence.
+(torchvision's, so that reference weights can be copied in), the output itself with the same
+weights, and outputs and gradients in train mode (nb01_block.py). A class whose __init__ and
+forward are both a given block's (the notebook's ResidualBlock, the package's BasicBlock) is
+refused: there is nothing of the student's to check. The first difference is explained in words.
+`check_bottleneck_params` checks a parameter count worked out by hand and names the usual slip
+when the number matches one. On success each prints one sentence.
 """
 
 from __future__ import annotations
@@ -16,88 +18,24 @@ import torch
 from torch import nn
 
 from medtl_helpers.course.checks.common import plain, plain_number, require_answer
+from medtl_helpers.course.checks.nb01_block import (
+    borrowed_from,
+    check_training,
+    output_hint,
+    param_hint,
+    parameter_count,
+    randomise_batchnorm,
+    run_hint,
+    shape_hint,
+)
 from medtl_helpers.models import BasicBlock, Bottleneck
 
 # (in_channels, out_channels, stride): a stage transition as in ResNet-18's layer2, a block
-# inside a stage, and a stride-only change, which catches projections built only for new widths.
-BLOCK_CASES = ((64, 128, 2), (64, 64, 1), (64, 64, 2))
+# inside a stage, a stride-only change, which catches projections built only for new widths, and
+# a channel-only change, which catches projections built only for a stride.
+BLOCK_CASES = ((64, 128, 2), (64, 64, 1), (64, 64, 2), (64, 128, 1))
 INPUT_SIZE = 16
 BOTTLENECK_CASE = (256, 64)  # Bottleneck(in_channels=256, width=64), expansion 4
-
-
-def _count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def _randomise_batchnorm(module: nn.Module, generator: torch.Generator) -> None:
-    """Fresh BN is the identity in eval mode, which would hide a missing or misplaced BN."""
-    for bn in module.modules():
-        if isinstance(bn, nn.BatchNorm2d):
-            n = bn.num_features
-            bn.weight.data = torch.rand(n, generator=generator) + 0.5
-            bn.bias.data = torch.randn(n, generator=generator) * 0.3
-            bn.running_mean = torch.randn(n, generator=generator) * 0.3
-            bn.running_var = torch.rand(n, generator=generator) + 0.5
-
-
-def _shape_hint(got: tuple, expected: tuple, c_in: int, stride: int) -> str:
-    hints = []
-    if got[1] != expected[1]:
-        hints.append(
-            "the block must output out_channels channels (conv1: in -> out, conv2: out -> out)"
-            + (" and the shortcut must change the channel count too" if got[1] == c_in else "")
-        )
-    if got[2:] != expected[2:]:
-        hints.append(
-            f"the stride is not applied: conv1 needs stride={stride}, and the shortcut a 1x1 "
-            f"conv with stride {stride}"
-        )
-    return "; ".join(hints) or "check the padding of the 3x3 convs (padding=1 keeps the size)"
-
-
-def _param_hint(got: int, ref: BasicBlock, c_in: int, c_out: int, stride: int) -> str:
-    expected = _count(ref)
-    projection = 0 if ref.downsample is None else _count(ref.downsample)
-    diff = got - expected
-    if projection and diff == -projection:
-        return (
-            "your shortcut has no parameters, but the shape changes here: the shortcut must be a "
-            f"1x1 conv ({c_in} -> {c_out}, stride {stride}) followed by BatchNorm"
-        )
-    if projection and diff == -2 * c_out:
-        return "the BatchNorm after the shortcut's 1x1 conv is missing"
-    if not projection and diff == c_in * c_out + 2 * c_out:
-        return (
-            "your block has a projection although input and output shapes match: the shortcut "
-            "should be the identity here (downsample = None)"
-        )
-    if diff in (2 * c_out, 3 * c_out):
-        return "the convolutions have biases: a conv followed by BatchNorm needs bias=False"
-    return "count conv1, bn1, conv2, bn2 and, only when the shape changes, the 1x1 conv + BN"
-
-
-def _output_hint(model_out: torch.Tensor, ref: BasicBlock, x: torch.Tensor) -> str:
-    """Name the variant of the forward pass that the student's output matches, if any."""
-    with torch.no_grad():
-        residual = ref.bn2(ref.conv2(torch.relu(ref.bn1(ref.conv1(x)))))
-        shortcut = x if ref.downsample is None else ref.downsample(x)
-    variants = {
-        "the final ReLU (after the addition) is missing": residual + shortcut,
-        "the shortcut is never added": torch.relu(residual),
-        "the ReLU is applied to F(x) before the addition instead of after it": (
-            torch.relu(residual) + shortcut
-        ),
-        "there is an extra ReLU on F(x) before the addition": torch.relu(
-            torch.relu(residual) + shortcut
-        ),
-    }
-    for hint, variant in variants.items():
-        if torch.allclose(model_out, variant, atol=1e-5):
-            return hint
-    return (
-        "follow conv1 -> bn1 -> relu -> conv2 -> bn2, add the shortcut, then relu; the stride "
-        "belongs on conv1 and on the shortcut's 1x1 conv"
-    )
 
 
 def _check_names(call: str, block: nn.Module, ref: BasicBlock) -> None:
@@ -136,8 +74,7 @@ def _check_case(block_class: Callable[..., nn.Module], c_in: int, c_out: int, st
     except RuntimeError as err:
         raise AssertionError(
             f"{call} failed on an input of shape {tuple(x.shape)}: {err}. The residual branch "
-            f"should give {expected}; when the stride or channel count changes, the shortcut must "
-            f"give that shape too: a 1x1 conv with stride {stride} to {c_out} channels, plus BN."
+            f"should give {expected}; " + run_hint(c_in, c_out, stride)
         ) from err
     plain(out, f"the output of {call}")
     if not isinstance(out, torch.Tensor):
@@ -148,19 +85,19 @@ def _check_case(block_class: Callable[..., nn.Module], c_in: int, c_out: int, st
     if tuple(out.shape) != expected:
         raise AssertionError(
             f"{call}: your block returns shape {tuple(out.shape)}; expected {expected}: "
-            + _shape_hint(tuple(out.shape), expected, c_in, stride)
+            + shape_hint(tuple(out.shape), expected, c_in, stride)
         )
 
     torch.manual_seed(0)
     ref = BasicBlock(c_in, c_out, stride)
-    got_params, ref_params = _count(block), _count(ref)
+    got_params, ref_params = parameter_count(block), parameter_count(ref)
     if got_params != ref_params:
         raise AssertionError(
             f"{call} has {got_params:,} parameters; expected {ref_params:,}: "
-            + _param_hint(got_params, ref, c_in, c_out, stride)
+            + param_hint(got_params, ref, c_in, c_out, stride)
         )
 
-    _randomise_batchnorm(ref, generator)
+    randomise_batchnorm(ref, generator)
     ref.eval()
     _check_names(call, block, ref)
     block.load_state_dict(ref.state_dict())
@@ -170,19 +107,27 @@ def _check_case(block_class: Callable[..., nn.Module], c_in: int, c_out: int, st
         raise AssertionError(
             f"{call}: with the reference weights copied in, your output differs from "
             f"relu(F(x) + shortcut(x)) by up to {(got - want).abs().max().item():.3g}: "
-            + _output_hint(got, ref, x)
+            + output_hint(got, ref, x)
         )
+    check_training(call, block, ref, x)
 
 
 def check_basic_block(block_class: Callable[..., nn.Module]) -> None:
     """`block_class(in_channels, out_channels, stride)` must behave like `models.BasicBlock`."""
     require_answer(block_class, "your MyBasicBlock")
+    borrowed = borrowed_from(block_class)
+    if borrowed:
+        raise AssertionError(
+            f"your MyBasicBlock is {borrowed}: its __init__ and forward are not yours, so there "
+            "is nothing of yours to check. Write the block: class MyBasicBlock(nn.Module) with "
+            "its own __init__ (conv1, bn1, conv2, bn2, downsample) and forward."
+        )
     for case in BLOCK_CASES:
         _check_case(block_class, *case)
     cases = ", ".join(f"{i}->{o} stride {s}" for i, o, s in BLOCK_CASES)
     print(
-        f"Correct: your block matches the reference for {cases} "
-        "(the checker's cases: shapes, parameter counts and outputs with the same weights)."
+        f"Correct: your block matches the reference for {cases} (the checker's cases: shapes, "
+        "parameter counts, outputs with the same weights, and gradients in train mode)."
     )
 
 
@@ -190,7 +135,7 @@ def _bottleneck_slips(c_in: int, width: int) -> dict[int, str]:
     """Answers that come from one typical slip, mapped to the explanation of that slip."""
     out = 4 * width
     bn = 2 * (width + width + out)
-    right = _count(Bottleneck(c_in, width))
+    right = parameter_count(Bottleneck(c_in, width))
     return {
         right - bn: (
             f"you left out the BatchNorm parameters: each BN has a weight and a bias per channel, "
@@ -230,7 +175,7 @@ def check_bottleneck_params(answer: object) -> None:
             f"your answer is {answer!r} ({type(answer).__name__}); expected a whole number of "
             "parameters, e.g. 12345"
         )
-    right = _count(Bottleneck(c_in, width))
+    right = parameter_count(Bottleneck(c_in, width))
     if answer == right:
         print(
             f"Correct: Bottleneck({c_in}, {width}) has {right:,} parameters "

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from torch import nn
 
-from medtl_helpers.course.checks.common import plain, plain_number, require_answer
+from medtl_helpers.course.checks.common import call_answer, plain, plain_number, require_answer
 
 # (c_in, c_out, kernel_size, bias): the ResNet stem, a 3x3 of layer1, a bottleneck's 1x1
 # expansion, a downsampling projection, and a biased conv so that `bias` matters.
@@ -56,13 +56,12 @@ def check_conv_params(conv_params: Callable[[int, int, int, bool], int]) -> None
     for c_in, c_out, k, bias in _CONV_CASES:
         expected = _conv_reference(c_in, c_out, k, bias)
         call = f"conv_params({c_in}, {c_out}, {k}, bias={bias})"
-        try:
-            got = conv_params(c_in, c_out, k, bias)
-        except Exception as err:
-            raise AssertionError(
-                f"{call} raised {type(err).__name__}: {err}. It takes four numbers and "
-                "returns an int; it does not need to build a layer."
-            ) from err
+        got = call_answer(
+            conv_params,
+            (c_in, c_out, k, bias),
+            call,
+            "It takes four numbers and returns an int; it does not need to build a layer.",
+        )
         got = plain_number(got, f"the value {call} returned")
         if got is None:
             raise AssertionError(f"{call} returned None: did you forget the `return` statement?")
@@ -98,18 +97,18 @@ def _budgets(rows: Sequence[dict], column: str) -> list[float]:
 
 # Made-up batch-1 latencies (ms) that do not grow with depth, as on a busy machine: resnet50 is
 # faster than resnet34 and resnet152 than resnet101, so the slowest model that fits is often not
-# the deepest.
+# the deepest. The rows are not in depth order either, so that "the last row that fits" fails too
+# (at 11 ms it is resnet50, the deepest that fits; at 14 ms resnet50 again, not resnet152).
 _SHUFFLED_MS = {
-    "resnet18": 5.0,
     "resnet34": 9.0,
+    "resnet18": 5.0,
+    "resnet152": 13.0,
     "resnet50": 7.0,
     "resnet101": 15.0,
-    "resnet152": 13.0,
 }
 _SHUFFLED = (
-    "On a made-up table where latency does not grow with depth ("
-    + ", ".join(f"{arch} {ms:g} ms" for arch, ms in _SHUFFLED_MS.items())
-    + ")"
+    "On a made-up table where latency does not grow with depth and the rows are not in depth "
+    "order (" + ", ".join(f"{arch} {ms:g} ms" for arch, ms in _SHUFFLED_MS.items()) + ")"
 )
 
 
@@ -122,7 +121,8 @@ def _shuffled_rows(rows: Sequence[dict], column: str) -> list[dict]:
 
 
 def _explain(got: object, expected: str | None, budget: float, latency: dict[str, float]) -> str:
-    """Why `got` is not the deepest architecture within `budget`, in words."""
+    """Why `got` is not the deepest architecture within `budget`, in words. `latency` is in the
+    table's row order."""
     where = f"with a budget of {budget:.2f} ms you returned {got!r}"
     if expected is None:
         return (
@@ -158,6 +158,12 @@ def _explain(got: object, expected: str | None, budget: float, latency: dict[str
             "fits; the question asks for the deepest. Latency need not grow with depth: compare "
             "the depths in the names."
         )
+    if got == fitting[-1]:
+        return (
+            f"{where}, the last row that fits; expected {expected!r} ({_depth(expected)} layers "
+            f"against {_depth(got)}). The last row is the deepest only when the rows are sorted "
+            "by depth, and a table need not be: compare the depths in the names."
+        )
     return (
         f"{where}; expected {expected!r} ({latency[expected]:.2f} ms), which also fits "
         f"and is deeper ({_depth(expected)} layers against {_depth(got)}): among the "
@@ -176,13 +182,12 @@ def _check_table(
     for budget in _budgets(rows, column):
         expected = _deepest_within(rows, budget, column)
         call = f"{table}, deepest_within(rows, {budget:.2f})"
-        try:
-            got = deepest_within(rows, budget)
-        except Exception as err:
-            raise AssertionError(
-                f"{call} raised {type(err).__name__}: {err}. When nothing fits, return None "
-                "instead of failing."
-            ) from err
+        got = call_answer(
+            deepest_within,
+            (rows, budget),
+            call,
+            "When nothing fits, return None instead of failing.",
+        )
         plain(got, f"the value deepest_within(rows, {budget:.2f}) returned")
         if got is not None and not isinstance(got, str):
             raise AssertionError(

@@ -12,16 +12,17 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from medtl_helpers.course.checks.common import plain_number, require_answer
+from medtl_helpers.course.checks.common import call_answer, plain_number, require_answer
 from medtl_helpers.models import build_model, group_of
 from medtl_helpers.models.freezing import count_parameters, freeze
 
 # Groups to freeze, and whether the model arrives with every parameter already frozen: a correct
-# answer must also set requires_grad=True on the groups it does not freeze.
+# answer must also set requires_grad=True on the groups it does not freeze, the head included.
 FREEZE_CASES = (
     (["stem"], False),
     (["stem", "layer1", "layer2"], False),
     (["layer4", "head"], True),
+    (["stem", "layer1", "layer2"], True),
 )
 
 
@@ -38,13 +39,19 @@ def check_freeze_groups(freeze_groups: Callable[[nn.Module, list[str]], object])
         model = _skeleton("resnet18")
         for param in model.parameters():
             param.requires_grad_(not arrives_frozen)
-        freeze_groups(model, list(groups))
+        call = f"freeze_groups(model, {groups})"
+        call_answer(
+            freeze_groups,
+            (model, list(groups)),
+            call,
+            "Go through model.named_parameters() and set requires_grad from the group of each "
+            "name (its first component: conv1 and bn1 are the stem, fc the head).",
+        )
         names = [name for name, _ in model.named_parameters()]
         frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
         wanted = {name for name in names if group_of(name) in groups}
         extra = [name for name in names if name in frozen - wanted]
         missing = [name for name in names if name in wanted - frozen]
-        call = f"freeze_groups(model, {groups})"
         if extra and arrives_frozen:
             raise AssertionError(
                 f"{call} left {extra[0]} frozen ({len(extra)} tensors in all) although its group, "

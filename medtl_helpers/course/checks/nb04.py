@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from medtl_helpers.course.checks.common import plain, require_answer
+from medtl_helpers.course.checks.common import call_answer, plain, plain_number, require_answer
 from medtl_helpers.metrics import choose_threshold, confusion
 from medtl_helpers.training import class_weights
 
@@ -61,17 +61,23 @@ def check_class_weights(balanced_weights: Callable[[list[int]], object]) -> None
     for counts in WEIGHT_CASES:
         labels = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
         want = class_weights(labels, len(counts)).numpy().astype(np.float64)
-        try:
-            got = balanced_weights(list(counts))
-        except Exception as err:
-            raise AssertionError(
-                f"balanced_weights({list(counts)}) raised {type(err).__name__}: {err}. It takes "
-                "a list of counts, one per class, and returns one weight per class."
-            ) from err
+        call = f"balanced_weights({list(counts)})"
+        got = call_answer(
+            balanced_weights,
+            (list(counts),),
+            call,
+            "It takes a list of counts, one per class, and returns one weight per class.",
+        )
         if got is None:
             raise AssertionError("balanced_weights returned None: is the `return` missing?")
-        plain(got, f"the value balanced_weights({list(counts)}) returned")
-        got = torch.as_tensor(got, dtype=torch.float64).reshape(-1).numpy()
+        plain(got, f"the value {call} returned")
+        try:
+            got = torch.as_tensor(got, dtype=torch.float64).reshape(-1).numpy()
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise AssertionError(
+                f"{call} returned a {type(got).__name__}, not numbers the checker can read: "
+                "return one weight per class, in class order, as a list, array or tensor."
+            ) from err
         problem = _weights_problem(got, want, counts)
         if problem:
             raise AssertionError(problem)
@@ -142,7 +148,12 @@ def check_val_threshold(
     validation (Youden's J) and return it with the test sensitivity and specificity."""
     require_answer(threshold_and_rates, "your threshold_and_rates")
     val_y, val_p, test_y, test_p = _threshold_case()
-    got = threshold_and_rates(val_y, val_p, test_y, test_p)
+    got = call_answer(
+        threshold_and_rates,
+        (val_y.copy(), val_p.copy(), test_y.copy(), test_p.copy()),
+        "threshold_and_rates(val_y, val_p, test_y, test_p)",
+        "It takes four numpy arrays (labels and probabilities of validation, then of test).",
+    )
     plain(got, "the value threshold_and_rates returned")
     keys = ("threshold", "sensitivity", "specificity")
     if not isinstance(got, dict) or any(k not in got for k in keys):
@@ -150,7 +161,7 @@ def check_val_threshold(
             f"threshold_and_rates returned {type(got).__name__}; expected a dict with the keys "
             f"{list(keys)}."
         )
-    threshold = float(got["threshold"])
+    threshold, sensitivity, specificity = (_number(got[key], key) for key in keys)
     want = choose_threshold(val_y, val_p)
     if np.isclose(threshold, choose_threshold(test_y, test_p)) and not np.isclose(threshold, want):
         raise AssertionError(
@@ -169,13 +180,29 @@ def check_val_threshold(
             f"on the checker's test case your threshold is {threshold:.4f}; Youden's J on its "
             f"validation predictions gives {want:.4f} (choose_threshold(val_y, val_p))."
         )
-    problem = _rate_problem(
-        float(got["sensitivity"]), float(got["specificity"]), test_y, test_p, want
-    )
+    problem = _rate_problem(sensitivity, specificity, test_y, test_p, want)
+    val_sens, val_spec, _ = _rates(val_y, val_p, want)
+    if problem and np.isclose(sensitivity, val_sens) and np.isclose(specificity, val_spec):
+        problem = (
+            f"your sensitivity {sensitivity:.3f} and specificity {specificity:.3f} are those of "
+            "the VALIDATION predictions: the threshold comes from validation, the rates from "
+            "test_y and test_p."
+        )
     if problem:
         raise AssertionError(problem)
     print(
         "Correct: on the checker's own test case (made-up predictions, not your run), the "
         "threshold was chosen on validation and applied unchanged to test: threshold "
-        f"{want:.4f}, sensitivity {got['sensitivity']:.3f}, specificity {got['specificity']:.3f}."
+        f"{want:.4f}, sensitivity {sensitivity:.3f}, specificity {specificity:.3f}."
     )
+
+
+def _number(value: object, key: str) -> float:
+    """`value` as a float when it is one number; else AssertionError naming `key`."""
+    value = plain_number(value, f"the {key} threshold_and_rates returned")
+    if type(value) not in (int, float):
+        raise AssertionError(
+            f"threshold_and_rates returned {type(value).__name__} {value!r} for {key!r}; "
+            "expected one number (use float(...) on an array or tensor of one value)."
+        )
+    return float(value)

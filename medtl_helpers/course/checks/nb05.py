@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from medtl_helpers.course.checks.common import plain, require_answer
+from medtl_helpers.course.checks.common import call_answer, plain, plain_number, require_answer
 from medtl_helpers.models import GROUPS, build_model
 from medtl_helpers.training.stages import Stage, discriminative_lrs, make_optimizer
 
@@ -31,7 +31,13 @@ def check_group_lrs(group_lrs: Callable[[float, float], dict]) -> None:
     for base, decay in LR_CASES:
         want = discriminative_lrs(base, decay)
         call = f"group_lrs({base:g}, {decay:g})"
-        got = plain(group_lrs(base, decay), f"the value {call} returned")
+        got = call_answer(
+            group_lrs,
+            (base, decay),
+            call,
+            "It takes two numbers and returns a dict from group name to rate.",
+        )
+        got = plain(got, f"the value {call} returned")
         if not isinstance(got, dict):
             raise AssertionError(
                 f"{call} returned a {type(got).__name__}; expected a dict from layer group "
@@ -43,6 +49,7 @@ def check_group_lrs(group_lrs: Callable[[float, float], dict]) -> None:
                 f"{call} has no learning rate for {missing[0]!r}; every group in "
                 f"{list(GROUPS)} needs one, or its parameters fall back to another rate."
             )
+        got = {group: _rate(got[group], group, call) for group in GROUPS}
         if np.isclose(got["stem"], base) and not np.isclose(got["head"], base):
             raise AssertionError(
                 f"{call} gives the stem the largest rate ({got['stem']:g}): the order is "
@@ -68,6 +75,17 @@ def check_group_lrs(group_lrs: Callable[[float, float], dict]) -> None:
     )
 
 
+def _rate(value: object, group: str, call: str) -> float:
+    """`value` as a float when it is one plain number; else AssertionError naming `group`."""
+    value = plain_number(value, f"the rate {call} gives {group}")
+    if type(value) not in (int, float):
+        raise AssertionError(
+            f"{call} gives {group} {value!r} ({type(value).__name__}); each group needs one "
+            "number, e.g. base_lr * decay**2, not a list, a string or an array."
+        )
+    return float(value)
+
+
 def reference_stage_plan() -> list[Stage]:
     """Four stages, each unfreezing one more part, with halved discriminative rates each time."""
     plan = [Stage("head", PLAN_EPOCHS, "all", PLAN_LR)]
@@ -89,6 +107,53 @@ def _optimizer_groups(stage: object) -> dict[str, float]:
         skeleton = build_model("resnet18", pretrained="none", verbose=False)
     optimizer = make_optimizer(skeleton, stage)
     return {group["name"]: group["lr"] for group in optimizer.param_groups}
+
+
+def _form_problem(index: int, stage: Stage, ref: Stage) -> str | None:
+    """What is wrong with the kinds of the stage's fields or its epochs, or None."""
+    where = f"stage {index} ({stage.name!r})"
+    if type(stage.epochs) is not int:
+        return (
+            f"{where} has epochs={stage.epochs!r} ({type(stage.epochs).__name__}); give a whole "
+            f"number, {ref.epochs}: `fit` counts epochs with range()."
+        )
+    if stage.epochs != ref.epochs:
+        return (
+            f"{where} runs {stage.epochs} epochs; every stage runs {ref.epochs}, so the whole "
+            "plan spends the same 8-epoch budget."
+        )
+    if type(plain_number(stage.lr, f"the lr of {where}")) not in (int, float):
+        return (
+            f"{where} has lr={stage.lr!r} ({type(stage.lr).__name__}); lr is one number, the "
+            "stage's base rate. The per-group rates go into group_lr, the fifth argument."
+        )
+    rates = stage.group_lr if isinstance(stage.group_lr, dict) else None
+    odd = [k for k, v in (rates or {}).items() if type(plain_number(v, where)) not in (int, float)]
+    if rates is None or odd:
+        return (
+            f"{where} has group_lr={stage.group_lr!r}; group_lr is a dict from group name to "
+            f"one number{f' ({odd[0]!r} is not)' if odd else ''}, as discriminative_lrs(base) "
+            "gives it."
+        )
+    return None
+
+
+def _settings_problem(index: int, stage: Stage, ref: Stage) -> str | None:
+    """What is wrong with the stage's lr, weight decay or schedule, or None."""
+    where = f"stage {index} ({stage.name!r})"
+    lr = plain_number(stage.lr, f"the lr of {where}")
+    if not np.isclose(lr, ref.lr, rtol=1e-6):
+        return (
+            f"{where} has lr={lr:g}; expected {ref.lr:g} = {PLAN_LR:g} / 2**{index - 1}, the "
+            "stage's base rate (the head's rate, and the fallback for a group not in group_lr)."
+        )
+    if stage.weight_decay != ref.weight_decay or stage.schedule != ref.schedule:
+        return (
+            f"{where} has weight_decay={stage.weight_decay!r} and schedule={stage.schedule!r}; "
+            f"the plan keeps Stage's defaults ({ref.weight_decay:g}, {ref.schedule!r}) in every "
+            "stage, so that only what is frozen and the rates change: leave them out."
+        )
+    return None
 
 
 def _trains_problem(index: int, stage: Stage, trains: list[str], want: Sequence[str]) -> str:
@@ -119,17 +184,18 @@ def check_stage_plan(stages: Sequence[Stage]) -> None:
         )
     for index, (stage, ref) in enumerate(zip(stages, reference), start=1):
         want_trains = PLAN_TRAINS[index - 1]
-        try:
-            got = _optimizer_groups(stage)
-        except ValueError as err:
-            raise AssertionError(f"stage {index} ({stage.name!r}): {err}") from err
+        problem = _form_problem(index, stage, ref)
+        if problem:
+            raise AssertionError(problem)
+        got = call_answer(
+            _optimizer_groups,
+            (stage,),
+            f"stage {index} ({stage.name!r}): make_optimizer",
+            "freeze takes 'all', 'none' or a list of group names; group_lr maps group names to "
+            "numbers (discriminative_lrs(base) gives one).",
+        )
         if set(got) != set(want_trains):
             raise AssertionError(_trains_problem(index, stage, list(got), want_trains))
-        if stage.epochs != ref.epochs:
-            raise AssertionError(
-                f"stage {index} ({stage.name!r}) runs {stage.epochs} epochs; every stage runs "
-                f"{ref.epochs}, so the whole plan spends the same 8-epoch budget."
-            )
         want = _optimizer_groups(ref)
         for group in reversed(want_trains):
             if np.isclose(got[group], want[group], rtol=1e-6):
@@ -145,6 +211,9 @@ def check_stage_plan(stages: Sequence[Stage]) -> None:
                 f"expected {want[group]:g}: the stage's base rate is {PLAN_LR:g} / 2**"
                 f"{index - 1} = {ref.lr:g} for the head, then halved per group towards the stem."
             )
+        problem = _settings_problem(index, stage, ref)
+        if problem:
+            raise AssertionError(problem)
     print(
         "Correct: each stage builds an optimizer over exactly the groups it should train, with "
         "the planned epochs and discriminative learning rates."

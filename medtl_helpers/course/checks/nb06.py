@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from medtl_helpers.course.checks.common import plain, require_answer
+from medtl_helpers.course.checks.common import call_answer, plain, require_answer
 from medtl_helpers.evaluation.ensemble import hard_vote, soft_vote
 from medtl_helpers.models import build_model
 
@@ -58,7 +58,13 @@ def check_soft_vote(soft_vote_fn: Callable) -> None:
     require_answer(soft_vote_fn, "your soft_vote")
     for probs in SOFT_CASES:
         call = f"soft_vote({probs.tolist()})"
-        answer = _as_array(soft_vote_fn(probs.copy()), call, probs.shape[1:])
+        got = call_answer(
+            soft_vote_fn,
+            (probs.copy(),),
+            call,
+            "It takes a numpy array of shape (members, images) and returns one value per image.",
+        )
+        answer = _as_array(got, call, probs.shape[1:])
         expected = soft_vote(probs)
         if np.allclose(answer, expected):
             continue
@@ -105,7 +111,14 @@ def check_hard_vote(hard_vote_fn: Callable) -> None:
     require_answer(hard_vote_fn, "your hard_vote")
     for probs, thresholds in HARD_CASES:
         call = f"hard_vote({probs.tolist()}, thresholds={thresholds})"
-        answer = _as_array(hard_vote_fn(probs.copy(), list(thresholds)), call, probs.shape[1:])
+        got = call_answer(
+            hard_vote_fn,
+            (probs.copy(), list(thresholds)),
+            call,
+            "Row m of probabilities is member m and votes with thresholds[m]: compare "
+            "probabilities >= np.asarray(thresholds)[:, None], one threshold per row.",
+        )
+        answer = _as_array(got, call, probs.shape[1:])
         expected = hard_vote(probs, thresholds)
         if np.array_equal(answer, expected):
             continue
@@ -151,6 +164,31 @@ def _output_shapes(arch: str, size: int = 224) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def _inside_block(name: str) -> str:
+    """Why a module inside a block of layer4 (conv, BatchNorm, ReLU, shortcut) is the wrong
+    hook, for the module `name` names."""
+    part = name.split(".", 2)[2]
+    if part.startswith("downsample"):
+        what = (
+            "the projection shortcut of layer4's first block: it sees the block's input "
+            "through a 1x1 conv only, never the residual branch nor the blocks after it"
+        )
+    elif part == "relu":
+        what = (
+            "the ReLU module of one block, which the block calls twice (after bn1 and after "
+            "the addition): a hook on it fires twice and keeps one of the two maps, and which "
+            "block is last depends on the depth"
+        )
+    else:
+        what = (
+            f"the {part} of one block: it comes before the shortcut is added and before the "
+            "block's final ReLU, so the map misses what the shortcut carries"
+        )
+        if part.endswith("3"):
+            what += " (conv3 and bn3 exist only in ResNet-50 and deeper: resnet18 and 34 have none)"
+    return f"{name!r} is inside a block of layer4, {what}. Hook the whole stage, 'layer4'."
+
+
 def check_target_layer(target_layer: object) -> None:
     """`target_layer` must name the ResNet module Grad-CAM should hook: the last spatial stage."""
     require_answer(target_layer, "your TARGET_LAYER")
@@ -166,7 +204,7 @@ def check_target_layer(target_layer: object) -> None:
             "(7x7 at 224 px), in every ResNet from 18 to 152."
         )
         return
-    shapes = _output_shapes("resnet34")
+    shapes = {**_output_shapes("resnet50"), **_output_shapes("resnet34")}
     name = target_layer.removeprefix("model.")
     if name != target_layer and name in shapes:
         raise AssertionError(
@@ -185,11 +223,7 @@ def check_target_layer(target_layer: object) -> None:
         )
     if name.startswith(TARGET + "."):
         if name.count(".") > 1:
-            raise AssertionError(
-                f"{name!r} is inside a block of layer4: it comes before the shortcut is added "
-                "and before the block's final ReLU, so the map misses what the shortcut carries. "
-                "Hook the whole stage, 'layer4'."
-            )
+            raise AssertionError(_inside_block(name))
         raise AssertionError(
             f"{name!r} is one block of layer4. Which block comes last depends on the depth "
             "(layer4.1 in resnet18, layer4.2 in resnet34 to 152), and an earlier block misses "

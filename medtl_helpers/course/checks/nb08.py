@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from medtl_helpers.adaptation import batchnorm_layers, coral_distance, reset_batchnorm_statistics
-from medtl_helpers.course.checks.common import plain, plain_number, require_answer
+from medtl_helpers.course.checks.common import call_answer, plain, plain_number, require_answer
 
 __all__ = ["check_batchnorm_reset", "check_coral_distance", "check_most_drifted"]
 
@@ -50,7 +50,12 @@ def check_batchnorm_reset(reset: Callable[[nn.Module], object]) -> None:
     """`reset(model)` must forget every BatchNorm's statistics in place and keep its weights."""
     require_answer(reset, "your reset_statistics")
     model = _bn_model()
-    returned = reset(model)
+    returned = call_answer(
+        reset,
+        (model,),
+        "reset_statistics(model)",
+        "It takes a model and changes its BatchNorm layers in place.",
+    )
     for name, layer in batchnorm_layers(model).items():
         statistics = [layer.running_mean, layer.running_var, layer.num_batches_tracked]
         plain([layer, layer.weight, layer.momentum, *statistics], f"BatchNorm layer {name}")
@@ -121,7 +126,13 @@ def check_most_drifted(most_drifted: Callable[[pd.DataFrame], str]) -> None:
     """`most_drifted(drift)`: the site whose mean_shift, averaged over its layers, is largest."""
     require_answer(most_drifted, "your most_drifted")
     drift = drift_cases()
-    got = plain(most_drifted(drift.copy()), "the value most_drifted returned")
+    got = call_answer(
+        most_drifted,
+        (drift.copy(),),
+        "most_drifted(drift)",
+        "Average the mean_shift column only: drift.groupby('site').mean_shift.mean().",
+    )
+    got = plain(got, "the value most_drifted returned")
     hints = {
         "blur": "blur has the largest shift in one layer (1.2) but a small mean over its layers: "
         "average over the layers (groupby('site').mean_shift.mean()), don't take the maximum",
@@ -133,6 +144,8 @@ def check_most_drifted(most_drifted: Callable[[pd.DataFrame], str]) -> None:
             f"most_drifted returned {got!r} ({type(got).__name__}); return the site's name as a "
             "string, e.g. with .idxmax() on a Series indexed by site"
         )
+    if got in set(drift.layer):
+        hints[got] = f"{got!r} is a layer; group by site, not by layer, and return the site"
     if got != "exposure":
         hint = hints.get(got, "average mean_shift over each site's layers and take the largest")
         raise AssertionError(f"most_drifted returned {got!r}; expected 'exposure': {hint}.")
@@ -151,15 +164,13 @@ def check_coral_distance(coral: Callable[[torch.Tensor, torch.Tensor], object]) 
     source = torch.randn(30, 3, generator=generator, dtype=torch.float64) * 2 + 1
     target = torch.randn(20, 3, generator=generator, dtype=torch.float64)
     expected = float(coral_distance(source, target))
-    try:
-        got = float(plain_number(coral(source, target), "the value coral returned"))
-    except RuntimeError as err:
-        raise AssertionError(
-            f"coral raised RuntimeError ({str(err)[:80]}). The source has 30 images and the "
-            "target 20, so the covariances must be over the 3 features, (d, d) = x.T @ x, not "
-            "over the images."
-        ) from err
-    if float(plain_number(coral(source, source), "the value coral returned")) != 0.0:
+    hint = (
+        "The source has 30 images and the target 20, so the covariances must be over the 3 "
+        "features, (d, d) = x.T @ x, not over the images (np.cov and torch.cov take the "
+        "features as rows: pass x.T)."
+    )
+    got = _coral_value(coral, (source, target), "coral(source, target)", hint)
+    if _coral_value(coral, (source, source), "coral(x, x)", hint) != 0.0:
         raise AssertionError("coral(x, x) must be 0: identical feature sets have equal covariances")
     if math.isclose(got, expected, rel_tol=1e-6):
         print(
@@ -171,6 +182,17 @@ def check_coral_distance(coral: Callable[[torch.Tensor, torch.Tensor], object]) 
         f"coral(source, target) returned {got:.6f}; expected {expected:.6f}. "
         + _coral_hint(got, source, target)
     )
+
+
+def _coral_value(coral: Callable, args: tuple, call: str, hint: str) -> float:
+    """coral(*args) as a float, or AssertionError naming the call."""
+    value = plain_number(call_answer(coral, args, call, hint), f"the value {call} returned")
+    if type(value) not in (int, float):
+        raise AssertionError(
+            f"{call} returned {type(value).__name__} {value!r}; expected one number (a float or "
+            "a one-element tensor)."
+        )
+    return float(value)
 
 
 def _coral_hint(got: float, source: torch.Tensor, target: torch.Tensor) -> str:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from medtl_helpers.adaptation import Episode, FeaturePool, prototype_logits, tied_best
-from medtl_helpers.course.checks.common import plain, require_answer
+from medtl_helpers.course.checks.common import call_answer, plain, require_answer
 
 __all__ = ["check_episode_leak", "check_prototype_classifier", "check_tied_best"]
 
@@ -73,15 +73,20 @@ def check_prototype_classifier(classify: Callable) -> None:
     """`classify(support, labels, query)`: the label of the nearest (Euclidean) prototype."""
     require_answer(classify, "your classify")
     expected = prototype_logits(SUPPORT, LABELS, QUERY).argmax(dim=1).numpy()
-    got = _as_labels(
-        classify(SUPPORT.clone(), LABELS.clone(), QUERY.clone()), len(QUERY), "classify"
+    hint = "It takes support (n, d), labels (n,) and query (m, d) tensors; return m labels."
+    got = call_answer(
+        classify, (SUPPORT.clone(), LABELS.clone(), QUERY.clone()), "classify(...)", hint
     )
+    got = _as_labels(got, len(QUERY), "classify")
     if not np.array_equal(got, expected):
         raise AssertionError(
             f"classify gave {got.tolist()} for the checker's 4 query points; expected "
             f"{expected.tolist()}: {_prototype_hint(got)}."
         )
-    swapped = _as_labels(classify(SUPPORT, 1 - LABELS, QUERY), len(QUERY), "classify")
+    swapped = call_answer(
+        classify, (SUPPORT.clone(), 1 - LABELS, QUERY.clone()), "classify(...)", hint
+    )
+    swapped = _as_labels(swapped, len(QUERY), "classify")
     if not np.array_equal(swapped, 1 - expected):
         raise AssertionError(
             "with the support labels swapped, classify should swap its answers too: a prototype "
@@ -126,14 +131,15 @@ def check_episode_leak(shared_patients: Callable[[Episode, FeaturePool], object]
     require_answer(shared_patients, "your shared_patients")
     pool = _leak_pool()
     for support, query, expected in LEAK_CASES:
-        got = shared_patients(_episode(support, query), pool)
-        plain(got, "the value shared_patients returned")
-        if isinstance(got, (bool, int, np.integer)):
-            raise AssertionError(
-                f"shared_patients returned {got!r}; return the set of patient ids themselves "
-                "(for example {'p0'}), so that the leak can be named"
-            )
-        got = plain(set(got), "the value shared_patients returned")
+        got = call_answer(
+            shared_patients,
+            (_episode(support, query), pool),
+            "shared_patients(episode, pool)",
+            "episode.support and episode.query are image indices into the pool; "
+            "pool.patients[i] is the patient of image i.",
+        )
+        got = _names(got, "shared_patients", "the set of patient ids themselves (for example "
+                     "{'p0'}), so that the leak can be named")  # fmt: skip
         if got == expected:
             continue
         call = f"support images {support}, query images {query}"
@@ -151,6 +157,21 @@ def check_episode_leak(shared_patients: Callable[[Episode, FeaturePool], object]
         "Correct: the leak is a patient, not an image: two films of one child are different "
         "images, and a sampler drawing images instead of patients puts them on both sides."
     )
+
+
+def _names(got: object, name: str, what: str) -> set:
+    """The set of the names `got` holds (a set, list, tuple or Series); else AssertionError."""
+    plain(got, f"the value {name} returned")
+    if got is None or isinstance(got, (str, bool, int, float, np.number)):
+        raise AssertionError(
+            f"{name} returned {got!r}"
+            + (": did you forget the `return` statement?" if got is None else "")
+            + f"; return {what}"
+        )
+    try:
+        return plain(set(got), f"the value {name} returned")
+    except TypeError as err:
+        raise AssertionError(f"{name} returned a {type(got).__name__}; return {what}") from err
 
 
 def _row(method: str, mean: float, low: float, high: float, setting: str = "val", k: int = 1):
@@ -171,32 +192,64 @@ TIE_ROWS = [
     _row("D", 0.86, 0.75, 0.885),  # reaches A's low but not A's mean
     _row("E", 0.95, 0.94, 0.96, k=5),  # another K: must be left out
     _row("F", 0.99, 0.98, 1.00, setting="other"),  # another setting: must be left out
+    # K = 2: P has the best mean; Q the widest interval and the highest upper bound, so "best by
+    # upper bound" takes Q and its low 0.60 (S comes in); R's upper bound is exactly P's lower
+    # bound, tied under >= but not under >; T is apart whatever the rule.
+    _row("P", 0.80, 0.78, 0.82, k=2),
+    _row("Q", 0.76, 0.60, 0.90, k=2),
+    _row("R", 0.77, 0.74, 0.78, k=2),
+    _row("S", 0.70, 0.65, 0.75, k=2),
+    _row("T", 0.50, 0.45, 0.55, k=2),
 ]
+# (K, {answer: why it is wrong}) for each cell the checker asks about, setting "val"
+TIE_CELLS = (
+    (
+        1,
+        {
+            frozenset({"A"}): "only the best: keep every method whose interval reaches the best's",
+            frozenset({"A", "B"}): "D is missing: compare each method's upper bound with the "
+            "best's lower bound, not with the best's mean",
+            frozenset({"A", "B", "C", "D"}): "C's upper bound (0.875) is below A's lower (0.88)",
+        },
+    ),
+    (
+        2,
+        {
+            frozenset({"P", "Q"}): "R's upper bound (0.78) equals P's lower bound (0.78): an "
+            "interval that just reaches the best's cannot be told apart from it, so use >=, not >",
+            frozenset({"P", "Q", "R", "S"}): "the best is the method with the highest MEAN (P, "
+            "0.80), not the highest upper bound (Q, 0.90); compare with P's lower bound (0.78)",
+        },
+    ),
+)
 
 
 def check_tied_best(tied: Callable) -> None:
     """`tied(rows, setting, k)`: the methods whose intervals reach the best one's lower bound."""
     require_answer(tied, "your tied_best")
-    expected = set(tied_best(TIE_ROWS, "val", 1))
-    got = plain(tied([dict(r) for r in TIE_ROWS], "val", 1), "the value tied_best returned")
-    got = plain(set(got), "the value tied_best returned")
-    if got == expected:
-        print(
-            f"Correct: in the checker's made-up rows, {sorted(expected)} cannot be told apart at "
-            "K = 1; C's interval stops below A's and D's reaches it though D's mean is lower."
+    for k, hints in TIE_CELLS:
+        call = f"tied_best(rows, 'val', {k})"
+        got = call_answer(
+            tied,
+            ([dict(r) for r in TIE_ROWS], "val", k),
+            call,
+            "rows is a list of dicts with the keys setting, K, method, accuracy, accuracy_low "
+            "and accuracy_high.",
         )
-        return
-    hints = {
-        frozenset({"A"}): "only the best: keep every method whose interval reaches the best's",
-        frozenset({"A", "B"}): "D is missing: compare each method's upper bound with the best's "
-        "lower bound, not with the best's mean",
-        frozenset({"A", "B", "C", "D"}): "C's upper bound (0.875) is below A's lower (0.88)",
-    }
-    hint = hints.get(
-        frozenset(got),
-        "take the rows of that setting and K, find the best mean, keep the "
-        "methods whose upper bound is at least its lower bound",
+        got = _names(got, "tied_best", "a list of method names, e.g. ['A', 'B']")
+        expected = set(tied_best(TIE_ROWS, "val", k))
+        if got == expected:
+            continue
+        hint = hints.get(
+            frozenset(got),
+            "take the rows of that setting and K, find the best mean, keep the "
+            "methods whose upper bound is at least its lower bound",
+        )
+        if any(r["method"] in got and (r["setting"], r["K"]) != ("val", k) for r in TIE_ROWS):
+            hint = "select the rows of the setting and K asked for first"
+        raise AssertionError(f"{call} gave {sorted(got)}; expected {sorted(expected)}: {hint}.")
+    print(
+        "Correct: in the checker's made-up rows, ['A', 'B', 'D'] cannot be told apart at K = 1; "
+        "C's interval stops below A's and D's reaches it though D's mean is lower. At K = 2 the "
+        "best is the highest mean, and an interval that just touches its lower bound counts."
     )
-    if got & {"E", "F"}:  # rows of another K or setting
-        hint = "select the rows of the setting and K asked for first"
-    raise AssertionError(f"tied_best gave {sorted(got)}; expected {sorted(expected)}: {hint}.")

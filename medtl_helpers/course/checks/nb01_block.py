@@ -1,0 +1,189 @@
+"""The comparisons behind `nb01.check_basic_block`, each explaining a difference in words.
+
+Which slip gives this output shape, parameter count, output or gradient; whether the class given
+is a block the notebook or a package already wrote; and the train-mode step, where BatchNorm uses
+the batch's statistics and the gradient must flow back through the shortcut.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from medtl_helpers.course.checks.common import plain
+from medtl_helpers.models import BasicBlock
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def randomise_batchnorm(module: nn.Module, generator: torch.Generator) -> None:
+    """Fresh BN is the identity in eval mode, which would hide a missing or misplaced BN."""
+    for bn in module.modules():
+        if isinstance(bn, nn.BatchNorm2d):
+            n = bn.num_features
+            bn.weight.data = torch.rand(n, generator=generator) + 0.5
+            bn.bias.data = torch.randn(n, generator=generator) * 0.3
+            bn.running_mean = torch.randn(n, generator=generator) * 0.3
+            bn.running_var = torch.rand(n, generator=generator) + 0.5
+
+
+def shape_hint(got: tuple, expected: tuple, c_in: int, stride: int) -> str:
+    hints = []
+    if got[1] != expected[1]:
+        hints.append(
+            "the block must output out_channels channels (conv1: in -> out, conv2: out -> out)"
+            + (" and the shortcut must change the channel count too" if got[1] == c_in else "")
+        )
+    if got[2:] != expected[2:]:
+        hints.append(
+            f"the stride is not applied: conv1 needs stride={stride}, and the shortcut a 1x1 "
+            f"conv with stride {stride}"
+        )
+    return "; ".join(hints) or "check the padding of the 3x3 convs (padding=1 keeps the size)"
+
+
+def param_hint(got: int, ref: BasicBlock, c_in: int, c_out: int, stride: int) -> str:
+    expected = parameter_count(ref)
+    projection = 0 if ref.downsample is None else parameter_count(ref.downsample)
+    diff = got - expected
+    if projection and diff == -projection:
+        return (
+            "your shortcut has no parameters, but the shape changes here: the shortcut must be a "
+            f"1x1 conv ({c_in} -> {c_out}, stride {stride}) followed by BatchNorm"
+        )
+    if projection and diff == -2 * c_out:
+        return "the BatchNorm after the shortcut's 1x1 conv is missing"
+    if not projection and diff == c_in * c_out + 2 * c_out:
+        return (
+            "your block has a projection although input and output shapes match: the shortcut "
+            "should be the identity here (downsample = None)"
+        )
+    if diff in (2 * c_out, 3 * c_out):
+        return "the convolutions have biases: a conv followed by BatchNorm needs bias=False"
+    return "count conv1, bn1, conv2, bn2 and, only when the shape changes, the 1x1 conv + BN"
+
+
+def output_hint(model_out: torch.Tensor, ref: BasicBlock, x: torch.Tensor) -> str:
+    """Name the variant of the forward pass that the student's output matches, if any."""
+    with torch.no_grad():
+        residual = ref.bn2(ref.conv2(torch.relu(ref.bn1(ref.conv1(x)))))
+        shortcut = x if ref.downsample is None else ref.downsample(x)
+    variants = {
+        "the final ReLU (after the addition) is missing": residual + shortcut,
+        "the shortcut is never added": torch.relu(residual),
+        "the ReLU is applied to F(x) before the addition instead of after it": (
+            torch.relu(residual) + shortcut
+        ),
+        "there is an extra ReLU on F(x) before the addition": torch.relu(
+            torch.relu(residual) + shortcut
+        ),
+    }
+    for hint, variant in variants.items():
+        if torch.allclose(model_out, variant, atol=1e-5):
+            return hint
+    return (
+        "follow conv1 -> bn1 -> relu -> conv2 -> bn2, add the shortcut, then relu; the stride "
+        "belongs on conv1 and on the shortcut's 1x1 conv"
+    )
+
+
+def run_hint(c_in: int, c_out: int, stride: int) -> str:
+    """What the shortcut needs in the case (c_in, c_out, stride) that failed to run."""
+    if stride == 1:
+        return (
+            f"the channel count changes ({c_in} -> {c_out}) at stride 1, so the shortcut needs a "
+            f"projection here too: a 1x1 conv to {c_out} channels (stride 1) plus BN. Project "
+            "whenever stride != 1 or in_channels != out_channels."
+        )
+    if c_in == c_out:
+        return (
+            f"the stride alone changes the shape here: the shortcut needs a 1x1 conv with stride "
+            f"{stride} (plus BN) although the channel count stays {c_in}."
+        )
+    return (
+        f"when the stride or channel count changes, the shortcut must give that shape too: a 1x1 "
+        f"conv with stride {stride} to {c_out} channels, plus BN."
+    )
+
+
+def borrowed_from(block_class: object) -> str:
+    """Whose block `block_class` is when its __init__ and forward are both a given block's (the
+    notebook's ResidualBlock, the package's or torchvision's BasicBlock); '' when not."""
+    if not isinstance(block_class, type):
+        return ""
+    owners = {next((c for c in block_class.__mro__ if name in vars(c)), None) for name in
+              ("__init__", "forward")}  # fmt: skip
+    owner = owners.pop() if len(owners) == 1 else None
+    if owner is BasicBlock:
+        return "the package's BasicBlock (medtl_helpers.models)"
+    if owner is not None and owner.__module__ == "torchvision.models.resnet":
+        return f"torchvision's {owner.__qualname__}"
+    if owner is not None and owner.__qualname__ == "ResidualBlock":
+        return "the notebook's ResidualBlock, shown above the exercise"
+    return ""
+
+
+def _train_step(module: nn.Module, x: torch.Tensor, weight: torch.Tensor, detach=False):
+    """Output, input gradient and parameter gradients of one train-mode step on `x`. With
+    `detach` (the reference only), the shortcut is cut from the graph, as `.detach()` would."""
+    module.train()
+    leaf = x.clone().requires_grad_(True)
+    inp = leaf * 1.0  # not a leaf, as inside a network: in-place changes to it then fail
+    if detach:
+        shortcut = inp if module.downsample is None else module.downsample(inp)
+        residual = module.bn2(module.conv2(torch.relu(module.bn1(module.conv1(inp)))))
+        out = torch.relu(residual + shortcut.detach())
+    else:
+        out = module(inp)
+    (out * weight).sum().backward()
+    return out.detach(), leaf.grad, {n: p.grad for n, p in module.named_parameters()}
+
+
+def check_training(call: str, block: nn.Module, ref: BasicBlock, x: torch.Tensor) -> None:
+    """In train mode BatchNorm uses the batch's statistics and gradients flow back: outputs and
+    gradients must match the reference's too."""
+    with torch.no_grad():
+        shape = ref(x).shape
+    weight = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    want, want_input, want_params = _train_step(ref, x, weight)
+    try:
+        got, got_input, got_params = _train_step(block, x, weight)
+    except RuntimeError as err:
+        raise AssertionError(
+            f"{call} in train mode: the backward pass failed ({str(err)[:120]}). Don't change "
+            "the input or a tensor autograd saved in place (x += ..., shortcut += ...): write "
+            "out = out + shortcut."
+        ) from err
+    if not torch.allclose(plain(got, f"the output of {call}"), want, atol=1e-5):
+        raise AssertionError(
+            f"{call}: in eval mode your output matches, but in train mode it differs by up to "
+            f"{(got - want).abs().max().item():.3g}. In training BatchNorm normalises with the "
+            "batch's own statistics: call the BatchNorm modules (self.bn1(out)), not their "
+            "running_mean and running_var, and don't switch them to eval() in forward."
+        )
+    if got_input is None or not torch.allclose(got_input, want_input, atol=1e-5, rtol=1e-4):
+        detached = _train_step(ref, x, weight, detach=True)[1]
+        cut = got_input is not None and torch.allclose(got_input, detached, atol=1e-5, rtol=1e-4)
+        raise AssertionError(
+            f"{call}: the outputs match, but in train mode the gradient that reaches the input "
+            + (
+                "misses the shortcut's share: the shortcut is detached from the graph. Don't "
+                "call .detach() on it or compute it under torch.no_grad(): the identity "
+                "shortcut is what carries the gradient back through deep networks."
+                if cut
+                else "differs from the reference's: is part of forward computed under "
+                "torch.no_grad(), or from .detach()ed or .data tensors?"
+            )
+            + "".join(f" {n} gets no gradient." for n in want_params if got_params.get(n) is None)
+        )
+    for name, grad in want_params.items():
+        if got_params.get(name) is None or not torch.allclose(
+            got_params[name], grad, atol=1e-5, rtol=1e-4
+        ):
+            raise AssertionError(
+                f"{call}: the outputs match, but in train mode {name} gets "
+                f"{'no gradient' if got_params.get(name) is None else 'another gradient'}: "
+                "is that layer used under torch.no_grad(), or through .detach() or .data?"
+            )
