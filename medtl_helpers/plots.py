@@ -100,7 +100,7 @@ def _axes(ax, size: tuple[float, float] = (4.2, 4.0)):
 
 
 def plot_roc(y, p, threshold: float | None = None, label: str = "model", ax=None):
-    """ROC curve (false positive rate vs sensitivity) with AUROC in the legend.
+    """ROC curve: sensitivity (y axis) against false positive rate (x axis), AUROC in the legend.
 
     With `threshold`, the operating point it gives (1 - specificity, sensitivity) is marked.
     """

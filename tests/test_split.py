@@ -4,6 +4,7 @@ import torch
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.data.split import (
     check_no_patient_overlap,
+    describe_test_split,
     patient_fraction_index,
     shared_patients,
     split_by_patient,
@@ -111,3 +112,39 @@ def test_a_split_too_small_to_validate_with_is_named_class_by_class():
     problem = too_small_to_validate(image_set(2, 60))
     assert problem.startswith("holds only 2 NORMAL images from 2 patients (fewer than 20 images")
     assert "PNEUMONIA" not in problem
+
+
+def test_describe_test_split_quotes_medmnist_and_claims_no_patient_check():
+    mnist = [
+        ImageSet(
+            torch.zeros(4, 1, 2, 2, dtype=torch.uint8),
+            torch.tensor([0, 1, 0, 1]),
+            [f"mnist-{s}-{i:05d}" for i in range(4)],
+            "pneumoniamnist",
+        )
+        for s in ("train", "val", "test")
+    ]
+    note = describe_test_split(*mnist, test_given=False)
+    assert note.startswith("MedMNIST made this split: it divided the source's training set 9:1")
+    assert '"its source validation set"' in note and "carved" not in note
+    assert note.endswith("so no split of this source can be checked by patient")
+
+
+def test_describe_test_split_counts_a_given_folders_reused_ids_and_checks_a_carved_one():
+    data = make_set(40)
+    train, test = split_by_patient(data, 0.3, seed=0)
+    reused = train.subset(range(3))  # test/ holding train's first patient(s) again
+    given = ImageSet(
+        torch.cat([test.images, reused.images]),
+        torch.cat([test.labels, reused.labels]),
+        test.patients + reused.patients,
+        "t",
+    )
+    n_reused = len(set(reused.patients))
+    assert describe_test_split(train, train.subset([]), given, test_given=True) == (
+        f"the given test/ folder: {n_reused} of its {given.n_patients()} patient ids also name "
+        "a patient in train or val"
+    )
+    assert "shares no patient" in describe_test_split(train, train.subset([]), test, False)
+    with pytest.raises(DataError, match="in more than one split"):
+        describe_test_split(train, train.subset([]), given, test_given=False)

@@ -2,7 +2,8 @@
 
 PneumoniaMNIST is the Kermany chest X-ray set, centre-cropped and resized, in one .npz file per
 image size. The MD5s are the ones MedMNIST publishes in ``medmnist/info.py``, so a corrupt or
-swapped file is caught before training on it.
+swapped file is caught before training on it. Its train/val/test split is MedMNIST's own
+(``SPLIT_ORIGIN``, in MedMNIST's words); the file carries no patient ids.
 """
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ PNEUMONIAMNIST_MD5 = {
 SIZES = tuple(PNEUMONIAMNIST_MD5)
 SPLITS = ("train", "val", "test")
 SOURCE = "pneumoniamnist"
+# How MedMNIST made the split, from its description of PneumoniaMNIST (medmnist/info.py, v3;
+# Yang et al., "MedMNIST v2", Scientific Data 10:41, 2023). It says nothing about patients.
+SPLIT_ORIGIN = (
+    "MedMNIST made this split: it divided the source's training set 9:1 into train and val, and "
+    'for test it uses "its source validation set" (MedMNIST v2, Yang et al., Scientific Data '
+    "2023). MedMNIST does not say whether a child's X-rays stay on one side, and publishes no "
+    "patient ids, so no split of this source can be checked by patient"
+)
 _REDO = "Delete it and download it again."
 
 
@@ -128,7 +137,8 @@ def load_pneumoniamnist(path: Path, *, verify: bool = False) -> dict[str, ImageS
 
     Labels are 0 = normal, 1 = pneumonia, as in ``records.CLASSES``. MedMNIST ships no patient
     ids, so each image gets its own (``mnist-train-00042``): patient-level splits cannot be
-    checked on this source, and its own train/val/test split is used as given.
+    checked on this source, and MedMNIST's own train/val/test split is used as given (how it was
+    made: ``SPLIT_ORIGIN``).
     ``verify=True`` first checks the file's MD5 against MedMNIST's published value.
     """
     path = Path(path)

@@ -198,8 +198,9 @@ def _from_mnist(path: Path, size: int) -> CourseData:
 
     parts = {k: resize_images(v, size) for k, v in load_pneumoniamnist(path).items()}
     notes = [
-        "MedMNIST has no patient ids: its own official splits are used, made per image, so they "
-        "are not patient-level (one child's X-rays may be in two splits)"
+        "MedMNIST has no patient ids: its own official splits are used, and MedMNIST does not say "
+        "whether they keep a child on one side, so treat them as not patient-level (one child's "
+        "X-rays may be in two splits)"
     ]
     return CourseData(
         parts["train"], parts["val"], parts["test"], "pneumoniamnist", str(path), notes

@@ -110,6 +110,30 @@ def check_no_patient_overlap(**splits: ImageSet) -> None:
         )
 
 
+def describe_test_split(train: ImageSet, val: ImageSet, test: ImageSet, test_given: bool) -> str:
+    """Check the test split against train and val as far as its source allows; say what was found.
+
+    PneumoniaMNIST's split is MedMNIST's and cannot be checked by patient (``SPLIT_ORIGIN``).
+    A given test/ folder is used as it is, so the patient ids it shares are counted. A test split
+    the course carved out of the same pool as train and val is checked (DataError on overlap).
+    """
+    from medtl_helpers.data.medmnist import SOURCE, SPLIT_ORIGIN
+
+    if test.source == SOURCE:
+        return SPLIT_ORIGIN
+    if test_given:
+        reused = {*shared_patients(train, test), *shared_patients(val, test)}
+        return (
+            f"the given test/ folder: {len(reused)} of its {test.n_patients()} patient ids "
+            "also name a patient in train or val"
+        )
+    check_no_patient_overlap(train=train, val=val, test=test)
+    return (
+        "the test split is a patient-level holdout of the same pool as train and val: "
+        "it shares no patient with either"
+    )
+
+
 def too_small_to_validate(
     data: ImageSet, min_images: int = 20, min_patients: int = 10
 ) -> str | None:
