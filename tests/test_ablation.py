@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from medtl_helpers.explain import ablation
 from medtl_helpers.explain.ablation import ablation_importance, identity_blocks
 from medtl_helpers.models import build_model
 
@@ -111,3 +112,10 @@ def test_identity_blocks_of_resnet18_and_resnet50():
     }
     assert identity_blocks(r50)["layer1"] == ["layer1.1", "layer1.2"]
     assert identity_blocks(r50)["layer3"] == [f"layer3.{i}" for i in range(1, 6)]
+
+
+def test_the_docstring_calls_the_freezing_advice_a_claim_03_tests():
+    doc = " ".join(ablation.__doc__.split())
+    assert "it is the cheapest to freeze" not in doc  # stated as fact before 03 tested it
+    assert "is a claim to test, not a fact" in doc and "equal frozen parameter counts" in doc
+    assert "restores nothing" in doc  # state_dict() holds the live tensors

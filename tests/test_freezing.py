@@ -1,10 +1,14 @@
-"""Freezing by layer-group prefix, frozen BatchNorm statistics, the trainable-parameter table."""
+"""Freezing by layer-group or module prefix, frozen BatchNorm statistics, the trainable-parameter
+table, and freezing lists of equal size for the two ends of a ranking."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from medtl_helpers import config
+from medtl_helpers.data.split import split_by_patient
+from medtl_helpers.data.synthetic import make_synthetic
 from medtl_helpers.models import (
     STRATEGIES,
     build_model,
@@ -13,6 +17,11 @@ from medtl_helpers.models import (
     train_mode,
     trainable_summary,
 )
+from medtl_helpers.models.freezing import equal_count_freezing, module_order
+from medtl_helpers.models.groups import belongs_to
+from medtl_helpers.training import fit
+
+QUICK = config.get_profile("quick")
 
 
 @pytest.fixture
@@ -116,3 +125,76 @@ def test_trainable_summary_table(resnet18):
     assert table.loc["total", "trainable"] == count_parameters(resnet18, trainable_only=True)
     freeze(resnet18, "all")
     assert trainable_summary(resnet18).loc["total", "trainable %"] == 0.01  # the head alone
+
+
+def frozen_names(model: torch.nn.Module) -> set[str]:
+    return {name for name, p in model.named_parameters() if not p.requires_grad}
+
+
+def test_freeze_accepts_blocks_and_modules_at_a_dot_boundary(resnet18):
+    assert freeze(resnet18, ["layer4.1", "conv1"]) == ["conv1", "layer4.1"]
+    assert resnet18.medtl_frozen == ["conv1", "layer4.1"]
+    block = {f"layer4.1.{name}" for name, _ in resnet18.layer4[1].named_parameters()}
+    assert frozen_names(resnet18) == block | {"conv1.weight"}  # bn1 (also the stem) trains
+    # A module inside a frozen group is not listed twice.
+    assert freeze(resnet18, ["layer3", "layer3.0.conv1"]) == ["layer3"]
+    assert belongs_to("module.layer4.1.bn1", ["layer4.1"])
+    assert not belongs_to("layer4.10.conv1.weight", ["layer4.1"])
+    assert belongs_to("layer3.0.conv1.weight", ["layer3"])
+
+
+def test_unknown_modules_are_refused_with_an_example(resnet18):
+    with pytest.raises(ValueError, match=r"\['layer4\.2'\].*such as 'layer4\.1'"):
+        freeze(resnet18, ["layer4", "layer4.2"])
+
+
+def test_train_mode_keeps_a_frozen_blocks_batchnorm_in_eval(resnet18):
+    freeze(resnet18, ["layer4.1"])
+    frozen_bn, trained_bn = resnet18.layer4[1].bn1, resnet18.layer4[0].bn1
+    before_frozen = frozen_bn.running_mean.clone()
+    before_trained = trained_bn.running_mean.clone()
+    train_mode(resnet18)
+    assert not frozen_bn.training and trained_bn.training and resnet18.bn1.training
+    resnet18(torch.randn(2, 3, 32, 32))
+    assert torch.equal(frozen_bn.running_mean, before_frozen)
+    assert not torch.equal(trained_bn.running_mean, before_trained)
+
+
+@pytest.mark.filterwarnings("ignore:The validation split holds only")
+def test_fit_trains_around_a_frozen_block():
+    data = split_by_patient(make_synthetic(96, size=32, seed=3), 0.25, seed=0)
+    torch.manual_seed(0)
+    model = build_model("resnet18", pretrained="none", verbose=False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fit(model, *data, freeze=["layer4.1"], epochs=1, batch_size=32, profile=QUICK, progress=False)
+    after = model.state_dict()
+    changed = {key for key in before if not torch.equal(before[key], after[key])}
+    assert not any(key.startswith("layer4.1.") for key in changed)  # weights and BN statistics
+    assert "layer4.0.conv1.weight" in changed and "fc.weight" in changed
+
+
+def test_module_order_goes_group_by_group_in_the_order_given(resnet18):
+    order = module_order(resnet18, ["layer4", "stem"])
+    assert order[0] == ("layer4.0.conv1", 512 * 256 * 9) and order[-1] == ("bn1", 128)
+    assert [name for name, _ in order[-2:]] == ["conv1", "bn1"]
+    assert sum(size for _, size in order) == 8_393_728 + 9536
+
+
+def frozen_count(model: torch.nn.Module, names: list[str]) -> int:
+    freeze(model, names)
+    return count_parameters(model) - count_parameters(model, trainable_only=True)
+
+
+def test_equal_count_freezing_matches_the_two_ends_of_a_ranking(resnet18):
+    plans = equal_count_freezing(resnet18, ["layer1", "layer2", "layer3", "layer4"])
+    # Whole groups would freeze 673,536 (layer1 + layer2) against 10,493,440 (layer3 + layer4).
+    assert plans == {
+        "least": ["layer1", "layer2", "layer3", "layer4.0.conv1"],
+        "most": ["layer4.0"],
+    }
+    counts = {arm: frozen_count(resnet18, names) for arm, names in plans.items()}
+    assert counts == {"least": 3_952_896, "most": 3_673_088}  # 7% apart
+    reversed_plans = equal_count_freezing(resnet18, ["layer4", "layer3", "layer2", "layer1"])
+    assert reversed_plans == {"least": plans["most"], "most": plans["least"]}
+    with pytest.raises(ValueError, match="widen low..high"):
+        equal_count_freezing(resnet18, ["layer1"], low=0.9, high=0.95)

@@ -1,11 +1,17 @@
 """Layer importance by ablation: zero a part of the network, score it, restore it exactly.
 
 Done correctly, each ablation zeroes *every* parameter of the part (conv weights, BatchNorm
-weight and bias), scores the model in eval mode, then reloads a saved copy of the whole state and
-checks that it matches bit for bit, and puts every module back in the mode it had. A part whose
-removal barely changes the score is one the current predictions do not depend on: it is the
-cheapest to freeze. Freezing the parts with the *largest* drop instead locks exactly the layers
-the task relies on, so fine-tuning cannot adapt them.
+weight and bias: with the bias left, a "removed" layer still adds a constant), scores the model
+in eval mode, then reloads a saved *copy* of the whole state (`model.state_dict()` alone holds
+references to the live tensors, so reloading it restores nothing) and checks that it matches bit
+for bit, and puts every module back in the mode it had.
+
+A small drop says that the current predictions barely depend on the part. The advice that
+usually comes with a ranking, to freeze the parts with the smallest drop rather than those with
+the largest, is a claim to test, not a fact: notebook 03 ranks the groups on the model the
+freezing is applied to, trains both advices at equal frozen parameter counts
+(`models.freezing.equal_count_freezing`), and compares them on patients that no choice was made
+on.
 
 Parts are named by prefix ("layer3" or "layer3.1"), matched at a dot boundary, so "layer1" never
 matches "layer10" and "conv1" never matches "layer1.0.conv1".

@@ -1,4 +1,4 @@
-"""Freezing ResNet layer groups by name prefix, and counting what is left to train.
+"""Freezing ResNet layer groups (or single modules) by name prefix, and counting what trains.
 
 Groups are found by name *prefix* through `models.group_of` ("layer3.0.conv1.weight" belongs to
 layer3), never by substring: `"conv1" in name` also matches layer1.0.conv1 ... layer4.1.conv1,
@@ -8,11 +8,12 @@ so a "freeze the stem" rule written that way freezes a conv in every block.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import accumulate
 
 import pandas as pd
 from torch import nn
 
-from medtl_helpers.models.groups import GROUPS, group_of
+from medtl_helpers.models.groups import GROUPS, belongs_to, group_of
 
 STRATEGIES = {
     "none": (),
@@ -21,35 +22,107 @@ STRATEGIES = {
 }
 
 
-def _groups_for(strategy: str | Sequence[str]) -> list[str]:
+def _parts_for(model: nn.Module, strategy: str | Sequence[str]) -> list[str]:
     if isinstance(strategy, str):
-        # A bare group name ("stem") is accepted as a one-group list.
+        # A bare group or module name ("stem", "layer4.1") is accepted as a one-item list.
         requested = STRATEGIES.get(strategy, (strategy,))
     else:
         requested = tuple(strategy)
-    unknown = [group for group in requested if group not in GROUPS]
+    # Every module that holds parameters, in network order: groups' children, blocks, layers.
+    named = model.named_modules()
+    known = [name for name, m in named if name and next(m.parameters(), None) is not None]
+    known += GROUPS
+    unknown = [part for part in requested if part not in known]
     if unknown:
         raise ValueError(
-            f"Unknown layer group(s) {unknown}: use a strategy ({', '.join(STRATEGIES)}) "
-            f"or a list of groups from {', '.join(GROUPS)}"
+            f"Unknown layer group(s) or module(s) {unknown}: use a strategy "
+            f"({', '.join(STRATEGIES)}), a list of groups from {', '.join(GROUPS)}, or names of "
+            "this model's blocks and modules such as 'layer4.1' or 'layer4.1.conv1'"
         )
-    return [group for group in GROUPS if group in requested]
+    groups = [group for group in GROUPS if group in requested]
+    names = sorted(set(requested) - set(GROUPS), key=known.index)
+    return groups + [name for name in names if group_of(name) not in groups]
 
 
 def freeze(model: nn.Module, strategy: str | Sequence[str]) -> list[str]:
-    """Freeze exactly the groups named by `strategy` and unfreeze all the others.
+    """Freeze exactly the groups or modules named by `strategy` and unfreeze all the others.
 
     strategy: "none", "partial" (stem, layer1, layer2), "all" (the whole backbone, so only the
-        head trains), or a list of groups such as ["layer4", "head"].
-    Returns the frozen groups in network order and stores them as `model.medtl_frozen`, which
-    `train_mode` reads. requires_grad=False alone does not stop BatchNorm from updating its
-    running statistics: train with `modes.train_mode(model)` instead of `model.train()`.
+        head trains), a list of groups such as ["layer4", "head"], or a list that also names
+        blocks and modules ("layer4.1", "layer3.0.conv1"), matched as prefixes at a dot boundary.
+    Returns the frozen groups in network order, then the modules outside them in network order,
+    and stores the list as `model.medtl_frozen`, which `train_mode` reads. requires_grad=False
+    alone does not stop BatchNorm from updating its running statistics: train with
+    `modes.train_mode(model)` instead of `model.train()`.
     """
-    frozen = _groups_for(strategy)
+    frozen = _parts_for(model, strategy)
     for name, param in model.named_parameters():
-        param.requires_grad_(group_of(name) not in frozen)
+        param.requires_grad_(not belongs_to(name, frozen))
     model.medtl_frozen = frozen
     return frozen
+
+
+def module_order(model: nn.Module, groups: Sequence[str]) -> list[tuple[str, int]]:
+    """(name, parameter values) of each module that holds parameters of its own, group by group
+    in the order given, and in network order inside a group."""
+    units = [
+        (name, sum(p.numel() for p in module.parameters(recurse=False)))
+        for name, module in model.named_modules()
+        if name and next(module.parameters(recurse=False), None) is not None
+    ]
+    return [(name, size) for group in groups for name, size in units if group_of(name) == group]
+
+
+def _named(taken: list[str], everything: list[str]) -> list[str]:
+    """`taken` in its order, a whole group ("layer4") or block ("layer4.1") named once."""
+    chosen, out = set(taken), []
+    for name in taken:
+        for level in (1, 2):
+            prefix = ".".join(name.split(".")[:level])
+            members = [n for n in everything if n == prefix or n.startswith(prefix + ".")]
+            if all(n in chosen for n in members):
+                break
+        else:
+            prefix = name
+        if prefix not in out:
+            out.append(prefix)
+    return out
+
+
+def equal_count_freezing(
+    model: nn.Module, ranked: Sequence[str], low: float = 0.1, high: float = 0.5
+) -> dict[str, list[str]]:
+    """Two freezing lists for the ends of a ranking that freeze (nearly) as many values each.
+
+    ranked: layer groups, least important first. "least" takes modules in `module_order(model,
+    ranked)`, "most" in `module_order(model, reversed(ranked))`: whole groups, then the first
+    modules of the next group in network order. Each list stops after a whole module, with a
+    count between `low` and `high` times the values of the ranked groups; of all such pairs of
+    stopping points, the pair closest in count (relative difference) is returned. Whole groups
+    cannot match: in a ResNet each stage holds about four times the values of the one before.
+    """
+    walks = {"least": module_order(model, ranked), "most": module_order(model, ranked[::-1])}
+    total = sum(size for _, size in walks["least"])
+    stops = {
+        arm: [
+            (count, i)
+            for i, count in enumerate(accumulate(size for _, size in walk))
+            if low * total <= count <= high * total
+        ]
+        for arm, walk in walks.items()
+    }
+    pairs = [(abs(a - b) / max(a, b), i, j) for a, i in stops["least"] for b, j in stops["most"]]
+    if not pairs:
+        raise ValueError(
+            f"No stopping point of {list(ranked)} freezes between {low:.0%} and {high:.0%} of "
+            "their values: widen low..high or rank more groups"
+        )
+    _, i, j = min(pairs)
+    everything = [name for name, _ in walks["least"]]
+    return {
+        "least": _named([name for name, _ in walks["least"][: i + 1]], everything),
+        "most": _named([name for name, _ in walks["most"][: j + 1]], everything),
+    }
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

@@ -5,6 +5,8 @@ Freezing, discriminative learning rates and feature extraction all work on these
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from torch import nn
 
 GROUPS = ("stem", "layer1", "layer2", "layer3", "layer4", "head")
@@ -24,16 +26,20 @@ _GROUP_OF_CHILD = {
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
+def _unwrapped(name: str) -> str:
+    for prefix in _WRAPPER_PREFIXES:
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+    return name
+
+
 def group_of(param_or_module_name: str) -> str:
     """The layer group of a parameter or module name, decided by its first dotted component.
 
     "layer3.0.conv1.weight" -> "layer3", because it *starts* with layer3; testing
     `"conv1" in name` instead would wrongly put it in the stem.
     """
-    name = param_or_module_name
-    for prefix in _WRAPPER_PREFIXES:
-        if name.startswith(prefix):
-            name = name[len(prefix) :]
+    name = _unwrapped(param_or_module_name)
     first = name.split(".", 1)[0]
     if first not in _GROUP_OF_CHILD:
         raise ValueError(
@@ -41,6 +47,17 @@ def group_of(param_or_module_name: str) -> str:
             f"must be one of {', '.join(_GROUP_OF_CHILD)} (groups: {', '.join(GROUPS)})"
         )
     return _GROUP_OF_CHILD[first]
+
+
+def belongs_to(param_or_module_name: str, parts: Iterable[str]) -> bool:
+    """Whether the name lies in one of `parts`: layer groups ("layer4", decided by `group_of`) or
+    module names ("layer4.1", "layer4.1.bn1"), matched as a prefix at a dot boundary, so
+    "layer4.1" holds "layer4.1.conv1.weight" and never "layer4.10.conv1.weight"."""
+    parts = set(parts)
+    if group_of(param_or_module_name) in parts:
+        return True
+    name = _unwrapped(param_or_module_name)
+    return any(name == part or name.startswith(part + ".") for part in parts - set(GROUPS))
 
 
 def split_backbone_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:

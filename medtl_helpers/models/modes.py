@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from medtl_helpers.models.groups import group_of
+from medtl_helpers.models.groups import belongs_to
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -35,7 +35,7 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def train_mode(model: nn.Module) -> nn.Module:
-    """model.train(), then every BatchNorm inside a frozen group back to eval().
+    """model.train(), then every BatchNorm inside a frozen group or module back to eval().
 
     In train mode BatchNorm normalises each batch with that batch's own statistics and moves its
     running_mean/running_var towards them (a moving average, momentum 0.1), even when its weight
@@ -47,6 +47,6 @@ def train_mode(model: nn.Module) -> nn.Module:
     model.train()
     frozen = set(getattr(model, "medtl_frozen", ()))
     for name, module in model.named_modules():
-        if isinstance(module, _BatchNorm) and group_of(name) in frozen:
+        if isinstance(module, _BatchNorm) and belongs_to(name, frozen):
             module.eval()
     return model
