@@ -208,13 +208,17 @@ def test_package_exports_every_public_name():
         "calibration_bins",
         "choose_threshold",
         "confusion",
+        "difference_table",
+        "difference_verdict",
         "expected_calibration_error",
         "labels_and_probabilities",
         "metrics_table",
+        "paired_difference",
         "predict_proba",
         "run_batched",
         "sensitivity",
         "specificity",
+        "threshold_spread",
     ]
     for name in medtl_helpers.metrics.__all__:
         assert getattr(medtl_helpers.metrics, name) is not None, name

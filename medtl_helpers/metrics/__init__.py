@@ -1,9 +1,9 @@
 """Predictions and the metrics computed from them: AUROC and the rates at a threshold, threshold
 choice, bootstrap intervals and calibration. Training's validation uses them too.
 
-`rates` holds AUROC, the confusion counts and the rates, `threshold` the threshold choice,
-`bootstrap` the intervals, `paired` the paired interval of a difference between two models,
-`calibration` the calibration bins and error, `predict` the model runs.
+`rates` holds AUROC, the confusion counts and the rates, `threshold` the threshold choice and
+its bootstrap spread, `bootstrap` the intervals, `paired` the paired interval of a difference
+between two models, `calibration` the calibration bins and error, `predict` the model runs.
 """
 
 from medtl_helpers.metrics.bootstrap import bootstrap_ci
@@ -22,7 +22,7 @@ from medtl_helpers.metrics.rates import (
     sensitivity,
     specificity,
 )
-from medtl_helpers.metrics.threshold import choose_threshold
+from medtl_helpers.metrics.threshold import choose_threshold, threshold_spread
 
 __all__ = [
     "METRICS",
@@ -44,4 +44,5 @@ __all__ = [
     "run_batched",
     "sensitivity",
     "specificity",
+    "threshold_spread",
 ]
