@@ -7,14 +7,23 @@ import json
 import pytest
 import torch
 
+from medtl_helpers import config
+from medtl_helpers.data.augment import BatchAugment
+from medtl_helpers.data.split import split_by_patient
+from medtl_helpers.data.synthetic import make_synthetic
 from medtl_helpers.models import GROUPS, build_model
+from medtl_helpers.training import BatchTrainer, fit, read_checkpoint
 from medtl_helpers.training.stages import (
     Stage,
     discriminative_lrs,
     make_optimizer,
     make_scheduler,
     progressive_stages,
+    warmup_steps,
 )
+
+# The tiny split below is too small to choose a model with; fit says so, and that is fine here.
+pytestmark = pytest.mark.filterwarnings("ignore:The validation split holds only")
 
 
 @pytest.fixture
@@ -120,6 +129,18 @@ def test_cosine_warms_up_then_decays_to_two_percent():
     assert after_end == pytest.approx([0.02 * 1e-2] * 30)
 
 
+@pytest.mark.parametrize("epochs, steps", [(1, 6), (1, 37), (1, 39), (1, 40), (2, 50), (4, 62)])
+def test_warmup_steps_are_the_steps_below_the_peak(epochs, steps):
+    """Notebook 05 prints these counts: a stage of fewer than 40 steps has no warm-up."""
+    stage = Stage(epochs=epochs, lr=1e-2)
+    used = run_schedule(stage, steps, epochs * steps)
+    peak = used.index(max(used))
+    assert warmup_steps(stage, steps) == peak
+    assert all(lr < 1e-2 for lr in used[:peak]) and used[peak] == pytest.approx(1e-2)
+    assert warmup_steps(stage, steps) == (0 if epochs * steps < 40 else epochs * steps // 20 - 1)
+    assert warmup_steps(Stage(epochs=epochs, schedule="constant"), steps) == 0
+
+
 def test_constant_schedule_keeps_lr():
     assert run_schedule(Stage(epochs=2, lr=3e-4, schedule="constant"), 10, 20) == [3e-4] * 20
 
@@ -161,3 +182,74 @@ def test_stage_as_dict_round_trip():
     assert rebuilt.as_dict() == data
     assert rebuilt == Stage("top", 2, ["stem", "layer1"], 5e-4, {"head": 1e-3}, schedule="constant")
     assert Stage(freeze="partial").as_dict()["freeze"] == "partial"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return split_by_patient(make_synthetic(160, size=32, seed=3), 0.25, seed=0)
+
+
+def fit_tiny(tiny, stages, **options):
+    torch.manual_seed(0)
+    model = build_model("resnet18", pretrained="none", verbose=False)
+    profile = config.get_profile("quick")
+    fit(model, *tiny, stages=stages, profile=profile, batch_size=32, progress=False, **options)
+
+
+def batchnorm_means(state: dict, group_prefix: str) -> torch.Tensor:
+    return torch.cat([v for k, v in state.items() if k.startswith(group_prefix) and "mean" in k])
+
+
+def test_frozen_groups_keep_their_batchnorm_statistics_until_they_train(tiny, tmp_path):
+    """Notebook 05: the staged runs keep stem to layer2 at source statistics for two stages."""
+    torch.manual_seed(0)
+    source = build_model("resnet18", pretrained="none", verbose=False).state_dict()
+    head, top, full = progressive_stages((1, 1, 1))
+    for stages, unchanged, changed in (
+        ([head], ["bn1", "layer1", "layer2", "layer3", "layer4"], []),
+        ([head, top], ["bn1", "layer1", "layer2"], ["layer3", "layer4"]),
+        ([full], [], ["bn1", "layer1", "layer2", "layer3", "layer4"]),
+    ):
+        out = tmp_path / str(len(stages)) / stages[0].name
+        fit_tiny(tiny, stages, out_dir=out, patience=9)
+        last = read_checkpoint(out / "last.pt")["state_dict"]
+        for group in unchanged:
+            assert torch.equal(batchnorm_means(last, group), batchnorm_means(source, group)), group
+        for group in changed:
+            assert not torch.equal(batchnorm_means(last, group), batchnorm_means(source, group))
+
+
+CUT = BatchTrainer.batches
+
+
+def batch_orders(tiny, stages, monkeypatch, **options) -> list[torch.Tensor]:
+    orders = []
+
+    def recorded(self, n):
+        orders.append(torch.cat(CUT(self, n)))
+        return orders[-1].split(self.global_batch)
+
+    monkeypatch.setattr(BatchTrainer, "batches", recorded)
+    fit_tiny(tiny, stages, patience=9, **options)
+    return orders
+
+
+def test_augmentation_with_its_own_generator_keeps_the_batch_order_of_every_arm(tiny, monkeypatch):
+    """Notebook 05 gives each run's augmentation its own generator, so all arms see the same
+    batches in the same order; by default the order and the augmentation share one generator,
+    and a head stage, which draws no augmentation, shifts the order of every later epoch."""
+    head, _, full = progressive_stages((1, 1, 1))
+    staged, one_shot = [head, full], [Stage("one-shot", 2, "none")]
+    shared = [batch_orders(tiny, plan, monkeypatch) for plan in (staged, one_shot)]
+    assert torch.equal(shared[0][0], shared[1][0])
+    assert not torch.equal(shared[0][1], shared[1][1])
+    own = [
+        batch_orders(
+            tiny,
+            plan,
+            monkeypatch,
+            augment=BatchAugment(generator=torch.Generator().manual_seed(1)),
+        )
+        for plan in (staged, one_shot)
+    ]
+    assert all(torch.equal(a, b) for a, b in zip(*own, strict=True)) and len(own[0]) == 2

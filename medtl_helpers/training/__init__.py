@@ -23,6 +23,7 @@ from medtl_helpers.training.stages import (
     make_optimizer,
     make_scheduler,
     progressive_stages,
+    warmup_steps,
 )
 from medtl_helpers.training.steps import BatchTrainer, class_weights, steps_per_epoch
 
@@ -49,4 +50,5 @@ __all__ = [
     "runs_root",
     "save_checkpoint",
     "steps_per_epoch",
+    "warmup_steps",
 ]

@@ -83,14 +83,27 @@ def make_optimizer(model: nn.Module, stage: Stage) -> torch.optim.Optimizer:
     return torch.optim.AdamW(param_groups, lr=stage.lr, weight_decay=stage.weight_decay)
 
 
+def warmup_steps(stage: Stage, steps_per_epoch: int) -> int:
+    """How many of the stage's first steps run below its peak rate (0 for a constant schedule).
+
+    The cosine schedule climbs linearly and reaches the peak at step max(1, total // 20), 5% of
+    the stage's steps, so the steps before it are the warm-up. A stage of fewer than 40 steps
+    (one short epoch, say) has none: its first step is already at the peak rate.
+    """
+    if stage.schedule != "cosine":
+        return 0
+    return max(1, stage.epochs * steps_per_epoch // 20) - 1
+
+
 def make_scheduler(
     optimizer: torch.optim.Optimizer, stage: Stage, steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-batch schedule for this stage's optimizer: warm-up then cosine decay, or constant."""
+    """Per-batch schedule for this stage's optimizer: cosine decay after a warm-up (see
+    `warmup_steps`: none in a stage of fewer than 40 steps), or constant."""
     total = max(1, stage.epochs * steps_per_epoch)
     # 5% of the stage warms up: in its first steps Adam's second-moment estimate rests on a few
     # gradients only, so full-size steps there are erratic (Liu et al. 2020, RAdam).
-    warmup = max(1, total // 20)
+    warmup = 1 + warmup_steps(stage, steps_per_epoch)
     if stage.schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     if stage.schedule != "cosine":
