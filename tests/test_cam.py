@@ -17,6 +17,7 @@ from medtl_helpers.data.augment import to_model_input
 from medtl_helpers.explain.cam import (
     class_activation_maps,
     randomization_check,
+    randomization_reading,
     randomize_layers,
     rank_correlation,
     target_scores,
@@ -126,6 +127,43 @@ def test_randomize_layers_changes_only_the_named_ones(model):
     assert all(v for k, v in same.items() if k.startswith(("conv1", "layer1", "layer3")))
 
 
+def test_randomize_layers_resets_batchnorm_statistics_too(model):
+    """A randomised stage's BatchNorm is a fresh layer's: weight 1, bias 0, mean 0, variance 1."""
+    trained = copy.deepcopy(model)
+    for module in trained.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.fill_(0.3)
+            module.running_var.fill_(2.0)
+            module.num_batches_tracked.fill_(5)
+    randomized = randomize_layers(trained, ["layer4"])
+    for name, module in randomized.named_modules():
+        if not isinstance(module, nn.BatchNorm2d):
+            continue
+        if name.startswith("layer4."):
+            assert torch.all(module.running_mean == 0) and torch.all(module.running_var == 1)
+            assert module.num_batches_tracked == 0
+            assert torch.all(module.weight == 1) and torch.all(module.bias == 0)
+        else:  # the stages below keep the statistics they were trained with
+            assert torch.all(module.running_mean == 0.3) and torch.all(module.running_var == 2)
+
+
+def test_randomization_reading():
+    def row(mean, low, high):
+        return {"mean spearman": mean, "lowest": low, "highest": high}
+
+    assert randomization_reading(row(0.3, 0.1, 0.5)) == (
+        "every map changed (all at or below 0.5): the check passes here"
+    )
+    assert "FAILS" in randomization_reading(row(0.8, 0.51, 0.95))
+    assert randomization_reading(row(-0.54, -0.89, -0.17)).startswith("every map partly reversed")
+    # the notebook's quick run: a mean just under 0.5 over images on both sides is not a pass
+    mixed = randomization_reading(row(0.486, 0.358, 0.726))
+    assert mixed.startswith("mixed: images from +0.36 to +0.73, on average the maps changed")
+    assert "survived (mean +0.60)" in randomization_reading(row(0.6, 0.2, 0.9))
+    nan = float("nan")
+    assert randomization_reading(row(nan, nan, nan)).startswith("undefined: every map was flat")
+
+
 def test_target_scores():
     logits = torch.tensor([[0.5, 2.0], [1.0, -1.0]])
     scores, column = target_scores(logits)
@@ -218,14 +256,19 @@ def test_randomization_check_catches_maps_that_ignore_the_weights(square_finder)
         r <= pr < r + 6 and c <= pc < c + 6 for (pr, pc), (r, c) in zip(peaks, corners.tolist())
     ]
     assert all(inside), "the trained maps are structured: each peaks on its square"
-    means = []
+    means, spreads = [], []
     for seed in range(5):
         rows = randomization_check(square_finder, squares, ("fc", "layer4"), seed=seed)
         assert [r["randomized"] for r in rows] == ["nothing (re-run)", "fc", "fc + layer4"]
         assert rows[0]["mean spearman"] == pytest.approx(1.0) and rows[0]["flat maps"] == 0
+        assert rows[0]["lowest"] == pytest.approx(1.0) == rows[0]["highest"]
+        defined = [r for r in rows if r["flat maps"] < len(squares)]  # all flat: NaN throughout
+        assert all(r["lowest"] <= r["mean spearman"] <= r["highest"] for r in defined)
+        spreads += [r["highest"] - r["lowest"] for r in defined[1:]]
         means.append(rows[2]["mean spearman"])
     # randomising fc + layer4 must take the maps far from the re-run's 1 (a no-op would keep 1)
     assert np.nanmean(means) < 0.6, means
+    assert max(spreads) > 0, "each row reports the lowest and highest image, not the mean twice"
 
 
 def test_overlay_uses_the_raw_image(images):

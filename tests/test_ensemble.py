@@ -1,4 +1,5 @@
-"""Ensembles: voting by hand-computed examples, and refusals for members that do not fit."""
+"""Ensembles: voting by hand-computed examples, refusals for members that do not fit, the soft
+vote against the member chosen on validation, and how much two models' errors overlap."""
 
 from __future__ import annotations
 
@@ -8,15 +9,18 @@ import torch
 
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.errors import CheckpointError
+from medtl_helpers.evaluation.diversity import error_overlap, overlap_difference
 from medtl_helpers.evaluation.ensemble import (
     Ensemble,
     compare_members,
     hard_vote,
     majority_cut,
     soft_vote,
+    soft_vote_against_best,
     vote_share,
     weights_fingerprint,
 )
+from medtl_helpers.metrics import auroc, choose_threshold, paired_difference
 from medtl_helpers.models import build_model
 from medtl_helpers.training.checkpoints import checkpoint_meta, save_checkpoint
 
@@ -153,3 +157,99 @@ def test_a_member_without_a_threshold_is_an_error_not_a_half(tmp_path):
         CheckpointError, match=r"a.pt records no decision threshold.*choose_threshold"
     ):
         ensemble.predict(tiny_set())
+
+
+def two_sets(n_val=8, n_test=12):
+    """A validation and a test set of tiny images; test patients hold two X-rays each."""
+    val = tiny_set(n_val)
+    test = tiny_set(n_test)
+    test.patients = [f"t{i // 2}" for i in range(n_test)]
+    return val, test
+
+
+def test_compare_members_takes_given_probabilities(tmp_path):
+    a = save(tmp_path / "a.pt", threshold=0.4)
+    b = save(tmp_path / "b.pt", seed=1, threshold=0.6)
+    ensemble = Ensemble.from_checkpoints([a, b], names=["m0", "m1"])
+    val, test = two_sets()
+    computed = ensemble.member_probabilities(val), ensemble.member_probabilities(test)
+    given = compare_members(ensemble, val, test, probabilities=computed)
+    assert given.equals(compare_members(ensemble, val, test))
+    # probabilities that no member produced are used as given, not recomputed
+    made_up = np.linspace(0.05, 0.95, 8)
+    table = compare_members(
+        ensemble, val, test, probabilities=(np.stack([made_up] * 2), computed[1])
+    )
+    assert table.loc["m0", "val AUROC"] == pytest.approx(auroc(val.labels.numpy(), made_up))
+    with pytest.raises(ValueError, match=r"shapes \(2, 8\) and \(2, 12\).*got \(2, 12\) and"):
+        compare_members(ensemble, val, test, probabilities=(computed[1], computed[1]))
+
+
+def test_soft_vote_is_compared_with_the_member_chosen_on_validation(tmp_path):
+    a = save(tmp_path / "a.pt", threshold=0.5)
+    b = save(tmp_path / "b.pt", seed=1, threshold=0.45)
+    ensemble = Ensemble.from_checkpoints([a, b], names=["m0", "m1"])
+    val, test = two_sets()
+    y_val, y_test = val.labels.numpy(), test.labels.numpy()  # 0, 1, 0, 1, ...
+    # m1 ranks validation perfectly and m0 does not; on test it is the other way round
+    p_val = np.stack([np.linspace(0.9, 0.1, 8), 0.2 + 0.6 * y_val])
+    p_test = np.stack([0.1 + 0.8 * y_test, np.linspace(0.9, 0.1, 12)])
+    assert auroc(y_test, p_test[0]) > auroc(y_test, p_test[1])
+    name, table = soft_vote_against_best(ensemble, val, test, probabilities=(p_val, p_test))
+    assert name == "m1", "the better member is the one chosen on validation"
+    soft_threshold = choose_threshold(y_val, p_val.mean(axis=0))
+    expected = paired_difference(
+        y_test, p_test[1], p_test.mean(axis=0), 0.45, soft_threshold, groups=test.patients
+    )
+    for metric, (difference, low, high) in expected.items():
+        assert table.loc[metric, "soft vote - member"] == pytest.approx(difference)
+        assert (table.loc[metric, "low"], table.loc[metric, "high"]) == pytest.approx((low, high))
+    soft, member = auroc(y_test, p_test.mean(axis=0)), auroc(y_test, p_test[1])
+    assert table.loc["auroc", "soft vote - member"] == pytest.approx(soft - member)
+    assert set(table["verdict"]) <= {
+        "soft vote is better",
+        "m1 is better",
+        "not settled by these patients (the interval includes 0)",
+    }
+
+
+# y, two models' probabilities and thresholds, worked by hand:
+# m_a decides 1 0 1 1 0 0 0 1 and errs on cases 1, 3, 6, 7 (4 of 8);
+# m_b (p >= 0.3) decides 1 1 0 0 0 1 1 1 and errs on cases 2, 5, 7 (3 of 8);
+# both err on case 7 only, either on 6 cases, so they disagree on 6 - 1 = 5.
+Y = np.array([1, 1, 1, 0, 0, 0, 1, 0])
+PAIR = (
+    np.array([[0.9, 0.2, 0.8, 0.6, 0.1, 0.3, 0.4, 0.7], [0.9, 0.3, 0.2, 0.1, 0.2, 0.9, 0.35, 0.8]]),
+    [0.5, 0.3],
+)
+
+
+def test_error_overlap_by_hand():
+    assert error_overlap(Y, *PAIR) == pytest.approx(
+        {
+            "error rate a": 4 / 8,
+            "error rate b": 3 / 8,
+            "disagreement": 5 / 8,
+            "both wrong": 1 / 8,
+            "error overlap": 1 / 6,
+        }
+    )
+    same = error_overlap(Y, np.stack([PAIR[0][0]] * 2), [0.5, 0.5])
+    assert same["error overlap"] == 1 and same["disagreement"] == 0
+    with pytest.raises(ValueError, match=r"shape \(2, 8\).*got shapes \(8,\) and \(2,\)"):
+        error_overlap(Y, PAIR[0][0], PAIR[1])
+
+
+def test_overlap_difference_is_paired_over_patients():
+    identical = overlap_difference(Y, PAIR, PAIR, n_boot=200)
+    assert all(v == (0.0, 0.0, 0.0) for v in identical.values()), "a pair minus itself is 0"
+    agreeing = (np.stack([PAIR[0][0]] * 2), [0.5, 0.5])  # the same mistakes twice
+    patients = ["a", "a", "b", "b", "c", "c", "d", "d"]
+    result = overlap_difference(Y, PAIR, agreeing, groups=patients, n_boot=300)
+    difference, low, high = result["error overlap"]
+    assert difference == pytest.approx(1 - 1 / 6)
+    assert low <= difference <= high
+    difference, low, high = result["disagreement"]
+    assert difference == pytest.approx(-5 / 8) and low <= difference <= high < 0
+    with pytest.raises(ValueError, match="groups has 3 ids but there are 8 cases"):
+        overlap_difference(Y, PAIR, agreeing, groups=["a", "b", "c"])

@@ -9,6 +9,10 @@ Soft voting averages the members' probabilities of PNEUMONIA. Hard voting lets e
 with its own validation threshold and takes the majority. With an even number of members a vote
 can be tied; `tie="positive"` (the default) calls a tie PNEUMONIA, because in screening a missed
 pneumonia costs more than a second look at a healthy child.
+
+Whether averaging helped is the soft vote against the member chosen on validation, scored on test
+with a paired bootstrap over patients (`soft_vote_against_best`). Whether the members make
+different mistakes at all is measured in `evaluation.diversity`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from torch import nn
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.errors import CheckpointError
 from medtl_helpers.metrics import auroc, binary_metrics, choose_threshold, predict_proba
+from medtl_helpers.metrics.paired import difference_verdict, paired_difference
 from medtl_helpers.training.checkpoints import load_checkpoint
 
 # What a member expects of its input; members that differ here cannot share one batch.
@@ -187,17 +192,43 @@ def _row(name: str, y_val, p_val, y_test, p_test, threshold: float) -> dict:
     }
 
 
+def member_scores(
+    ensemble: Ensemble, val: ImageSet, test: ImageSet, probabilities: tuple | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The members' probabilities on val and on test: computed, or `probabilities` checked.
+
+    Pass `probabilities=(p_val, p_test)` from `member_probabilities` to score a second table
+    without running every member over both sets again.
+    """
+    if probabilities is None:
+        return ensemble.member_probabilities(val), ensemble.member_probabilities(test)
+    p_val, p_test = (np.asarray(p, dtype=np.float64) for p in probabilities)
+    members = len(ensemble.members)
+    expected = [(members, len(val)), (members, len(test))]
+    if [p_val.shape, p_test.shape] != expected:
+        raise ValueError(
+            f"probabilities must be (p_val, p_test) of shapes {expected[0]} and {expected[1]} "
+            f"(members, images), got {p_val.shape} and {p_test.shape}: compute them with "
+            "ensemble.member_probabilities(val) and ensemble.member_probabilities(test)."
+        )
+    return p_val, p_test
+
+
 def compare_members(
-    ensemble: Ensemble, val: ImageSet, test: ImageSet, tie: str = "positive"
+    ensemble: Ensemble,
+    val: ImageSet,
+    test: ImageSet,
+    tie: str = "positive",
+    probabilities: tuple | None = None,
 ) -> pd.DataFrame:
     """One row per member, then the soft and the hard vote, scored on validation and test.
 
     Members use their own thresholds; the soft vote's threshold is chosen on validation (Youden).
     The hard vote is scored by its vote share, whose AUROC is coarse (members + 1 levels), at a
-    threshold of one half, so `tie` decides the 50/50 splits.
+    threshold of one half, so `tie` decides the 50/50 splits. `probabilities`: see member_scores.
     """
     cut = majority_cut(tie)
-    p_val, p_test = ensemble.member_probabilities(val), ensemble.member_probabilities(test)
+    p_val, p_test = member_scores(ensemble, val, test, probabilities)
     y_val, y_test = val.labels.numpy(), test.labels.numpy()
     rows = [
         _row(m.name, y_val, p_val[i], y_test, p_test[i], m.threshold)
@@ -211,3 +242,47 @@ def compare_members(
     share_test = vote_share(p_test, ensemble.thresholds)
     rows.append(_row(f"hard vote (tie={tie})", y_val, share_val, y_test, share_test, cut))
     return pd.DataFrame(rows).set_index("model")
+
+
+def soft_vote_against_best(
+    ensemble: Ensemble,
+    val: ImageSet,
+    test: ImageSet,
+    probabilities: tuple | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[str, pd.DataFrame]:
+    """The member with the best validation AUROC, and the soft vote minus it on test, per metric.
+
+    The member is picked on validation, never on test: the member that scores best on test is
+    partly the luckiest one there, and beating it would be judged on the set that picked it.
+    It keeps its own threshold; the soft vote's is chosen on validation, as in
+    `compare_members`. The difference is a paired bootstrap over the test patients
+    (`paired_difference` with `groups=test.patients`). Returns the member's name and a table of
+    difference, low, high and verdict per metric.
+    """
+    p_val, p_test = member_scores(ensemble, val, test, probabilities)
+    y_val, y_test = val.labels.numpy(), test.labels.numpy()
+    best = int(np.argmax([auroc(y_val, p) for p in p_val]))  # the first one on a tie
+    name = ensemble.members[best].name
+    soft_threshold = choose_threshold(y_val, soft_vote(p_val))
+    result = paired_difference(
+        y_test,
+        p_test[best],
+        soft_vote(p_test),
+        ensemble.members[best].threshold,
+        soft_threshold,
+        n_boot=n_boot,
+        seed=seed,
+        groups=test.patients,
+    )
+    rows = {
+        metric: {
+            "soft vote - member": d,
+            "low": low,
+            "high": high,
+            "verdict": difference_verdict(low, high, better="soft vote", worse=name),
+        }
+        for metric, (d, low, high) in result.items()
+    }
+    return name, pd.DataFrame.from_dict(rows, orient="index")

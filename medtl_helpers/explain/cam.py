@@ -131,7 +131,13 @@ def rank_correlation(a, b) -> float:
 
 
 def randomize_layers(model: nn.Module, layers: Sequence[str], seed: int = 0) -> nn.Module:
-    """A copy of `model` with the named submodules re-initialised (fresh random weights)."""
+    """A copy of `model` whose named submodules are back in the state of a freshly built layer.
+
+    Convolutions and linear layers get new random weights (each module's own
+    `reset_parameters`). BatchNorm layers get weight 1 and bias 0, *and* their running mean 0
+    and variance 1, so in eval mode they pass activations through unchanged: the trained
+    statistics describe the old convolutions' outputs and would be wrong for the new ones.
+    """
     randomized = copy.deepcopy(model)
     with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
         torch.manual_seed(seed)
@@ -143,6 +149,35 @@ def randomize_layers(model: nn.Module, layers: Sequence[str], seed: int = 0) -> 
                 if hasattr(module, "reset_running_stats"):
                     module.reset_running_stats()
     return randomized
+
+
+# A mean rank correlation above this is closer to the re-run's 1 than to an unrelated map's 0.
+SURVIVES = 0.5
+
+
+def randomization_reading(row: dict) -> str:
+    """What one row of `randomization_check` says, image by image, about the check.
+
+    A correlation with the trained map of 1 is the same ranking of regions, 0 an unrelated one,
+    and a negative value a partly reversed one (high where the trained map was low). Above
+    `SURVIVES`, closer to 1 than to 0, an image's map survived the randomisation; at or below it,
+    the map changed, as a map that explains the model must. The check fails at a step where every
+    image's map survived and passes where every one changed; anything between is mixed.
+    """
+    mean, low, high = row["mean spearman"], row["lowest"], row["highest"]
+    if np.isnan(mean):
+        return "undefined: every map was flat (no positive evidence), so nothing to compare"
+    if high < 0:
+        return "every map partly reversed (all below 0), so every one changed: passes here"
+    if high <= SURVIVES:
+        return f"every map changed (all at or below {SURVIVES}): the check passes here"
+    if low > SURVIVES:
+        return f"every map survived (all above {SURVIVES}): the check FAILS here"
+    side = "survived" if mean > SURVIVES else "changed"
+    return (
+        f"mixed: images from {low:+.2f} to {high:+.2f}, on average the maps {side} "
+        f"(mean {mean:+.2f}); more images would settle this step"
+    )
 
 
 def randomization_check(
@@ -159,9 +194,9 @@ def randomization_check(
 
     The first row re-runs the trained model: the value an unchanged model gets (1, as the maps
     are deterministic). Step k randomises cascade[:k + 1] and reports the mean Spearman
-    correlation between each image's map from the trained model and from the randomised one.
-    Near the first row: the maps ignore what the model learned. Near 0 (or negative): they
-    depend on it, as an explanation should.
+    correlation between each image's map from the trained model and from the randomised one,
+    with the lowest and highest image's value (the spread a mean over few images hides).
+    `randomization_reading` says what a row means.
     """
     options = dict(layer=layer, method=method, target=target, image_size=image_size)
     reference = class_activation_maps(model, images, **options)
@@ -171,10 +206,13 @@ def randomization_check(
         maps = class_activation_maps(randomized, images, **options)
         values = np.array([rank_correlation(a, b) for a, b in zip(reference, maps)])
         defined = values[~np.isnan(values)]
+        nan = float("nan")
         rows.append(
             {
                 "randomized": " + ".join(cascade[: k + 1]) or "nothing (re-run)",
-                "mean spearman": float(defined.mean()) if defined.size else float("nan"),
+                "mean spearman": float(defined.mean()) if defined.size else nan,
+                "lowest": float(defined.min()) if defined.size else nan,
+                "highest": float(defined.max()) if defined.size else nan,
                 "flat maps": int(np.isnan(values).sum()),
             }
         )
