@@ -23,6 +23,7 @@ from medtl_helpers.evaluation.data_efficiency import (
     pretrained_problem,
     repeats_needed,
     summarise,
+    training_plan,
 )
 from medtl_helpers.training import steps_per_epoch
 
@@ -82,6 +83,44 @@ def test_step_rule_gives_small_subsets_enough_updates():
     for n in (5, 20, 38, 377):  # after repetition, `epochs` epochs still make min_steps
         repeats = repeats_needed(n, 32, epochs=2, min_steps=40)
         assert 2 * steps_per_epoch(repeats * n, 32) >= 40
+
+
+def test_the_plan_gives_the_passes_and_steps_really_trained_not_the_rules():
+    # 60 images at batch 32: the rule counts one step per pass (fit drops 28 images each pass),
+    # so 40 passes; repeated 20 times, the subset drops one partial batch per epoch: 74 steps.
+    assert training_plan(60, 32, epochs=2, min_steps=40) == {
+        "passes_needed": 40,
+        "repeats": 20,
+        "passes": 40,
+        "steps": 74,
+    }
+    # 7 passes do not split into 2 epochs: 4 repeats train 8 passes, 94 steps.
+    assert training_plan(377, 32, epochs=2, min_steps=70) == {
+        "passes_needed": 7,
+        "repeats": 4,
+        "passes": 8,
+        "steps": 94,
+    }
+    # smaller than a batch: one step per pass by the rule, full batches once repeated
+    assert training_plan(20, 32, epochs=2, min_steps=40) == {
+        "passes_needed": 40,
+        "repeats": 32,
+        "passes": 64,
+        "steps": 40,
+    }
+    capped = training_plan(60, 32, epochs=2, min_steps=40, trained_epochs=1)
+    assert (capped["repeats"], capped["passes"], capped["steps"]) == (20, 20, 37)
+
+
+def test_each_row_of_the_curve_trained_what_the_plan_says(splits):
+    train = splits[0]
+    results = learning_curve(
+        *splits, TINY, fractions=(0.1, 1.0), inits=("random",), profile=QUICK, device="cpu"
+    )
+    for fraction, index in nested_subsets(train, (0.1, 1.0), seed=0).items():
+        row = results[(results.fraction == fraction) & (results.seed == 0)].iloc[0]
+        plan = training_plan(len(index), TINY.batch_size, TINY.epochs, TINY.min_steps)
+        assert (row.passes, row.steps) == (plan["passes"], plan["steps"])
 
 
 def test_missing_pretrained_weights_are_reported_never_replaced(monkeypatch):

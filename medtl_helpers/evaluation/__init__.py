@@ -1,5 +1,6 @@
 """What is done with trained models: the test report, ensembles, and learning curves (07)."""
 
+from medtl_helpers.evaluation.curve_reading import catch_up_verdict, paired_gains, schedule_gaps
 from medtl_helpers.evaluation.data_efficiency import (
     CurveSettings,
     learning_curve,
@@ -9,14 +10,18 @@ from medtl_helpers.evaluation.data_efficiency import (
     pretrained_problem,
     repeats_needed,
     summarise,
+    training_plan,
 )
+from medtl_helpers.evaluation.diversity import error_overlap, overlap_difference
 from medtl_helpers.evaluation.ensemble import (
     Ensemble,
     Member,
     compare_members,
     hard_vote,
     majority_cut,
+    member_scores,
     soft_vote,
+    soft_vote_against_best,
     vote_share,
     weights_fingerprint,
 )
@@ -33,22 +38,30 @@ __all__ = [
     "CurveSettings",
     "Ensemble",
     "Member",
+    "catch_up_verdict",
     "compare_members",
     "compare_with_published",
     "comparison_caveats",
+    "error_overlap",
     "evaluation_report",
     "hard_vote",
     "learning_curve",
     "majority_cut",
+    "member_scores",
     "nested_subsets",
+    "overlap_difference",
+    "paired_gains",
     "passes_needed",
     "plot_learning_curve",
     "pretrained_problem",
     "repeats_needed",
     "report_table",
+    "schedule_gaps",
     "soft_vote",
+    "soft_vote_against_best",
     "summarise",
     "throughput_line",
+    "training_plan",
     "vote_share",
     "weights_fingerprint",
     "write_report",

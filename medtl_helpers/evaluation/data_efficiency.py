@@ -70,22 +70,50 @@ def nested_subsets(
 
 
 def passes_needed(n_images: int, batch_size: int, epochs: int, min_steps: int) -> int:
-    """Passes over the subset: `epochs`, or more when that gives fewer than `min_steps` steps."""
+    """The step rule: `epochs` passes, or more when that gives fewer than `min_steps` steps.
+
+    Steps are counted as `fit` takes them when each pass is one epoch over the subset alone:
+    `n_images // batch_size` full batches (the partial one dropped), or one step for a subset
+    smaller than a batch. So 60 images at batch 32 count one step per pass, not 60 / 32 rounded.
+    The curve then trains at least these passes (`training_plan`).
+    """
     if n_images < 1:
         raise ValueError("passes_needed: the subset holds no image")
     return max(epochs, math.ceil(min_steps / steps_per_epoch(n_images, batch_size)))
 
 
 def repeats_needed(n_images: int, batch_size: int, epochs: int, min_steps: int) -> int:
-    """How often to repeat the subset so that `epochs` epochs of `fit` make the passes needed.
+    """How often to repeat the subset so that `epochs` epochs of `fit` hold the passes needed.
 
-    Validation then runs `epochs` times, not once per pass; a subset smaller than a batch is
-    repeated until `epochs` epochs also make `min_steps` full-batch steps.
+    Validation then runs `epochs` times, not once per pass. The repeats are `passes_needed`
+    divided by `epochs` and rounded up, so the passes trained (`repeats * epochs`) are at least
+    the rule's; a subset smaller than a batch is repeated further, until `epochs` epochs also
+    make `min_steps` full-batch steps.
     """
     repeats = math.ceil(passes_needed(n_images, batch_size, epochs, min_steps) / epochs)
     while epochs * steps_per_epoch(repeats * n_images, batch_size) < min_steps:
         repeats += 1
     return repeats
+
+
+def training_plan(
+    n_images: int, batch_size: int, epochs: int, min_steps: int, trained_epochs: int | None = None
+) -> dict[str, int]:
+    """What one point of the curve trains: the rule's passes, the repeats, the passes and steps.
+
+    `passes` (`repeats * trained_epochs`) and `steps` are what really runs: the repeated subset
+    drops one partial batch per epoch instead of one per pass, so `steps` can exceed the rule's
+    passes times `n_images // batch_size`. `trained_epochs` defaults to `epochs`; it is fewer
+    when MEDTL_MAX_EPOCHS cut the runs short.
+    """
+    repeats = repeats_needed(n_images, batch_size, epochs, min_steps)
+    trained = epochs if trained_epochs is None else trained_epochs
+    return {
+        "passes_needed": passes_needed(n_images, batch_size, epochs, min_steps),
+        "repeats": repeats,
+        "passes": repeats * trained,
+        "steps": trained * steps_per_epoch(repeats * n_images, batch_size),
+    }
 
 
 def pretrained_problem(arch: str = "resnet18", profile: config.Profile | None = None) -> str | None:
@@ -147,14 +175,15 @@ def train_point(
     history = fit(model, train.subset(np.tile(index, repeats)), val, epochs=s.epochs, **options)
     test_p = predict_proba(model, test.images, image_size=s.image_size)
     epochs = len(history.rows)  # s.epochs, or fewer under MEDTL_MAX_EPOCHS
+    plan = training_plan(len(subset), s.batch_size, s.epochs, s.min_steps, epochs)
     return {
         "init": init,
         "seed": seed,
         "images": len(subset),
         "patients": subset.n_patients(),
         "epochs": epochs,
-        "passes": repeats * epochs,
-        "steps": epochs * steps_per_epoch(repeats * len(subset), s.batch_size),
+        "passes": plan["passes"],
+        "steps": plan["steps"],
         "val_auroc": history.best_auroc,
         "test_auroc": auroc(test.labels, test_p),
         "seconds": time.perf_counter() - start,
@@ -236,7 +265,10 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_learning_curve(results: pd.DataFrame, ax=None):
-    """Mean test AUROC per init on a log-x axis, with the min-max band over seeds and each seed."""
+    """Mean test AUROC per init on a log-x axis, with the min-max band over seeds and each seed.
+
+    The bands show how much one run varies; compare the inits with `paired_gains`, not by overlap.
+    """
     import matplotlib.pyplot as plt
 
     if ax is None:
