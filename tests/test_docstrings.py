@@ -24,3 +24,26 @@ def test_cam_says_what_is_random_in_the_pneumonia_logits_weights():
     doc = " ".join(cam.__doc__.split())
     assert "half of its Grad-CAM weights" not in doc
     assert "not half of the channels" in doc
+
+
+def test_discriminative_rates_give_the_argument_as_one_that_needs_pretrained_weights():
+    from medtl_helpers.training.stages import discriminative_lrs
+
+    doc = " ".join(discriminative_lrs.__doc__.split())
+    assert "usual argument" in doc and "does not apply" in doc  # 05, section 4
+
+
+def test_coral_in_heads_is_described_where_it_acts():
+    from medtl_helpers.adaptation import coral, heads
+
+    assert "between the features and the head" not in " ".join(heads.__doc__.split())
+    assert "head's own outputs" in " ".join(heads.__doc__.split())
+    assert "CORAL of its outputs" in " ".join(coral.deep_coral.__doc__.split())
+
+
+def test_dropping_the_last_batch_names_where_a_batch_of_one_fails():
+    from medtl_helpers.training.steps import class_weights, steps_per_epoch
+
+    doc = " ".join(steps_per_epoch.__doc__.split())
+    assert "fresh random remainder each epoch" in doc and "1 x 1" in doc
+    assert "1:3" not in class_weights.__doc__

@@ -2,7 +2,7 @@
 
 Batches are cut from the cached images (no DataLoader, no decoding), augmented on the device,
 laid out channels_last and run under autocast where that helps. The loss is class-weighted so
-the 1:3 imbalance does not teach the model to say PNEUMONIA. Validation is scored in fp32, as
+the imbalance (about 3 PNEUMONIA images to 1 NORMAL) does not teach the model to say PNEUMONIA. Validation is scored in fp32, as
 `predict_proba` and `evaluate` score later, so the threshold saved with a checkpoint is one of
 the scores they will see. Under torchrun each process trains on its slice of every global batch
 and scores a slice of the validation set (`distributed.py`); alone, `world` changes nothing.
@@ -26,7 +26,7 @@ from medtl_helpers.training.distributed import World
 
 
 def class_weights(labels: torch.Tensor, n_classes: int = 2) -> torch.Tensor:
-    """N / (classes * N_c): each class contributes equally to the loss despite the 1:3 imbalance."""
+    """N / (classes * N_c): each class counts equally in the loss, whatever its share."""
     counts = torch.bincount(labels, minlength=n_classes).clamp(min=1).float()
     return counts.sum() / (n_classes * counts)
 
@@ -34,7 +34,9 @@ def class_weights(labels: torch.Tensor, n_classes: int = 2) -> torch.Tensor:
 def steps_per_epoch(n_images: int, batch_size: int) -> int:
     """Optimizer steps in one pass: full batches only, or one step for a set smaller than a batch.
 
-    The last, partial batch is dropped: a batch of one image would break BatchNorm in train mode.
+    The last, partial batch is dropped, a fresh random remainder each epoch: a leftover batch of
+    one image cannot be normalised by BatchNorm in train mode wherever a feature map is 1 x 1
+    (layer4 of a ResNet at 28 px), and a small one gives noisy batch statistics everywhere.
     """
     return n_images // batch_size if n_images > batch_size else 1
 
