@@ -3,8 +3,8 @@
 The source backbone's pooled features of every image are computed once
 (`training.backbone_features`). Anything that changes only the last layers can then train on
 those vectors instead of on images: the few-shot "head only" baseline, and Deep CORAL, which
-aligns the covariances of the head's own outputs, its two logits (`coral.py`). The steps are chosen on a labelled
-target validation set, as in `l2sp.fine_tune`.
+aligns the covariances of the head's own outputs, its two logits (`coral.py`). The steps are
+chosen on a labelled target validation set, as in `l2sp.fine_tune`.
 """
 
 from __future__ import annotations

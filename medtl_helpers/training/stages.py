@@ -40,10 +40,10 @@ class Stage:
 def discriminative_lrs(base_lr: float, decay: float = 0.5) -> dict[str, float]:
     """head gets base_lr, layer4 base_lr*decay, layer3 base_lr*decay**2, ... stem the smallest.
 
-    The usual argument (05, sections 2 and 4): early layers of an ImageNet network hold generic edges and
-    textures that transfer, so they should move least, and the new, random head most. It is an
-    argument about pretrained weights: from a random start there is nothing in early layers to
-    keep, and it does not apply.
+    The usual argument (05, sections 2 and 4): early layers of an ImageNet network hold generic
+    edges and textures that transfer, so they should move least, and the new, random head most.
+    It is an argument about pretrained weights: from a random start there is nothing in early
+    layers to keep, and it does not apply.
     """
     return {group: base_lr * decay**depth for depth, group in enumerate(reversed(GROUPS))}
 
