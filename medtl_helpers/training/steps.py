@@ -3,10 +3,10 @@
 Batches are cut from the cached images (no DataLoader, no decoding), augmented on the device,
 laid out channels_last and run under autocast where that helps. The loss is class-weighted so
 the imbalance (about 3 PNEUMONIA images to 1 NORMAL) does not teach the model to say PNEUMONIA.
-Validation is scored in fp32, as
-`predict_proba` and `evaluate` score later, so the threshold saved with a checkpoint is one of
-the scores they will see. Under torchrun each process trains on its slice of every global batch
-and scores a slice of the validation set (`distributed.py`); alone, `world` changes nothing.
+Validation is scored in fp32, as `predict_proba` and `evaluate` score later, so the threshold
+saved with a checkpoint is one of the scores they will see. Under torchrun each process trains
+on its slice of every global batch and scores a slice of the validation set (`distributed.py`);
+alone, `world` changes nothing.
 """
 
 from __future__ import annotations
