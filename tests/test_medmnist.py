@@ -63,6 +63,8 @@ def test_default_root_is_the_data_dir(tmp_path, monkeypatch):
 
 def test_load_gives_grey_uint8_imagesets(fake_npz):
     sets = load_pneumoniamnist(fake_npz)
+    # No patient ids in the file: intervals over its "patients" are over images.
+    assert {s.unit for s in sets.values()} == {"images"}
     assert list(sets) == ["train", "val", "test"]
     raw = fake_arrays()
     for split, n in COUNTS.items():

@@ -68,8 +68,13 @@ def test_scores_of_different_cases_are_refused():
 def test_verdicts_read_the_interval():
     assert difference_verdict(0.01, 0.03) == "b is better"
     assert difference_verdict(-0.03, -0.01, "soft vote", "member") == "member is better"
-    assert "includes 0" in difference_verdict(-0.01, 0.02)
+    assert difference_verdict(-0.01, 0.02) == (
+        "not settled by these patients (the interval includes 0)"
+    )
+    assert "these images" in difference_verdict(-0.01, 0.02, unit="images")
     y, p = _scores()
     table = difference_table(paired_difference(y, p, p, n_boot=50))
     assert list(table.columns) == ["difference", "low", "high", "verdict"]
     assert table.loc["auroc", "difference"] == 0.0
+    by_image = difference_table(paired_difference(y, p, p, n_boot=50), unit="images")
+    assert by_image.loc["auroc", "verdict"].startswith("not settled by these images")

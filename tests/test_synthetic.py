@@ -43,6 +43,7 @@ def test_shapes_dtypes_and_source(size):
     assert set(images.labels.tolist()) <= {0, 1}
     assert len(images.patients) == 6
     assert images.source == "synthetic" and images.paths is None
+    assert images.unit == "patients"  # synthetic sets carry patient ids
     # Not blank: a dark background and a bright body both show up.
     assert images.images.min() < 40 and images.images.max() > 150
 

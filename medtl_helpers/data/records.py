@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 import torch
 
 CLASSES = ("NORMAL", "PNEUMONIA")
+# Sources whose files carry no patient ids: each image gets an id of its own, so a bootstrap
+# "over patients" of such a set resamples images (PneumoniaMNIST, data/medmnist.py).
+SOURCES_WITHOUT_PATIENT_IDS = ("pneumoniamnist",)
 
 
 @dataclass
@@ -67,6 +70,15 @@ class ImageSet:
 
     def n_patients(self) -> int:
         return len(set(self.patients))
+
+    @property
+    def unit(self) -> str:
+        """What one id in `patients` stands for: "patients", or "images" for a source without ids.
+
+        Intervals resampled by `patients` are per patient on Kermany folders and per image on
+        PneumoniaMNIST, whose X-rays of one child may sit on both sides of a resample.
+        """
+        return "images" if self.source in SOURCES_WITHOUT_PATIENT_IDS else "patients"
 
     def fingerprint(self) -> str:
         """A short hash of which images the set holds (patients, labels, size, source).

@@ -73,19 +73,31 @@ def paired_difference(
     return out
 
 
-def difference_verdict(low: float, high: float, better: str = "b", worse: str = "a") -> str:
-    """Read an interval of b - a: which arm it favours, or that the data do not settle it."""
+def difference_verdict(
+    low: float, high: float, better: str = "b", worse: str = "a", unit: str = "patients"
+) -> str:
+    """Read an interval of b - a: which arm it favours, or that the data do not settle it.
+
+    `unit` names what was resampled (`ImageSet.unit`: "patients", or "images" on PneumoniaMNIST).
+    """
     if low > 0:
         return f"{better} is better"
     if high < 0:
         return f"{worse} is better"
-    return "not settled by these patients (the interval includes 0)"
+    return f"not settled by these {unit} (the interval includes 0)"
 
 
-def difference_table(result: dict[str, tuple[float, float, float]]) -> pd.DataFrame:
+def difference_table(
+    result: dict[str, tuple[float, float, float]], unit: str = "patients"
+) -> pd.DataFrame:
     """The output of `paired_difference` as a table: difference, low, high, verdict per metric."""
     rows = {
-        name: {"difference": d, "low": lo, "high": hi, "verdict": difference_verdict(lo, hi)}
+        name: {
+            "difference": d,
+            "low": lo,
+            "high": hi,
+            "verdict": difference_verdict(lo, hi, unit=unit),
+        }
         for name, (d, lo, hi) in result.items()
     }
     return pd.DataFrame(rows).T
