@@ -69,6 +69,27 @@ def test_leaked_patients_rejects_a_partial_answer():
         check_leaked_patients(lambda train, val: {"IM-0003"} & set(train.patients))
 
 
+@pytest.mark.parametrize(
+    ("off_by_one", "message"),
+    [
+        (lambda t, v: set(t.patients[1:]) & set(v.patients), r"first id of train\.patients"),
+        (lambda t, v: set(t.patients[:-1]) & set(v.patients), r"last id of train\.patients"),
+        (lambda t, v: set(t.patients) & set(v.patients[1:]), r"first id of val\.patients"),
+        (lambda t, v: set(t.patients) & set(v.patients[:-1]), r"last id of val\.patients"),
+        (
+            lambda t, v: {t.patients[i] for i in range(1, len(t)) if t.patients[i] in v.patients},
+            r"first id of train\.patients",
+        ),
+    ],
+)
+def test_leaked_patients_names_an_off_by_one(off_by_one, message):
+    """train.patients[1:] and val.patients[:-1] passed: no leaked patient sat at those ends."""
+    with pytest.raises(AssertionError, match=rf"misses '[^']+'.*{message}"):
+        check_leaked_patients(off_by_one)
+    with pytest.raises(AssertionError, match="off-by-one"):
+        check_leaked_patients(off_by_one)
+
+
 def test_leaked_patients_explains_a_crash_on_paths():
     with pytest.raises(AssertionError, match="raised TypeError.*paths can be None"):
         check_leaked_patients(lambda train, val: set(train.paths) & set(val.paths))

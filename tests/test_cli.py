@@ -182,7 +182,7 @@ def test_verify_previews_the_courses_own_split_with_val_merged(kaggle_root, caps
     assert "skipped non-image files: 0\n" in out and "()" not in out
     assert "patients in more than one split: 1\n  train/ and test/ share 1: the official" in out
     assert "note: test/ reuses 1 patient ids of train/ (e.g. person1)" in out
-    assert "note: the official 16-image val/ folder is merged into train/" in out
+    assert "note: val/ (16 images in Kaggle's copy) is merged into train/" in out
 
 
 def test_the_preview_is_load_folders_split_patient_for_patient(kaggle_root):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import tempfile
 from pathlib import Path
@@ -9,18 +10,31 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
+from conftest import write_xray
 from notebook_cells import cell_source, run_cells
 from scipy.stats import binom
 
-from medtl_helpers import load_course_data
+from medtl_helpers import config, load_course_data
+from medtl_helpers.data.cache import cache_key
 from medtl_helpers.data.folder import scan_split
-from medtl_helpers.data.medmnist import pneumoniamnist_path
+from medtl_helpers.data.medmnist import SPLIT_ORIGIN, pneumoniamnist_path
+from medtl_helpers.data.records import ImageSet
 from medtl_helpers.plots import plot_roc
 
 NB = "00_setup_and_data"
 IMPORTS, PARAMETERS = "4266b4fa", "819d1ec5"
 SPLIT_CHECK, GAPS_CELL = "99154a8f", "36f7bf94"
 DECODE, TIMED_FILES, RATIO_PROSE = "57a4806e", "d89e1b37", "9602c16b"
+TITLE, ENVIRONMENT_PROSE, SOURCES_PROSE, LOAD = "b0b33ce5", "4e7d07f8", "b4f5c148", "500df007"
+VERIFY_PROSE, BALANCE_PROSE, PER_PATIENT, GAPS_PROSE = (
+    "6df964d2",
+    "276bafe0",
+    "309089ac",
+    "6a8bf652",
+)
+SELECTION, SELECTION_PROSE, NAIVE_PROSE = "371e6df6", "007c8e96", "7031e78e"
+CACHE_PROSE, SHARES, EXERCISE_3 = "2385cfec", "05b0e8e1", "acdf7170"
 
 
 def prepared(**names) -> dict:
@@ -105,3 +119,100 @@ def test_timing_names_the_files_it_decoded(source, kermany_root):
         assert "timed: 8 synthetic PNG files written just now, 64-64 x 64-64 px, median" in out
     assert not Path(tmp.name).exists()  # the notebook cleans up after timing
     assert "thumbnails timed here" not in cell_source(NB, RATIO_PROSE)
+
+
+def image_set(patients: list[str], source: str, labels: list[int] | None = None) -> ImageSet:
+    labels = labels if labels is not None else [i % 2 for i in range(len(patients))]
+    return ImageSet(
+        images=torch.zeros((len(patients), 1, 4, 4), dtype=torch.uint8),
+        labels=torch.tensor(labels),
+        patients=patients,
+        source=source,
+    )
+
+
+def prose(*cell_ids: str) -> str:
+    """The cells' text with line breaks as spaces, so a phrase is found across a wrapped line."""
+    return " ".join(" ".join(cell_source(NB, c).split()) for c in cell_ids)
+
+
+def test_the_load_cell_prints_how_medmnist_made_its_splits_instead_of_retyping_it():
+    fake_pneumoniamnist(config.data_dir())
+    out = run_cells(NB, [LOAD], prepared())
+    assert f"PneumoniaMNIST (in use): {SPLIT_ORIGIN}." in out
+    text = prose(SOURCES_PROSE, BALANCE_PROSE)
+    assert "made per image" not in text and "per-image splits" not in text
+    assert "does not say whether a child's X-rays stay on one side" in text
+
+
+@pytest.mark.parametrize(
+    ("source", "unit", "effect", "wide"),
+    [("kermany-folder", "patients", 1.5, 0.720), ("pneumoniamnist", "images", 1.0, 0.588)],
+)
+def test_validation_interval_brackets_the_width_by_patient(source, unit, effect, wide):
+    val = image_set(["a", "a", "b", "c"] if unit == "patients" else ["0", "1", "2", "3"], source)
+    out = run_cells(NB, [PER_PATIENT], prepared(p=0.9, data=SimpleNamespace(val=val)))
+    ids = 3 if unit == "patients" else 4
+    assert f"our val split: 4 images, {ids} ids, unit: {unit}" in out
+    # se = sqrt(0.9 * 0.1 / 4) = 0.15: width 2 * 1.96 * 0.15 = 0.588; x sqrt(design effect)
+    assert f"design effect {effect:.2f}; 95% interval width 0.588 if every image" in out
+    assert f", {wide:.3f} if all images of one id are right or wrong together" in out
+    assert ("no patient ids: both widths are per image" in out) == (unit == "images")
+
+
+def test_exercise_3_scales_the_independent_answer_by_the_design_effect():
+    data = SimpleNamespace(val=image_set(["a"] * 4, "kermany-folder"), train=range(96))
+    names = {"p": 0.9, "half_width": 0.02, "data": data, "design_effect": 1.5, "math": math}
+    out = run_cells(NB, [EXERCISE_3], names)
+    assert "n >= 865 independent images; our validation split has 4" in out
+    assert "if all images of one id (patients) err together: n >= 1,298 images" in out
+
+
+def test_stratification_verdict_is_not_given_for_medmnist_splits():
+    for source, verdict in (("pneumoniamnist", False), ("kermany-folder", True)):
+        splits = {
+            name: image_set([f"{name}{i}" for i in range(4)], source, [1, 1, 1, 0])
+            for name in ("train", "val", "test")
+        }
+        out = run_cells(NB, [SHARES], {"splits": splits})
+        assert ("our stratification worked" in out) == verdict
+        assert ("MedMNIST made these splits" in out) == (not verdict)
+
+
+def test_the_picked_model_is_scored_on_many_new_image_sets():
+    data = SimpleNamespace(test=image_set([str(i) for i in range(200)], "synthetic"))
+    out = run_cells(NB, [SELECTION], prepared(data=data))
+    found = re.search(r"on (\d+) new sets of 200 images: mean accuracy ([\d.]+); ([\d.]+)%", out)
+    assert found and int(found[1]) > 1 and abs(float(found[2]) - 0.5) < 0.01
+    assert float(found[3]) < 5.0  # the lead won on the test set rarely comes back
+    assert "falls back to chance" not in prose(SELECTION_PROSE)
+
+
+def test_the_profile_prose_says_what_happens_on_apple_mps(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert config.detect_profile() == "cpu" and config.get_device().type == "mps"
+    text = prose(ENVIRONMENT_PROSE)
+    assert "`gpu` when torch sees a CUDA GPU and `cpu` otherwise" in text
+    assert "the device is `mps`" in text and "the sizes are the `cpu` profile's" in text
+
+
+def test_the_cache_prose_names_what_the_key_hashes(tmp_path):
+    image = write_xray(tmp_path / "train" / "NORMAL" / "IM-0001-0001.jpeg")
+    key = cache_key([image], 64)
+    assert key != cache_key([image], 128)
+    image.write_bytes(image.read_bytes() + b"\0")  # one byte more: a new key
+    assert key != cache_key([image], 64)
+    text = prose(CACHE_PROSE)
+    assert "last three path parts (`split/CLASS/name`) and size in bytes" in text
+    assert "of the working size and of the cache's format version" in text
+
+
+def test_prose_names_kaggles_val_folder_and_what_verify_folder_does():
+    assert "official 16-image" not in prose(TITLE, BALANCE_PROSE)
+    assert "Kaggle's copy of the Kermany set" in prose(TITLE)
+    assert "counting part" not in prose(VERIFY_PROSE)
+    assert "opens and decodes every image" in prose(VERIFY_PROSE)
+    assert "Add that one image" not in prose(GAPS_PROSE)
+    assert "when* every image and the two models err independently" in prose(GAPS_PROSE)
+    assert "on PneumoniaMNIST, where every image is its own id" in prose(NAIVE_PROSE)

@@ -93,8 +93,8 @@ def resize_images(data: ImageSet, size: int) -> ImageSet:
 def folder_files(root: Path, splits: list[str]) -> dict[str, tuple[list[Path], list[int]]]:
     """Paths and labels of the two sets the course reads from a Kermany folder.
 
-    "train+val": train/ with the official val/ merged in (16 images are too few to validate
-    with; the course draws its own validation patients from the pool). "test": test/, if any.
+    "train+val": train/ and any val/ (16 images in Kaggle's copy of the Kermany set, too few to
+    validate with): the course draws its own validation patients from it. "test": test/, if any.
     """
     pooled = [scan_split(root, s) for s in splits if s != "test"]
     files = {
@@ -155,13 +155,13 @@ def split_folder(
 ) -> CourseData:
     """The course's split of a Kermany folder's `sets` ("train+val", "test" when present).
 
-    val/ is already in the pool; without test/, a patient holdout of the pool is the test; then
-    `val_fraction` of the remaining patients (by class) make validation.
+    Any val/ (Kaggle's copy of the Kermany set has one) is in the pool; without test/, a patient
+    holdout is the test; then `val_fraction` of the rest (by class) make validation.
     """
     pool = sets["train+val"]
     notes = []
     if "val" in splits:
-        notes.append("the official 16-image val/ folder is merged into train/ before splitting")
+        notes.append("val/ (16 images in Kaggle's copy) is merged into train/ before splitting")
     if "test" in sets:
         test = sets["test"]
         shared = shared_patients(pool, test)

@@ -26,8 +26,8 @@ def _image_set(patients: list[str], labels: list[int]) -> ImageSet:
 
 
 def _leak_cases() -> list[tuple[ImageSet, ImageSet, set[str]]]:
-    """(train, val, expected) triples: a leaky split and a clean one. In both, some patients have
-    two images on one side only, which is no leak."""
+    """(train, val, expected) triples: a leaky split, a clean one, and one whose leaked patients
+    sit at the ends of the lists. Some patients have two images on one side only: no leak."""
     leaky = (
         _image_set(["person1", "person1", "person2", "person2", "IM-0003"], [1, 1, 1, 1, 0]),
         _image_set(["IM-0003", "person4", "person1", "IM-0005", "IM-0005"], [0, 1, 1, 0, 0]),
@@ -38,7 +38,17 @@ def _leak_cases() -> list[tuple[ImageSet, ImageSet, set[str]]]:
         _image_set(["person3", "IM-0004"], [1, 0]),
         set(),
     )
-    return [leaky, clean]
+    # Each leaked patient has its only image of one split at one end of that split's list, and
+    # no other end: an answer that skips the first or last id ([1:], [:-1]) misses a known one.
+    at_the_ends = (
+        _image_set(
+            ["person10", "person12", "IM-0020", "IM-0020", "person13", "person11"],
+            [1, 1, 0, 0, 1, 1],
+        ),
+        _image_set(["person12", "person10", "person30", "person11", "person13"], [1, 1, 1, 1, 1]),
+        {"person10", "person11", "person12", "person13"},
+    )
+    return [leaky, clean, at_the_ends]
 
 
 def _known_mistake(got: set, train: ImageSet, val: ImageSet) -> str | None:
@@ -87,7 +97,25 @@ def _leak_problem(got: set, expected: set[str], train: ImageSet, val: ImageSet) 
     missing = sorted(expected - got)
     return (
         f"your result misses {missing[0]!r}, which has images in train and in val; "
-        f"expected {sorted(expected)}, got {sorted(got)}."
+        f"expected {sorted(expected)}, got {sorted(got)}.{_end_hint(missing[0], train, val)}"
+    )
+
+
+def _end_hint(patient: str, train: ImageSet, val: ImageSet) -> str:
+    """An off-by-one hint when `patient`'s only image in a split is that split's first or last."""
+    ends = [
+        f"the {end} id of {name}.patients"
+        for name, ids in (("train", list(train.patients)), ("val", list(val.patients)))
+        if ids.count(patient) == 1
+        for end, index in (("first", 0), ("last", -1))
+        if ids[index] == patient
+    ]
+    if not ends:
+        return ""
+    return (
+        f" It is {' and '.join(ends)}, with no other image in that split: an off-by-one ([1:], "
+        "[:-1], or a range that starts at 1 or stops one short) skips an end of the list; use "
+        "every id."
     )
 
 
