@@ -79,6 +79,30 @@ def test_basic_block_refuses_a_block_it_was_given():
         assert "class MyBasicBlock(nn.Module) with its own __init__" in str(err.value)
 
 
+def test_basic_block_refuses_a_factory_that_returns_a_given_block():
+    # a lambda or function is not a class, so the class test alone let these through
+    from torchvision.models.resnet import BasicBlock as TorchvisionBlock
+
+    residual = notebook_class(residual_block_source(), "ResidualBlock")
+
+    def torchvision_block(in_channels, out_channels, stride=1):
+        return TorchvisionBlock(in_channels, out_channels, stride)
+
+    for factory, whose in [
+        (lambda i, o, s=1: BasicBlock(i, o, s), "the package's BasicBlock"),
+        (lambda i, o, s=1: residual(i, o, s), "the notebook's ResidualBlock"),
+        (torchvision_block, "torchvision's BasicBlock"),
+    ]:
+        with pytest.raises(AssertionError) as err:
+            check_basic_block(factory)
+        message = str(err.value)
+        assert message.startswith(f"your MyBasicBlock builds {whose}")
+        assert (
+            "(64, 128, stride=2) returns one, whose __init__ and forward are not yours" in message
+        )
+        assert "class MyBasicBlock(nn.Module) with its own __init__" in message
+
+
 def test_basic_block_checks_a_subclass_with_a_method_of_its_own(capsys):
     fixed = residual_block_source() + (
         "\n\nclass MyBasicBlock(ResidualBlock):\n"
@@ -236,7 +260,8 @@ class DetachedWeight(SolutionBlock):
     [
         (DetachedWeight, r"the outputs match, but in train mode conv2\.weight gets no gradient"),
         (DetachedShortcut, r"stride=2\): the outputs match, but in train mode the gradient that "
-         r"reaches the input misses the shortcut's share.*Don't call \.detach\(\)"),
+         r"reaches the input misses the shortcut's share.*Don't call \.detach\(\).*the "
+         r"shortcut passes the gradient wherever the final ReLU is active"),
         (AddsIntoItsInput, r"\(64, 64, stride=1\) in train mode: the backward pass failed.*"
          r"write out = out \+ shortcut"),
         (RunningStatisticsOnly, r"in eval mode your output matches, but in train mode it differs"

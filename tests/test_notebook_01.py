@@ -13,6 +13,7 @@ NB = "01_residual_blocks"
 IMPORTS, PARAMETERS, MEMORY = "5704216b", "b01ca1d3", "5c4db877"
 NETWORKS = ["01347b62", "d7c5b1ed", "68ec17e8"]  # PlainBlock, deep_net, conv_layers + the two nets
 GRADIENTS = "24734a13"
+MAPS, TRAINING_END = "756827b5", "3860f615"
 
 
 def prepared(**names) -> dict:
@@ -61,3 +62,40 @@ def test_gradients_at_initialisation_are_per_weight():
     rms = torch.tensor([c.weight.grad.pow(2).mean().sqrt().item() for c in convs])
     assert torch.allclose(namespace["grads"]["plain"], rms, rtol=1e-4)
     assert torch.allclose(namespace["grad_norms"](net), rms, rtol=1e-4)
+
+
+def test_feature_maps_follow_the_stem_and_stage_strides():
+    names = {"x_train": torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))}
+    namespace = prepared(**names)
+    out = run_cells(NB, [*NETWORKS, MAPS], namespace)
+    assert "input           (3, 32, 32)\n" in out
+    assert "after the stem  (8, 16, 16)\nafter stage 1   (8, 16, 16)\n" in out  # stage 1: stride 1
+    assert "after stage 2   (16, 8, 8)\nafter stage 3   (32, 4, 4)\n" in out
+    plain = namespace["plain"]
+    assert plain.training  # the look put it back in train mode, its statistics untouched
+    assert all(torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean))
+               for bn in plain.modules() if isinstance(bn, torch.nn.BatchNorm2d))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("plain_shift", "noise", "residual_shift", "printed"),
+    [
+        (0.01, 0.2, 0.0, "+0.010 ± 0.092 (2 standard errors of the per-step differences): "
+         "not separable"),
+        (0.3, 0.02, 0.0, "+0.300 ± 0.009 (2 standard errors of the per-step differences): "
+         "residual ends lower"),
+        (0.0, 0.02, 0.3, "-0.300 ± 0.009 (2 standard errors of the per-step differences): "
+         "plain ends lower"),
+    ],
+)  # fmt: skip
+def test_end_of_training_verdict_is_paired_with_a_tie_band(
+    plain_shift, noise, residual_shift, printed
+):
+    # last 20 differences alternate shift ± noise: mean = shift, sd = noise * sqrt(20 / 19)
+    base = torch.linspace(1.0, 0.5, 120)
+    wiggle = torch.tensor([noise, -noise] * 60)
+    curves = {"plain": base + plain_shift + wiggle, "residual": base + residual_shift}
+    names = {"plain": "plain", "residual": "residual", "y_train": torch.tensor([0, 1, 1, 1])}
+    namespace = prepared(**names, train_losses=curves.__getitem__)
+    out = run_cells(NB, [TRAINING_END], namespace)
+    assert f"plain - residual, last 20 steps: {printed}" in out

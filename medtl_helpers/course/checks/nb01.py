@@ -4,8 +4,9 @@
 compares it with the course's `BasicBlock`: output shape, parameter count, parameter names
 (torchvision's, so that reference weights can be copied in), the output itself with the same
 weights, and outputs and gradients in train mode (nb01_block.py). A class whose __init__ and
-forward are both a given block's (the notebook's ResidualBlock, the package's BasicBlock) is
-refused: there is nothing of the student's to check. The first difference is explained in words.
+forward are both a given block's (the notebook's ResidualBlock, the package's or torchvision's
+BasicBlock) is refused, and so is a factory (a lambda, a function) that returns such a block:
+there is nothing of the student's to check. The first difference is explained in words.
 `check_bottleneck_params` checks a parameter count worked out by hand and names the usual slip
 when the number matches one. On success each prints one sentence.
 """
@@ -36,6 +37,11 @@ from medtl_helpers.models import BasicBlock, Bottleneck
 BLOCK_CASES = ((64, 128, 2), (64, 64, 1), (64, 64, 2), (64, 128, 1))
 INPUT_SIZE = 16
 BOTTLENECK_CASE = (256, 64)  # Bottleneck(in_channels=256, width=64), expansion 4
+_NOT_YOURS = (
+    "__init__ and forward are not yours, so there is nothing of yours to check. Write the block: "
+    "class MyBasicBlock(nn.Module) with its own __init__ (conv1, bn1, conv2, bn2, downsample) and "
+    "forward."
+)
 
 
 def _check_names(call: str, block: nn.Module, ref: BasicBlock) -> None:
@@ -66,6 +72,11 @@ def _check_case(block_class: Callable[..., nn.Module], c_in: int, c_out: int, st
             f"{call} raised {type(err).__name__}: {err}. The class must take "
             "(in_channels, out_channels, stride=1)."
         ) from err
+    borrowed = borrowed_from(type(block))  # a factory (lambda, function) returning a given block
+    if borrowed:
+        raise AssertionError(
+            f"your MyBasicBlock builds {borrowed}: {call} returns one, whose {_NOT_YOURS}"
+        )
     generator = torch.Generator().manual_seed(c_in + c_out + stride)
     x = torch.randn(2, c_in, INPUT_SIZE, INPUT_SIZE, generator=generator)
     expected = (2, c_out, INPUT_SIZE // stride, INPUT_SIZE // stride)
@@ -117,11 +128,7 @@ def check_basic_block(block_class: Callable[..., nn.Module]) -> None:
     require_answer(block_class, "your MyBasicBlock")
     borrowed = borrowed_from(block_class)
     if borrowed:
-        raise AssertionError(
-            f"your MyBasicBlock is {borrowed}: its __init__ and forward are not yours, so there "
-            "is nothing of yours to check. Write the block: class MyBasicBlock(nn.Module) with "
-            "its own __init__ (conv1, bn1, conv2, bn2, downsample) and forward."
-        )
+        raise AssertionError(f"your MyBasicBlock is {borrowed}: its {_NOT_YOURS}")
     for case in BLOCK_CASES:
         _check_case(block_class, *case)
     cases = ", ".join(f"{i}->{o} stride {s}" for i, o, s in BLOCK_CASES)

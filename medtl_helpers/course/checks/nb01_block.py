@@ -170,8 +170,8 @@ def check_training(call: str, block: nn.Module, ref: BasicBlock, x: torch.Tensor
             f"{call}: the outputs match, but in train mode the gradient that reaches the input "
             + (
                 "misses the shortcut's share: the shortcut is detached from the graph. Don't "
-                "call .detach() on it or compute it under torch.no_grad(): the identity "
-                "shortcut is what carries the gradient back through deep networks."
+                "call .detach() on it or compute it under torch.no_grad(): the shortcut passes "
+                "the gradient wherever the final ReLU is active, beside the gradient through F."
                 if cut
                 else "differs from the reference's: is part of forward computed under "
                 "torch.no_grad(), or from .detach()ed or .data tensors?"
