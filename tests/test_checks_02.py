@@ -165,3 +165,32 @@ def test_checkers_ask_for_an_answer_on_the_student_placeholder():
         check_conv_params(TODO)
     with pytest.raises(NotImplementedError, match="your deepest_within is not written yet"):
         check_deepest_within(TODO, ROWS)
+
+
+def string_max(rows, budget_ms):
+    # max() of the names compares text: "resnet50" > "resnet152" because "5" > "1"
+    fitting = [r["arch"] for r in rows if r["latency_b1_ms"] <= budget_ms]
+    return max(fitting) if fitting else None
+
+
+def test_deepest_within_says_when_the_names_were_compared_as_strings():
+    with pytest.raises(AssertionError) as err:
+        check_deepest_within(string_max, ROWS)
+    message = str(err.value)
+    assert message.startswith("On your table, with a budget of 11.50 ms you returned 'resnet34'; ")
+    assert "expected 'resnet101' (101 layers against 34)" in message
+    assert "compared the names as text" in message
+    assert "'resnet34' > 'resnet101' ('3' > '1' at the first difference)" in message
+    assert "not the fastest" not in message
+
+
+def test_deepest_within_names_string_order_not_the_last_row_on_the_made_up_table():
+    # on a table of resnet18/34/50 only, string order is depth order: the made-up table catches it
+    with pytest.raises(AssertionError) as err:
+        check_deepest_within(string_max, MONOTONE)
+    message = str(err.value)
+    assert message.startswith("On a made-up table where latency does not grow with depth and")
+    assert "with a budget of 14.00 ms you returned 'resnet50'; " in message
+    assert "expected 'resnet152' (152 layers against 50)" in message
+    assert "'resnet50' > 'resnet152' ('5' > '1' at the first difference)" in message
+    assert "the last row that fits" not in message

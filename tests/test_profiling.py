@@ -72,6 +72,7 @@ def test_training_memory_grows_with_batch_and_counts_weights_twice():
 def test_memory_method_names_what_is_measured():
     assert "saved-tensors hook" in memory_method("cpu")
     assert "max_memory_allocated" in memory_method("cuda")
+    assert "fp32" in memory_method("cpu") and "fp32" in memory_method("cuda")
 
 
 def test_depth_table_parameters_match_published_counts():
@@ -85,4 +86,4 @@ def test_depth_table_parameters_match_published_counts():
     # the 2-class head replaces a 1000-class one: (1000 - 2) * (512 + 1) fewer for resnet18
     assert rows[0]["params_M"] * 1e6 - rows[0]["params_course"] == 998 * 513
     assert rows[1]["gflops"] > rows[0]["gflops"]
-    assert {"latency_b1_ms", "latency_b2_ms", "train_mem_b2_MB"} <= set(rows[0])
+    assert {"latency_b1_ms", "latency_b2_ms", "train_mem_b2_fp32_MB"} <= set(rows[0])

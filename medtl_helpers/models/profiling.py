@@ -3,8 +3,10 @@
 Notebook 02 chooses a depth from these numbers, so they are measured here rather than copied from
 a paper: FLOPs by `torch.utils.flop_counter.FlopCounterMode` (it counts a multiply-add as 2
 FLOPs, so ResNet-18's published 1.8 GMACs at 224 px show up as about 3.6 GFLOPs), latency as
-the median of timed forward passes, and memory for one training step. The published parameter
-counts (torchvision, 1000-class ImageNet heads) sit alongside so each row can be checked.
+the median of timed forward passes, and memory for one training step in fp32 (`fit` trains under
+autocast where the device computes 16-bit natively, so its activations can take less). The
+published parameter counts (torchvision, 1000-class ImageNet heads) sit alongside so each row can
+be checked.
 """
 
 from __future__ import annotations
@@ -87,9 +89,10 @@ def memory_method(device: torch.device | str) -> str:
     """In words, what `training_memory_mb` measures on this kind of device."""
     if torch.device(device).type == "cuda":
         return (
-            "peak CUDA memory allocated during forward + backward (torch.cuda.max_memory_allocated)"
+            "peak CUDA memory allocated during an fp32 forward + backward "
+            "(torch.cuda.max_memory_allocated)"
         )
-    return "weights + gradients + activations saved for backward (saved-tensors hook)"
+    return "weights + gradients + activations saved for backward in fp32 (saved-tensors hook)"
 
 
 def saved_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
@@ -113,7 +116,8 @@ def saved_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
 
 
 def training_memory_mb(model: nn.Module, image_size: int, batch: int = 8) -> float:
-    """Memory of one training step in MB (2**20 bytes); see `memory_method` for what is counted.
+    """Memory of one fp32 training step in MB (2**20 bytes); see `memory_method` for what is
+    counted. No autocast, unlike `fit` where the device computes 16-bit natively.
 
     On CUDA: the allocator's peak over forward and backward, weights and gradients included.
     Elsewhere there is no allocator peak to read, so: weights + gradients (same size) + the
@@ -147,6 +151,8 @@ def depth_table(
 ) -> list[dict]:
     """One row per architecture: parameters (with the published count), GFLOPs, latency, memory.
 
+    Latency and memory are measured in fp32, memory in the column `train_mem_b{batch}_fp32_MB`.
+
     `params` counts torchvision's 1000-class ImageNet model, as the published table does;
     `params_course` counts the same network with the course's `num_classes` head, and is the
     model that FLOPs, latency and memory are measured on (randomly initialised: weights do not
@@ -171,7 +177,7 @@ def depth_table(
                 "gflops": forward_gflops(shape_only, image_size),
                 "latency_b1_ms": latency_ms(model, image_size, 1, repeats),
                 f"latency_b{batch}_ms": latency_ms(model, image_size, batch, repeats),
-                f"train_mem_b{batch}_MB": training_memory_mb(model, image_size, batch),
+                f"train_mem_b{batch}_fp32_MB": training_memory_mb(model, image_size, batch),
             }
         )
         del model, shape_only

@@ -120,9 +120,57 @@ def _shuffled_rows(rows: Sequence[dict], column: str) -> list[dict]:
     ]
 
 
-def _explain(got: object, expected: str | None, budget: float, latency: dict[str, float]) -> str:
+# Typical wrong ways to pick among the architectures that fit (`fitting`, in row order), each
+# with the answer it gives there. The checker names one only when it gives all of a student's
+# answers on the table: at a single budget several can give the same wrong name.
+_MISTAKES: dict[str, Callable[[list[str], dict[str, float]], str]] = {
+    "slowest": lambda fitting, latency: max(fitting, key=latency.get),
+    "last row": lambda fitting, latency: fitting[-1],
+    "text": lambda fitting, latency: max(fitting),  # "resnet50" > "resnet152": "5" > "1"
+    "fastest": lambda fitting, latency: min(fitting, key=latency.get),
+}
+
+
+def _mistake_answer(name: str, latency: dict[str, float], budget: float) -> str | None:
+    fitting = [arch for arch, ms in latency.items() if ms <= budget]
+    return _MISTAKES[name](fitting, latency) if fitting else None
+
+
+def _diagnose(
+    deepest_within: Callable[[Sequence[dict], float], str | None],
+    rows: Sequence[dict],
+    column: str,
+) -> str | None:
+    """The typical mistake that gives the student's answer at every budget tried, if one does."""
+    latency = {row["arch"]: row[column] for row in rows}
+    answers = []
+    for budget in _budgets(rows, column):
+        try:
+            got = deepest_within(rows, budget)
+        except Exception:  # the failing call's own error is reported elsewhere
+            return None
+        if got is not None and type(got) is not str:
+            return None
+        answers.append((budget, got))
+    return next(
+        (
+            name
+            for name in _MISTAKES
+            if all(got == _mistake_answer(name, latency, budget) for budget, got in answers)
+        ),
+        None,
+    )
+
+
+def _explain(
+    got: object,
+    expected: str | None,
+    budget: float,
+    latency: dict[str, float],
+    mistake: str | None = None,
+) -> str:
     """Why `got` is not the deepest architecture within `budget`, in words. `latency` is in the
-    table's row order."""
+    table's row order; `mistake` is the one `_diagnose` found (None: say only what is right)."""
     where = f"with a budget of {budget:.2f} ms you returned {got!r}"
     if expected is None:
         return (
@@ -150,24 +198,38 @@ def _explain(got: object, expected: str | None, budget: float, latency: dict[str
             f"{where}, which takes {latency[got]:.2f} ms, over the budget; expected "
             f"{expected!r} ({latency[expected]:.2f} ms)."
         )
-    fitting = [arch for arch, ms in latency.items() if ms <= budget]
-    if got == max(fitting, key=latency.get):
+    return _mistake_message(mistake, where, got, expected, latency)
+
+
+def _mistake_message(
+    mistake: str | None, where: str, got: str, expected: str, latency: dict[str, float]
+) -> str:
+    """The explanation of one of `_MISTAKES` (None: none of them) at one budget."""
+    layers = f"{_depth(expected)} layers against {_depth(got)}"
+    if mistake == "slowest":
         return (
             f"{where} ({latency[got]:.2f} ms); expected {expected!r} ({latency[expected]:.2f} "
-            f"ms, {_depth(expected)} layers against {_depth(got)}): you took the slowest that "
-            "fits; the question asks for the deepest. Latency need not grow with depth: compare "
-            "the depths in the names."
+            f"ms, {layers}): you took the slowest that fits; the question asks for the deepest. "
+            "Latency need not grow with depth: compare the depths in the names."
         )
-    if got == fitting[-1]:
+    if mistake == "last row":
         return (
-            f"{where}, the last row that fits; expected {expected!r} ({_depth(expected)} layers "
-            f"against {_depth(got)}). The last row is the deepest only when the rows are sorted "
-            "by depth, and a table need not be: compare the depths in the names."
+            f"{where}, the last row that fits; expected {expected!r} ({layers}). The last row "
+            "is the deepest only when the rows are sorted by depth, and a table need not be: "
+            "compare the depths in the names."
         )
+    if mistake == "text":
+        first = next(((a, b) for a, b in zip(got, expected) if a != b), None)
+        at = "" if first is None else f" ({first[0]!r} > {first[1]!r} at the first difference)"
+        return (
+            f"{where}; expected {expected!r} ({layers}): you compared the names as text, which "
+            f"goes character by character, so {got!r} > {expected!r}{at}. Compare the depths "
+            "as numbers, e.g. int(arch.removeprefix('resnet'))."
+        )
+    fastest = ", not the fastest" if mistake == "fastest" else ""
     return (
         f"{where}; expected {expected!r} ({latency[expected]:.2f} ms), which also fits "
-        f"and is deeper ({_depth(expected)} layers against {_depth(got)}): among the "
-        "architectures that fit, take the deepest, not the fastest."
+        f"and is deeper ({layers}): among the architectures that fit, take the deepest{fastest}."
     )
 
 
@@ -195,7 +257,8 @@ def _check_table(
                 "table's 'arch' column (a str), or None."
             )
         if got != expected:
-            raise AssertionError(f"{table}, {_explain(got, expected, budget, latency)}")
+            mistake = _diagnose(deepest_within, rows, column)
+            raise AssertionError(f"{table}, {_explain(got, expected, budget, latency, mistake)}")
 
 
 def check_deepest_within(
