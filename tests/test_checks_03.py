@@ -101,6 +101,13 @@ def test_partial_count_accepts_the_right_number(capsys):
     assert "Correct: resnet34" in capsys.readouterr().out
 
 
+def test_partial_count_accepts_a_whole_number_float(capsys):
+    check_partial_count(float(RESNET34_PARTIAL))  # e.g. a count computed with `/`
+    assert "Correct: resnet34 with freeze 'partial' trains 19,937,794" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match=r"^19,937,795 is not .*you are \+1 off"):
+        check_partial_count(RESNET34_PARTIAL + 1.0)
+
+
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
@@ -110,6 +117,7 @@ def test_partial_count_accepts_the_right_number(capsys):
         (10_494_466, "resnet18's count"),
         (RESNET34_PARTIAL + 10, r"\+10 off"),
         ("19937794", "give a whole number"),
+        (RESNET34_PARTIAL + 0.5, r"a float \(19937794\.5\); give a whole number"),
     ],
 )
 def test_partial_count_explains_wrong_answers(answer, message):

@@ -3,6 +3,8 @@ table, and freezing lists of equal size for the two ends of a ranking."""
 
 from __future__ import annotations
 
+from itertools import permutations
+
 import pytest
 import torch
 
@@ -188,13 +190,24 @@ def frozen_count(model: torch.nn.Module, names: list[str]) -> int:
 def test_equal_count_freezing_matches_the_two_ends_of_a_ranking(resnet18):
     plans = equal_count_freezing(resnet18, ["layer1", "layer2", "layer3", "layer4"])
     # Whole groups would freeze 673,536 (layer1 + layer2) against 10,493,440 (layer3 + layer4).
+    # "most" starts layer4 with layer4.0.conv1, so "least" must stop before layer4.
     assert plans == {
-        "least": ["layer1", "layer2", "layer3", "layer4.0.conv1"],
-        "most": ["layer4.0"],
+        "least": ["layer1", "layer2", "layer3"],
+        "most": ["layer4.0.conv1", "layer4.0.bn1", "layer4.0.conv2"],
     }
     counts = {arm: frozen_count(resnet18, names) for arm, names in plans.items()}
-    assert counts == {"least": 3_952_896, "most": 3_673_088}  # 7% apart
+    assert counts == {"least": 2_773_248, "most": 3_539_968}  # 22% apart
     reversed_plans = equal_count_freezing(resnet18, ["layer4", "layer3", "layer2", "layer1"])
     assert reversed_plans == {"least": plans["most"], "most": plans["least"]}
-    with pytest.raises(ValueError, match="widen low..high"):
+    with pytest.raises(ValueError, match="disjoint stopping points.*widen low..high"):
         equal_count_freezing(resnet18, ["layer1"], low=0.9, high=0.95)
+
+
+def test_equal_count_freezing_arms_share_no_parameter(resnet18):
+    for ranked in permutations(["layer1", "layer2", "layer3", "layer4"]):
+        frozen = {}
+        for arm, names in equal_count_freezing(resnet18, list(ranked)).items():
+            freeze(resnet18, names)
+            frozen[arm] = frozen_names(resnet18)
+        assert frozen["least"] and frozen["most"], ranked
+        assert not frozen["least"] & frozen["most"], ranked

@@ -97,9 +97,12 @@ def equal_count_freezing(
     ranked: layer groups, least important first. "least" takes modules in `module_order(model,
     ranked)`, "most" in `module_order(model, reversed(ranked))`: whole groups, then the first
     modules of the next group in network order. Each list stops after a whole module, with a
-    count between `low` and `high` times the values of the ranked groups; of all such pairs of
-    stopping points, the pair closest in count (relative difference) is returned. Whole groups
-    cannot match: in a ResNet each stage holds about four times the values of the one before.
+    count between `low` and `high` times the values of the ranked groups, and the two lists share
+    no module (no parameter is frozen in both); of all such pairs of stopping points, the pair
+    closest in count (relative difference) is returned. Whole groups cannot match: in a ResNet
+    each stage holds about four times the values of the one before. Two lists that both reach
+    one group would both start it with its first module, so one of them stops before it, and
+    the counts can end further apart than the module sizes alone would force.
     """
     walks = {"least": module_order(model, ranked), "most": module_order(model, ranked[::-1])}
     total = sum(size for _, size in walks["least"])
@@ -111,11 +114,19 @@ def equal_count_freezing(
         ]
         for arm, walk in walks.items()
     }
-    pairs = [(abs(a - b) / max(a, b), i, j) for a, i in stops["least"] for b, j in stops["most"]]
+    # "most" may stop at module j only before the first module "least" took up to its stop i.
+    position = {name: k for k, (name, _) in enumerate(walks["most"])}
+    clash = list(accumulate((position[name] for name, _ in walks["least"]), min))
+    pairs = [
+        (abs(a - b) / max(a, b), i, j)
+        for a, i in stops["least"]
+        for b, j in stops["most"]
+        if j < clash[i]
+    ]
     if not pairs:
         raise ValueError(
-            f"No stopping point of {list(ranked)} freezes between {low:.0%} and {high:.0%} of "
-            "their values: widen low..high or rank more groups"
+            f"No two disjoint stopping points of {list(ranked)} each freeze between {low:.0%} "
+            f"and {high:.0%} of their values: widen low..high or rank more groups"
         )
     _, i, j = min(pairs)
     everything = [name for name, _ in walks["least"]]

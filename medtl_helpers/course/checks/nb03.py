@@ -88,9 +88,14 @@ def _group_sizes(model: nn.Module) -> dict[str, int]:
 
 
 def check_partial_count(answer: object) -> None:
-    """`answer` must be the number of trainable parameters of resnet34 under freeze "partial"."""
+    """`answer` must be the number of trainable parameters of resnet34 under freeze "partial".
+
+    A whole-number float (19937794.0) counts as that int; a float with a fraction does not.
+    """
     require_answer(answer, "your resnet34_partial")
     answer = plain_number(answer, "resnet34_partial")
+    if type(answer) is float and answer.is_integer():
+        answer = int(answer)  # a count computed with `/` or `**` comes as a float such as 2.0
     if type(answer) is not int:
         raise AssertionError(
             f"Your answer is a {type(answer).__name__} ({answer!r}); give a whole number of "
