@@ -56,6 +56,22 @@ def test_class_weights_explains_wrong_answers(answer, message):
         check_class_weights(answer)
 
 
+def test_class_weights_states_the_course_scale():
+    """A weight of 1 / N_c has the right ratios; the message says which scale the course uses."""
+    with pytest.raises(AssertionError) as caught:
+        check_class_weights(lambda c: [1 / n for n in c])
+    message = str(caught.value)
+    # Kermany's counts: 1341 * (1 / 1341) + 3875 * (1 / 3875) = 2, where the course has N = 5216
+    assert "their total weight is Σ_c N_c·w_c = 2," in message
+    assert "Σ_c N_c·w_c = N = 5216, i.e. w_c = N / (C·N_c) with C = 2 classes" in message
+    assert "Σ_c N_c·w_c = N" in " ".join(check_class_weights.__doc__.split())
+
+
+def test_class_weights_names_the_formula_for_an_unrecognised_answer():
+    with pytest.raises(AssertionError, match=r"w_c = N / \(C·N_c\) .* so that Σ_c N_c·w_c = N"):
+        check_class_weights(lambda c: [n**0.5 for n in c][::-1])
+
+
 def test_val_threshold_accepts_the_reference(capsys):
     check_val_threshold(reference)
     printed = capsys.readouterr().out

@@ -47,3 +47,12 @@ def test_dropping_the_last_batch_names_where_a_batch_of_one_fails():
     doc = " ".join(steps_per_epoch.__doc__.split())
     assert "fresh random remainder each epoch" in doc and "1 x 1" in doc
     assert "1:3" not in class_weights.__doc__
+
+
+def test_04s_reasons_for_dropping_the_last_batch_and_for_the_weight_scale_are_the_docstrings():
+    from medtl_helpers.training.steps import class_weights, steps_per_epoch
+
+    doc = " ".join(steps_per_epoch.__doc__.split())
+    assert "more than one value per channel" in doc and "only where a feature map is 1 x 1" in doc
+    assert "not the same images every time" in doc  # 04, section 4
+    assert "sum over the images to N" in " ".join(class_weights.__doc__.split())  # 04, exercise 1

@@ -3,8 +3,9 @@ and how much that choice moves when the validation patients are drawn again.
 
 The threshold is part of the model: choose it on VALIDATION predictions, then report the test
 metrics at that fixed threshold. Choosing it on the test set would flatter every number. It is
-also an estimate: Youden's threshold is the best point of an empirical curve over a few hundred
-patients, and `threshold_spread` shows how far it moves on another draw of them.
+also an estimate: Youden's threshold is the best point of an empirical curve over the validation
+patients (images, where a source has no patient ids), and `threshold_spread` shows how far it
+moves on another draw of them.
 """
 
 from __future__ import annotations

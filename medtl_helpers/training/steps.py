@@ -27,7 +27,11 @@ from medtl_helpers.training.distributed import World
 
 
 def class_weights(labels: torch.Tensor, n_classes: int = 2) -> torch.Tensor:
-    """N / (classes * N_c): each class counts equally in the loss, whatever its share."""
+    """w_c = N / (C * N_c) for C classes: each class counts equally in the loss, whatever its share.
+
+    Every class gets the same total weight N_c * w_c = N / C, so the weights sum over the images
+    to N, as many as there are (a balanced set gets weight 1 for every class).
+    """
     counts = torch.bincount(labels, minlength=n_classes).clamp(min=1).float()
     return counts.sum() / (n_classes * counts)
 
@@ -35,9 +39,13 @@ def class_weights(labels: torch.Tensor, n_classes: int = 2) -> torch.Tensor:
 def steps_per_epoch(n_images: int, batch_size: int) -> int:
     """Optimizer steps in one pass: full batches only, or one step for a set smaller than a batch.
 
-    The last, partial batch is dropped, a fresh random remainder each epoch: a leftover batch of
-    one image cannot be normalised by BatchNorm in train mode wherever a feature map is 1 x 1
-    (layer4 of a ResNet at 28 px), and a small one gives noisy batch statistics everywhere.
+    The last, partial batch is dropped. Each epoch cuts its batches from a fresh random order
+    (`BatchTrainer.batches`), so what is dropped is a fresh random remainder each epoch, not the
+    same images every time: over several epochs nearly every image is seen. Why drop it: BatchNorm
+    in train mode needs more than one value per channel. A leftover batch of one image gives a
+    BatchNorm2d H x W values per channel, so it fails only where a feature map is 1 x 1 (layer4 of
+    a ResNet at 28 px), and it always fails a BatchNorm1d in a head (the course heads have none).
+    A small leftover batch gives noisy batch statistics everywhere.
     """
     return n_images // batch_size if n_images > batch_size else 1
 

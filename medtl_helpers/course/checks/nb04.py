@@ -1,9 +1,11 @@
 """Checkers for the exercises of notebook 04 (the full training recipe).
 
 `check_class_weights` runs the student's weighting function on a few class counts and compares it
-with `training.class_weights`; `check_val_threshold` runs the student's "threshold on validation,
-metrics on test" function on a case where validation, test and 0.5 give three different
-thresholds. Each explains the first difference in words and prints one sentence on success.
+with `training.class_weights`, w_c = N / (C·N_c): equal total weight N_c·w_c for every class,
+scaled as the course does so that Σ_c N_c·w_c = N (a balanced set gets weight 1).
+`check_val_threshold` runs the student's "threshold on validation, metrics on test" function on a
+case where validation, test and 0.5 give three different thresholds. Each explains the first
+difference in words and prints one sentence on success.
 """
 
 from __future__ import annotations
@@ -41,22 +43,30 @@ def _weights_problem(got: np.ndarray, want: np.ndarray, counts: Sequence[int]) -
     if np.allclose(got / got.sum(), np.array(counts) / n, rtol=1e-4):
         return (
             f"for counts {list(counts)} your weights grow with the class count ({got.round(3)}): "
-            "the frequent class would count even more. Invert it: N / (classes x N_c)."
+            "the frequent class would count even more. Invert it: w_c = N / (C·N_c)."
         )
     if np.allclose(got / got.sum(), inverse / inverse.sum(), rtol=1e-4):
+        total = float(np.dot(counts, got))
         return (
             f"for counts {list(counts)} your weights {got.round(4)} have the right ratios but "
-            f"another scale; expected {want.round(4)}. Multiply 1 / N_c by N / classes "
-            f"= {n} / {k}, so that a balanced set gets weight 1 for every class."
+            f"another scale: their total weight is Σ_c N_c·w_c = {total:.4g}, and the course "
+            f"scales it to the number of images, Σ_c N_c·w_c = N = {n}, i.e. w_c = N / (C·N_c) "
+            f"with C = {k} classes (a balanced set then gets weight 1 for every class); "
+            f"expected {want.round(4)}."
         )
     return (
         f"for counts {list(counts)} you returned {got.round(4)}; expected {want.round(4)}, "
-        "i.e. N / (classes x N_c) with N the total and N_c the count of class c."
+        "i.e. w_c = N / (C·N_c) with N the total, C the number of classes and N_c the count of "
+        "class c, so that Σ_c N_c·w_c = N."
     )
 
 
 def check_class_weights(balanced_weights: Callable[[list[int]], object]) -> None:
-    """`balanced_weights(counts)` must return N / (classes * N_c) for each class c."""
+    """`balanced_weights(counts)` must return w_c = N / (C·N_c) for each class c.
+
+    Every class then has the same total weight N_c·w_c = N / C, and the scale is the course's:
+    Σ_c N_c·w_c = N, so a balanced set gets weight 1 for every class.
+    """
     require_answer(balanced_weights, "your balanced_weights")
     for counts in WEIGHT_CASES:
         labels = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
