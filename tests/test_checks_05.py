@@ -119,3 +119,28 @@ def test_group_lrs_checks_the_rate_of_every_group():
 def test_stage_plan_checks_every_setting_of_a_stage(plan, message):
     with pytest.raises(AssertionError, match=message):
         check_stage_plan(plan)
+
+
+@pytest.mark.parametrize(
+    ("plan", "message"),
+    [
+        (
+            replaced(1, name="top"),
+            r"^stage 2 is named 'top'; expected 'layer4'\. The stages are \['head', 'layer4', "
+            r"'layer3', 'all'\], in that order",
+        ),
+        (list(reversed(reference_stage_plan())), r"^stage 1 is named 'all'; expected 'head'"),
+        (
+            replaced(0, group_lr={"haed": 1e-3}),
+            r"^stage 1 \('head'\) gives group_lr a rate for 'haed', which is no layer group",
+        ),
+        (
+            replaced(3, group_lr={**discriminative_lrs(1.25e-4), "layer5": 1e-5}),
+            r"^stage 4 \('all'\) gives group_lr a rate for 'layer5'.*silently falls back",
+        ),
+    ],
+)
+def test_stage_plan_checks_the_names_of_stages_and_groups(plan, message):
+    # Each of these passed the checker before: the names were never compared.
+    with pytest.raises(AssertionError, match=message):
+        check_stage_plan(plan)

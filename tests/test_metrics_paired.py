@@ -78,3 +78,40 @@ def test_verdicts_read_the_interval():
     assert table.loc["auroc", "difference"] == 0.0
     by_image = difference_table(paired_difference(y, p, p, n_boot=50), unit="images")
     assert by_image.loc["auroc", "verdict"].startswith("not settled by these images")
+
+
+def test_a_resample_of_one_class_only_is_refused_by_name():
+    # Two cases: seed 0 draws the same case twice, so the only resample has one class. This
+    # raised a bare IndexError from np.percentile before.
+    with pytest.raises(
+        ValueError, match=r"1 of 1 paired bootstrap resamples drew a single class.*no interval"
+    ):
+        paired_difference([0, 1], [0.2, 0.8], [0.8, 0.2], n_boot=1, seed=0)
+
+
+def test_an_interval_resting_on_a_few_positive_patients_is_flagged_not_to_be_read():
+    # Three positive images of one patient: about e**-1 of the resamples miss that patient. Their
+    # AUROC was dropped silently before, and the interval rested on the rest.
+    y = np.r_[np.zeros(60, int), np.ones(3, int)]
+    p = np.linspace(0.0, 1.0, y.size)
+    groups = [f"n{i}" for i in range(60)] + ["p0"] * 3
+    with pytest.warns(UserWarning, match="paired bootstrap resamples") as caught:
+        paired_difference(y, p, p[::-1].copy(), groups=groups)
+    message = str(caught[0].message)
+    dropped = int(message.split(" of 1000 ")[0])
+    assert 300 < dropped < 450
+    assert "(3 positive and 60 negative cases)" in message
+    assert "too few groups (patients) holding it" in message
+    assert "Do not read it; score both arms on a larger set" in message
+
+
+def test_a_few_single_class_resamples_are_counted_in_a_warning():
+    # Three positives, each its own case: about e**-3 of the resamples draw none of them.
+    y = np.r_[np.zeros(60, int), np.ones(3, int)]
+    p = np.linspace(0.0, 1.0, y.size)
+    with pytest.warns(UserWarning, match=r"of 1000 paired bootstrap resamples") as caught:
+        result = paired_difference(y, p, p, n_boot=1000)
+    message = str(caught[0].message)
+    dropped = int(message.split(" of ")[0])
+    assert 20 < dropped < 100 and "Do not read it" not in message
+    assert result["auroc"] == (0.0, 0.0, 0.0)

@@ -9,6 +9,8 @@ so the interval is the interval of the difference itself.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
@@ -20,6 +22,10 @@ from medtl_helpers.metrics.rates import (
     labels_and_probabilities,
     require_classes,
 )
+
+# More resamples than this share drawing a single class means one class sits in a couple of cases
+# (or patients) only: the interval would rest on the resamples that happened to draw them.
+MAX_DROPPED = 0.1
 
 
 def paired_difference(
@@ -38,7 +44,9 @@ def paired_difference(
     Both arms are scored on the same resample of cases (or of whole `groups`, e.g. patients) in
     every bootstrap round. Each arm keeps its own fixed threshold (`threshold_b` defaults to
     `threshold_a`). An interval that excludes 0 says the two differ on these patients; one that
-    includes 0 says the data do not settle it (not that they are equal).
+    includes 0 says the data do not settle it (not that they are equal). A resample that draws
+    a single class has no AUROC, sensitivity or specificity and is left out of those metrics,
+    with a warning that counts them (and says not to read the interval above `MAX_DROPPED`).
     """
     n_a, n_b = np.asarray(p_a).size, np.asarray(p_b).size
     if n_a != n_b:
@@ -63,6 +71,7 @@ def paired_difference(
         second = _resample_metrics(w, positive, pred_b, score_b)
         for name in METRICS:
             parts[name].append(second[name] - first[name])
+    _require_enough_resamples(n_boot - sum(part.size for part in parts["auroc"]), n_boot, y)
     whole_a = binary_metrics(y, p_a, threshold_a)
     whole_b = binary_metrics(y, p_b, threshold_b)
     tail = 100 * (1 - level) / 2
@@ -71,6 +80,31 @@ def paired_difference(
         low, high = np.percentile(np.concatenate(parts[name]), [tail, 100 - tail])
         out[name] = (float(whole_b[name] - whole_a[name]), float(low), float(high))
     return out
+
+
+def _require_enough_resamples(dropped: int, n_boot: int, y: np.ndarray) -> None:
+    """Count the resamples left out for drawing one class in a warning; refuse if all were.
+
+    The interval describes only the resamples that drew both classes, which over-represent the
+    rarer one: above `MAX_DROPPED` of them gone, the warning says it says little about the set.
+    """
+    if dropped == 0:
+        return
+    counts = f"{int(y.sum())} positive and {int((y == 0).sum())} negative cases"
+    message = (
+        f"{dropped} of {n_boot} paired bootstrap resamples drew a single class ({counts}), so "
+        "AUROC, sensitivity and specificity have no value on them and they were left out"
+    )
+    if dropped == n_boot:
+        raise ValueError(f"{message}: there is no interval. Score both arms on a larger set.")
+    if dropped > MAX_DROPPED * n_boot:
+        message += (
+            f". That is more than {MAX_DROPPED:.0%}: the set holds too few cases of one class, or "
+            "too few groups (patients) holding it, and the interval rests on the resamples that "
+            "drew them. Do not read it; score both arms on a larger set with more cases and "
+            "patients of the rarer class"
+        )
+    warnings.warn(message, stacklevel=3)
 
 
 def difference_verdict(

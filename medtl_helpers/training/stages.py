@@ -40,10 +40,13 @@ class Stage:
 def discriminative_lrs(base_lr: float, decay: float = 0.5) -> dict[str, float]:
     """head gets base_lr, layer4 base_lr*decay, layer3 base_lr*decay**2, ... stem the smallest.
 
-    The usual argument (05, sections 2 and 4): early layers of an ImageNet network hold generic
-    edges and textures that transfer, so they should move least, and the new, random head most.
-    It is an argument about pretrained weights: from a random start there is nothing in early
-    layers to keep, and it does not apply.
+    The usual argument (05, sections 2 and 4) has two parts. What Yosinski et al. (2014)
+    measured, between two halves of ImageNet: first-layer features (Gabor-like filters, colour
+    blobs) transfer from one task to the other, later layers' are specific to their task. What
+    the course infers from it, and the paper did not test: early layers should therefore move
+    least, and the new, random head most (the paper compared frozen and fine-tuned layers, not
+    per-layer rates). It is an argument about pretrained weights: from a random start there is
+    nothing in early layers to keep, and it does not apply.
     """
     return {group: base_lr * decay**depth for depth, group in enumerate(reversed(GROUPS))}
 
@@ -70,7 +73,11 @@ def progressive_stages(
 
 
 def make_optimizer(model: nn.Module, stage: Stage) -> torch.optim.Optimizer:
-    """AdamW over the trainable parameters, one parameter group per layer group."""
+    """A new AdamW over the trainable parameters, one parameter group per layer group.
+
+    New, so its moment estimates (each parameter's running gradient mean and variance) start at
+    zero: a layer that trained in the stage before loses them at the stage boundary.
+    """
     freeze(model, stage.freeze)
     groups: dict[str, list[nn.Parameter]] = {}
     for name, param in model.named_parameters():

@@ -3,8 +3,9 @@
 `check_group_lrs` compares the student's per-group learning rates with
 `stages.discriminative_lrs`. `check_stage_plan` builds, for each of the student's stages, the
 optimizer `fit` would build (`stages.make_optimizer`, on a ResNet-18 skeleton that holds no
-memory) and compares which layer groups train, for how many epochs and at which learning rate with
-the four-stage plan the exercise asks for. Each explains the first difference in words.
+memory) and compares the stages' names, which layer groups train, for how many epochs and at
+which learning rate with the four-stage plan the exercise asks for. Each explains the first
+difference in words.
 """
 
 from __future__ import annotations
@@ -135,6 +136,23 @@ def _form_problem(index: int, stage: Stage, ref: Stage) -> str | None:
             f"one number{f' ({odd[0]!r} is not)' if odd else ''}, as discriminative_lrs(base) "
             "gives it."
         )
+    unknown = [k for k in rates if k not in GROUPS]
+    if unknown:
+        return (
+            f"{where} gives group_lr a rate for {unknown[0]!r}, which is no layer group: the "
+            f"groups are {list(GROUPS)}. A misspelt group silently falls back to the stage's lr."
+        )
+    return None
+
+
+def _name_problem(index: int, stage: Stage, ref: Stage) -> str | None:
+    """A stage not named as the exercise names it (fit's history and progress show the name)."""
+    if stage.name != ref.name:
+        return (
+            f"stage {index} is named {stage.name!r}; expected {ref.name!r}. The stages are "
+            f"{[s.name for s in reference_stage_plan()]}, in that order: `fit` prints the name "
+            "with every epoch and keeps it in the history, so it must say what the stage trains."
+        )
     return None
 
 
@@ -184,7 +202,7 @@ def check_stage_plan(stages: Sequence[Stage]) -> None:
         )
     for index, (stage, ref) in enumerate(zip(stages, reference), start=1):
         want_trains = PLAN_TRAINS[index - 1]
-        problem = _form_problem(index, stage, ref)
+        problem = _name_problem(index, stage, ref) or _form_problem(index, stage, ref)
         if problem:
             raise AssertionError(problem)
         got = call_answer(
