@@ -127,6 +127,16 @@ def test_randomize_layers_changes_only_the_named_ones(model):
     assert all(v for k, v in same.items() if k.startswith(("conv1", "layer1", "layer3")))
 
 
+def test_randomize_layers_draws_pytorchs_default_not_torchvisions_construction(model):
+    """The docstring's numbers: std 1/sqrt(3 fan_in) after the reset, sqrt(2 / fan_out) built."""
+    built = model.layer4[1].conv1.weight  # 512 -> 512 channels, 3x3: fan_in = fan_out = 4608
+    redrawn = randomize_layers(model, ["layer4"]).layer4[1].conv1.weight
+    assert built.std().item() == pytest.approx((2 / 4608) ** 0.5, rel=0.02)
+    assert redrawn.std().item() == pytest.approx((1 / (3 * 4608)) ** 0.5, rel=0.02)
+    assert redrawn.abs().max().item() <= 1 / 4608**0.5
+    assert built.std().item() / redrawn.std().item() == pytest.approx(6**0.5, rel=0.03)
+
+
 def test_randomize_layers_resets_batchnorm_statistics_too(model):
     """A randomised stage's BatchNorm is a fresh layer's: weight 1, bias 0, mean 0, variance 1."""
     trained = copy.deepcopy(model)

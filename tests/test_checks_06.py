@@ -37,6 +37,9 @@ def test_soft_vote_accepts_the_reference_in_any_array_type(capsys):
         (lambda p: p.max(axis=0), "the largest member probability"),
         (lambda p: (p >= 0.5).mean(axis=0), "that is a hard vote"),
         (lambda p: p.mean(axis=0) + 0.01, r"expected \[0\.6, 0\.3, 0\.5, 0\.35\]"),
+        # every earlier case has means of two decimals, so a rounded vote passed them all
+        (lambda p: p.mean(axis=0).round(2), r"the mean rounded to 2 decimals.*unrounded"),
+        (lambda p: p.mean(axis=0).round(4), r"the mean rounded to 4 decimals"),
     ],
 )
 def test_soft_vote_explains_wrong_answers(wrong, message):

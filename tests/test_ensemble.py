@@ -1,5 +1,6 @@
-"""Ensembles: voting by hand-computed examples, refusals for members that do not fit, the soft
-vote against the member chosen on validation, and how much two models' errors overlap."""
+"""Ensembles: voting by hand-computed examples, refusals for members that do not fit, and the soft
+vote against the member chosen on validation (how much two models' errors overlap: test_diversity).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import torch
 
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.errors import CheckpointError
-from medtl_helpers.evaluation.diversity import error_overlap, overlap_difference
 from medtl_helpers.evaluation.ensemble import (
     Ensemble,
     compare_members,
@@ -213,43 +213,15 @@ def test_soft_vote_is_compared_with_the_member_chosen_on_validation(tmp_path):
     }
 
 
-# y, two models' probabilities and thresholds, worked by hand:
-# m_a decides 1 0 1 1 0 0 0 1 and errs on cases 1, 3, 6, 7 (4 of 8);
-# m_b (p >= 0.3) decides 1 1 0 0 0 1 1 1 and errs on cases 2, 5, 7 (3 of 8);
-# both err on case 7 only, either on 6 cases, so they disagree on 6 - 1 = 5.
-Y = np.array([1, 1, 1, 0, 0, 0, 1, 0])
-PAIR = (
-    np.array([[0.9, 0.2, 0.8, 0.6, 0.1, 0.3, 0.4, 0.7], [0.9, 0.3, 0.2, 0.1, 0.2, 0.9, 0.35, 0.8]]),
-    [0.5, 0.3],
-)
-
-
-def test_error_overlap_by_hand():
-    assert error_overlap(Y, *PAIR) == pytest.approx(
-        {
-            "error rate a": 4 / 8,
-            "error rate b": 3 / 8,
-            "disagreement": 5 / 8,
-            "both wrong": 1 / 8,
-            "error overlap": 1 / 6,
-        }
+def test_soft_vote_verdicts_name_what_was_resampled(tmp_path):
+    # PneumoniaMNIST records no patient ids: the bootstrap draws images, and the verdict says so
+    a = save(tmp_path / "a.pt", threshold=0.5)
+    b = save(tmp_path / "b.pt", seed=1, threshold=0.45)
+    ensemble = Ensemble.from_checkpoints([a, b], names=["m0", "m1"])
+    val, test = two_sets()
+    test.source = "pneumoniamnist"
+    same = np.stack([np.linspace(0.9, 0.1, 12)] * 2)  # the soft vote equals each member
+    _, table = soft_vote_against_best(
+        ensemble, val, test, probabilities=(np.stack([np.linspace(0.9, 0.1, 8)] * 2), same)
     )
-    same = error_overlap(Y, np.stack([PAIR[0][0]] * 2), [0.5, 0.5])
-    assert same["error overlap"] == 1 and same["disagreement"] == 0
-    with pytest.raises(ValueError, match=r"shape \(2, 8\).*got shapes \(8,\) and \(2,\)"):
-        error_overlap(Y, PAIR[0][0], PAIR[1])
-
-
-def test_overlap_difference_is_paired_over_patients():
-    identical = overlap_difference(Y, PAIR, PAIR, n_boot=200)
-    assert all(v == (0.0, 0.0, 0.0) for v in identical.values()), "a pair minus itself is 0"
-    agreeing = (np.stack([PAIR[0][0]] * 2), [0.5, 0.5])  # the same mistakes twice
-    patients = ["a", "a", "b", "b", "c", "c", "d", "d"]
-    result = overlap_difference(Y, PAIR, agreeing, groups=patients, n_boot=300)
-    difference, low, high = result["error overlap"]
-    assert difference == pytest.approx(1 - 1 / 6)
-    assert low <= difference <= high
-    difference, low, high = result["disagreement"]
-    assert difference == pytest.approx(-5 / 8) and low <= difference <= high < 0
-    with pytest.raises(ValueError, match="groups has 3 ids but there are 8 cases"):
-        overlap_difference(Y, PAIR, agreeing, groups=["a", "b", "c"])
+    assert set(table["verdict"]) == {"not settled by these images (the interval includes 0)"}

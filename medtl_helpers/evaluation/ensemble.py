@@ -258,7 +258,8 @@ def soft_vote_against_best(
     partly the luckiest one there, and beating it would be judged on the set that picked it.
     It keeps its own threshold; the soft vote's is chosen on validation, as in
     `compare_members`. The difference is a paired bootstrap over the test patients
-    (`paired_difference` with `groups=test.patients`). Returns the member's name and a table of
+    (`paired_difference` with `groups=test.patients`; over images where the source records no
+    patient ids, and the verdict names `test.unit`). Returns the member's name and a table of
     difference, low, high and verdict per metric.
     """
     p_val, p_test = member_scores(ensemble, val, test, probabilities)
@@ -281,7 +282,9 @@ def soft_vote_against_best(
             "soft vote - member": d,
             "low": low,
             "high": high,
-            "verdict": difference_verdict(low, high, better="soft vote", worse=name),
+            "verdict": difference_verdict(
+                low, high, better="soft vote", worse=name, unit=test.unit
+            ),
         }
         for metric, (d, low, high) in result.items()
     }

@@ -12,8 +12,12 @@ softmax head trained by cross-entropy, the gradients on the two logits are oppos
 rows of the head's weights move by opposite amounts and their sum w0 + w1 keeps its random initial
 value. The PNEUMONIA logit alone is scored through w1 = (w1 - w0) / 2 + (w1 + w0) / 2, so every
 channel's Grad-CAM weight carries a term of that untrained random sum (a split of the weight
-vector into two parts, not half of the channels). The log-odds is scored through w1 - w0 only,
-the part training wrote.
+vector into two parts, not half of the channels). The log-odds is scored through w1 - w0 only:
+the only part of the head that the prediction uses and that training moves. It is not free of
+the initialisation either: a new head starts random, so w1 - w0 is its random initial difference
+plus what training added, and after a short training it can still be mostly the former. But the
+backbone was trained against that whole difference, so the log-odds map explains the prediction
+the model makes; the sum plays no part in it.
 
 `randomization_check` is the sanity check of Adebayo et al. (2018): randomise the weights from the
 top of the network down and measure how much the maps change. Maps that barely change describe
@@ -131,12 +135,17 @@ def rank_correlation(a, b) -> float:
 
 
 def randomize_layers(model: nn.Module, layers: Sequence[str], seed: int = 0) -> nn.Module:
-    """A copy of `model` whose named submodules are back in the state of a freshly built layer.
+    """A copy of `model` whose named submodules get new random weights, drawn from `seed`.
 
-    Convolutions and linear layers get new random weights (each module's own
-    `reset_parameters`). BatchNorm layers get weight 1 and bias 0, *and* their running mean 0
-    and variance 1, so in eval mode they pass activations through unchanged: the trained
-    statistics describe the old convolutions' outputs and would be wrong for the new ones.
+    Each module's own `reset_parameters()` draws them: PyTorch's default for convolutions and
+    linear layers, uniform within +-1/sqrt(fan_in) (standard deviation 1/sqrt(3 fan_in)). That is
+    not the initialisation a torchvision ResNet gives its convolutions when it is built (Kaiming
+    normal over fan_out, standard deviation sqrt(2 / fan_out)): the new weights are random but
+    smaller, 2.4 times for a 3x3 convolution with as many input as output channels. A new course
+    head gets the same default as here. BatchNorm layers get weight 1 and bias 0, *and* their
+    running mean 0 and variance 1, as when built, so in eval mode they pass activations through
+    unchanged: the trained statistics describe the old convolutions' outputs and would be wrong
+    for the new ones.
     """
     randomized = copy.deepcopy(model)
     with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was

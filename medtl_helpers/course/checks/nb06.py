@@ -21,6 +21,8 @@ __all__ = ["check_soft_vote", "check_hard_vote", "check_target_layer"]
 SOFT_CASES = (
     np.array([[0.9, 0.2, 0.6, 0.4], [0.7, 0.4, 0.1, 0.3], [0.2, 0.3, 0.8, 0.35]]),
     np.array([[0.1, 0.95, 0.5, 0.3, 0.6], [0.3, 0.65, 0.5, 0.9, 0.2]]),
+    # means of thirds (0.61666...), which no rounding to a few decimals keeps
+    np.array([[0.9, 0.2, 0.61, 0.47], [0.7, 0.41, 0.1, 0.52], [0.25, 0.3, 0.8, 0.5]]),
 )
 # Two members, so 1 vote of 2 is a tie; member 2's own threshold (0.4) matters on image 3, and
 # image 5 sits exactly on member 1's threshold (p >= t counts as a PNEUMONIA vote).
@@ -74,10 +76,15 @@ def check_soft_vote(soft_vote_fn: Callable) -> None:
             "the share of members with p >= 0.5: that is a hard vote; soft voting averages "
             "the probabilities themselves": (probs >= 0.5).mean(axis=0),
         }
+        mistakes |= {
+            f"the mean rounded to {k} decimals: return it unrounded, and round only what you "
+            "print": np.round(expected, k)
+            for k in range(7)
+        }
         reason = next((text for text, wrong in mistakes.items() if np.allclose(answer, wrong)), "")
         raise AssertionError(
-            f"{call} gave {np.round(answer, 4).tolist()}; expected "
-            f"{np.round(expected, 4).tolist()} (the mean of each column)."
+            f"{call} gave {np.round(answer, 6).tolist()}; expected "
+            f"{np.round(expected, 6).tolist()} (the mean of each column)."
             + (f" Yours is {reason}." if reason else "")
         )
     print("Correct: your soft vote is the mean probability over the members, image by image.")
