@@ -97,6 +97,17 @@ def by_fraction_only(results):
     return grouped.agg(["mean", "std", "min", "max"]).rename(columns={"std": "sd"})
 
 
+def also_by_images(results):
+    """Groups by the subset's size too: one row per seed, since each seed draws its own subset."""
+    grouped = results.groupby(["init", "fraction", "images"]).test_auroc
+    return grouped.agg(["mean", "std", "min", "max"]).rename(columns={"std": "sd"})
+
+
+def also_by_seed(results):
+    grouped = results.groupby(["init", "fraction", "seed"]).test_auroc
+    return grouped.agg(["mean", "std", "min", "max"]).rename(columns={"std": "sd"})
+
+
 def one_seed_only(results):
     return reference_summary(results[results.seed == 0]).head(2)
 
@@ -121,6 +132,13 @@ def unnamed_std(results):
     [
         (by_fraction_only, "no 'init'.*mixes pretrained and random"),
         (one_seed_only, "has 2 rows; expected 4, one per"),
+        (
+            also_by_images,
+            r"has 12 rows; expected 4, one per \(init, fraction\): you also grouped by "
+            r"\['images'\]\. Each seed draws its own subset, so the number of images differs "
+            r"between the seeds of one fraction",
+        ),
+        (also_by_seed, r"has 12 rows; expected 4.*you also grouped by \['seed'\]"),
         (population_sd, "sd for imagenet at 5% .*population sd"),
         (validation_scores, "mean for imagenet at 5% .*computed from val_auroc"),
         (unnamed_std, r"lacks \['sd'\]"),
@@ -129,6 +147,16 @@ def unnamed_std(results):
 def test_summary_checker_explains_wrong_answers(answer, message):
     with pytest.raises(AssertionError, match=message):
         check_seed_summary(answer)
+
+
+def test_the_made_up_results_vary_the_images_between_seeds_not_between_inits():
+    from medtl_helpers.course.checks.nb07 import seed_results
+
+    results = seed_results()
+    per_fraction = results.groupby(["init", "fraction"]).images.nunique()
+    assert (per_fraction == 3).all()  # each seed drew a subset of its own size
+    per_seed = results.groupby(["fraction", "seed"]).images.nunique()
+    assert (per_seed == 1).all()  # both inits of a seed train on the same subset
 
 
 def test_summary_checker_explains_an_error():

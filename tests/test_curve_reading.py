@@ -82,13 +82,16 @@ def test_the_catch_up_verdict_is_computed_from_the_gaps_and_the_spread():
     curve = rows({("imagenet", 1.0): [0.95], ("random", 1.0): [0.85]})
     caught = catch_up_verdict(schedule_gaps(curve, long_rows(0.96, 0.955)), spread=0.01)
     assert "+0.100 after 2 epoch(s) to +0.005 after 6" in caught
-    assert "caught up" in caught and "short schedule, not the start" in caught
+    assert "random init 0.850 -> 0.955, ImageNet weights 0.950 -> 0.960" in caught
+    assert "random init's rise made most of the closing: at this data size it caught up" in caught
+    assert "points to the short schedule rather than the start" in caught
     stays = catch_up_verdict(schedule_gaps(curve, long_rows(0.97, 0.90)), spread=0.01)
     assert "ImageNet weights stay ahead" in stays and "has not caught up after 6 epochs" in stays
     overtook = catch_up_verdict(schedule_gaps(curve, long_rows(0.90, 0.97)), spread=0.01)
     assert "random init ends ahead" in overtook
     noisy = catch_up_verdict(schedule_gaps(curve, long_rows(0.96, 0.955)), spread=0.06)
-    assert "already within twice the seeds' sd" in noisy and "(0.120)" in noisy
+    assert "within twice the seeds' sd of the paired gain at 100 % (0.120)" in noisy
+    assert "on both schedules: no clear gap on either schedule" in noisy
     one_seed = catch_up_verdict(schedule_gaps(curve, long_rows(0.96, 0.955)), spread=math.nan)
     assert "cannot say whether random init caught up" in one_seed
     capped = catch_up_verdict(schedule_gaps(curve, long_rows(0.96, 0.95, epochs=2)), 0.01)
@@ -96,3 +99,51 @@ def test_the_catch_up_verdict_is_computed_from_the_gaps_and_the_spread():
     alone = curve[curve.init == "random"]
     random_only = catch_up_verdict(schedule_gaps(alone, long_rows(None, 0.9)), spread=math.nan)
     assert "No pretrained run" in random_only and "0.850 after 2 epoch(s) to 0.900" in random_only
+
+
+def test_a_zero_gain_is_a_tie_not_a_sign():
+    ties = rows(
+        {
+            ("imagenet", 0.05): [0.82, 0.80, 0.85],
+            ("random", 0.05): [0.80, 0.80, 0.81],
+            ("imagenet", 1.0): [0.90, 0.90, 0.90],
+            ("random", 1.0): [0.90, 0.90, 0.90],
+        }
+    )
+    gains = paired_gains(ties)
+    one_tie = gains.loc[0.05].verdict
+    assert one_tie == (
+        "no consistent difference: ImageNet ahead in 2, random init ahead in 0, tied (gain 0) "
+        "in 1 of 3 seeds"
+    )
+    assert "signs differ" not in one_tie
+    assert gains.loc[1.0].verdict.endswith("tied (gain 0) in 3 of 3 seeds")
+
+
+CLOSING = rows({("imagenet", 1.0): [0.95], ("random", 1.0): [0.85]})
+
+
+def test_a_gap_that_closes_because_imagenet_fell_is_not_a_catch_up():
+    fell = catch_up_verdict(schedule_gaps(CLOSING, long_rows(0.86, 0.85)), spread=0.01)
+    assert "+0.100 after 2 epoch(s) to +0.010 after 6" in fell
+    assert "random init 0.850 -> 0.850, ImageNet weights 0.950 -> 0.860" in fell
+    assert "random init did not improve" in fell and "not random init catching up" in fell
+    assert "caught up once" not in fell
+    overtaken = catch_up_verdict(schedule_gaps(CLOSING, long_rows(0.70, 0.84)), spread=0.01)
+    assert "random init ends ahead by more than" in overtaken
+    assert "did not improve" in overtaken and "not random init overtaking" in overtaken
+    barely = catch_up_verdict(schedule_gaps(CLOSING, long_rows(0.87, 0.86)), spread=0.01)
+    assert "random init rose by only 0.010 of the 0.090 the gap closed" in barely
+    assert "mostly because the ImageNet run got worse" in barely and "caught up once" not in barely
+
+
+def test_no_clear_gap_on_the_short_schedule_still_reads_the_long_one():
+    level = rows({("imagenet", 1.0): [0.90], ("random", 1.0): [0.89]})
+    opened = catch_up_verdict(schedule_gaps(level, long_rows(0.97, 0.88)), spread=0.01)
+    assert "within twice the seeds' sd of the paired gain at 100 % (0.020)" in opened
+    assert "ImageNet weights end ahead by more than that after 6 epochs" in opened
+    assert "no clear gap to close" not in opened
+    flipped = catch_up_verdict(schedule_gaps(level, long_rows(0.85, 0.93)), spread=0.01)
+    assert "random init ends ahead by more than that after 6 epochs" in flipped
+    both = catch_up_verdict(schedule_gaps(level, long_rows(0.95, 0.945)), spread=0.01)
+    assert "no clear gap on either schedule" in both and "one seed" in both

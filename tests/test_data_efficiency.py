@@ -231,3 +231,13 @@ def test_plot_labels_only_the_inits_that_ran(splits):
     assert "curve missing" in " ".join(t.get_text() for t in ax.texts)
     assert ax.get_xscale() == "log"
     plt.close(ax.figure)
+
+
+def test_progress_lines_count_patients_only_where_the_source_has_patient_ids(splits, capsys):
+    options = dict(fractions=(1.0,), seeds=(0,), inits=("random",), profile=QUICK, device="cpu")
+    learning_curve(*splits, TINY, store=False, **options)
+    assert f"({splits[0].n_patients()} patients)" in capsys.readouterr().out
+    mnist = [dataclasses.replace(part, source="pneumoniamnist") for part in splits]
+    learning_curve(*mnist, TINY, store=False, **options)
+    line = capsys.readouterr().out
+    assert f"{len(mnist[0])} images, 1 passes" in line and "patients" not in line

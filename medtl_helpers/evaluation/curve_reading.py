@@ -21,18 +21,27 @@ def _sign_verdict(gains: pd.Series) -> str:
     n = len(gains)
     if n < 2:
         return "one seed: no spread to judge"
-    if (gains > 0).all():
+    ahead, behind = int((gains > 0).sum()), int((gains < 0).sum())
+    if ahead == n:
         return f"ImageNet ahead in all {n} seeds"
-    if (gains < 0).all():
+    if behind == n:
         return f"random init ahead in all {n} seeds"
-    return "signs differ: no consistent difference"
+    # a gain of exactly 0 is a tie: neither a gain nor a loss, so it breaks a shared sign
+    ties = n - ahead - behind
+    if ties == 0:
+        return "signs differ: no consistent difference"
+    return (
+        f"no consistent difference: ImageNet ahead in {ahead}, random init ahead in {behind}, "
+        f"tied (gain 0) in {ties} of {n} seeds"
+    )
 
 
 def paired_gains(results: pd.DataFrame) -> pd.DataFrame:
     """Per fraction, test AUROC of ImageNet weights minus random init, paired by seed.
 
     Columns `GAIN_COLUMNS`: the seeds with both runs, the mean, sd, min and max of their gains, and
-    `verdict`, whether every seed's gain has the same sign. Empty when an initialisation is
+    `verdict`, whether every seed's gain has the same sign (a gain of exactly 0 is a tie, which
+    no side wins). Empty when an initialisation is
     missing (no pretrained weights): there is then nothing to pair.
     """
     if not set(INITS) <= set(results.init):
@@ -67,12 +76,78 @@ def schedule_gaps(short: pd.DataFrame, long: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def _side(gap: float, clear: float) -> str:
+    """Who is ahead by more than `clear`: "imagenet", "random", or "" (within it)."""
+    return "imagenet" if gap > clear else "random" if gap < -clear else ""
+
+
+def _long_reading(side: str, long_epochs: int) -> str:
+    if side == "imagenet":
+        return f"ImageNet weights end ahead by more than that after {long_epochs} epochs"
+    if side == "random":
+        return f"random init ends ahead by more than that after {long_epochs} epochs"
+    return f"the gap is within it after {long_epochs} epochs too"
+
+
+def _gap_reading(short: pd.Series, long: pd.Series, clear: float, long_epochs: int) -> str:
+    """The sentence after the gaps: which schedule shows a clear gap, and which arm moved."""
+    yardstick = f"twice the seeds' sd of the paired gain at 100 % ({clear:.3f})"
+    before, after = _side(short.gap, clear), _side(long.gap, clear)
+    if before == "":
+        if after == "":
+            return (
+                f"; within {yardstick} on both schedules: no clear gap on either schedule at this "
+                "data size (one seed), so nothing for random init to catch up."
+            )
+        return (
+            f"; within {yardstick} on the short schedule, but {_long_reading(after, long_epochs)}."
+        )
+    if before == "random":
+        return (
+            f"; random init was already ahead by more than {yardstick} on the short schedule, "
+            f"so there was nothing to catch up; {_long_reading(after, long_epochs)}."
+        )
+    if after == "imagenet":
+        return (
+            f": ImageNet weights stay ahead by more than {yardstick}, so at this data size "
+            f"random init has not caught up after {long_epochs} epochs."
+        )
+    return _closing_reading(short, long, yardstick, after)
+
+
+def _closing_reading(short: pd.Series, long: pd.Series, yardstick: str, after: str) -> str:
+    """A clear ImageNet lead that closed: a catch-up only if random init's rise made most of it."""
+    rise, closed = long.random - short.random, short.gap - long.gap
+    where = "now within" if after == "" else "random init ends ahead by more than"
+    if rise <= 0:
+        cause = "random init did not improve: the gap closed because the ImageNet run got worse"
+    elif rise < closed / 2:
+        cause = (
+            f"random init rose by only {rise:.3f} of the {closed:.3f} the gap closed: it closed "
+            "mostly because the ImageNet run got worse"
+        )
+    elif after == "random":
+        return f": random init ends ahead by more than {yardstick} once both trained longer."
+    else:
+        return (
+            f", now within {yardstick}, and random init's rise made most of the closing: at "
+            "this data size it caught up once both trained longer, which points to the short "
+            "schedule rather than the start as the cause of the gap (one seed and one longer "
+            "schedule: evidence, not proof)."
+        )
+    what = "catching up" if after == "" else "overtaking"
+    return f", {where} {yardstick}, but {cause}, which is not random init {what}."
+
+
 def catch_up_verdict(table: pd.DataFrame, spread: float) -> str:
     """Whether random init caught up once both trained longer, from `schedule_gaps`' table.
 
     `spread` is the sd over seeds of the paired gain at 100 % after the curve's schedule (nan with
     one seed). A gap counts as clear when it is larger than twice that: a rough yardstick for one
-    seed's gain, not a test.
+    seed's gain, not a test. A clear ImageNet lead that closes counts as catching up only when
+    random init's own test AUROC rose by at least half the closing: a gap that closes because the
+    ImageNet run got worse is not a catch-up. The sentence gives both arms' AUROCs and reads the
+    gap on both schedules.
     """
     short, long = table.loc["short"], table.loc["long"]
     epochs, long_epochs = int(short.epochs), int(long.epochs)
@@ -89,28 +164,12 @@ def catch_up_verdict(table: pd.DataFrame, spread: float) -> str:
         )
     change = (
         f"The gap (ImageNet minus random init) went from {short.gap:+.3f} after {epochs} "
-        f"epoch(s) to {long.gap:+.3f} after {long_epochs}"
+        f"epoch(s) to {long.gap:+.3f} after {long_epochs} (random init {short.random:.3f} -> "
+        f"{long.random:.3f}, ImageNet weights {short.imagenet:.3f} -> {long.imagenet:.3f})"
     )
     if not spread > 0:
         return (
             f"{change}. With one seed there is no seed-to-seed spread to judge that against, so "
             "this run cannot say whether random init caught up (the cpu and gpu profiles use 3)."
         )
-    clear = 2 * spread
-    within = f"within twice the seeds' sd of the paired gain at 100 % ({clear:.3f})"
-    beyond = f"by more than twice the seeds' sd of the paired gain at 100 % ({clear:.3f})"
-    if abs(short.gap) <= clear:
-        return f"{change}; it was already {within} on the short schedule: no clear gap to close."
-    if short.gap < 0:
-        return f"{change}; random init was already ahead {beyond} on the short schedule."
-    if abs(long.gap) <= clear:
-        return (
-            f"{change}, now {within}: at this data size random init caught up once both trained "
-            "longer, so the short schedule, not the start, made the gap."
-        )
-    if long.gap > 0:
-        return (
-            f"{change}: ImageNet weights stay ahead {beyond}, so at this data size random init "
-            f"has not caught up after {long_epochs} epochs."
-        )
-    return f"{change}: random init ends ahead {beyond} once both trained longer."
+    return change + _gap_reading(short, long, 2 * spread, long_epochs)

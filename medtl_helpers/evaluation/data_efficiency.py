@@ -238,9 +238,10 @@ def learning_curve(
                 point = train_point(train, val, test, index, init, seed, settings, profile, device)
                 row = {"fraction": fraction, **point}
                 rows.append(row)
+                ids = f" ({row['patients']} patients)" if train.unit == "patients" else ""
                 print(
-                    f"{LABELS[init]:<19} {fraction:>6.1%}  seed {seed}: {row['images']:>5} images "
-                    f"({row['patients']} patients), {row['passes']} passes, {row['steps']} steps: "
+                    f"{LABELS[init]:<19} {fraction:>6.1%}  seed {seed}: {row['images']:>5} images"
+                    f"{ids}, {row['passes']} passes, {row['steps']} steps: "
                     f"test AUROC {row['test_auroc']:.3f}  ({row['seconds']:.0f} s)"
                 )
                 if path is not None:

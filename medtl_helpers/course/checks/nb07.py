@@ -94,12 +94,17 @@ def check_passes_needed(passes_needed_fn: Callable[[int, int, int, int], int]) -
 
 
 def seed_results() -> pd.DataFrame:
-    """A small made-up results table: 2 inits x 2 fractions x 3 seeds, with val and test AUROC."""
+    """A small made-up results table: 2 inits x 2 fractions x 3 seeds, with val and test AUROC.
+
+    As in a real curve, each seed draws its own subset, so `images` differs between the seeds of
+    one fraction and is the same for both inits of one seed.
+    """
     test = [0.80, 0.84, 0.82, 0.95, 0.96, 0.94, 0.60, 0.70, 0.62, 0.90, 0.91, 0.95]
     rows = []
     for i, value in enumerate(test):
-        init, fraction = ("imagenet", "random")[i // 6], (0.05, 1.0)[(i // 3) % 2]
-        rows.append({"init": init, "fraction": fraction, "seed": i % 3, "images": 10 + i // 3})
+        init, fraction, seed = ("imagenet", "random")[i // 6], (0.05, 1.0)[(i // 3) % 2], i % 3
+        images = {0.05: 37, 1.0: 752}[fraction] + 2 * seed
+        rows.append({"init": init, "fraction": fraction, "seed": seed, "images": images})
         rows[-1].update(val_auroc=round(1.0 - value / 2, 3), test_auroc=value)
     return pd.DataFrame(rows)
 
@@ -139,8 +144,8 @@ def check_seed_summary(summarise_seeds: Callable[[pd.DataFrame], pd.DataFrame]) 
         )
     if len(got) != len(expected):
         raise AssertionError(
-            f"your table has {len(got)} rows; expected {len(expected)}, one per (init, fraction). "
-            "Group by both columns: grouping by fraction alone mixes pretrained and random seeds."
+            f"your table has {len(got)} rows; expected {len(expected)}, one per (init, fraction)"
+            + _rows_hint(got)
         )
     got = got.sort_values(["init", "fraction"]).reset_index(drop=True)
     for column in ("mean", "sd", "min", "max"):
@@ -159,6 +164,17 @@ def check_seed_summary(summarise_seeds: Callable[[pd.DataFrame], pd.DataFrame]) 
         "Correct: one row per (init, fraction) with the mean and the spread of the seeds' test "
         "AUROC (sd with n - 1, as pandas computes it)."
     )
+
+
+def _rows_hint(got: pd.DataFrame) -> str:
+    extra = [c for c in ("seed", "images") if c in got.columns]
+    if extra:
+        return (
+            f": you also grouped by {extra}. Each seed draws its own subset, so the number of "
+            "images differs between the seeds of one fraction, and grouping by it (or by seed) "
+            "gives one row per seed. Group by init and fraction only."
+        )
+    return ". Group by both columns: grouping by fraction alone mixes pretrained and random seeds."
 
 
 def _summary_hint(column: str, value: float, seeds: pd.DataFrame) -> str:
