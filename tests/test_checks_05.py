@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from medtl_helpers.course.checks import check_group_lrs, check_stage_plan
@@ -144,3 +145,53 @@ def test_stage_plan_checks_the_names_of_stages_and_groups(plan, message):
     # Each of these passed the checker before: the names were never compared.
     with pytest.raises(AssertionError, match=message):
         check_stage_plan(plan)
+
+
+WHOLE_GROUPS = "The plan trains or freezes whole layer groups: leave the blocks and modules out."
+
+
+@pytest.mark.parametrize(
+    ("plan", "message"),
+    [
+        (
+            replaced(2, freeze=["stem", "layer1", "layer2", "layer3.0"]),
+            "stage 3 ('layer3') trains 1,180,672 of layer3's 2,099,712 parameters: freeze names "
+            f"['layer3.0'], part of layer3. {WHOLE_GROUPS}",
+        ),
+        (
+            replaced(1, freeze=["stem", "layer1", "layer2", "layer3", "layer4.0.conv1"]),
+            "stage 2 ('layer4') trains 7,214,080 of layer4's 8,393,728 parameters: freeze names "
+            f"['layer4.0.conv1'], part of layer4. {WHOLE_GROUPS}",
+        ),
+    ],
+)
+def test_stage_plan_finds_a_half_frozen_group(plan, message):
+    # Both passed before: one trainable parameter put the group's name in the optimizer.
+    with pytest.raises(AssertionError) as err:
+        check_stage_plan(plan)
+    assert str(err.value) == message
+
+
+def test_stage_plan_accepts_numpy_epochs(capsys):
+    # range() takes np.int64; the checker said "give a whole number" before.
+    plan = [
+        dataclasses.replace(stage, epochs=np.int64(stage.epochs))
+        for stage in reference_stage_plan()
+    ]
+    check_stage_plan(plan)
+    assert "Correct: each stage builds an optimizer" in capsys.readouterr().out
+
+
+def test_stage_plan_still_refuses_a_bool_epoch_count():
+    with pytest.raises(AssertionError, match=r"has epochs=True \(bool\); give a whole number"):
+        check_stage_plan(replaced(1, epochs=True))
+
+
+def test_group_lrs_refuses_a_key_that_is_no_group():
+    # passed before, where check_stage_plan refuses the same key in group_lr
+    with pytest.raises(AssertionError) as err:
+        check_group_lrs(lambda b, d: {**discriminative_lrs(b, d), "fc": 1.0})
+    assert str(err.value).startswith(
+        "group_lrs(0.001, 0.5) has a rate for 'fc', which is no layer group: the groups are "
+        "['stem', 'layer1', 'layer2', 'layer3', 'layer4', 'head']."
+    )

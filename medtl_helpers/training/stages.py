@@ -1,9 +1,12 @@
 """Training stages: what is frozen, which learning rates, and a fresh optimizer and scheduler each.
 
-Progressive fine-tuning trains the head first, then later stages, then everything. Each stage gets
-a new optimizer (the set of trainable parameters changed) and a new scheduler built for that
-optimizer: a scheduler kept from an earlier stage still points at the old optimizer, so stepping it
-changes nothing the new optimizer uses, and the learning rate silently stays put.
+Progressive fine-tuning trains the head first, then later stages, then everything. `fit` builds a
+new optimizer for each stage, over the parameters that stage trains: a design choice, not a
+necessity. One optimizer could instead take the unfrozen groups with `add_param_group` and keep
+Adam's moment estimates for the layers that trained before; the new one starts them at zero.
+Whichever optimizer trains, the scheduler must be built for (or stepped on) that optimizer: a
+scheduler kept from an earlier stage still points at the old optimizer, so stepping it changes
+nothing the new optimizer uses, and the learning rate silently stays put.
 """
 
 from __future__ import annotations
@@ -41,12 +44,13 @@ def discriminative_lrs(base_lr: float, decay: float = 0.5) -> dict[str, float]:
     """head gets base_lr, layer4 base_lr*decay, layer3 base_lr*decay**2, ... stem the smallest.
 
     The usual argument (05, sections 2 and 4) has two parts. What Yosinski et al. (2014)
-    measured, between two halves of ImageNet: first-layer features (Gabor-like filters, colour
-    blobs) transfer from one task to the other, later layers' are specific to their task. What
-    the course infers from it, and the paper did not test: early layers should therefore move
-    least, and the new, random head most (the paper compared frozen and fine-tuned layers, not
-    per-layer rates). It is an argument about pretrained weights: from a random start there is
-    nothing in early layers to keep, and it does not apply.
+    measured, starting from the known observation that first layers learn Gabor-like filters and
+    colour blobs: between networks trained on two halves of ImageNet, the first layers transfer
+    with no loss, while transferring later layers costs performance. What the course infers from
+    it, and the paper did not test: early layers should therefore move least, and the new, random
+    head most (the paper compared frozen and fine-tuned layers, not per-layer rates). It is an
+    argument about pretrained weights: from a random start there is nothing in early layers to
+    keep, and it does not apply.
     """
     return {group: base_lr * decay**depth for depth, group in enumerate(reversed(GROUPS))}
 

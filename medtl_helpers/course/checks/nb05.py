@@ -3,9 +3,10 @@
 `check_group_lrs` compares the student's per-group learning rates with
 `stages.discriminative_lrs`. `check_stage_plan` builds, for each of the student's stages, the
 optimizer `fit` would build (`stages.make_optimizer`, on a ResNet-18 skeleton that holds no
-memory) and compares the stages' names, which layer groups train, for how many epochs and at
-which learning rate with the four-stage plan the exercise asks for. Each explains the first
-difference in words.
+memory) and compares the stages' names, which layer groups train (and each group's trainable
+parameter count, so that a half-frozen group shows), for how many epochs and at which learning
+rate with the four-stage plan the exercise asks for. Each explains the first difference in
+words.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from medtl_helpers.course.checks.common import call_answer, plain, plain_number, require_answer
-from medtl_helpers.models import GROUPS, build_model
+from medtl_helpers.models import GROUPS, build_model, group_of
 from medtl_helpers.training.stages import Stage, discriminative_lrs, make_optimizer
 
 __all__ = ["check_group_lrs", "check_stage_plan"]
@@ -50,12 +51,19 @@ def check_group_lrs(group_lrs: Callable[[float, float], dict]) -> None:
                 f"{call} has no learning rate for {missing[0]!r}; every group in "
                 f"{list(GROUPS)} needs one, or its parameters fall back to another rate."
             )
+        unknown = [key for key in got if key not in GROUPS]
+        if unknown:
+            raise AssertionError(
+                f"{call} has a rate for {unknown[0]!r}, which is no layer group: the groups are "
+                f"{list(GROUPS)}. A rate under another name is ignored: no parameter group has "
+                "that name."
+            )
         got = {group: _rate(got[group], group, call) for group in GROUPS}
         if np.isclose(got["stem"], base) and not np.isclose(got["head"], base):
             raise AssertionError(
                 f"{call} gives the stem the largest rate ({got['stem']:g}): the order is "
-                "reversed. The new, random head must move most and the generic early layers "
-                "least, so count the depth from the head: head, layer4, ..., stem."
+                "reversed. The exercise's plan gives the head base_lr and the stem the smallest "
+                "rate: count the depth from the head, head, layer4, ..., stem."
             )
         if np.isclose(got["head"], base * decay):
             raise AssertionError(
@@ -103,24 +111,44 @@ def reference_stage_plan() -> list[Stage]:
     return plan
 
 
-def _optimizer_groups(stage: object) -> dict[str, float]:
+def _optimizer_groups(stage: object) -> tuple[dict[str, float], dict[str, int], list[str]]:
+    """The optimizer `fit` would build for `stage`: each group's rate and trainable parameter
+    count, and the frozen parts (`freeze`'s list: groups, then modules outside them)."""
     with torch.device("meta"):
         skeleton = build_model("resnet18", pretrained="none", verbose=False)
     optimizer = make_optimizer(skeleton, stage)
-    return {group["name"]: group["lr"] for group in optimizer.param_groups}
+    rates = {group["name"]: group["lr"] for group in optimizer.param_groups}
+    counts = {g["name"]: sum(p.numel() for p in g["params"]) for g in optimizer.param_groups}
+    return rates, counts, list(skeleton.medtl_frozen)
+
+
+def _part_problem(index: int, stage: Stage, got: tuple, want: tuple) -> str | None:
+    """A group the stage should train whole but trains only part of (freeze named a block or a
+    module inside it), or None."""
+    (_, counts, frozen), (_, want_counts, _) = got, want
+    for group, count in want_counts.items():
+        if counts[group] != count:
+            parts = [part for part in frozen if part not in GROUPS and group_of(part) == group]
+            return (
+                f"stage {index} ({stage.name!r}) trains {counts[group]:,} of {group}'s "
+                f"{count:,} parameters: freeze names {parts}, part of {group}. The plan trains "
+                "or freezes whole layer groups: leave the blocks and modules out."
+            )
+    return None
 
 
 def _form_problem(index: int, stage: Stage, ref: Stage) -> str | None:
     """What is wrong with the kinds of the stage's fields or its epochs, or None."""
     where = f"stage {index} ({stage.name!r})"
-    if type(stage.epochs) is not int:
+    epochs = plain_number(stage.epochs, f"the epochs of {where}")
+    if type(epochs) is not int:
         return (
             f"{where} has epochs={stage.epochs!r} ({type(stage.epochs).__name__}); give a whole "
             f"number, {ref.epochs}: `fit` counts epochs with range()."
         )
-    if stage.epochs != ref.epochs:
+    if epochs != ref.epochs:
         return (
-            f"{where} runs {stage.epochs} epochs; every stage runs {ref.epochs}, so the whole "
+            f"{where} runs {epochs} epochs; every stage runs {ref.epochs}, so the whole "
             "plan spends the same 8-epoch budget."
         )
     if type(plain_number(stage.lr, f"the lr of {where}")) not in (int, float):
@@ -212,9 +240,12 @@ def check_stage_plan(stages: Sequence[Stage]) -> None:
             "freeze takes 'all', 'none' or a list of group names; group_lr maps group names to "
             "numbers (discriminative_lrs(base) gives one).",
         )
-        if set(got) != set(want_trains):
-            raise AssertionError(_trains_problem(index, stage, list(got), want_trains))
-        want = _optimizer_groups(ref)
+        if set(got[0]) != set(want_trains):
+            raise AssertionError(_trains_problem(index, stage, list(got[0]), want_trains))
+        problem = _part_problem(index, stage, got, _optimizer_groups(ref))
+        if problem:
+            raise AssertionError(problem)
+        got, want = got[0], _optimizer_groups(ref)[0]
         for group in reversed(want_trains):
             if np.isclose(got[group], want[group], rtol=1e-6):
                 continue
