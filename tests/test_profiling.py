@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 from torch import nn
 from torchvision.models import get_model
 
+from medtl_helpers.models import profiling
 from medtl_helpers.models.profiling import (
     PUBLISHED_GMACS_224,
     PUBLISHED_PARAMS_M,
     depth_table,
     forward_gflops,
-    latency_ms,
+    interleaved_latency_ms,
     memory_method,
+    ratios_disagree,
     saved_activation_bytes,
     training_memory_mb,
 )
@@ -44,9 +48,9 @@ def test_gflops_grow_with_image_size():
     assert forward_gflops(model, 128) > 3 * forward_gflops(model, 64)
 
 
-def test_latency_is_a_positive_median_and_leaves_eval_mode():
+def test_latency_is_positive_and_leaves_eval_mode():
     model = tiny_net().train()
-    assert latency_ms(model, 16, batch=2, repeats=3) > 0
+    assert interleaved_latency_ms({"tiny": model}, 16, batch=2, repeats=3)["tiny"] > 0
     assert not model.training
 
 
@@ -87,3 +91,96 @@ def test_depth_table_parameters_match_published_counts():
     assert rows[0]["params_M"] * 1e6 - rows[0]["params_course"] == 998 * 513
     assert rows[1]["gflops"] > rows[0]["gflops"]
     assert {"latency_b1_ms", "latency_b2_ms", "train_mem_b2_fp32_MB"} <= set(rows[0])
+
+
+class Logged(nn.Module):
+    """Appends its name to `log` on every forward pass; sleeps `slow_s` on the passes listed."""
+
+    def __init__(self, name: str, log: list, slow_calls: tuple[int, ...] = (), slow_s: float = 0):
+        super().__init__()
+        self.name, self.log, self.slow_calls, self.slow_s = name, log, slow_calls, slow_s
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.log.append(self.name)
+        if self.calls in self.slow_calls:
+            time.sleep(self.slow_s)
+        self.calls += 1
+        return x
+
+
+def test_interleaved_latency_times_round_robin_after_one_warm_up_each():
+    log = []
+    models = {"a": Logged("a", log), "b": Logged("b", log)}
+    latency = interleaved_latency_ms(models, 4, batch=1, repeats=3)
+    assert log == ["a", "b"] + ["a", "b"] * 3  # warm-ups, then one pass of each per round
+    assert set(latency) == {"a", "b"}
+    assert all(not model.training for model in models.values())
+
+
+def test_interleaved_latency_keeps_the_fastest_pass_so_one_disturbed_pass_does_not_count():
+    # the median of two passes is their mean: a 200 ms hiccup would add 100 ms to it
+    log = []
+    models = {"steady": Logged("steady", log, slow_calls=(1,), slow_s=0.2)}
+    assert interleaved_latency_ms(models, 4, repeats=2)["steady"] < 100
+
+
+def test_depth_table_times_all_architectures_together(monkeypatch):
+    calls = []
+
+    def fake(models, image_size, batch, repeats):
+        calls.append((list(models), batch, repeats))
+        return {name: float(batch) for name in models}
+
+    monkeypatch.setattr(profiling, "interleaved_latency_ms", fake)
+    rows = depth_table(["resnet18", "resnet34"], 32, batch=2, repeats=3)
+    assert calls == [(["resnet18", "resnet34"], 1, 3), (["resnet18", "resnet34"], 2, 3)]
+    assert [(r["latency_b1_ms"], r["latency_b2_ms"]) for r in rows] == [(1.0, 2.0), (1.0, 2.0)]
+
+
+def test_ratios_disagree_flags_an_order_of_magnitude_either_way():
+    # an earlier busy CPU run: resnet34 timed 119x resnet18 for 2.0x its FLOPs
+    assert ratios_disagree(119.5, 2.0)
+    assert ratios_disagree(0.19, 2.0)
+    assert not ratios_disagree(1.97, 2.25)
+    assert not ratios_disagree(19.9, 2.0)
+    assert ratios_disagree(20.0, 2.0)
+
+
+def test_depth_table_docstring_names_its_columns():
+    assert "`params_M` counts torchvision's 1000-class" in depth_table.__doc__
+
+
+def test_depth_table_measures_memory_with_one_model_on_the_device_and_times_all_together(
+    monkeypatch,
+):
+    # On CUDA the memory column is the allocator's peak, which counts every model on the device:
+    # each model leaves it (.cpu()) before the next is measured, and all return for the timing.
+    events = []
+    move_to_cpu = nn.Module.cpu
+
+    def logged_cpu(module):
+        events.append(f"cpu {module.fc.in_features}")
+        return move_to_cpu(module)
+
+    def fake_memory(model, image_size, batch):
+        events.append(f"memory {model.fc.in_features}")
+        return float(len(events))
+
+    def fake_latency(models, image_size, batch, repeats):
+        events.append(f"latency b{batch}")
+        return {name: 1.0 for name in models}
+
+    monkeypatch.setattr(nn.Module, "cpu", logged_cpu)
+    monkeypatch.setattr(profiling, "training_memory_mb", fake_memory)
+    monkeypatch.setattr(profiling, "interleaved_latency_ms", fake_latency)
+    rows = depth_table(["resnet18", "resnet50"], 32, batch=2, repeats=1)
+    assert events == [
+        "memory 512",
+        "cpu 512",
+        "memory 2048",
+        "cpu 2048",
+        "latency b1",
+        "latency b2",
+    ]
+    assert list(rows[0])[-3:] == ["latency_b1_ms", "latency_b2_ms", "train_mem_b2_fp32_MB"]

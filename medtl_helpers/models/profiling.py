@@ -3,15 +3,15 @@
 Notebook 02 chooses a depth from these numbers, so they are measured here rather than copied from
 a paper: FLOPs by `torch.utils.flop_counter.FlopCounterMode` (it counts a multiply-add as 2
 FLOPs, so ResNet-18's published 1.8 GMACs at 224 px show up as about 3.6 GFLOPs), latency as
-the median of timed forward passes, and memory for one training step in fp32 (`fit` trains under
-autocast where the device computes 16-bit natively, so its activations can take less). The
-published parameter counts (torchvision, 1000-class ImageNet heads) sit alongside so each row can
-be checked.
+the fastest of timed forward passes taken round-robin across the architectures (so that load
+from other jobs on a shared machine falls on all of them alike), and memory for one training
+step in fp32 (`fit` trains under autocast where the device computes 16-bit natively, so its
+activations can take less). The published parameter counts (torchvision, 1000-class ImageNet
+heads) sit alongside so each row can be checked.
 """
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Sequence
 
@@ -64,25 +64,47 @@ def forward_gflops(model: nn.Module, image_size: int, batch: int = 1) -> float:
     return counter.get_total_flops() / batch / 1e9
 
 
-def latency_ms(model: nn.Module, image_size: int, batch: int = 1, repeats: int = 5) -> float:
-    """Median wall-clock milliseconds of one forward pass (eval mode, inference_mode).
+def _timed_pass_ms(model: nn.Module, x: torch.Tensor) -> float:
+    """Wall-clock milliseconds of one forward pass, the device's queued work included."""
+    synchronize(x.device)
+    start = time.perf_counter()
+    model(x)
+    synchronize(x.device)
+    return 1000 * (time.perf_counter() - start)
 
-    One untimed warm-up pass first: it pays for memory allocation and kernel selection, which
-    a deployed model pays once, not per image.
+
+def interleaved_latency_ms(
+    models: dict[str, nn.Module], image_size: int, batch: int = 1, repeats: int = 5
+) -> dict[str, float]:
+    """The fastest of `repeats` timed forward passes of each model, timed round-robin.
+
+    Each model gets one untimed warm-up pass first: it pays for memory allocation and kernel
+    selection, which a deployed model pays once, not per image. Then every round times one pass
+    of each model in turn, so that a burst of load from another job on a shared machine falls on
+    all the models alike instead of on whichever one was being timed; the fastest pass of each
+    is kept, because such load only ever adds time. Eval mode, inference_mode.
     """
-    model.eval()
-    x = _images(model, image_size, batch)
-    device = x.device
-    times = []
+    inputs = {}
     with torch.inference_mode():
-        for i in range(repeats + 1):
-            synchronize(device)
-            start = time.perf_counter()
-            model(x)
-            synchronize(device)
-            if i > 0:
-                times.append(1000 * (time.perf_counter() - start))
-    return statistics.median(times)
+        for name, model in models.items():
+            model.eval()
+            inputs[name] = _images(model, image_size, batch)
+            _timed_pass_ms(model, inputs[name])
+        rounds = [
+            {name: _timed_pass_ms(model, inputs[name]) for name, model in models.items()}
+            for _ in range(repeats)
+        ]
+    return {name: min(times[name] for times in rounds) for name in models}
+
+
+def ratios_disagree(time_ratio: float, flops_ratio: float, factor: float = 10.0) -> bool:
+    """Whether a ratio of times and the ratio of FLOPs differ by `factor` or more, either way.
+
+    Between two ResNets, time need not follow FLOPs exactly, but an order of magnitude apart
+    says that something other than the network changed between the two timings (typically
+    another job on the machine), and that the time ratio measures that, not the depth.
+    """
+    return max(time_ratio / flops_ratio, flops_ratio / time_ratio) >= factor
 
 
 def memory_method(device: torch.device | str) -> str:
@@ -151,14 +173,16 @@ def depth_table(
 ) -> list[dict]:
     """One row per architecture: parameters (with the published count), GFLOPs, latency, memory.
 
-    Latency and memory are measured in fp32, memory in the column `train_mem_b{batch}_fp32_MB`.
+    Latency and memory are measured in fp32, memory in the column `train_mem_b{batch}_fp32_MB`;
+    latency is the fastest of `repeats` passes, timed round-robin across `archs`
+    (`interleaved_latency_ms`), at batch 1 and at `batch`.
 
-    `params` counts torchvision's 1000-class ImageNet model, as the published table does;
+    `params_M` counts torchvision's 1000-class ImageNet model, as the published table does;
     `params_course` counts the same network with the course's `num_classes` head, and is the
     model that FLOPs, latency and memory are measured on (randomly initialised: weights do not
     change the cost).
     """
-    rows = []
+    rows, models, memory = [], {}, {}
     for arch in archs:
         # Counting needs shapes only: on the meta device nothing is allocated or computed.
         with torch.device("meta"):
@@ -175,10 +199,16 @@ def depth_table(
                 "diff_M": None if published is None else round(params / 1e6 - published, 3),
                 "params_course": count_parameters(model),
                 "gflops": forward_gflops(shape_only, image_size),
-                "latency_b1_ms": latency_ms(model, image_size, 1, repeats),
-                f"latency_b{batch}_ms": latency_ms(model, image_size, batch, repeats),
-                f"train_mem_b{batch}_fp32_MB": training_memory_mb(model, image_size, batch),
             }
         )
-        del model, shape_only
+        # Alone on the device while measured: a CUDA peak would count the other models' weights.
+        memory[arch] = training_memory_mb(model, image_size, batch)
+        models[arch] = model.cpu()
+    models = {arch: model.to(device) for arch, model in models.items()}
+    for size in (1, batch):
+        latency = interleaved_latency_ms(models, image_size, size, repeats)
+        for row in rows:
+            row[f"latency_b{size}_ms"] = latency[row["arch"]]
+    for row in rows:
+        row[f"train_mem_b{batch}_fp32_MB"] = memory[row["arch"]]
     return rows
