@@ -44,7 +44,8 @@ def test_basic_block_accepts_the_reference(capsys):
     check_basic_block(SolutionBlock)
     printed = capsys.readouterr().out
     assert printed.startswith("Correct: your block matches the reference for 64->128 stride 2,")
-    assert "64->128 stride 1 (the checker's cases" in printed and "train mode" in printed
+    assert "64->128 stride 1, 128->256 stride 2 (the checker's cases" in printed
+    assert "train mode" in printed
 
 
 def notebook_class(source: str, name: str) -> type:
@@ -303,11 +304,15 @@ def test_basic_block_parameter_slips():
         def __init__(self, in_channels, out_channels, stride=1):
             super().__init__(in_channels, out_channels, stride, bias=True)
 
-    with pytest.raises(AssertionError, match="BatchNorm after the shortcut's 1x1 conv is missing"):
+    with pytest.raises(
+        AssertionError, match=r"downsample\.1 \(the BatchNorm after the shortcut's 1x1 conv\) is"
+    ):
         check_basic_block(ProjectionWithoutBN)
     with pytest.raises(AssertionError, match=r"\(64, 64, stride=1\).*should be the identity"):
         check_basic_block(AlwaysProjects)
-    with pytest.raises(AssertionError, match="needs bias=False"):
+    with pytest.raises(
+        AssertionError, match=r"expected 230,144: conv1, conv2 have biases: the reference's convs"
+    ):
         check_basic_block(WithBias)
 
 
@@ -351,3 +356,106 @@ def test_checkers_ask_for_an_answer_on_the_student_placeholder():
         check_basic_block(TODO)
     with pytest.raises(NotImplementedError, match="your bottleneck_params is not written yet"):
         check_bottleneck_params(TODO)
+
+
+class Hard64(SolutionBlock):
+    """Ignores in_channels: conv1 and the projection always read 64 channels."""
+
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__(64, out_channels, stride)
+        if stride == 1 and out_channels == 64:
+            self.downsample = None
+
+
+def test_basic_block_that_ignores_in_channels():
+    # every case had 64 input channels, so a block wired for 64 passed as correct
+    with pytest.raises(AssertionError) as err:
+        check_basic_block(Hard64)
+    message = str(err.value)
+    assert message.startswith("Hard64(128, 256, stride=2) failed on an input of shape (2, 128,")
+    assert "conv1 and downsample.0 are built for 64 input channels, but this block receives " in (
+        message
+    )
+    assert "build them with in_channels, not a fixed number" in message
+
+
+class WithoutBN2(SolutionBlock):
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__(in_channels, out_channels, stride)
+        del self.bn2
+
+    def forward(self, x):
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return torch.relu(self.conv2(torch.relu(self.bn1(self.conv1(x)))) + shortcut)
+
+
+class WithoutBN1(SolutionBlock):
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__(in_channels, out_channels, stride)
+        del self.bn1
+
+    def forward(self, x):
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return torch.relu(self.bn2(self.conv2(torch.relu(self.conv1(x)))) + shortcut)
+
+
+class BNAfterAddition(SolutionBlock):
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__(in_channels, out_channels, stride)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x):
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        return torch.relu(self.bn3(out + shortcut))
+
+
+class RenamedWithoutBN(SolutionBlock):
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__(in_channels, out_channels, stride)
+        self.norm1 = self.bn1
+        del self.bn1, self.bn2
+
+    def forward(self, x):
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return torch.relu(self.conv2(torch.relu(self.norm1(self.conv1(x)))) + shortcut)
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        (WithoutBN2, r"has 229,888 parameters; expected 230,144: bn2 \(the BatchNorm after conv2\) "
+         r"is missing$"),
+        (WithoutBN1, r": bn1 \(the BatchNorm after conv1\) is missing$"),
+        (BNAfterAddition, r": there is an extra BatchNorm, bn3: the reference has only bn1 \(the "
+         r"BatchNorm after conv1\), bn2 \(the BatchNorm after conv2\), downsample\.1 \(the "
+         r"BatchNorm after the shortcut's 1x1 conv\); none follows the addition$"),
+        (RenamedWithoutBN, r": your BatchNorms are downsample\.1, norm1; the reference has bn1 "
+         r"\(the BatchNorm after conv1\), bn2 .*: keep these names$"),
+    ],
+)  # fmt: skip
+def test_basic_block_names_the_batchnorm_that_is_missing_or_extra(block, message):
+    # the hint guessed from the count alone: a missing bn2 read as the shortcut's BatchNorm, an
+    # extra one after the addition as conv biases
+    with pytest.raises(AssertionError, match=message):
+        check_basic_block(block)
+
+
+class DropoutInF(SolutionBlock):
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__(in_channels, out_channels, stride)
+        self.drop = nn.Dropout(0.2)
+
+    def forward(self, x):
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.drop(torch.relu(self.bn1(self.conv1(x))))
+        return torch.relu(self.bn2(self.conv2(out)) + shortcut)
+
+
+def test_basic_block_with_dropout_names_it():
+    with pytest.raises(AssertionError) as err:
+        check_basic_block(DropoutInF)
+    message = str(err.value)
+    assert "in eval mode your output matches, but in train mode it differs" in message
+    assert "Your block has a Dropout (drop), which zeroes random units in train mode" in message
+    assert "BatchNorm" not in message

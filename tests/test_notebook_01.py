@@ -99,3 +99,24 @@ def test_end_of_training_verdict_is_paired_with_a_tie_band(
     namespace = prepared(**names, train_losses=curves.__getitem__)
     out = run_cells(NB, [TRAINING_END], namespace)
     assert f"plain - residual, last 20 steps: {printed}" in out
+
+
+def test_gradient_trend_leaves_out_the_stem_and_calls_no_direction_within_the_scatter():
+    # the factor read only the two ends: one jump at the stem, over a flat profile, printed
+    # "x1.144 per layer ... the first (input) layer gets the larger gradient"
+    flat = torch.tensor([5e-3] + [2e-4, 2.4e-4, 2.4e-4, 2e-4] * 6)  # stem 25x the next conv
+    steady = 0.5 * 1.2 ** -torch.arange(25.0)  # x1.2 per layer from the output to the input
+    names = {"grads": {"residual": steady}, "grads_no_bn": {"residual": flat}}
+    namespace = prepared(**names)
+    out = run_cells(NB, [*NETWORKS, "00c7b6e1"], namespace)
+    assert "fan-in: stem 27 (3 image channels x 3 x 3), block convs 72 or more\n" in out
+    assert (
+        "with BatchNorm    residual  x1.200 per layer = 66.2x over the block convs, scatter 1x, "
+        "stem/next 1.2x: larger towards the input\n"
+    ) in out
+    assert (
+        "without BatchNorm residual  x1.000 per layer = 1x over the block convs, scatter 1.2x, "
+        "stem/next 25x: no clear direction (the change is within the scatter)\n"
+    ) in out
+    factor, scatter = namespace["gradient_trend"](torch.tensor([9.0, 8.0, 4.0, 2.0, 1.0]))
+    assert factor == pytest.approx(2.0) and scatter == pytest.approx(1.0)  # stem 9 left out

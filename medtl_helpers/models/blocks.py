@@ -55,7 +55,7 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """1x1 (reduce to `width`) -> 3x3 (stride) -> 1x1 (expand to width*expansion), plus shortcut.
+    """1x1 (to `width`) -> 3x3 (stride) -> 1x1 (expand to width*expansion), plus shortcut.
 
     The block of ResNet-50/101/152: the expensive 3x3 conv runs on `width` channels, a quarter
     of the block's output, which is how ResNet-50 is deeper than ResNet-34 at similar cost. The

@@ -22,6 +22,7 @@ from medtl_helpers.course.checks.common import plain, plain_number, require_answ
 from medtl_helpers.course.checks.nb01_block import (
     borrowed_from,
     check_training,
+    fixed_width_hint,
     output_hint,
     param_hint,
     parameter_count,
@@ -32,9 +33,10 @@ from medtl_helpers.course.checks.nb01_block import (
 from medtl_helpers.models import BasicBlock, Bottleneck
 
 # (in_channels, out_channels, stride): a stage transition as in ResNet-18's layer2, a block
-# inside a stage, a stride-only change, which catches projections built only for new widths, and
-# a channel-only change, which catches projections built only for a stride.
-BLOCK_CASES = ((64, 128, 2), (64, 64, 1), (64, 64, 2), (64, 128, 1))
+# inside a stage, a stride-only change, which catches projections built only for new widths, a
+# channel-only change, which catches projections built only for a stride, and another input width
+# (layer3's transition), which catches convs built for 64 input channels instead of in_channels.
+BLOCK_CASES = ((64, 128, 2), (64, 64, 1), (64, 64, 2), (64, 128, 1), (128, 256, 2))
 INPUT_SIZE = 16
 BOTTLENECK_CASE = (256, 64)  # Bottleneck(in_channels=256, width=64), expansion 4
 _NOT_YOURS = (
@@ -85,7 +87,8 @@ def _check_case(block_class: Callable[..., nn.Module], c_in: int, c_out: int, st
     except RuntimeError as err:
         raise AssertionError(
             f"{call} failed on an input of shape {tuple(x.shape)}: {err}. The residual branch "
-            f"should give {expected}; " + run_hint(c_in, c_out, stride)
+            f"should give {expected}; "
+            + (fixed_width_hint(block, c_in, c_out) or run_hint(c_in, c_out, stride))
         ) from err
     plain(out, f"the output of {call}")
     if not isinstance(out, torch.Tensor):
@@ -105,7 +108,7 @@ def _check_case(block_class: Callable[..., nn.Module], c_in: int, c_out: int, st
     if got_params != ref_params:
         raise AssertionError(
             f"{call} has {got_params:,} parameters; expected {ref_params:,}: "
-            + param_hint(got_params, ref, c_in, c_out, stride)
+            + param_hint(block, ref, c_in, c_out, stride)
         )
 
     randomise_batchnorm(ref, generator)

@@ -1,8 +1,10 @@
 """The comparisons behind `nb01.check_basic_block`, each explaining a difference in words.
 
-Which slip gives this output shape, parameter count, output or gradient; whether the class given
-is a block the notebook or a package already wrote; and the train-mode step, where BatchNorm uses
-the batch's statistics and the gradient must flow back through the shortcut.
+Which slip gives this output shape, output or gradient; what the student's modules say about a
+wrong parameter count (which BatchNorm is missing or extra, which conv has a bias) or a block
+that fails to run (a conv built for a fixed channel count); whether the class given is a block the
+notebook or a package already wrote; and the train-mode step, where BatchNorm uses the batch's
+statistics, a Dropout differs, and the gradient must flow back through the shortcut.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from torch import nn
 
 from medtl_helpers.course.checks.common import plain
 from medtl_helpers.models import BasicBlock
+
+_DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 
 
 def parameter_count(module: nn.Module) -> int:
@@ -44,25 +48,89 @@ def shape_hint(got: tuple, expected: tuple, c_in: int, stride: int) -> str:
     return "; ".join(hints) or "check the padding of the 3x3 convs (padding=1 keeps the size)"
 
 
-def param_hint(got: int, ref: BasicBlock, c_in: int, c_out: int, stride: int) -> str:
-    expected = parameter_count(ref)
-    projection = 0 if ref.downsample is None else parameter_count(ref.downsample)
-    diff = got - expected
-    if projection and diff == -projection:
+_BN_PLACES = {
+    "bn1": "the BatchNorm after conv1",
+    "bn2": "the BatchNorm after conv2",
+    "downsample.1": "the BatchNorm after the shortcut's 1x1 conv",
+}
+
+
+def _named(module: nn.Module, kind: type) -> list[str]:
+    return [name for name, m in module.named_modules() if isinstance(m, kind)]
+
+
+def _batchnorm_hint(block: nn.Module, ref: BasicBlock) -> str:
+    """Which BatchNorm is missing or extra, read from the modules' names."""
+    got, want = _named(block, nn.BatchNorm2d), _named(ref, nn.BatchNorm2d)
+    if len(got) == len(want):
+        return ""
+    reference = ", ".join(f"{name} ({_BN_PLACES[name]})" for name in want)
+    missing, extra = [n for n in want if n not in got], [n for n in got if n not in want]
+    if len(got) < len(want) and not extra:
+        return " and ".join(f"{name} ({_BN_PLACES[name]})" for name in missing) + (
+            " is missing" if len(missing) == 1 else " are missing"
+        )
+    if len(got) > len(want) and not missing:
         return (
+            f"there is an extra BatchNorm, {', '.join(extra)}: the reference has only "
+            f"{reference}; none follows the addition"
+        )
+    return (
+        f"your BatchNorms are {', '.join(got) or 'none'}; the reference has {reference}: keep "
+        "these names"
+    )
+
+
+def param_hint(block: nn.Module, ref: BasicBlock, c_in: int, c_out: int, stride: int) -> str:
+    """Why `block` has another parameter count than `ref`, read from its modules."""
+    hints = []
+    biased = [
+        n for n, m in block.named_modules() if isinstance(m, nn.Conv2d) and m.bias is not None
+    ]
+    if biased:
+        hints.append(
+            f"{', '.join(biased)} {'has a bias' if len(biased) == 1 else 'have biases'}: the "
+            "reference's convs have none (bias=False), because BatchNorm has its own shift"
+        )
+    projections = [
+        n for n, m in block.named_modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)
+    ]
+    if ref.downsample is not None and not projections:
+        hints.append(
             "your shortcut has no parameters, but the shape changes here: the shortcut must be a "
             f"1x1 conv ({c_in} -> {c_out}, stride {stride}) followed by BatchNorm"
         )
-    if projection and diff == -2 * c_out:
-        return "the BatchNorm after the shortcut's 1x1 conv is missing"
-    if not projection and diff == c_in * c_out + 2 * c_out:
-        return (
+    if ref.downsample is None and projections:
+        hints.append(
             "your block has a projection although input and output shapes match: the shortcut "
             "should be the identity here (downsample = None)"
         )
-    if diff in (2 * c_out, 3 * c_out):
-        return "the convolutions have biases: a conv followed by BatchNorm needs bias=False"
-    return "count conv1, bn1, conv2, bn2 and, only when the shape changes, the 1x1 conv + BN"
+    hints.append(_batchnorm_hint(block, ref))
+    shapes = dict(ref.named_parameters())
+    hints += [
+        f"{name} has shape {tuple(p.shape)}, expected {tuple(shapes[name].shape)}"
+        for name, p in block.named_parameters()
+        if name in shapes and p.shape != shapes[name].shape
+    ]
+    return "; ".join(h for h in hints if h) or (
+        "count conv1, bn1, conv2, bn2 and, only when the shape changes, the 1x1 conv + BN"
+    )
+
+
+def fixed_width_hint(block: nn.Module, c_in: int, c_out: int) -> str:
+    """The convs built for a channel count this block neither receives nor makes, if any."""
+    fixed = {}
+    for name, m in block.named_modules():
+        if isinstance(m, nn.Conv2d) and m.in_channels not in (c_in, c_out):
+            fixed.setdefault(m.in_channels, []).append(name)
+    if not fixed:
+        return ""
+    return "; ".join(
+        f"{' and '.join(names)} {'is' if len(names) == 1 else 'are'} built for {width} input "
+        f"channels, but this block receives {c_in}: build "
+        f"{'it' if len(names) == 1 else 'them'} with in_channels, not a fixed number"
+        for width, names in fixed.items()
+    )
 
 
 def output_hint(model_out: torch.Tensor, ref: BasicBlock, x: torch.Tensor) -> str:
@@ -157,11 +225,18 @@ def check_training(call: str, block: nn.Module, ref: BasicBlock, x: torch.Tensor
             "out = out + shortcut."
         ) from err
     if not torch.allclose(plain(got, f"the output of {call}"), want, atol=1e-5):
+        dropouts = _named(block, _DROPOUT)
         raise AssertionError(
             f"{call}: in eval mode your output matches, but in train mode it differs by up to "
-            f"{(got - want).abs().max().item():.3g}. In training BatchNorm normalises with the "
-            "batch's own statistics: call the BatchNorm modules (self.bn1(out)), not their "
-            "running_mean and running_var, and don't switch them to eval() in forward."
+            f"{(got - want).abs().max().item():.3g}. "
+            + (
+                f"Your block has a Dropout ({', '.join(dropouts)}), which zeroes random units "
+                "in train mode; the basic block has none: take it out."
+                if dropouts
+                else "In training BatchNorm normalises with the batch's own statistics: call "
+                "the BatchNorm modules (self.bn1(out)), not their running_mean and running_var, "
+                "and don't switch them to eval() in forward."
+            )
         )
     if got_input is None or not torch.allclose(got_input, want_input, atol=1e-5, rtol=1e-4):
         detached = _train_step(ref, x, weight, detach=True)[1]
