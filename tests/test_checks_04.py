@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from medtl_helpers.course.checks import check_class_weights, check_val_threshold
@@ -140,3 +141,66 @@ def unthresholded(val_y, val_p, test_y, test_p):
 def test_val_threshold_explains_more_wrong_answers(answer, message):
     with pytest.raises(AssertionError, match=message):
         check_val_threshold(answer)
+
+
+def best_by(score):
+    """An answer taking the validation score that maximises `score(y, flagged)`, first of ties."""
+
+    def answer(val_y, val_p, test_y, test_p):
+        candidates = np.unique(val_p)
+        values = [score(val_y, val_p >= t) for t in candidates]
+        return rates_at(float(candidates[int(np.argmax(values))]), test_y, test_p)
+
+    return answer
+
+
+def accuracy(y, flagged):
+    return (flagged == (y == 1)).mean()
+
+
+def f1(y, flagged):
+    tp = (flagged & (y == 1)).sum()
+    return 2 * tp / (tp + flagged.sum() + (y == 1).sum())
+
+
+def closest_to_corner(y, flagged):
+    sensitivity, specificity = flagged[y == 1].mean(), (~flagged[y == 0]).mean()
+    return -((1 - sensitivity) ** 2 + (1 - specificity) ** 2)
+
+
+def in_the_gap(share):
+    """A threshold `share` of the way from the next lower validation score up to Youden's."""
+
+    def answer(val_y, val_p, test_y, test_p):
+        youden = choose_threshold(val_y, val_p)
+        below = val_p[val_p < youden].max()
+        return rates_at(below + share * (youden - below), test_y, test_p)
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (best_by(accuracy), r"maximises accuracy and F1 on validation, where J = .* is 0\.\d+"),
+        (best_by(f1), "maximises accuracy and F1 on validation"),
+        (best_by(closest_to_corner), "maximises accuracy on validation"),  # a tie in accuracy
+        (in_the_gap(0.01), "has the best J on validation .* but flags other test cases"),
+    ],
+)
+def test_val_threshold_names_the_rule_a_wrong_threshold_follows(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_val_threshold(answer)
+
+
+def test_val_threshold_accepts_any_best_j_threshold_flagging_the_same_test_cases(capsys):
+    check_val_threshold(in_the_gap(0.5))  # the midpoint of the cut: the same J, the same flags
+    assert "Correct" in capsys.readouterr().out
+
+
+def test_val_threshold_gives_j_for_a_threshold_that_follows_no_named_rule():
+    def low(val_y, val_p, test_y, test_p):
+        return rates_at(float(np.sort(val_p)[5]), test_y, test_p)
+
+    with pytest.raises(AssertionError, match=r"your threshold is 0\.\d+, with J = 0\.\d+ on val"):
+        check_val_threshold(low)

@@ -16,6 +16,7 @@ from medtl_helpers.evaluation.report import (
     precision_label,
     report_table,
     throughput_line,
+    validation_beside_test,
     write_report,
 )
 from medtl_helpers.training.runs import History
@@ -137,3 +138,34 @@ def test_a_capped_test_split_is_not_called_the_official_one_unqualified():
         "kermany-folder", ["no test/ folder: a patient-level holdout"], test_images=200
     )
     assert not any("scored" in line for line in holdout)  # a holdout is not the papers' split
+
+
+def test_caveats_name_the_threshold_rule_and_the_class_mix_behind_accuracy():
+    lines = comparison_caveats("pneumoniamnist", [], test_share=0.625)
+    rule = [line for line in lines if "getACC" in line]
+    assert len(rule) == 1
+    assert "Youden's threshold" in rule[0] and "p > 0.5" in rule[0]
+    assert "(PNEUMONIA is 62.5% of ours)" in rule[0] and "AUROC depends on neither" in rule[0]
+
+
+def test_the_holdout_caveat_makes_no_uncited_claim_about_scores():
+    lines = comparison_caveats("kermany-folder", ["no test/ folder: a patient-level holdout"])
+    assert not any("usually" in line for line in lines)
+    assert any("need not carry over" in line for line in lines)
+
+
+def test_validation_beside_test_names_a_gap_outside_the_interval_as_a_possible_shift():
+    report = {
+        "sensitivity": 0.97,
+        "specificity": 0.60,
+        "ci95": {"sensitivity": (0.95, 0.99), "specificity": (0.52, 0.68)},
+    }
+    lines = validation_beside_test({"sensitivity": 0.96, "specificity": 0.95}, report)
+    assert lines[0] == (
+        "sensitivity: validation 0.960, test 0.970 (95% interval 0.950 to 0.990): validation inside"
+    )
+    assert lines[1].endswith("(95% interval 0.520 to 0.680): validation outside")
+    assert lines[2].startswith("validation's specificity lies outside the test interval")
+    assert "shift" in lines[2] and "notebook 08" in lines[2]
+    calm = validation_beside_test({"sensitivity": 0.96, "specificity": 0.62}, report)
+    assert calm[-1].startswith("validation lies inside every test interval")

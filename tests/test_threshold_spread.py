@@ -86,3 +86,22 @@ def test_temperature_scales_the_youden_logit_and_a_shift_moves_it():
     centred = z - best  # the same scores with Youden's threshold at logit 0, p = 0.5
     for temperature in (0.5, 2.0):
         assert choose_threshold(y, expit(centred / temperature)) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(("target", "above"), [(0.5, True), (0.95, False)])
+def test_a_sensitivity_target_can_give_sensitivity_back_or_cost_specificity(target, above):
+    """The highest threshold reaching the target lies above Youden's when Youden's reaches it."""
+    from medtl_helpers.metrics import binary_metrics
+
+    y = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.45, 0.5, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95])
+    youden = choose_threshold(y, p)  # 0.6: sensitivity 5/6, specificity 1
+    screening = choose_threshold(y, p, rule="sensitivity", target=target)
+    at_youden, at_target = binary_metrics(y, p, youden), binary_metrics(y, p, screening)
+    assert (screening > youden) is above and screening != youden
+    if above:  # Youden's already reaches the target: sensitivity given back for specificity
+        assert at_target["sensitivity"] < at_youden["sensitivity"]
+        assert at_target["specificity"] >= at_youden["specificity"]
+    else:  # Youden's falls short: reaching the target costs specificity
+        assert at_target["sensitivity"] > at_youden["sensitivity"]
+        assert at_target["specificity"] < at_youden["specificity"]

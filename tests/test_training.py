@@ -230,3 +230,29 @@ def test_an_epoch_cap_shortens_every_stage_and_says_so(tiny, monkeypatch, capsys
     history = run(tiny, stages=progressive_stages((2, 2, 2), lr=1e-3), progress=True)
     assert history.column("stage") == ["head", "top", "all"]
     assert "MEDTL_MAX_EPOCHS=1: every stage trains at most 1 epoch(s)." in capsys.readouterr().out
+
+
+def test_images_per_s_times_the_training_loop_alone(tiny, monkeypatch):
+    # A fake clock: each training epoch takes 1 s, each validation pass 100 s.
+    import importlib
+    from types import SimpleNamespace
+
+    clock = [0.0]
+
+    def taking(seconds, method):
+        def timed(self, *args, **kwargs):
+            result = method(self, *args, **kwargs)
+            clock[0] += seconds
+            return result
+
+        return timed
+
+    trainer = steps.BatchTrainer
+    monkeypatch.setattr(trainer, "train_epoch", taking(1.0, trainer.train_epoch))
+    monkeypatch.setattr(trainer, "val_probabilities", taking(100.0, trainer.val_probabilities))
+    fit_module = importlib.import_module("medtl_helpers.training.fit")
+    monkeypatch.setattr(fit_module, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    history = run(tiny, epochs=1)
+    trained = steps.steps_per_epoch(len(tiny[0]), 32) * 32
+    assert history.rows[0]["seconds"] == pytest.approx(101.0)  # the whole epoch
+    assert history.rows[0]["images_per_s"] == pytest.approx(trained / 1.0)  # training only

@@ -31,6 +31,7 @@ from medtl_helpers.evaluation.report import (
     evaluation_report,
     report_table,
     throughput_line,
+    validation_beside_test,
     write_report,
 )
 
@@ -62,6 +63,7 @@ __all__ = [
     "summarise",
     "throughput_line",
     "training_plan",
+    "validation_beside_test",
     "vote_share",
     "weights_fingerprint",
     "write_report",

@@ -29,7 +29,10 @@ def choose_threshold(
 
     Candidates are the unique scores. `rule="youden"` maximises J = sensitivity + specificity - 1;
     ties go to the candidate closest to 0.5, then to the higher one. `rule="sensitivity"` returns
-    the highest candidate whose sensitivity is at least `target`.
+    the highest candidate whose sensitivity is at least `target`: the best specificity under that
+    constraint. Where Youden's threshold falls short of the target, this one lies below it and
+    costs specificity; where Youden's already reaches the target, it lies above it and gives
+    sensitivity back for specificity.
     """
     y, p = labels_and_probabilities(y, p)
     require_classes(y, "choosing a threshold")

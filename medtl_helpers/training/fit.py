@@ -115,15 +115,16 @@ def train_stages(model, train, val, batches: BatchTrainer, run: RunState, patien
             start = time.perf_counter()
             desc = f"{stage.name} {epoch + 1}/{stage.epochs}"
             loss = trainer.train_epoch(optimizer, scheduler, desc)
+            training = time.perf_counter() - start  # the images/s of training alone
             probs = trainer.val_probabilities().double()
-            seconds = time.perf_counter() - start
+            seconds = time.perf_counter() - start  # the whole epoch, validation included
             row = run.history.add(
                 stage=stage.name,
                 train_loss=loss,
                 **val_scores(val, probs, stage, optimizer),
                 lr=optimizer.param_groups[-1]["lr"],
                 seconds=seconds,
-                images_per_s=steps * batches.global_batch / max(seconds, 1e-9),
+                images_per_s=steps * batches.global_batch / max(training, 1e-9),
             )
             improved = run.record(model, row, val.labels, probs)
             stop = run.bad_epochs >= patience

@@ -49,7 +49,11 @@ def _keyword(key: str) -> str:
 
 @dataclass
 class History:
-    """One row per epoch (stage, losses, val AUROC, lr, seconds, images/s) plus the best epoch."""
+    """One row per epoch plus the best epoch.
+
+    A row holds the stage, losses, val AUROC, lr, `seconds` (the whole epoch, validation
+    included) and `images_per_s` (training images per second of the training loop alone).
+    """
 
     rows: list[dict] = field(default_factory=list)
     best_epoch: int = 0
@@ -75,7 +79,7 @@ class History:
         return (
             f"epoch {row['epoch']:>2} [{row['stage']}]  train loss {row['train_loss']:.4f}  "
             f"val loss {row['val_loss']:.4f}  val AUROC {row['val_auroc']:.4f}  "
-            f"{row['seconds']:.1f} s  {row['images_per_s']:.0f} img/s"
+            f"{row['seconds']:.1f} s  {row['images_per_s']:.0f} train img/s"
         )
 
     def table(self) -> str:
