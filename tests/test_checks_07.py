@@ -67,7 +67,13 @@ def test_passes_checker_accepts_the_reference(capsys):
         (rounds_passes, r"\(377, 32, 2, 45\) returned 4; expected 5: round up.*not round\(\)"),
         (
             unrounded,
-            r"returned 4\.0909\d*; expected 5: a number of passes is whole: round 4\.09091 up",
+            r"returned 40\.0 \(float\); expected a whole number of passes, an int: `/` gives a "
+            r"float even when it divides evenly",
+        ),
+        (
+            lambda n, b, e, m: 45 / 11 if n == 377 else passes_needed(n, b, e, m),
+            r"returned 4\.0909\d* \(float\); expected a whole number of passes, an int: a "
+            r"number of passes is whole, so round 4\.09091 up with math\.ceil",
         ),
         (lambda n, b, e, m: max(e, -(-m // n)), r"passes_needed\(38, 32, 2, 40\) returned 2"),
         (lambda n, b, e, m: str(passes_needed(n, b, e, m)), r"returned '40' \(str\)"),
@@ -168,3 +174,49 @@ def test_summary_checker_explains_an_error():
     message = str(err.value)
     assert message.startswith("summarise_seeds(results) raised KeyError: 'initialisation'.")
     assert message.endswith("returns a DataFrame with one row per (init, fraction).")
+
+
+def true_division(n_images, batch_size, epochs, min_steps):
+    """Divides by n / b, a fraction of a step, instead of counting full batches."""
+    return max(epochs, math.ceil(min_steps / max(1, n_images / batch_size)))
+
+
+def multiple_of_epochs(n_images, batch_size, epochs, min_steps):
+    """The passes trained (repeats x epochs), not the rule's passes."""
+    return epochs * math.ceil(passes_needed(n_images, batch_size, epochs, min_steps) / epochs)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            lambda n, b, e, m: float(passes_needed(n, b, e, m)),
+            r"passes_needed\(38, 32, 2, 40\) returned 40\.0 \(float\); expected a whole number "
+            r"of passes, an int",
+        ),
+        (
+            true_division,
+            r"returned 34; expected 40: you divided by n_images / batch_size = 1\.1875, a "
+            r"fraction of a step.*1 step\(s\).*n_images // batch_size",
+        ),
+        (
+            multiple_of_epochs,
+            r"\(60, 32, 3, 10\) returned 12; expected 10: that is the rule's 10 passes rounded up "
+            r"to a multiple of `epochs` = 3",
+        ),
+    ],
+)
+def test_passes_checker_names_floats_fractional_steps_and_the_passes_trained(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_passes_needed(answer)
+
+
+def standard_error(results):
+    table = reference_summary(results)
+    table["sd"] = results.groupby(["init", "fraction"]).test_auroc.sem()
+    return table
+
+
+def test_summary_checker_names_the_standard_error():
+    with pytest.raises(AssertionError, match=r"sd for imagenet at 5% .*standard error"):
+        check_seed_summary(standard_error)

@@ -15,14 +15,14 @@ from medtl_helpers.evaluation.curve_reading import (
 )
 
 
-def rows(values: dict, epochs: int = 2) -> pd.DataFrame:
+def rows(values: dict, epochs: int = 2, steps: int | None = None) -> pd.DataFrame:
     """Results rows from {(init, fraction): [test AUROC of seed 0, 1, ...]}."""
     out = []
     for (init, fraction), aurocs in values.items():
         for seed, value in enumerate(aurocs):
             out.append(
                 {"init": init, "fraction": fraction, "seed": seed, "epochs": epochs}
-                | {"test_auroc": value}
+                | {"steps": 10 * epochs if steps is None else steps, "test_auroc": value}
             )
     return pd.DataFrame(out)
 
@@ -83,7 +83,10 @@ def test_the_catch_up_verdict_is_computed_from_the_gaps_and_the_spread():
     caught = catch_up_verdict(schedule_gaps(curve, long_rows(0.96, 0.955)), spread=0.01)
     assert "+0.100 after 2 epoch(s) to +0.005 after 6" in caught
     assert "random init 0.850 -> 0.955, ImageNet weights 0.950 -> 0.960" in caught
-    assert "random init's rise made most of the closing: at this data size it caught up" in caught
+    assert (
+        "random init's rise made at least half of the closing: at this data size it caught up"
+        in caught
+    )
     assert "points to the short schedule rather than the start" in caught
     stays = catch_up_verdict(schedule_gaps(curve, long_rows(0.97, 0.90)), spread=0.01)
     assert "ImageNet weights stay ahead" in stays and "has not caught up after 6 epochs" in stays
@@ -147,3 +150,21 @@ def test_no_clear_gap_on_the_short_schedule_still_reads_the_long_one():
     assert "random init ends ahead by more than that after 6 epochs" in flipped
     both = catch_up_verdict(schedule_gaps(level, long_rows(0.95, 0.945)), spread=0.01)
     assert "no clear gap on either schedule" in both and "one seed" in both
+
+
+def test_the_schedules_are_read_at_any_fraction_of_the_curve():
+    curve = rows({("imagenet", 0.05): [0.90], ("random", 0.05): [0.70]}, steps=40)
+    long = rows({("imagenet", 0.05): [0.91], ("random", 0.05): [0.89]}, epochs=6, steps=120)
+    table = schedule_gaps(curve, long, fraction=0.05)
+    assert list(table.steps) == [40, 120] and list(table.fraction) == [0.05, 0.05]
+    assert table.loc["short", "gap"] == pytest.approx(0.20)
+    verdict = catch_up_verdict(table, spread=0.02)
+    assert "twice the seeds' sd of the paired gain at 5 % (0.040)" in verdict
+    assert "+0.200 after 2 epoch(s) to +0.020 after 6 (40 -> 120 steps; random init" in verdict
+    with pytest.raises(ValueError, match=r"no short run at 5% for seed\(s\) \[0\]"):
+        schedule_gaps(CURVE[CURVE.fraction == 1.0], long, fraction=0.05)
+
+
+def test_a_rise_of_exactly_half_the_closing_counts_and_the_sentence_says_so():
+    half = catch_up_verdict(schedule_gaps(CLOSING, long_rows(0.90, 0.90)), spread=0.01)
+    assert "random init's rise made at least half of the closing" in half

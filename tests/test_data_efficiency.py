@@ -241,3 +241,41 @@ def test_progress_lines_count_patients_only_where_the_source_has_patient_ids(spl
     learning_curve(*mnist, TINY, store=False, **options)
     line = capsys.readouterr().out
     assert f"{len(mnist[0])} images, 1 passes" in line and "patients" not in line
+
+
+def test_points_saved_by_another_package_version_are_not_reused(splits, monkeypatch, capsys):
+    from medtl_helpers.config import version
+
+    options = dict(fractions=(1.0,), seeds=(0,), inits=("random",), profile=QUICK, device="cpu")
+    learning_curve(*splits, TINY, **options)
+    monkeypatch.setattr(version, "__version__", version.__version__ + ".post1")
+    learning_curve(*splits, TINY, **options)
+    assert "Reusing" not in capsys.readouterr().out
+
+
+def test_train_only_trains_the_chains_own_subsets_and_nothing_else(splits, monkeypatch):
+    train, chain = splits[0], (0.1, 0.3, 1.0)
+    trained = {}
+
+    def recorded(train, val, test, index, init, seed, settings, profile, device):
+        trained[len(trained)] = index
+        row = {"init": init, "seed": seed, "images": len(index), "patients": 1, "epochs": 1}
+        return row | {"passes": 1, "steps": 1, "test_auroc": 0.5, "seconds": 0.0}
+
+    monkeypatch.setattr(data_efficiency, "train_point", recorded)
+    results = learning_curve(
+        *splits,
+        TINY,
+        fractions=chain,
+        train_only=(0.1, 1.0),
+        seeds=(0,),
+        inits=("random",),
+        store=False,
+    )
+    assert list(results.fraction) == [0.1, 1.0]
+    wanted = nested_subsets(train, chain, seed=0)
+    assert np.array_equal(trained[0], wanted[0.1]) and np.array_equal(trained[1], wanted[1.0])
+    alone = nested_subsets(train, (0.1, 1.0), seed=0)[0.1]
+    assert not np.array_equal(alone, wanted[0.1])  # why the chain matters: another draw
+    with pytest.raises(ValueError, match=r"train_only \[0\.2\] not in fractions"):
+        learning_curve(*splits, TINY, fractions=chain, train_only=(0.2,), store=False)

@@ -4,8 +4,9 @@ Each seed of `learning_curve` trains both initialisations on the same subset wit
 order, so the two runs of a seed are paired. Whether the two min-max bands overlap is then the
 wrong test: they can overlap while every seed shows the same gain. `paired_gains` gives the gain
 per seed's pair and its spread. `schedule_gaps` and `catch_up_verdict` read the check of section
-7, where both initialisations are trained longer at the full fraction, so that the gap after the
-curve's schedule and after the long one differ in the schedule only.
+7, where both initialisations are trained longer at the smallest fraction and at the full one:
+the gap after the curve's schedule and after the long one differ in the schedule and in the
+number of epochs validation picks the best from, not in the start or the data.
 """
 
 from __future__ import annotations
@@ -55,20 +56,24 @@ def paired_gains(results: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def schedule_gaps(short: pd.DataFrame, long: pd.DataFrame) -> pd.DataFrame:
-    """Test AUROC at 100 % per init, after the curve's schedule ("short") and the long one.
+def schedule_gaps(short: pd.DataFrame, long: pd.DataFrame, fraction: float = 1.0) -> pd.DataFrame:
+    """Test AUROC at `fraction` per init, after the curve's schedule ("short") and the long one.
 
     `short` is the curve, `long` the same kind of rows trained longer; only the seeds of `long`
-    are read from `short`, so each row holds the same seeds. Columns: the epochs trained, one
-    per initialisation, and `gap` (ImageNet minus random init) when both ran.
+    are read from `short`, so each row holds the same seeds. Columns: the fraction, the epochs
+    and the optimizer steps trained, one per initialisation, and `gap` (ImageNet minus random
+    init) when both ran.
     """
     seeds = set(long.seed)
     rows = []
     for name, part in (("short", short), ("long", long)):
-        part = part[(part.fraction == 1.0) & part.seed.isin(seeds)]
+        part = part[(part.fraction == fraction) & part.seed.isin(seeds)]
         if part.empty:
-            raise ValueError(f"schedule_gaps: no {name} run at 100% for seed(s) {sorted(seeds)}")
-        row = {"schedule": name, "epochs": int(part.epochs.max())}
+            raise ValueError(
+                f"schedule_gaps: no {name} run at {fraction:.0%} for seed(s) {sorted(seeds)}"
+            )
+        row = {"schedule": name, "fraction": fraction, "epochs": int(part.epochs.max())}
+        row["steps"] = int(part.steps.max())
         rows.append({**row, **part.groupby("init").test_auroc.mean().to_dict()})
     table = pd.DataFrame(rows).set_index("schedule")
     if set(INITS) <= set(table.columns):
@@ -91,7 +96,9 @@ def _long_reading(side: str, long_epochs: int) -> str:
 
 def _gap_reading(short: pd.Series, long: pd.Series, clear: float, long_epochs: int) -> str:
     """The sentence after the gaps: which schedule shows a clear gap, and which arm moved."""
-    yardstick = f"twice the seeds' sd of the paired gain at 100 % ({clear:.3f})"
+    yardstick = (
+        f"twice the seeds' sd of the paired gain at {100 * short.fraction:g} % ({clear:.3f})"
+    )
     before, after = _side(short.gap, clear), _side(long.gap, clear)
     if before == "":
         if after == "":
@@ -116,7 +123,7 @@ def _gap_reading(short: pd.Series, long: pd.Series, clear: float, long_epochs: i
 
 
 def _closing_reading(short: pd.Series, long: pd.Series, yardstick: str, after: str) -> str:
-    """A clear ImageNet lead that closed: a catch-up only if random init's rise made most of it."""
+    """A clear ImageNet lead that closed: a catch-up if random init's rise made at least half."""
     rise, closed = long.random - short.random, short.gap - long.gap
     where = "now within" if after == "" else "random init ends ahead by more than"
     if rise <= 0:
@@ -130,10 +137,10 @@ def _closing_reading(short: pd.Series, long: pd.Series, yardstick: str, after: s
         return f": random init ends ahead by more than {yardstick} once both trained longer."
     else:
         return (
-            f", now within {yardstick}, and random init's rise made most of the closing: at "
-            "this data size it caught up once both trained longer, which points to the short "
-            "schedule rather than the start as the cause of the gap (one seed and one longer "
-            "schedule: evidence, not proof)."
+            f", now within {yardstick}, and random init's rise made at least half of the "
+            "closing: at this data size it caught up once both trained longer, which points to "
+            "the short schedule rather than the start as the cause of the gap (one seed and one "
+            "longer schedule: evidence, not proof)."
         )
     what = "catching up" if after == "" else "overtaking"
     return f", {where} {yardstick}, but {cause}, which is not random init {what}."
@@ -142,15 +149,16 @@ def _closing_reading(short: pd.Series, long: pd.Series, yardstick: str, after: s
 def catch_up_verdict(table: pd.DataFrame, spread: float) -> str:
     """Whether random init caught up once both trained longer, from `schedule_gaps`' table.
 
-    `spread` is the sd over seeds of the paired gain at 100 % after the curve's schedule (nan with
-    one seed). A gap counts as clear when it is larger than twice that: a rough yardstick for one
-    seed's gain, not a test. A clear ImageNet lead that closes counts as catching up only when
-    random init's own test AUROC rose by at least half the closing: a gap that closes because the
-    ImageNet run got worse is not a catch-up. The sentence gives both arms' AUROCs and reads the
-    gap on both schedules.
+    `spread` is the sd over seeds of the paired gain at the table's fraction after the curve's
+    schedule (nan with one seed). A gap counts as clear when it is larger than twice that: a
+    rough yardstick for one seed's gain, not a test. A clear ImageNet lead that closes counts as
+    catching up only when random init's own test AUROC rose by at least half the closing: a gap
+    that closes because the ImageNet run got worse is not a catch-up. The sentence gives both
+    arms' AUROCs, the steps of both schedules, and reads the gap on both.
     """
     short, long = table.loc["short"], table.loc["long"]
     epochs, long_epochs = int(short.epochs), int(long.epochs)
+    at, steps = f" at {100 * short.fraction:g} %", f"{short.steps:.0f} -> {long.steps:.0f} steps"
     if long_epochs <= epochs:
         return (
             f"The long runs trained {long_epochs} epoch(s), no more than the curve's {epochs} "
@@ -158,14 +166,15 @@ def catch_up_verdict(table: pd.DataFrame, spread: float) -> str:
         )
     if "gap" not in table:
         return (
-            f"No pretrained run, so no gap to close: random init went from {short.random:.3f} "
-            f"after {epochs} epoch(s) to {long.random:.3f} after {long_epochs}, which shows "
-            "only what the longer schedule did for random init."
+            f"No pretrained run, so no gap to close{at}: random init went from "
+            f"{short.random:.3f} after {epochs} epoch(s) to {long.random:.3f} after {long_epochs} "
+            f"({steps}), which shows only what the longer schedule did for random init."
         )
     change = (
-        f"The gap (ImageNet minus random init) went from {short.gap:+.3f} after {epochs} "
-        f"epoch(s) to {long.gap:+.3f} after {long_epochs} (random init {short.random:.3f} -> "
-        f"{long.random:.3f}, ImageNet weights {short.imagenet:.3f} -> {long.imagenet:.3f})"
+        f"The gap (ImageNet minus random init){at} went from {short.gap:+.3f} after {epochs} "
+        f"epoch(s) to {long.gap:+.3f} after {long_epochs} ({steps}; random init "
+        f"{short.random:.3f} -> {long.random:.3f}, ImageNet weights {short.imagenet:.3f} -> "
+        f"{long.imagenet:.3f})"
     )
     if not spread > 0:
         return (

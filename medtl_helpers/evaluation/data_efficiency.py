@@ -1,10 +1,9 @@
 """Learning curves: test AUROC against the share of labelled training images, per initialisation.
 
-Transfer learning is said to make a small labelled set enough. `learning_curve` measures it:
-nested, patient-level, class-stratified subsets of the training split (1 %, 5 %, ... of the
-images), trained by `fit` from ImageNet and from random weights with several seeds, scored on the
-untouched test split, with a minimum number of optimizer steps for small subsets. Without
-ImageNet weights the pretrained curve is skipped with a message: never drawn from random weights.
+`learning_curve` trains `fit` on nested, patient-level, class-stratified subsets of the training
+split (1 %, 5 %, ...), from ImageNet and from random weights with several seeds, with a floor of
+optimizer steps for small subsets, and scores the untouched test split. Without ImageNet weights
+the pretrained curve is skipped with a message: never drawn from random weights.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ import torch
 
 from medtl_helpers import config
 from medtl_helpers.atomic import write_text
+from medtl_helpers.config import version
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.data.split import patient_fraction_index
 from medtl_helpers.errors import DataError, WeightsUnavailableError
@@ -108,12 +108,9 @@ def training_plan(
     """
     repeats = repeats_needed(n_images, batch_size, epochs, min_steps)
     trained = epochs if trained_epochs is None else trained_epochs
-    return {
-        "passes_needed": passes_needed(n_images, batch_size, epochs, min_steps),
-        "repeats": repeats,
-        "passes": repeats * trained,
-        "steps": trained * steps_per_epoch(repeats * n_images, batch_size),
-    }
+    rule = passes_needed(n_images, batch_size, epochs, min_steps)
+    steps = trained * steps_per_epoch(repeats * n_images, batch_size)
+    return {"passes_needed": rule, "repeats": repeats, "passes": repeats * trained, "steps": steps}
 
 
 def pretrained_problem(arch: str = "resnet18", profile: config.Profile | None = None) -> str | None:
@@ -140,7 +137,11 @@ def pretrained_problem(arch: str = "resnet18", profile: config.Profile | None = 
 
 @dataclass(frozen=True)
 class CurveSettings:
-    """How every point of a curve is trained; only the subset, the init and the seed vary."""
+    """How every point of a curve is trained: the same loop, rate and epochs at every point.
+
+    The subset, the init and the seed vary, and with the subset the repeats, passes and steps:
+    `min_steps` is a floor, and above it a larger subset trains more optimizer steps.
+    """
 
     arch: str = "resnet18"
     epochs: int = 2
@@ -176,25 +177,29 @@ def train_point(
     test_p = predict_proba(model, test.images, image_size=s.image_size)
     epochs = len(history.rows)  # s.epochs, or fewer under MEDTL_MAX_EPOCHS
     plan = training_plan(len(subset), s.batch_size, s.epochs, s.min_steps, epochs)
-    return {
-        "init": init,
-        "seed": seed,
-        "images": len(subset),
-        "patients": subset.n_patients(),
-        "epochs": epochs,
-        "passes": plan["passes"],
-        "steps": plan["steps"],
-        "val_auroc": history.best_auroc,
-        "test_auroc": auroc(test.labels, test_p),
-        "seconds": time.perf_counter() - start,
-    }
+    row = {"init": init, "seed": seed, "images": len(subset), "patients": subset.n_patients()}
+    row.update(epochs=epochs, passes=plan["passes"], steps=plan["steps"])
+    row.update(val_auroc=history.best_auroc, test_auroc=auroc(test.labels, test_p))
+    return row | {"seconds": time.perf_counter() - start}
 
 
 def _store_path(train, val, test, settings: CurveSettings, profile: config.Profile) -> Path:
     data = [d.fingerprint() for d in (train, val, test)]
     plain = {**asdict(settings), "data": data, "caps": config.caps()}
+    plain["version"] = version.__version__  # a new release may train or record points otherwise
     key = hashlib.sha1(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:12]
     return runs_root() / profile.name / "data_efficiency" / f"curve-{key}.csv"
+
+
+def _saved_rows(path: Path | None) -> list[dict]:
+    """The points a call with the same settings and data saved at `path` (none without a store)."""
+    if path is None:
+        return []
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = pd.read_csv(path).to_dict("records") if path.exists() else []
+    if rows:
+        print(f"Reusing {len(rows)} finished point(s) from {path}")
+    return rows
 
 
 def learning_curve(
@@ -204,6 +209,7 @@ def learning_curve(
     settings: CurveSettings,
     *,
     fractions: Sequence[float] = FRACTIONS,
+    train_only: Sequence[float] | None = None,
     seeds: Sequence[int] = (0, 1, 2),
     inits: Sequence[str] = INITS,
     profile: config.Profile | None = None,
@@ -213,42 +219,41 @@ def learning_curve(
     """One row per (init, fraction, seed) with `COLUMNS`; `.attrs["missing"]` says what was skipped.
 
     Seed s draws the subsets (nested, patient-level), the initial weights and the batch order.
-    With `store`, points are saved under runs/<profile>/data_efficiency/ as they finish and
-    reused by a later call with the same settings and data (so an interrupted curve resumes).
+    `train_only` trains only those of `fractions`, each on the subset drawn for the whole chain:
+    the very subset the curve trained for that seed. With `store`, points are saved under
+    runs/<profile>/data_efficiency/ as they finish and reused by a later call with the same
+    settings, data and package version (so an interrupted curve resumes).
     """
     profile = profile or config.get_profile()
+    points = fractions if train_only is None else train_only
+    if not set(points) <= set(fractions):
+        raise ValueError(f"train_only {sorted(set(points) - set(fractions))} not in fractions")
     unknown = [i for i in inits if i not in INITS]
     if unknown:
         raise ValueError(f"Unknown init(s) {unknown}: use {', '.join(INITS)}")
-    missing = {}
     problem = pretrained_problem(settings.arch, profile) if "imagenet" in inits else None
+    missing = {} if problem is None else {"imagenet": problem}
     if problem is not None:
-        missing["imagenet"] = problem
         print(problem)
     path = _store_path(train, val, test, settings, profile) if store else None
-    rows = pd.read_csv(path).to_dict("records") if path and path.exists() else []
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    if rows:
-        print(f"Reusing {len(rows)} finished point(s) from {path}")
+    rows = _saved_rows(path)
     done = {(r["init"], r["fraction"], r["seed"]) for r in rows}
     for seed in seeds:
-        for fraction, index in nested_subsets(train, fractions, seed).items():
+        chain = nested_subsets(train, fractions, seed)
+        for fraction, index in [(f, i) for f, i in chain.items() if f in points]:
             for init in [i for i in inits if i not in missing and (i, fraction, seed) not in done]:
                 point = train_point(train, val, test, index, init, seed, settings, profile, device)
-                row = {"fraction": fraction, **point}
-                rows.append(row)
+                rows.append(row := {"fraction": fraction, **point})
                 ids = f" ({row['patients']} patients)" if train.unit == "patients" else ""
                 print(
                     f"{LABELS[init]:<19} {fraction:>6.1%}  seed {seed}: {row['images']:>5} images"
                     f"{ids}, {row['passes']} passes, {row['steps']} steps: "
                     f"test AUROC {row['test_auroc']:.3f}  ({row['seconds']:.0f} s)"
                 )
-                if path is not None:
-                    csv = pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(index=False)
-                    write_text(path, csv)  # an interrupted curve keeps its finished points
+                if path is not None:  # an interrupted curve keeps its finished points
+                    write_text(path, pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(index=False))
     wanted = [
-        r for r in rows if r["init"] in inits and r["fraction"] in fractions and r["seed"] in seeds
+        r for r in rows if r["init"] in inits and r["fraction"] in points and r["seed"] in seeds
     ]
     results = pd.DataFrame(wanted, columns=list(COLUMNS))
     results = results.sort_values(["init", "fraction", "seed"]).reset_index(drop=True)

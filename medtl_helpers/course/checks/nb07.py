@@ -32,13 +32,11 @@ PASS_CASES = (
 )
 
 
-def _passes_hint(case: tuple[int, int, int, int], got: float) -> str:
+def _passes_hint(case: tuple[int, int, int, int], got: int) -> str:
     n, batch, epochs, min_steps = case
     steps = steps_per_epoch(n, batch)
     if got < epochs:
         return f"never fewer than `epochs` = {epochs} passes, however many steps one pass gives"
-    if got != int(got):
-        return f"a number of passes is whole: round {got:g} up with math.ceil"
     # before the partial batch: a student who counted it fails on an earlier case already
     if got in (min_steps // steps, round(min_steps / steps)):
         return (
@@ -51,9 +49,30 @@ def _passes_hint(case: tuple[int, int, int, int], got: float) -> str:
             f"{batch} give {steps} step(s) per pass, not {math.ceil(n / batch)}: use "
             "n_images // batch_size (and 1 when the subset is smaller than a batch)"
         )
+    if got == max(epochs, math.ceil(min_steps / max(1, n / batch))):
+        return (
+            f"you divided by n_images / batch_size = {n / batch:g}, a fraction of a step, but "
+            f"`fit` takes only full batches: one pass gives {steps} step(s). Count steps with "
+            "n_images // batch_size (and 1 when the subset is smaller than a batch)"
+        )
+    expected = passes_needed(*case)
+    if got == epochs * math.ceil(expected / epochs):
+        return (
+            f"that is the rule's {expected} passes rounded up to a multiple of `epochs` = "
+            f"{epochs}, the passes the curve trains (repeats x epochs, section 4); the rule "
+            "itself is max(epochs, ceil(min_steps / steps per pass))"
+        )
     return (
         f"one pass gives {steps} step(s), and max(epochs, ceil(min_steps / steps)) passes are due"
     )
+
+
+def _type_hint(got: object) -> str:
+    if type(got) is not float or not math.isfinite(got):
+        return ""
+    if got != int(got):
+        return f": a number of passes is whole, so round {got:g} up with math.ceil"
+    return ": `/` gives a float even when it divides evenly; math.ceil returns an int"
 
 
 def check_passes_needed(passes_needed_fn: Callable[[int, int, int, int], int]) -> None:
@@ -78,10 +97,10 @@ def check_passes_needed(passes_needed_fn: Callable[[int, int, int, int], int]) -
                 "returns one."
             ) from err
         got = plain_number(got, f"the value {call} returned")
-        if type(got) not in (int, float) or math.isnan(got):
+        if type(got) is not int:
             raise AssertionError(
                 f"{call} returned {got!r} ({type(got).__name__}); expected a whole number of "
-                "passes, an int."
+                f"passes, an int{_type_hint(got)}."
             )
         if got != expected:
             raise AssertionError(
@@ -180,6 +199,11 @@ def _rows_hint(got: pd.DataFrame) -> str:
 def _summary_hint(column: str, value: float, seeds: pd.DataFrame) -> str:
     if math.isclose(value, float(seeds.test_auroc.std(ddof=0)), abs_tol=1e-6):
         return "That is the population sd (numpy's default, ddof=0); use the sample sd (ddof=1)."
+    if column == "sd" and math.isclose(value, float(seeds.test_auroc.sem()), abs_tol=1e-6):
+        return (
+            "That is the standard error of the mean (sd / sqrt(n), pandas' sem), which shrinks "
+            "with more seeds; the sd is the spread of the seeds themselves (std, ddof=1)."
+        )
     if math.isclose(value, float(getattr(seeds.val_auroc, column.replace("sd", "std"))())):
         return "That is computed from val_auroc: the curve reports the TEST AUROC."
     return "Compute it over the seeds of that (init, fraction) from the test_auroc column."
