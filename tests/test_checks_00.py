@@ -121,7 +121,7 @@ def test_shares_accept_one_element_tensors(capsys):
 
 def test_shares_reject_the_normal_share():
     shares = {name: float((part.labels == 0).float().mean()) for name, part in SPLITS.items()}
-    with pytest.raises(AssertionError, match="'train' is 0.250, which is the NORMAL share"):
+    with pytest.raises(AssertionError, match="'train' is 0.2500, which is the NORMAL share"):
         check_pneumonia_shares(shares, SPLITS)
 
 
@@ -129,6 +129,52 @@ def test_shares_reject_counts():
     shares = {name: int(part.labels.sum()) for name, part in SPLITS.items()}
     with pytest.raises(AssertionError, match="more than 1: that looks like a count"):
         check_pneumonia_shares(shares, SPLITS)
+
+
+def counted(normal: int, pneumonia: int) -> ImageSet:
+    return split([0] * normal + [1] * pneumonia)
+
+
+# The class counts of the cpu run's stratified Kermany splits: their shares differ by < 0.001.
+KERMANY = {"train": counted(969, 2798), "val": counted(171, 494), "test": counted(201, 583)}
+KERMANY_SHARES = {name: float(part.labels.float().mean()) for name, part in KERMANY.items()}
+
+
+def test_shares_accept_the_reference_on_close_splits(capsys):
+    check_pneumonia_shares(KERMANY_SHARES, KERMANY)
+    assert "Correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        ({k: KERMANY_SHARES["train"] for k in KERMANY}, r"'val' is 0.7428, which is the 'train'"),
+        (
+            {**KERMANY_SHARES, "train": KERMANY_SHARES["val"], "val": KERMANY_SHARES["train"]},
+            r"'train' is 0.7429, which is the 'val' share; expected 0.7428",
+        ),
+        ({k: (3875 / 5216) for k in KERMANY}, r"'train' is 0.7429, which is the share of all"),
+        ({**KERMANY_SHARES, "train": 0.743}, r"0.742766 rounded; give the exact share"),
+    ],
+)
+def test_shares_name_another_splits_share_on_close_splits(wrong, message):
+    """Within 0.001 of each other, these three wrong answers were called correct."""
+    with pytest.raises(AssertionError, match=message):
+        check_pneumonia_shares(wrong, KERMANY)
+
+
+def test_shares_name_a_pneumonia_per_normal_ratio():
+    with pytest.raises(AssertionError, match=r"'train' is 2.8875, which is PNEUMONIA per NORMAL"):
+        check_pneumonia_shares({**KERMANY_SHARES, "train": 2798 / 969}, KERMANY)
+
+
+def test_leaked_patients_names_the_notebooks_own_splits():
+    notebook_train = split([1, 1])
+    notebook_val = split([1])
+    with pytest.raises(AssertionError, match="not from the notebook's own splits"):
+        check_leaked_patients(
+            lambda train, val: set(notebook_train.patients) & set(notebook_val.patients)
+        )
 
 
 def test_shares_reject_percentages():

@@ -37,33 +37,6 @@ def test_verify_report_table_counts_images_and_patients(kermany_root):
     assert report.notes().splitlines()[0] == "skipped non-image files: 3 (.DS_Store, notes.txt)"
 
 
-def test_verify_npz_counts_per_split_and_class_and_checks_the_md5(tmp_path, capsys, monkeypatch):
-    import numpy as np
-
-    from medtl_helpers.data.download import md5sum
-    from medtl_helpers.data.medmnist import PNEUMONIAMNIST_MD5
-    from medtl_helpers.data.verify import verify_npz
-
-    path = tmp_path / "pneumoniamnist_64.npz"
-    arrays = {}
-    for split, labels in {"train": [0, 1, 1, 1], "val": [0, 1], "test": [0, 0, 1]}.items():
-        arrays[f"{split}_images"] = np.zeros((len(labels), 8, 8), dtype=np.uint8)
-        arrays[f"{split}_labels"] = np.array(labels, dtype=np.uint8).reshape(-1, 1)
-    np.savez(path, **arrays)
-    table, md5_check = verify_npz(path)
-    assert list(table.columns) == ["images"] and table.index.names == ["split", "class"]
-    assert table["images"].tolist() == [1, 3, 1, 1, 2, 1]
-    assert table.loc[("train", "PNEUMONIA"), "images"] == 3
-    expected = PNEUMONIAMNIST_MD5[64]
-    assert md5_check == f"md5 {md5sum(path)}: MISMATCH (expected {expected}): re-download"
-    monkeypatch.setitem(PNEUMONIAMNIST_MD5, 64, md5sum(path))
-    assert main(["data", "verify", str(path)]) == 0
-    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
-    assert rows[2] == ["train", "NORMAL", "1"] and rows[3] == ["PNEUMONIA", "3"]
-    assert rows[-1] == ["md5", f"{md5sum(path)}:", "OK"]
-    assert verify_npz(path.rename(tmp_path / "other.npz"))[1] == ""
-
-
 def test_verify_reports_corrupt_images_and_fails(kermany_root, capsys):
     victim = next((kermany_root / "test" / "PNEUMONIA").glob("*.jpeg"))
     victim.write_bytes(b"\xff\xd8\xff broken")

@@ -33,8 +33,10 @@ VERIFY_PROSE, BALANCE_PROSE, PER_PATIENT, GAPS_PROSE = (
     "309089ac",
     "6a8bf652",
 )
-SELECTION, SELECTION_PROSE, NAIVE_PROSE = "371e6df6", "007c8e96", "7031e78e"
+SELECTION, SELECTION_PROSE, NAIVE_PROSE = "371e6df6", "007c8e96", "1ed7c1d4"
+INTERVALS, SPLIT_GAPS, NAIVE_CHECK = "b8e13712", "d8279422", "677e52c2"
 CACHE_PROSE, SHARES, EXERCISE_3 = "2385cfec", "05b0e8e1", "acdf7170"
+BALANCE_SHARE, SHARES_VERDICT = "109b339a", "41ec4215"
 
 
 def prepared(**names) -> dict:
@@ -115,8 +117,12 @@ def test_timing_names_the_files_it_decoded(source, kermany_root):
     out = run_cells(NB, [DECODE, TIMED_FILES], prepared(**names))
     if source == "kermany-folder":
         assert f"timed: 8 JPEG files of {kermany_root}, 32-32 x 32-32 px, median" in out
+        assert "per-image Dataset, decode (PIL, whole file) + resize to 64 px: " in out
+        assert "JPEG draft decode + resize to 64 px, as the cache build does once: " in out
     else:
         assert "timed: 8 synthetic PNG files written just now, 64-64 x 64-64 px, median" in out
+        assert "per-image Dataset, decode (PIL, whole file), nothing to resize: " in out
+        assert "draft" not in out
     assert not Path(tmp.name).exists()  # the notebook cleans up after timing
     assert "thumbnails timed here" not in cell_source(NB, RATIO_PROSE)
 
@@ -169,14 +175,60 @@ def test_exercise_3_scales_the_independent_answer_by_the_design_effect():
 
 
 def test_stratification_verdict_is_not_given_for_medmnist_splits():
+    split_gaps = {"stratified": np.array([0.0, 0.5]), "unstratified": np.array([0.0, 2.0, 5.0])}
     for source, verdict in (("pneumoniamnist", False), ("kermany-folder", True)):
-        splits = {
-            name: image_set([f"{name}{i}" for i in range(4)], source, [1, 1, 1, 0])
-            for name in ("train", "val", "test")
-        }
-        out = run_cells(NB, [SHARES], {"splits": splits})
-        assert ("our stratification worked" in out) == verdict
+        data = SimpleNamespace(
+            train=image_set([f"t{i}" for i in range(4)], source, [1, 1, 1, 0]),
+            val=image_set([f"v{i}" for i in range(8)], source, [1, 1, 1, 0] * 2),
+        )
+        out = run_cells(NB, [SHARES_VERDICT], {"data": data, "split_gaps": split_gaps, "np": np})
+        assert "train and val are 0.00 percentage points apart" in out
+        said = "unstratified patient splits of section 5: 33% as close or closer" in out
+        assert said == verdict
         assert ("MedMNIST made these splits" in out) == (not verdict)
+
+
+def test_stratification_is_judged_against_unstratified_splits_not_a_2_point_criterion():
+    """Most unstratified patient splits pass a 2-point criterion, so it showed nothing."""
+    assert "2-point criterion" not in cell_source(NB, SHARES) + cell_source(NB, SHARES_VERDICT)
+    data = load_course_data(source="synthetic", verbose=False)
+    out = run_cells(NB, [SPLIT_GAPS], prepared(data=data))
+    found = dict(re.findall(r"(\w+) +patient splits, 100 seeds: gap median ([\d.]+)", out))
+    assert float(found["stratified"]) < float(found["unstratified"])
+
+
+def test_the_interval_width_is_the_width_of_the_printed_interval():
+    out = run_cells(NB, [INTERVALS], prepared(data=SimpleNamespace(val=range(153))))
+    for low, high, width in re.findall(r"([\d.]+) \.\. ([\d.]+) \(width ([\d.]+)", out):
+        assert abs(float(high) - float(low) - float(width)) <= 0.0015, (low, high, width)
+    assert "0.753 .. 1.000 (width 0.247, cut at 1)" in out
+
+
+def test_the_naive_split_check_names_a_cause_only_when_it_holds():
+    """On a source with patient ids, a naive split that leaks no one is not 'one id per image'."""
+    whole = image_set(["a", "a", "b", "b"], "kermany-folder")
+    names = {"naive_train": whole.subset([0, 1]), "naive_val": whole.subset([2, 3])}
+    names["data"] = SimpleNamespace(val=whole)
+    out = run_cells(NB, [NAIVE_CHECK], prepared(**names))
+    assert "every image has its own id" not in out and "happened to keep every child" in out
+    names["data"] = SimpleNamespace(val=image_set(["0", "1"], "pneumoniamnist"))
+    assert "every image has its own id" in run_cells(NB, [NAIVE_CHECK], prepared(**names))
+
+
+def test_the_prose_says_the_quick_profile_also_changes_the_weights(monkeypatch):
+    monkeypatch.delenv("MEDTL_PRETRAINED", raising=False)
+    assert config.pretrained_choice(config.get_profile("quick")) == "none"
+    text = prose(ENVIRONMENT_PROSE)
+    assert "only changes sizes" not in text and "never the code" not in text
+    assert "in `quick` the default weights too" in text and "MEDTL_PRETRAINED=imagenet" in text
+    assert "only changes sizes" not in (config.__doc__ or "") + (config.profiles.__doc__ or "")
+
+
+def test_the_prose_gives_a_share_not_a_factor_and_pays_decoding_every_epoch():
+    assert "by the factor the `pneumonia_share` column gives" not in prose(BALANCE_SHARE)
+    assert "PNEUMONIA images per NORMAL one" in prose(BALANCE_SHARE)
+    assert "ratio printed above is paid back every epoch" not in prose(RATIO_PROSE)
+    assert "Every epoch of a per-image pipeline pays the decode time" in prose(RATIO_PROSE)
 
 
 def test_the_picked_model_is_scored_on_many_new_image_sets():

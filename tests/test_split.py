@@ -148,3 +148,19 @@ def test_describe_test_split_counts_a_given_folders_reused_ids_and_checks_a_carv
     assert "shares no patient" in describe_test_split(train, train.subset([]), test, False)
     with pytest.raises(DataError, match="in more than one split"):
         describe_test_split(train, train.subset([]), given, test_given=False)
+
+
+def test_unstratified_index_takes_the_fraction_of_all_images_with_any_balance():
+    data = make_set()
+    labels = data.labels.numpy()
+    share = labels.mean()
+
+    def gaps(stratify):
+        return [
+            abs(labels[patient_fraction_index(data, 0.15, s, stratify=stratify)].mean() - share)
+            for s in range(40)
+        ]
+
+    unstratified = patient_fraction_index(data, 0.15, seed=3, stratify=False)
+    assert 0.13 < len(unstratified) / len(data) < 0.17
+    assert max(gaps(True)) < 0.02 < sorted(gaps(False))[20]  # the median of 40

@@ -1,7 +1,9 @@
 """Profiles and folders: the sizes a run uses and where its data, caches and downloads live.
 
-A profile only changes sizes (data subset, image size, batch size, epochs); the code that runs is
-the same in all three, so what the quick profile tests is what a student runs.
+A profile changes sizes (data subset, image size, batch size, epochs, and the notebooks' loop
+sizes: `Profile.scale`) and, in quick, the default weights: random initialisation, so that tests
+need no download (`pretrained_choice`; MEDTL_PRETRAINED=imagenet overrides it). The code that
+runs is otherwise the same in all three, so what the quick profile tests is what a student runs.
 """
 
 from __future__ import annotations

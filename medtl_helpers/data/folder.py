@@ -33,10 +33,12 @@ _CLI_DATA = ContextVar("medtl_cli_data", default="--data {path}")
 
 
 def patient_id(filename: str | Path) -> str:
-    """Patient id from a Kermany file name.
+    """Patient id from a Kermany file name: its `personN` or `IM-NNNN` prefix.
 
     person1000_bacteria_2931 -> person1000; IM-0115-0001 -> IM-0115;
-    NORMAL2-IM-1427-0001 -> NORMAL2-IM-1427.
+    NORMAL2-IM-1427-0001 -> NORMAL2-IM-1427. The data set does not document this naming. A
+    `personN_bacteria_*` and a `personN_virus_*` file get the same id: the cautious reading
+    for leakage, which may count more images per patient than there are.
     """
     stem = Path(filename).stem
     for pattern in (_PERSON, _IM):

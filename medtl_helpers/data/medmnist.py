@@ -71,8 +71,9 @@ def download_pneumoniamnist(size: int, root: Path | None = None, *, progress: bo
     )
 
 
-def _size_from_name(path: Path) -> int | None:
-    return next((s for s in SIZES if pneumoniamnist_filename(s) == path.name), None)
+def size_from_name(path: Path) -> int | None:
+    """The size MedMNIST's file name says (``pneumoniamnist.npz``: 28), or None for another name."""
+    return next((s for s in SIZES if pneumoniamnist_filename(s) == Path(path).name), None)
 
 
 def _to_grey_nchw(images: np.ndarray, path: Path, key: str) -> torch.Tensor:
@@ -100,8 +101,12 @@ def _download_command(size: int | str, folder: Path) -> str:
     )
 
 
-def _verify_md5(path: Path, size: int | None) -> None:
-    """Compare ``path`` with MedMNIST's published MD5 for its size, known from the file name."""
+def verify_md5(path: Path, size: int | None) -> str:
+    """``path``'s MD5, after comparing it with MedMNIST's published MD5 for ``size`` px.
+
+    Raises ChecksumError on a mismatch, and DataError when ``size`` is None (a file name that is
+    not MedMNIST's, so no size is known).
+    """
     if size is None:
         raise DataError(
             f"Cannot verify {path}: its name is not one of MedMNIST's PneumoniaMNIST files "
@@ -113,6 +118,7 @@ def _verify_md5(path: Path, size: int | None) -> None:
             f"{path} has MD5 {actual}, expected {PNEUMONIAMNIST_MD5[size]}. Delete it and "
             f"download it again: {_download_command(size, path.parent)}"
         )
+    return actual
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -142,14 +148,14 @@ def load_pneumoniamnist(path: Path, *, verify: bool = False) -> dict[str, ImageS
     ``verify=True`` first checks the file's MD5 against MedMNIST's published value.
     """
     path = Path(path)
-    size = _size_from_name(path)
+    size = size_from_name(path)
     if not path.is_file():
         size_arg = size if size is not None else f"{{{','.join(map(str, SIZES))}}}"
         raise DataError(
             f"{path} does not exist. Download it with: {_download_command(size_arg, path.parent)}"
         )
     if verify:
-        _verify_md5(path, size)
+        verify_md5(path, size)
     arrays = _read_arrays(path)
     sets = {}
     for split in SPLITS:

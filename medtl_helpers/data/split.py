@@ -31,17 +31,23 @@ def patient_groups(data: ImageSet) -> dict[int, list[list[int]]]:
     return by_class
 
 
-def patient_fraction_index(data: ImageSet, fraction: float, seed: int = 0) -> np.ndarray:
+def patient_fraction_index(
+    data: ImageSet, fraction: float, seed: int = 0, *, stratify: bool = True
+) -> np.ndarray:
     """Indices of whole patients holding about `fraction` of each class's images (sorted).
 
     Patients are drawn in random order and taken while that brings the class closer to its
     share, so the result never misses the share by more than one patient's images.
+    `stratify=False` draws from all patients as one group: about `fraction` of all images, with
+    whatever class balance the draw gives (the comparison notebook 00 makes).
     """
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     rng = np.random.default_rng(seed)
     chosen: list[int] = []
     groups = patient_groups(data)
+    if not stratify:
+        groups = {0: [index for label in sorted(groups) for index in groups[label]]}
     for label in sorted(groups):
         patients = groups[label]
         order = rng.permutation(len(patients))

@@ -84,7 +84,8 @@ def _leak_problem(got: set, expected: set[str], train: ImageSet, val: ImageSet) 
         if patient not in train.patients and patient not in val.patients:
             return (
                 f"your result contains {patient!r}, which is in neither split: return patient "
-                "ids (train.patients), not file names, labels or indices."
+                "ids (train.patients), not file names, labels or indices, and take them from "
+                "the `train` and `val` arguments, not from the notebook's own splits."
             )
         side = train if patient in train.patients else val
         images = list(side.patients).count(patient)
@@ -145,9 +146,35 @@ def check_leaked_patients(leaked_patients: Callable[[ImageSet, ImageSet], object
     print("Correct: leaked_patients finds exactly the patients who are in both splits.")
 
 
-def _share_problem(name: str, got: object, data: ImageSet) -> str | None:
-    """Why `got` is not the pneumonia share of `data`, or None when it is."""
-    expected = float(data.labels.float().mean())
+# Shares are exact fractions, and two stratified splits can differ by less than 0.001
+# (2798/3767 and 494/665 differ by 0.00009), so only float rounding is forgiven.
+_EXACT = 1e-6
+
+
+def _share(data: ImageSet) -> float:
+    return float(data.labels.double().mean())
+
+
+def _other_share(got: float, name: str, splits: Mapping[str, ImageSet]) -> str | None:
+    """Which other share `got` is (another split's, or all splits pooled), or None."""
+    pooled = torch.cat([data.labels.reshape(-1) for data in splits.values()])
+    candidates = {f"the {other!r} share": _share(data) for other, data in splits.items()}
+    candidates["the share of all splits pooled"] = float(pooled.double().mean())
+    expected = _share(splits[name])
+    return next(
+        (
+            what
+            for what, share in candidates.items()
+            if abs(got - share) < _EXACT and abs(share - expected) >= _EXACT
+        ),
+        None,
+    )
+
+
+def _share_problem(name: str, got: object, splits: Mapping[str, ImageSet]) -> str | None:
+    """Why `got` is not the pneumonia share of `splits[name]`, or None when it is."""
+    data = splits[name]
+    expected, n = _share(data), len(data)
     got = plain_number(got, f"the share for {name!r}")
     if type(got) not in (int, float):
         return (
@@ -155,27 +182,35 @@ def _share_problem(name: str, got: object, data: ImageSet) -> str | None:
             "(use float(...) on a tensor)."
         )
     got = float(got)
-    if abs(got - expected) < 1e-3:
+    if abs(got - expected) < _EXACT:
         return None
-    if abs(got - (1.0 - expected)) < 1e-3:
+    said = f"the share for {name!r} is {got:.4f}"
+    other = _other_share(got, name, splits)
+    if other is not None:
+        return f"{said}, which is {other}; expected {expected:.4f}, from {name!r}'s own labels."
+    if abs(got - (1.0 - expected)) < _EXACT:
         return (
-            f"the share for {name!r} is {got:.3f}, which is the NORMAL share; expected "
-            f"{expected:.3f}: PNEUMONIA is label 1, so count labels == 1."
+            f"{said}, which is the NORMAL share; expected {expected:.4f}: PNEUMONIA is label 1, "
+            "so count labels == 1."
         )
-    if abs(got - 100.0 * expected) < 0.1:
+    if abs(got - 100.0 * expected) < 100 * _EXACT:
+        return f"{said}, a percentage; give a fraction between 0 and 1 ({expected:.4f})."
+    if abs(got - expected * n) < _EXACT:
         return (
-            f"the share for {name!r} is {got:.1f}, a percentage; give a fraction between 0 and 1 "
-            f"({expected:.3f})."
+            f"{said}, more than 1: that looks like a count; divide by the number of images in "
+            f"the split ({n}) to get {expected:.4f}."
         )
-    if got > 1.0:
+    if expected < 1.0 and abs(got - expected / (1.0 - expected)) < _EXACT:
         return (
-            f"the share for {name!r} is {got:g}, more than 1: that looks like a count; divide "
-            f"by the number of images in the split ({len(data)}) to get {expected:.3f}."
+            f"{said}, which is PNEUMONIA per NORMAL image; a share divides PNEUMONIA by all {n} "
+            f"images of the split: {expected:.4f}."
         )
-    return (
-        f"the share for {name!r} is {got:.3f}; expected {expected:.3f} "
-        f"(PNEUMONIA images / all {len(data)} images of that split)."
-    )
+    if abs(got - expected) < 5e-4:
+        return (
+            f"{said}, {expected:.6f} rounded; give the exact share (no round()): splits can "
+            "differ by less than 0.001."
+        )
+    return f"{said}; expected {expected:.4f} (PNEUMONIA images / all {n} images of that split)."
 
 
 def check_pneumonia_shares(shares: Mapping[str, object], splits: Mapping[str, ImageSet]) -> None:
@@ -192,8 +227,8 @@ def check_pneumonia_shares(shares: Mapping[str, object], splits: Mapping[str, Im
         raise AssertionError(
             f"shares has no entry for {missing[0]!r}; expected one per split: {list(splits)}."
         )
-    for name, data in splits.items():
-        problem = _share_problem(name, shares[name], data)
+    for name in splits:
+        problem = _share_problem(name, shares[name], splits)
         if problem is not None:
             raise AssertionError(problem)
     print(f"Correct: the pneumonia share of each of the {len(splits)} splits matches.")
