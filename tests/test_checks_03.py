@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from medtl_helpers.course.checks import TODO, check_freeze_groups, check_partial_count
+from medtl_helpers.models import group_of
 from medtl_helpers.models.freezing import freeze
 
 RESNET34_PARTIAL = 19_937_794  # layer3 + layer4 + head of resnet34 with a 2-class linear head
 
 
 def reference_freeze_groups(model, groups):
-    freeze(model, groups)
+    """By the first component of each name, as the exercise asks."""
+    for name, param in model.named_parameters():
+        first = name.split(".")[0]
+        param.requires_grad_(
+            {"conv1": "stem", "bn1": "stem", "fc": "head"}.get(first, first) not in groups
+        )
 
 
 def substring_freeze_groups(model, groups):
@@ -60,6 +68,28 @@ def stem_without_bn(model, groups):
 def test_freeze_groups_accepts_the_reference(capsys):
     check_freeze_groups(reference_freeze_groups)
     assert "Well done" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("answer", "used"),
+    [
+        (lambda m, g: freeze(m, g), "freeze"),
+        (
+            lambda m, g: [p.requires_grad_(group_of(n) not in g) for n, p in m.named_parameters()],
+            "group_of",
+        ),
+        (freeze, "freeze"),
+        (functools.partial(freeze), "freeze"),
+    ],
+)
+def test_freeze_groups_refuses_the_package_functions_the_exercise_rules_out(answer, used):
+    with pytest.raises(AssertionError) as err:
+        check_freeze_groups(answer)
+    assert str(err.value) == (
+        f"freeze_groups uses {used}, which the exercise asks you not to use: find each "
+        "parameter's group from the first component of its name yourself, and set "
+        "requires_grad from it."
+    )
 
 
 def test_freeze_groups_explains_the_substring_bug():
@@ -114,6 +144,10 @@ def test_partial_count_accepts_a_whole_number_float(capsys):
         (21_285_698, "every parameter"),
         (21_285_698 - RESNET34_PARTIAL, "FROZEN count"),
         (RESNET34_PARTIAL - 1026, "left out the head"),
+        (
+            RESNET34_PARTIAL - 2,
+            r"the head has a bias per class too: 512 x 2 weights \+ 2 biases\.$",
+        ),
         (10_494_466, "resnet18's count"),
         (RESNET34_PARTIAL + 10, r"\+10 off"),
         ("19937794", "give a whole number"),

@@ -7,6 +7,7 @@ import torch
 
 from medtl_helpers.data.augment import to_model_input
 from medtl_helpers.models import build_model, split_backbone_head
+from medtl_helpers.training import features as features_module
 from medtl_helpers.training.features import backbone_features
 
 
@@ -76,3 +77,9 @@ def test_extract_features_in_mixed_precision_only_when_asked():
     torch.testing.assert_close(fp32, exact)
     assert not torch.equal(mixed, exact)  # bf16 keeps 8 bits of mantissa
     torch.testing.assert_close(mixed, exact, rtol=0.05, atol=0.05)
+
+
+def test_the_docstring_does_not_call_the_probe_features_the_same_as_fits():
+    doc = " ".join(features_module.__doc__.split())
+    assert "gives the same features" not in doc  # fit's cached ones use mixed precision
+    assert "in fp32" in doc and "`fit`'s cached training features use the run's mixed" in doc

@@ -182,25 +182,36 @@ def test_module_order_goes_group_by_group_in_the_order_given(resnet18):
     assert sum(size for _, size in order) == 8_393_728 + 9536
 
 
-def frozen_count(model: torch.nn.Module, names: list[str]) -> int:
+def frozen_per_group(model: torch.nn.Module, names: list[str]) -> dict[str, int]:
     freeze(model, names)
-    return count_parameters(model) - count_parameters(model, trainable_only=True)
+    table = trainable_summary(model).drop("total")
+    frozen = table["params"] - table["trainable"]
+    return {group: int(count) for group, count in frozen.items() if count}
 
 
-def test_equal_count_freezing_matches_the_two_ends_of_a_ranking(resnet18):
+def test_equal_count_freezing_keeps_each_arm_in_its_half_of_the_ranking(resnet18):
     plans = equal_count_freezing(resnet18, ["layer1", "layer2", "layer3", "layer4"])
-    # Whole groups would freeze 673,536 (layer1 + layer2) against 10,493,440 (layer3 + layer4).
-    # "most" starts layer4 with layer4.0.conv1, so "least" must stop before layer4.
-    assert plans == {
-        "least": ["layer1", "layer2", "layer3"],
-        "most": ["layer4.0.conv1", "layer4.0.bn1", "layer4.0.conv2"],
-    }
-    counts = {arm: frozen_count(resnet18, names) for arm, names in plans.items()}
-    assert counts == {"least": 2_773_248, "most": 3_539_968}  # 22% apart
+    # "least" may not reach layer3 (the second most important group) to match "most": it freezes
+    # its half whole, and "most" starts layer4 with one conv, the smallest stop it has.
+    assert plans == {"least": ["layer1", "layer2"], "most": ["layer4.0.conv1"]}
+    assert frozen_per_group(resnet18, plans["least"]) == {"layer1": 147_968, "layer2": 525_568}
+    assert frozen_per_group(resnet18, plans["most"]) == {"layer4": 1_179_648}  # 43% apart
     reversed_plans = equal_count_freezing(resnet18, ["layer4", "layer3", "layer2", "layer1"])
-    assert reversed_plans == {"least": plans["most"], "most": plans["least"]}
-    with pytest.raises(ValueError, match="disjoint stopping points.*widen low..high"):
-        equal_count_freezing(resnet18, ["layer1"], low=0.9, high=0.95)
+    assert reversed_plans == {"least": ["layer4.0.conv1"], "most": ["layer1", "layer2"]}
+    # Three groups: the middle one (layer2) belongs to neither arm.
+    plans = equal_count_freezing(resnet18, ["layer1", "layer2", "layer3"])
+    assert plans == {"least": ["layer1"], "most": ["layer3.0.conv1"]}
+    with pytest.raises(ValueError, match=r"at least two groups.*\['layer1'\]"):
+        equal_count_freezing(resnet18, ["layer1"])
+    with pytest.raises(ValueError, match="low=1.5 asks for more than the smaller half holds"):
+        equal_count_freezing(resnet18, ["layer1", "layer2"], low=1.5)
+
+
+def test_equal_count_freezing_never_crosses_the_middle_of_any_ranking(resnet18):
+    for ranked in permutations(["layer1", "layer2", "layer3", "layer4"]):
+        plans = equal_count_freezing(resnet18, list(ranked))
+        assert set(frozen_per_group(resnet18, plans["least"])) <= set(ranked[:2]), ranked
+        assert set(frozen_per_group(resnet18, plans["most"])) <= set(ranked[2:]), ranked
 
 
 def test_equal_count_freezing_arms_share_no_parameter(resnet18):

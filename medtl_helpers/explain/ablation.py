@@ -9,9 +9,9 @@ for bit, and puts every module back in the mode it had.
 A small drop says that the current predictions barely depend on the part. The advice that
 usually comes with a ranking, to freeze the parts with the smallest drop rather than those with
 the largest, is a claim to test, not a fact: notebook 03 ranks the groups on the model the
-freezing is applied to, trains both advices at nearly equal frozen parameter counts with no
-parameter frozen in both (`models.freezing.equal_count_freezing`), and compares them on patients
-that no choice was made on.
+freezing is applied to, trains both advices, each freezing only groups from its own half of the
+ranking with counts as close as that allows (`models.freezing.equal_count_freezing`; they can
+stay far apart, so it prints the gap), and compares them on patients that no choice was made on.
 
 Parts are named by prefix ("layer3" or "layer3.1"), matched at a dot boundary, so "layer1" never
 matches "layer10" and "conv1" never matches "layer1.0.conv1".

@@ -6,7 +6,8 @@ images are computed once (no augmentation, BatchNorm in eval mode, no autograd) 
 trains on them; epochs then cost milliseconds instead of a full forward pass. Under torchrun each
 process computes the features of its share of the images and every process gathers them all; the
 head then trains with DDP like the whole model would.
-`backbone_features` gives the same features as numpy, for a scikit-learn classifier.
+`backbone_features` runs the same backbone in eval mode, in fp32, and returns numpy for a
+scikit-learn classifier; `fit`'s cached training features use the run's mixed precision.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ it prints one sentence.
 
 from __future__ import annotations
 
+import functools
+import types
 from collections.abc import Callable
 
 import torch
@@ -32,9 +34,42 @@ def _skeleton(arch: str) -> nn.Module:
         return build_model(arch, pretrained="none", verbose=False)
 
 
+# What the exercise asks the student to write, and so to use neither.
+FORBIDDEN = ("group_of", "freeze")
+
+
+def _names_used(answer: object) -> set[str]:
+    """Global and attribute names the answer's code (and the code nested in it) looks up."""
+    while isinstance(answer, functools.partial):
+        answer = answer.func
+    code = getattr(answer, "__code__", None)
+    stack, names = [code] if isinstance(code, types.CodeType) else [], set()
+    while stack:
+        code = stack.pop()
+        names |= set(code.co_names)
+        stack += [const for const in code.co_consts if isinstance(const, types.CodeType)]
+    return names
+
+
+def _refuse_the_package(freeze_groups: object) -> None:
+    target = freeze_groups.func if isinstance(freeze_groups, functools.partial) else freeze_groups
+    if target in (freeze, group_of):
+        used = [target.__name__]
+    else:
+        used = [name for name in FORBIDDEN if name in _names_used(freeze_groups)]
+    if used:
+        raise AssertionError(
+            f"freeze_groups uses {' and '.join(used)}, which the exercise asks you not to use: "
+            "find each parameter's group from the first component of its name yourself, and set "
+            "requires_grad from it."
+        )
+
+
 def check_freeze_groups(freeze_groups: Callable[[nn.Module, list[str]], object]) -> None:
-    """`freeze_groups(model, groups)` must freeze exactly the named layer groups, by prefix."""
+    """`freeze_groups(model, groups)` must freeze exactly the named layer groups, by prefix,
+    without calling the package's `freeze` or `group_of` (the exercise is to write them)."""
     require_answer(freeze_groups, "your freeze_groups")
+    _refuse_the_package(freeze_groups)
     for groups, arrives_frozen in FREEZE_CASES:
         model = _skeleton("resnet18")
         for param in model.parameters():
@@ -117,6 +152,7 @@ def check_partial_count(answer: object) -> None:
             "+ 2 biases)"
         ),
         sizes["layer4"] + sizes["head"]: "you counted layer4 and the head, but layer3 trains too",
+        expected - 2: "the head has a bias per class too: 512 x 2 weights + 2 biases",
         count_parameters(resnet18, trainable_only=True): (
             "that is resnet18's count; resnet34 has [3, 4, 6, 3] blocks per stage, not [2, 2, 2, 2]"
         ),
