@@ -127,6 +127,26 @@ def test_randomize_layers_changes_only_the_named_ones(model):
     assert all(v for k, v in same.items() if k.startswith(("conv1", "layer1", "layer3")))
 
 
+def test_randomize_layers_leaves_every_random_state_alone(model, monkeypatch):
+    """It seeds only the CPU generator it forks: torch.manual_seed would re-seed CUDA as well."""
+    seeded = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: seeded.append(seed))
+    before = torch.random.get_rng_state()
+    randomize_layers(model, ["fc"], seed=5)
+    assert seeded == [], "the CUDA generators were re-seeded"
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_randomization_cascade_is_nested(model):
+    """One draw per seed, extended stage by stage: each step keeps the random weights above it."""
+    one, two = randomize_layers(model, ["fc"]), randomize_layers(model, ["fc", "layer4"])
+    three = randomize_layers(model, ["fc", "layer4", "layer3"])
+    assert torch.equal(one.fc.weight, two.fc.weight)
+    assert torch.equal(two.layer4[0].conv1.weight, three.layer4[0].conv1.weight)
+    other = randomize_layers(model, ["fc"], seed=1)
+    assert not torch.equal(one.fc.weight, other.fc.weight)
+
+
 def test_randomize_layers_draws_pytorchs_default_not_torchvisions_construction(model):
     """The docstring's numbers: std 1/sqrt(3 fan_in) after the reset, sqrt(2 / fan_out) built."""
     built = model.layer4[1].conv1.weight  # 512 -> 512 channels, 3x3: fan_in = fan_out = 4608
@@ -158,20 +178,36 @@ def test_randomize_layers_resets_batchnorm_statistics_too(model):
 
 
 def test_randomization_reading():
-    def row(mean, low, high):
-        return {"mean spearman": mean, "lowest": low, "highest": high}
+    def row(mean, low, high, **more):
+        return {"mean spearman": mean, "lowest": low, "highest": high, **more}
 
+    # one draw: the verdict is about that random network only, and says so
     assert randomization_reading(row(0.3, 0.1, 0.5)) == (
-        "every map changed (all at or below 0.5): the check passes here"
+        "every map changed on this one draw (all at or below 0.5): the check passes here"
     )
-    assert "FAILS" in randomization_reading(row(0.8, 0.51, 0.95))
-    assert randomization_reading(row(-0.54, -0.89, -0.17)).startswith("every map partly reversed")
+    assert randomization_reading(row(0.8, 0.51, 0.95)) == (
+        "every map survived on this one draw (all above 0.5): the check FAILS here"
+    )
+    assert randomization_reading(row(-0.54, -0.89, -0.17)).startswith(
+        "every map partly reversed on this one draw"
+    )
     # the notebook's quick run: a mean just under 0.5 over images on both sides is not a pass
     mixed = randomization_reading(row(0.486, 0.358, 0.726))
-    assert mixed.startswith("mixed: images from +0.36 to +0.73, on average the maps changed")
+    assert mixed.startswith("mixed: images from +0.36 to +0.73 on this one draw, on average the")
+    assert mixed.endswith("more images would settle this step")
     assert "survived (mean +0.60)" in randomization_reading(row(0.6, 0.2, 0.9))
     nan = float("nan")
     assert randomization_reading(row(nan, nan, nan)).startswith("undefined: every map was flat")
+    # several draws: the verdict covers every map of every draw, and a mixed one gives the spread
+    several = {"draws": 5, "lowest draw mean": -0.2, "highest draw mean": 0.7}
+    assert randomization_reading(row(0.3, 0.1, 0.5, **several)).startswith(
+        "every map changed in all 5 draws"
+    )
+    assert randomization_reading(row(0.3, -0.4, 0.9, **several)) == (
+        "mixed: maps from -0.40 to +0.90 over 5 draws, on average they changed (mean +0.30), one "
+        "draw's mean from -0.20 to +0.70: whether a map survives depends on the image and on the "
+        "random network drawn"
+    )
 
 
 def test_target_scores():
@@ -266,19 +302,22 @@ def test_randomization_check_catches_maps_that_ignore_the_weights(square_finder)
         r <= pr < r + 6 and c <= pc < c + 6 for (pr, pc), (r, c) in zip(peaks, corners.tolist())
     ]
     assert all(inside), "the trained maps are structured: each peaks on its square"
-    means, spreads = [], []
-    for seed in range(5):
-        rows = randomization_check(square_finder, squares, ("fc", "layer4"), seed=seed)
-        assert [r["randomized"] for r in rows] == ["nothing (re-run)", "fc", "fc + layer4"]
-        assert rows[0]["mean spearman"] == pytest.approx(1.0) and rows[0]["flat maps"] == 0
-        assert rows[0]["lowest"] == pytest.approx(1.0) == rows[0]["highest"]
-        defined = [r for r in rows if r["flat maps"] < len(squares)]  # all flat: NaN throughout
-        assert all(r["lowest"] <= r["mean spearman"] <= r["highest"] for r in defined)
-        spreads += [r["highest"] - r["lowest"] for r in defined[1:]]
-        means.append(rows[2]["mean spearman"])
+    rows = randomization_check(square_finder, squares, ("fc", "layer4"), seeds=range(5))
+    assert [r["randomized"] for r in rows] == ["nothing (re-run)", "fc", "fc + layer4"]
+    assert [r["draws"] for r in rows] == [1, 5, 5]
+    assert rows[0]["mean spearman"] == pytest.approx(1.0) and rows[0]["flat maps"] == 0
+    assert rows[0]["lowest"] == pytest.approx(1.0) == rows[0]["highest"]
+    for r in rows[1:]:
+        assert r["lowest"] <= r["lowest draw mean"] <= r["mean spearman"]
+        assert r["mean spearman"] <= r["highest draw mean"] <= r["highest"]
     # randomising fc + layer4 must take the maps far from the re-run's 1 (a no-op would keep 1)
-    assert np.nanmean(means) < 0.6, means
-    assert max(spreads) > 0, "each row reports the lowest and highest image, not the mean twice"
+    assert rows[2]["mean spearman"] < 0.6, rows[2]
+    assert rows[2]["highest"] > rows[2]["lowest"], "a row spans images and draws, not one mean"
+    # the draws are different random networks: their means differ
+    assert rows[2]["highest draw mean"] > rows[2]["lowest draw mean"]
+    single = randomization_check(square_finder, squares, ("fc", "layer4"), seeds=[3])
+    assert single[2]["draws"] == 1
+    assert single[2]["lowest draw mean"] == single[2]["mean spearman"]
 
 
 def test_overlay_uses_the_raw_image(images):

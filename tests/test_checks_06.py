@@ -70,6 +70,11 @@ def strict(p, t):
         (one_threshold, r"one threshold for every member \(0.5"),
         (ties_negative, "a tie .* became NORMAL"),
         (lambda p, t: (p.mean(axis=0) >= 0.5).astype(int), "averaged the probabilities first"),
+        # no 0.5 in sight: the message must not say there was one
+        (
+            lambda p, t: (p.mean(axis=0) >= np.mean(t)).astype(int),
+            r"you averaged the probabilities first \(a soft vote\); a hard vote thresholds each",
+        ),
         (strict, "p > threshold"),
         (
             lambda p, t: reference_hard_vote(p, [np.mean(t)] * len(t)),
@@ -101,12 +106,15 @@ def test_target_layer_accepts_layer4(capsys):
         ("avgpool", r"\(1, 512, 1, 1\).*global pooling"),
         ("layer3", "14x14 map.*LAST spatial stage"),
         ("conv1", "112x112"),
-        ("layer4.2", "one block of layer4.*every ResNet"),
+        ("layer4.1", r"one block of layer4.*layer4\.2 in resnet34 to 152.*every ResNet"),
+        ("layer4.2", r"'layer4.2' does not exist in resnet18 \(its layer4 has 2 blocks\)"),
+        ("Layer4", r"Module names are lower case, without spaces: write 'layer4', not 'Layer4'"),
+        (" layer4", r"write 'layer4', not ' layer4'"),
         ("layer4.1.conv2", "before the shortcut is added"),
         ("layer4.2.conv3", r"conv3 and bn3 exist only in ResNet-50 and deeper"),
         ("layer4.0.downsample", r"the projection shortcut of layer4's first block: it sees"),
         ("layer4.0.downsample.1", r"the projection shortcut of layer4's first block"),
-        ("layer4.2.relu", r"the ReLU module of one block, which the block calls twice"),
+        ("layer4.2.relu", r"the ReLU module of one block, which the block calls two or three"),
         ("model.layer4", "relative to the model: write 'layer4'"),
         ("layer5", "not a module of a ResNet.*layer4"),
         (torch.nn.Identity(), "give the module's name as a string"),
@@ -140,3 +148,13 @@ def test_votes_explain_an_error_instead_of_a_traceback():
         check_hard_vote(raises_on_thresholds)
     with pytest.raises(AssertionError, match=r"soft_vote\(.*\) raised AttributeError: .*one value"):
         check_soft_vote(lambda p: p.tolist().mean(axis=0))
+
+
+def test_the_relu_message_counts_the_calls_of_both_kinds_of_block():
+    """A BasicBlock calls its ReLU module twice, a Bottleneck three times."""
+    with pytest.raises(AssertionError) as err:
+        check_target_layer("layer4.1.relu")
+    assert "BasicBlock: after bn1 and after the addition; Bottleneck: also after bn2" in str(
+        err.value
+    )
+    assert "calls twice" not in str(err.value)

@@ -12,6 +12,7 @@ from medtl_helpers.data.records import ImageSet
 from medtl_helpers.errors import CheckpointError
 from medtl_helpers.evaluation.ensemble import (
     Ensemble,
+    build_member,
     compare_members,
     hard_vote,
     majority_cut,
@@ -225,3 +226,20 @@ def test_soft_vote_verdicts_name_what_was_resampled(tmp_path):
         ensemble, val, test, probabilities=(np.stack([np.linspace(0.9, 0.1, 8)] * 2), same)
     )
     assert set(table["verdict"]) == {"not settled by these images (the interval includes 0)"}
+
+
+def test_members_of_different_depths_built_from_one_seed_share_the_head():
+    """Only the depth differs: the new head is drawn from the seed alone, not after the backbone."""
+    heads = {
+        arch: build_member(arch, seed=3, pretrained="none", verbose=False).fc
+        for arch in ("resnet18", "resnet34")
+    }
+    assert torch.equal(heads["resnet18"].weight, heads["resnet34"].weight)
+    assert torch.equal(heads["resnet18"].bias, heads["resnet34"].bias)
+    other_seed = build_member("resnet18", seed=4, pretrained="none", verbose=False).fc
+    assert not torch.equal(heads["resnet18"].weight, other_seed.weight)
+    # the backbone still comes from the seed: the same seed rebuilds the same model
+    again = build_member("resnet18", seed=3, pretrained="none", verbose=False)
+    assert weights_fingerprint(again) == weights_fingerprint(
+        build_member("resnet18", seed=3, pretrained="none", verbose=False)
+    )

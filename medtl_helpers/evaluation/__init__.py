@@ -16,6 +16,7 @@ from medtl_helpers.evaluation.diversity import error_overlap, overlap_difference
 from medtl_helpers.evaluation.ensemble import (
     Ensemble,
     Member,
+    build_member,
     compare_members,
     hard_vote,
     majority_cut,
@@ -39,6 +40,7 @@ __all__ = [
     "CurveSettings",
     "Ensemble",
     "Member",
+    "build_member",
     "catch_up_verdict",
     "compare_members",
     "compare_with_published",

@@ -6,13 +6,10 @@ they expect as input (image size, classes, normalisation), and two members with 
 are refused: averaging a model with itself is one model that only looks like an ensemble.
 
 Soft voting averages the members' probabilities of PNEUMONIA. Hard voting lets each member vote
-with its own validation threshold and takes the majority. With an even number of members a vote
-can be tied; `tie="positive"` (the default) calls a tie PNEUMONIA, because in screening a missed
-pneumonia costs more than a second look at a healthy child.
-
-Whether averaging helped is the soft vote against the member chosen on validation, scored on test
-with a paired bootstrap over patients (`soft_vote_against_best`). Whether the members make
-different mistakes at all is measured in `evaluation.diversity`.
+with its own validation threshold and takes the majority; `tie="positive"` (the default) calls a
+50/50 split PNEUMONIA, because in screening a missed pneumonia costs more than a second look.
+Whether averaging helped is `soft_vote_against_best`; whether the members make different mistakes
+at all is measured in `evaluation.diversity`.
 """
 
 from __future__ import annotations
@@ -27,10 +24,12 @@ import pandas as pd
 import torch
 from torch import nn
 
+from medtl_helpers import config
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.errors import CheckpointError
 from medtl_helpers.metrics import auroc, binary_metrics, choose_threshold, predict_proba
 from medtl_helpers.metrics.paired import difference_verdict, paired_difference
+from medtl_helpers.models import build_model
 from medtl_helpers.training.checkpoints import load_checkpoint
 
 # What a member expects of its input; members that differ here cannot share one batch.
@@ -63,8 +62,24 @@ def majority_cut(tie: str = "positive") -> float:
 
 def hard_vote(probabilities, thresholds, tie: str = "positive") -> np.ndarray:
     """Majority of the members' thresholded votes, 0/1 per image; `tie` decides a 50/50 split."""
-    cut = majority_cut(tie)
-    return (vote_share(probabilities, thresholds) >= cut).astype(np.int64)
+    return (vote_share(probabilities, thresholds) >= majority_cut(tie)).astype(np.int64)
+
+
+def build_member(arch: str, seed: int, verbose: bool = True, **options) -> nn.Module:
+    """`build_model(arch, **options)` from `seed`, with the new head drawn again from `seed` alone.
+
+    `build_model` draws the head after the backbone's random init, at a point of the random
+    stream that depends on the depth. Drawn again here, one seed gives the same head to depths
+    with as many features (ResNet-18 and 34: 512), so those members differ in the backbone only.
+    """
+    config.seed_everything(seed)
+    model = build_model(arch, verbose=verbose, **options)
+    with torch.random.fork_rng(devices=[]):  # the CPU generator only: the model is on the CPU
+        torch.default_generator.manual_seed(seed)
+        for module in model.fc.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+    return model
 
 
 def weights_fingerprint(model: nn.Module) -> str:
@@ -197,8 +212,7 @@ def member_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The members' probabilities on val and on test: computed, or `probabilities` checked.
 
-    Pass `probabilities=(p_val, p_test)` from `member_probabilities` to score a second table
-    without running every member over both sets again.
+    Pass `probabilities=(p_val, p_test)` from `member_probabilities` to skip running them again.
     """
     if probabilities is None:
         return ensemble.member_probabilities(val), ensemble.member_probabilities(test)
@@ -278,14 +292,8 @@ def soft_vote_against_best(
         groups=test.patients,
     )
     rows = {
-        metric: {
-            "soft vote - member": d,
-            "low": low,
-            "high": high,
-            "verdict": difference_verdict(
-                low, high, better="soft vote", worse=name, unit=test.unit
-            ),
-        }
+        metric: [d, low, high, difference_verdict(low, high, "soft vote", name, unit=test.unit)]
         for metric, (d, low, high) in result.items()
     }
-    return name, pd.DataFrame.from_dict(rows, orient="index")
+    columns = ["soft vote - member", "low", "high", "verdict"]
+    return name, pd.DataFrame.from_dict(rows, orient="index", columns=columns)

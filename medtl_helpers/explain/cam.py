@@ -20,8 +20,8 @@ backbone was trained against that whole difference, so the log-odds map explains
 the model makes; the sum plays no part in it.
 
 `randomization_check` is the sanity check of Adebayo et al. (2018): randomise the weights from the
-top of the network down and measure how much the maps change. Maps that barely change describe
-the architecture or the image, not what the model learned.
+top of the network down and measure how much the maps change, over several random draws. Maps
+that barely change describe the architecture or the image, not what the model learned.
 """
 
 from __future__ import annotations
@@ -137,6 +137,11 @@ def rank_correlation(a, b) -> float:
 def randomize_layers(model: nn.Module, layers: Sequence[str], seed: int = 0) -> nn.Module:
     """A copy of `model` whose named submodules get new random weights, drawn from `seed`.
 
+    The layers are redrawn in the order given, from one generator: with the same seed, a longer
+    list keeps the draws of a shorter one and adds its own (the nested cascade of Adebayo et al.).
+    The draw happens on the CPU, so it is the same on every device, and the caller's random
+    state, CPU and GPU, is left as it was.
+
     Each module's own `reset_parameters()` draws them: PyTorch's default for convolutions and
     linear layers, uniform within +-1/sqrt(fan_in) (standard deviation 1/sqrt(3 fan_in)). That is
     not the initialisation a torchvision ResNet gives its convolutions when it is built (Kaiming
@@ -147,9 +152,10 @@ def randomize_layers(model: nn.Module, layers: Sequence[str], seed: int = 0) -> 
     unchanged: the trained statistics describe the old convolutions' outputs and would be wrong
     for the new ones.
     """
-    randomized = copy.deepcopy(model)
-    with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
-        torch.manual_seed(seed)
+    device = model_device(model)
+    randomized = copy.deepcopy(model).cpu()
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)  # torch.manual_seed would re-seed CUDA too
         for name in layers:
             check_layer(randomized, name)
             for module in randomized.get_submodule(name).modules():
@@ -157,36 +163,64 @@ def randomize_layers(model: nn.Module, layers: Sequence[str], seed: int = 0) -> 
                     module.reset_parameters()
                 if hasattr(module, "reset_running_stats"):
                     module.reset_running_stats()
-    return randomized
+    return randomized.to(device)
 
 
-# A mean rank correlation above this is closer to the re-run's 1 than to an unrelated map's 0.
+# An image's rank correlation above this is closer to the re-run's 1 than to an unrelated map's 0.
 SURVIVES = 0.5
 
 
 def randomization_reading(row: dict) -> str:
-    """What one row of `randomization_check` says, image by image, about the check.
+    """What one row of `randomization_check` says, map by map, about the check.
 
     A correlation with the trained map of 1 is the same ranking of regions, 0 an unrelated one,
     and a negative value a partly reversed one (high where the trained map was low). Above
     `SURVIVES`, closer to 1 than to 0, an image's map survived the randomisation; at or below it,
     the map changed, as a map that explains the model must. The check fails at a step where every
-    image's map survived and passes where every one changed; anything between is mixed.
+    map (every image, in every random draw) survived and passes where every one changed; anything
+    between is mixed. With one draw the reading holds for that random network only.
     """
     mean, low, high = row["mean spearman"], row["lowest"], row["highest"]
+    draws = row.get("draws", 1)
+    where = " on this one draw" if draws == 1 else f" in all {draws} draws"
     if np.isnan(mean):
         return "undefined: every map was flat (no positive evidence), so nothing to compare"
     if high < 0:
-        return "every map partly reversed (all below 0), so every one changed: passes here"
+        return f"every map partly reversed{where} (all below 0), so every one changed: passes here"
     if high <= SURVIVES:
-        return f"every map changed (all at or below {SURVIVES}): the check passes here"
+        return f"every map changed{where} (all at or below {SURVIVES}): the check passes here"
     if low > SURVIVES:
-        return f"every map survived (all above {SURVIVES}): the check FAILS here"
+        return f"every map survived{where} (all above {SURVIVES}): the check FAILS here"
     side = "survived" if mean > SURVIVES else "changed"
+    if draws == 1:
+        return (
+            f"mixed: images from {low:+.2f} to {high:+.2f}{where}, on average the maps {side} "
+            f"(mean {mean:+.2f}); more images would settle this step"
+        )
+    low_draw, high_draw = row["lowest draw mean"], row["highest draw mean"]
     return (
-        f"mixed: images from {low:+.2f} to {high:+.2f}, on average the maps {side} "
-        f"(mean {mean:+.2f}); more images would settle this step"
+        f"mixed: maps from {low:+.2f} to {high:+.2f} over {draws} draws, on average they {side} "
+        f"(mean {mean:+.2f}), one draw's mean from {low_draw:+.2f} to {high_draw:+.2f}: whether "
+        "a map survives depends on the image and on the random network drawn"
     )
+
+
+def _check_row(name: str, draws: list[np.ndarray]) -> dict:
+    """One row of `randomization_check` from each draw's correlations (NaN for a flat map)."""
+    values = np.concatenate(draws)
+    defined = values[~np.isnan(values)]
+    means = [d[~np.isnan(d)].mean() for d in draws if (~np.isnan(d)).any()]
+    nan = float("nan")
+    return {
+        "randomized": name,
+        "mean spearman": float(defined.mean()) if defined.size else nan,
+        "lowest": float(defined.min()) if defined.size else nan,
+        "highest": float(defined.max()) if defined.size else nan,
+        "draws": len(draws),
+        "lowest draw mean": float(min(means)) if means else nan,
+        "highest draw mean": float(max(means)) if means else nan,
+        "flat maps": int(np.isnan(values).sum()),
+    }
 
 
 def randomization_check(
@@ -196,33 +230,30 @@ def randomization_check(
     layer: str = "layer4",
     method: str = "gradcam",
     image_size: int | None = None,
-    seed: int = 0,
+    seeds: Sequence[int] = (0,),
     target: str | int = LOG_ODDS,
 ) -> list[dict]:
     """Cascading randomisation (Adebayo et al. 2018): one row per step, from the top down.
 
     The first row re-runs the trained model: the value an unchanged model gets (1, as the maps
-    are deterministic). Step k randomises cascade[:k + 1] and reports the mean Spearman
-    correlation between each image's map from the trained model and from the randomised one,
-    with the lowest and highest image's value (the spread a mean over few images hides).
+    are deterministic). Step k randomises cascade[:k + 1] once per seed of `seeds` (one random
+    network per seed, nested from step to step: see `randomize_layers`) and correlates each
+    image's map from the trained model with its map from each random network (Spearman). A row
+    gives the mean over every image and draw, the lowest and highest single value (the spread a
+    mean over few images hides), the lowest and highest mean of one draw (how much the result
+    moves with the random network drawn), and the number of flat maps over all draws.
     `randomization_reading` says what a row means.
     """
     options = dict(layer=layer, method=method, target=target, image_size=image_size)
     reference = class_activation_maps(model, images, **options)
-    rows = []
-    for k in range(-1, len(cascade)):
-        randomized = randomize_layers(model, cascade[: k + 1], seed) if k >= 0 else model
-        maps = class_activation_maps(randomized, images, **options)
-        values = np.array([rank_correlation(a, b) for a, b in zip(reference, maps)])
-        defined = values[~np.isnan(values)]
-        nan = float("nan")
-        rows.append(
-            {
-                "randomized": " + ".join(cascade[: k + 1]) or "nothing (re-run)",
-                "mean spearman": float(defined.mean()) if defined.size else nan,
-                "lowest": float(defined.min()) if defined.size else nan,
-                "highest": float(defined.max()) if defined.size else nan,
-                "flat maps": int(np.isnan(values).sum()),
-            }
-        )
+
+    def correlations(network: nn.Module) -> np.ndarray:
+        maps = class_activation_maps(network, images, **options)
+        return np.array([rank_correlation(a, b) for a, b in zip(reference, maps)])
+
+    rows = [_check_row("nothing (re-run)", [correlations(model)])]
+    for k in range(len(cascade)):
+        stages = cascade[: k + 1]
+        draws = [correlations(randomize_layers(model, stages, seed)) for seed in seeds]
+        rows.append(_check_row(" + ".join(stages), draws))
     return rows

@@ -97,6 +97,10 @@ def build_model(
         WeightsUnavailableError; they never silently become random weights.
     head: "linear" (Dropout first when dropout > 0) or "mlp" (Linear-ReLU-Dropout-Linear).
     Records medtl_arch, medtl_head, medtl_dropout, medtl_weights ("imagenet" | "random").
+    The head is drawn from the global random stream after the backbone's random initialisation
+    (which runs even when ImageNet weights are loaded afterwards), so one seed gives different
+    heads to different architectures; `evaluation.ensemble.build_member` draws it from the seed
+    alone.
     """
     _check_arch(arch)
     if num_classes != 2:

@@ -100,9 +100,6 @@ def _hard_mistakes(probs: np.ndarray, thresholds: list[float]) -> dict[str, np.n
         "a tie (half of the votes) became NORMAL; here a tie counts as PNEUMONIA": hard_vote(
             probs, thresholds, tie="negative"
         ),
-        "you averaged the probabilities first: that is the soft vote at 0.5": (
-            soft_vote(probs) >= 0.5
-        ).astype(int),
         "you used one threshold (their median) for every member; member m votes with "
         "thresholds[m]": hard_vote(probs, [float(np.median(thresholds))] * len(thresholds)),
         "the thresholds went to the wrong members: row m of probabilities is member m, and it "
@@ -111,6 +108,13 @@ def _hard_mistakes(probs: np.ndarray, thresholds: list[float]) -> dict[str, np.n
             ((probs > limits).mean(axis=0) >= 0.5).astype(int)
         ),
     }
+
+
+def _averaged_first(answer: np.ndarray, probs: np.ndarray, thresholds: list[float]) -> bool:
+    """Whether `answer` is the mean probability cut at 0.5 or at the thresholds' mean or median
+    (those two only when it holds both 0 and 1: all 1, as OR can give, says nothing of a cut)."""
+    cuts = (0.5, np.mean(thresholds), np.median(thresholds))[: 3 if np.ptp(answer) else 1]
+    return any(np.array_equal(answer, (soft_vote(probs) >= cut).astype(int)) for cut in cuts)
 
 
 def check_hard_vote(hard_vote_fn: Callable) -> None:
@@ -134,12 +138,21 @@ def check_hard_vote(hard_vote_fn: Callable) -> None:
                 f"{call} gave {answer.tolist()}: a hard vote is a decision, 0 (NORMAL) or 1 "
                 "(PNEUMONIA) per image, not a probability."
             )
-        for reason, wrong in _hard_mistakes(probs, thresholds).items():
-            if np.array_equal(answer, wrong):
-                raise AssertionError(
-                    f"{call} gave {answer.astype(int).tolist()}; expected "
-                    f"{expected.tolist()}: {reason}."
-                )
+        reason = next(
+            (text for text, wrong in _hard_mistakes(probs, thresholds).items()
+             if np.array_equal(answer, wrong)),
+            None,
+        )  # fmt: skip
+        if reason is None and _averaged_first(answer, probs, thresholds):
+            reason = (
+                "you averaged the probabilities first (a soft vote); a hard vote thresholds each "
+                "member with its own threshold, then counts the votes"
+            )
+        if reason is not None:
+            raise AssertionError(
+                f"{call} gave {answer.astype(int).tolist()}; expected {expected.tolist()}: "
+                f"{reason}."
+            )
         i = int(np.flatnonzero(answer != expected)[0])
         votes = (probs[:, i] >= np.asarray(thresholds)).astype(int).tolist()
         raise AssertionError(
@@ -182,9 +195,9 @@ def _inside_block(name: str) -> str:
         )
     elif part == "relu":
         what = (
-            "the ReLU module of one block, which the block calls twice (after bn1 and after "
-            "the addition): a hook on it fires twice and keeps one of the two maps, and which "
-            "block is last depends on the depth"
+            "the ReLU module of one block, which the block calls two or three times (BasicBlock: "
+            "after bn1 and after the addition; Bottleneck: also after bn2): a hook on it fires "
+            "each time and keeps one of the maps, and which block is last depends on the depth"
         )
     else:
         what = (
@@ -218,6 +231,12 @@ def check_target_layer(target_layer: object) -> None:
             f"Module names are relative to the model: write {name!r}, not {target_layer!r}."
         )
     if name not in shapes:
+        fixed = name.strip().lower()
+        if fixed in shapes:
+            raise AssertionError(
+                f"Module names are lower case, without spaces: write {fixed!r}, not "
+                f"{target_layer!r}."
+            )
         stages = ", ".join(n for n in shapes if "." not in n)
         raise AssertionError(
             f"{target_layer!r} is not a module of a ResNet; its stages are {stages}."
@@ -231,6 +250,12 @@ def check_target_layer(target_layer: object) -> None:
     if name.startswith(TARGET + "."):
         if name.count(".") > 1:
             raise AssertionError(_inside_block(name))
+        if name not in _output_shapes("resnet18"):
+            raise AssertionError(
+                f"{name!r} does not exist in resnet18 (its layer4 has 2 blocks), so there the "
+                "name raises an error; in resnet34 to 152 it is the last block. Name the stage, "
+                "'layer4', and the code works for every ResNet."
+            )
         raise AssertionError(
             f"{name!r} is one block of layer4. Which block comes last depends on the depth "
             "(layer4.1 in resnet18, layer4.2 in resnet34 to 152), and an earlier block misses "
