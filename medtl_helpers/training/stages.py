@@ -45,8 +45,9 @@ def discriminative_lrs(base_lr: float, decay: float = 0.5) -> dict[str, float]:
 
     The usual argument (05, sections 2 and 4) has two parts. What Yosinski et al. (2014)
     measured, starting from the known observation that first layers learn Gabor-like filters and
-    colour blobs: between networks trained on two halves of ImageNet, the first layers transfer
-    with no loss, while transferring later layers costs performance. What the course infers from
+    colour blobs: between networks trained on two halves of ImageNet, kept frozen, the first
+    layers transfer with no loss while later layers cost performance (fine-tuned after the
+    transfer, layers from almost any depth gave a boost). What the course infers from
     it, and the paper did not test: early layers should therefore move least, and the new, random
     head most (the paper compared frozen and fine-tuned layers, not per-layer rates). It is an
     argument about pretrained weights: from a random start there is nothing in early layers to
