@@ -459,3 +459,52 @@ def test_basic_block_with_dropout_names_it():
     assert "in eval mode your output matches, but in train mode it differs" in message
     assert "Your block has a Dropout (drop), which zeroes random units in train mode" in message
     assert "BatchNorm" not in message
+
+
+class Conv2Fixed(SolutionBlock):
+    """conv2 typed for 128 input channels, as cell 14's conv2_128."""
+
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__(in_channels, out_channels, stride)
+        self.conv2 = nn.Conv2d(128, out_channels, 3, 1, 1, bias=False)
+
+
+def test_basic_block_with_a_fixed_conv2_is_told_to_use_out_channels():
+    # the hint said conv2 "receives" the block's input and asked for in_channels, which then
+    # fails at (64, 128, 2); conv2 reads conv1's output, out_channels wide
+    with pytest.raises(AssertionError) as err:
+        check_basic_block(Conv2Fixed)
+    message = str(err.value)
+    assert message.startswith("Conv2Fixed(64, 64, stride=1) failed on an input of shape")
+    assert message.endswith(
+        "conv2 is built for 128 input channels, but conv1 gives it 64: build it with "
+        "out_channels, not a fixed number"
+    )
+    assert "in_channels," not in message
+
+
+class AlwaysProject(SolutionBlock):
+    """Builds the projection (1x1 conv + BN) even when the shapes match."""
+
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__(in_channels, out_channels, stride)
+        self.downsample = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+
+
+def test_needless_projection_is_not_blamed_on_the_addition():
+    # its BatchNorm, downsample.1, was also reported as an extra one with "none follows the
+    # addition", although it sits on the shortcut
+    with pytest.raises(AssertionError) as err:
+        check_basic_block(AlwaysProject)
+    message = str(err.value)
+    assert message.startswith(
+        "AlwaysProject(64, 64, stride=1) has 78,208 parameters; expected 73,984:"
+    )
+    assert message.endswith(
+        "your block has a projection although input and output shapes match: the shortcut "
+        "should be the identity here (downsample = None)"
+    )
+    assert "addition" not in message

@@ -59,9 +59,11 @@ def _named(module: nn.Module, kind: type) -> list[str]:
     return [name for name, m in module.named_modules() if isinstance(m, kind)]
 
 
-def _batchnorm_hint(block: nn.Module, ref: BasicBlock) -> str:
-    """Which BatchNorm is missing or extra, read from the modules' names."""
-    got, want = _named(block, nn.BatchNorm2d), _named(ref, nn.BatchNorm2d)
+def _batchnorm_hint(block: nn.Module, ref: BasicBlock, skip: tuple[str, ...] = ()) -> str:
+    """Which BatchNorm is missing or extra, read from the modules' names; those under a prefix
+    in `skip` (a needless projection, already named) are left out."""
+    got = [n for n in _named(block, nn.BatchNorm2d) if not n.startswith(skip)]
+    want = _named(ref, nn.BatchNorm2d)
     if len(got) == len(want):
         return ""
     reference = ", ".join(f"{name} ({_BN_PLACES[name]})" for name in want)
@@ -71,9 +73,10 @@ def _batchnorm_hint(block: nn.Module, ref: BasicBlock) -> str:
             " is missing" if len(missing) == 1 else " are missing"
         )
     if len(got) > len(want) and not missing:
+        after_addition = any(not n.startswith("downsample.") for n in extra)
         return (
             f"there is an extra BatchNorm, {', '.join(extra)}: the reference has only "
-            f"{reference}; none follows the addition"
+            f"{reference}" + ("; none follows the addition" if after_addition else "")
         )
     return (
         f"your BatchNorms are {', '.join(got) or 'none'}; the reference has {reference}: keep "
@@ -100,12 +103,14 @@ def param_hint(block: nn.Module, ref: BasicBlock, c_in: int, c_out: int, stride:
             "your shortcut has no parameters, but the shape changes here: the shortcut must be a "
             f"1x1 conv ({c_in} -> {c_out}, stride {stride}) followed by BatchNorm"
         )
+    skip = ()
     if ref.downsample is None and projections:
         hints.append(
             "your block has a projection although input and output shapes match: the shortcut "
             "should be the identity here (downsample = None)"
-        )
-    hints.append(_batchnorm_hint(block, ref))
+        )  # its BatchNorm is part of that projection, not an extra one after the addition
+        skip = tuple(n.rsplit(".", 1)[0] + "." for n in projections if "." in n)
+    hints.append(_batchnorm_hint(block, ref, skip))
     shapes = dict(ref.named_parameters())
     hints += [
         f"{name} has shape {tuple(p.shape)}, expected {tuple(shapes[name].shape)}"
@@ -118,18 +123,32 @@ def param_hint(block: nn.Module, ref: BasicBlock, c_in: int, c_out: int, stride:
 
 
 def fixed_width_hint(block: nn.Module, c_in: int, c_out: int) -> str:
-    """The convs built for a channel count this block neither receives nor makes, if any."""
+    """The convs built for a channel count other than the one they read, if any: conv1 and
+    downsample.0 read the block's input (in_channels), conv2 reads conv1's output
+    (out_channels); a conv with another name is named when it fits neither width."""
+    reads = {"conv1": "in", "downsample.0": "in", "conv2": "out"}
     fixed = {}
     for name, m in block.named_modules():
-        if isinstance(m, nn.Conv2d) and m.in_channels not in (c_in, c_out):
-            fixed.setdefault(m.in_channels, []).append(name)
-    if not fixed:
-        return ""
+        if not isinstance(m, nn.Conv2d):
+            continue
+        source = reads.get(name)
+        if source is None and m.in_channels not in (c_in, c_out):
+            source = "either"
+        if source and m.in_channels != {"in": c_in, "out": c_out}.get(source):
+            fixed.setdefault((m.in_channels, source), []).append(name)
+    given = {
+        "in": f"this block receives {c_in}: build {{}} with in_channels",
+        "out": f"conv1 gives it {c_out}: build {{}} with out_channels",
+        "either": (
+            f"this block has in_channels={c_in} and out_channels={c_out}: build {{}} from these"
+        ),
+    }
     return "; ".join(
         f"{' and '.join(names)} {'is' if len(names) == 1 else 'are'} built for {width} input "
-        f"channels, but this block receives {c_in}: build "
-        f"{'it' if len(names) == 1 else 'them'} with in_channels, not a fixed number"
-        for width, names in fixed.items()
+        f"channels, but "
+        + given[source].format("it" if len(names) == 1 else "them")
+        + ", not a fixed number"
+        for (width, source), names in fixed.items()
     )
 
 
