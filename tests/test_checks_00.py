@@ -163,6 +163,25 @@ def test_shares_name_another_splits_share_on_close_splits(wrong, message):
         check_pneumonia_shares(wrong, KERMANY)
 
 
+# Wrong images, not rounding: the pool of train and val before the split (3292 / 4432), and a
+# near miss that is no rounding of 2798 / 3767 = 0.742766 (0.7426 rounds it to neither k).
+@pytest.mark.parametrize("near_miss", [3292 / 4432, 0.7426])
+def test_shares_blame_other_images_not_rounding_for_a_near_miss(near_miss):
+    with pytest.raises(AssertionError) as raised:
+        check_pneumonia_shares({**KERMANY_SHARES, "train": near_miss}, KERMANY)
+    message = str(raised.value)
+    assert "round" not in message
+    assert "close to, but not, the share of splits['train']'s own labels (0.742766)" in message
+    assert "section 5's kept/held, or the pool before the split" in message
+
+
+@pytest.mark.parametrize("digits", [2, 4, 5])
+def test_shares_say_rounded_only_for_a_rounding_of_the_share(digits):
+    rounded = round(KERMANY_SHARES["train"], digits)
+    with pytest.raises(AssertionError, match=r"0.742766 rounded; give the exact share"):
+        check_pneumonia_shares({**KERMANY_SHARES, "train": rounded}, KERMANY)
+
+
 def test_shares_name_a_pneumonia_per_normal_ratio():
     with pytest.raises(AssertionError, match=r"'train' is 2.8875, which is PNEUMONIA per NORMAL"):
         check_pneumonia_shares({**KERMANY_SHARES, "train": 2798 / 969}, KERMANY)

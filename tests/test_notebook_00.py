@@ -36,7 +36,7 @@ VERIFY_PROSE, BALANCE_PROSE, PER_PATIENT, GAPS_PROSE = (
 SELECTION, SELECTION_PROSE, NAIVE_PROSE = "371e6df6", "007c8e96", "1ed7c1d4"
 INTERVALS, SPLIT_GAPS, NAIVE_CHECK = "b8e13712", "d8279422", "677e52c2"
 CACHE_PROSE, SHARES, EXERCISE_3 = "2385cfec", "05b0e8e1", "acdf7170"
-BALANCE_SHARE, SHARES_VERDICT = "109b339a", "41ec4215"
+BALANCE_SHARE, SHARES_VERDICT, SHARES_PROMPT = "109b339a", "41ec4215", "5d404beb"
 
 
 def prepared(**names) -> dict:
@@ -268,3 +268,11 @@ def test_prose_names_kaggles_val_folder_and_what_verify_folder_does():
     assert "Add that one image" not in prose(GAPS_PROSE)
     assert "when* every image and the two models err independently" in prose(GAPS_PROSE)
     assert "on PneumoniaMNIST, where every image is its own id" in prose(NAIVE_PROSE)
+
+
+def test_the_shares_prompt_asks_for_exact_shares_and_bounds_the_stratified_line():
+    """The checker compares within 1e-6, so a rounded share the prompt allowed used to fail."""
+    text = prose(SHARES_PROMPT)
+    assert "give the exact, unrounded share: two splits can differ by less than 0.001" in text
+    assert "shows only whether our gap falls within their range or below it (0%)" in text
+    assert "can land outside that range by chance" in text

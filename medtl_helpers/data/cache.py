@@ -1,10 +1,10 @@
 """Decode once, train many times: a uint8 tensor cache of a folder of X-rays.
 
-A per-image pipeline decodes and resizes every JPEG (5,216 in Kermany's train/) in every epoch;
-notebook 00 times that against reloading this cache. The cache decodes each image once into one
-grey uint8 channel at the working size and saves the stack as a single file, keyed by a hash of
-the file list (names and byte sizes) and the image size, so a changed folder or a new size
-builds a new cache instead of silently reusing a stale one.
+A per-image pipeline decodes and resizes every JPEG (5,216 in the train/ of Kaggle's copy) in
+every epoch; notebook 00 times that against reloading this cache. The cache decodes each image
+once into one grey uint8 channel at the working size and saves the stack as a single file, keyed
+by a hash of the file list (names and byte sizes) and the image size, so a changed folder or a
+new size builds a new cache instead of silently reusing a stale one.
 """
 
 from __future__ import annotations

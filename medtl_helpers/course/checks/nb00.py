@@ -205,12 +205,26 @@ def _share_problem(name: str, got: object, splits: Mapping[str, ImageSet]) -> st
             f"{said}, which is PNEUMONIA per NORMAL image; a share divides PNEUMONIA by all {n} "
             f"images of the split: {expected:.4f}."
         )
+    near = _near_miss(got, expected, name)
+    if near is not None:
+        return f"{said}, {near}"
+    return f"{said}; expected {expected:.4f} (PNEUMONIA images / all {n} images of that split)."
+
+
+def _near_miss(got: float, expected: float, name: str) -> str | None:
+    """Why `got` is a rounding of `expected`, or is close to it but computed on other images."""
+    # 1e-7 also forgives a float32 rounding (torch.round(..., decimals=k)).
+    if any(abs(got - round(expected, k)) < 1e-7 for k in range(1, 7)):
+        return (
+            f"{expected:.6f} rounded; give the exact share (no round()): splits can differ by "
+            "less than 0.001."
+        )
     if abs(got - expected) < 5e-4:
         return (
-            f"{said}, {expected:.6f} rounded; give the exact share (no round()): splits can "
-            "differ by less than 0.001."
+            f"close to, but not, the share of splits[{name!r}]'s own labels ({expected:.6f}): "
+            "did you use other images (section 5's kept/held, or the pool before the split)?"
         )
-    return f"{said}; expected {expected:.4f} (PNEUMONIA images / all {n} images of that split)."
+    return None
 
 
 def check_pneumonia_shares(shares: Mapping[str, object], splits: Mapping[str, ImageSet]) -> None:
