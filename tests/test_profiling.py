@@ -20,6 +20,7 @@ from medtl_helpers.models.profiling import (
     ratios_disagree,
     saved_activation_bytes,
     training_memory_mb,
+    uneven_epochs,
 )
 
 
@@ -138,13 +139,25 @@ def test_depth_table_times_all_architectures_together(monkeypatch):
     assert [(r["latency_b1_ms"], r["latency_b2_ms"]) for r in rows] == [(1.0, 2.0), (1.0, 2.0)]
 
 
-def test_ratios_disagree_flags_an_order_of_magnitude_either_way():
-    # an earlier busy CPU run: resnet34 timed 119x resnet18 for 2.0x its FLOPs
+def test_ratios_disagree_flags_three_times_apart_either_way():
+    # an earlier busy CPU run: resnet50's fit took 17.4x resnet18's for 2.25x its FLOPs
+    assert ratios_disagree(17.4, 2.25)
     assert ratios_disagree(119.5, 2.0)
     assert ratios_disagree(0.19, 2.0)
     assert not ratios_disagree(1.97, 2.25)
-    assert not ratios_disagree(19.9, 2.0)
-    assert ratios_disagree(20.0, 2.0)
+    assert not ratios_disagree(5.9, 2.0)
+    assert ratios_disagree(6.0, 2.0)
+    assert ratios_disagree(2.0 / 3, 2.0)
+
+
+def test_uneven_epochs_flags_a_run_whose_slowest_epoch_took_twice_its_fastest():
+    # the same busy run: resnet50's two epochs, the same work each, took 46.3 s and 361.5 s
+    assert uneven_epochs([46.3, 361.5])
+    assert uneven_epochs([20.0, 10.0, 12.0])
+    assert not uneven_epochs([12.7, 10.8])
+    assert not uneven_epochs([10.0, 19.9])
+    assert not uneven_epochs([50.0])  # one epoch: nothing to compare it with
+    assert not uneven_epochs([])
 
 
 def test_depth_table_docstring_names_its_columns():
