@@ -220,3 +220,34 @@ def standard_error(results):
 def test_summary_checker_names_the_standard_error():
     with pytest.raises(AssertionError, match=r"sd for imagenet at 5% .*standard error"):
         check_seed_summary(standard_error)
+
+
+def the_repeats(n_images, batch_size, epochs, min_steps):
+    """How often the subset is repeated (passes / epochs, rounded up), not the passes."""
+    return math.ceil(passes_needed(n_images, batch_size, epochs, min_steps) / epochs)
+
+
+def test_passes_checker_names_the_repeats_and_still_the_partial_batch():
+    # on (38, 32, 2, 40) the repeats, 20, are also what counting the partial batch gives
+    with pytest.raises(AssertionError) as err:
+        check_passes_needed(the_repeats)
+    message = str(err.value)
+    assert message.startswith("passes_needed(38, 32, 2, 40) returned 20; expected 40: that is ")
+    assert "the repeats, the rule's 40 passes / `epochs` = 2 rounded up (section 4)" in message
+    assert "the exercise asks for the passes themselves" in message
+    assert "; or, if you counted a partial batch as a step: `fit` drops the last partial" in message
+    with pytest.raises(AssertionError) as err:
+        check_passes_needed(partial_batches)
+    assert "that is the repeats" in str(err.value)  # the same 20: both readings are named
+    assert "`fit` drops the last partial batch (6 images)" in str(err.value)
+
+
+def variance(results):
+    table = reference_summary(results)
+    table["sd"] = results.groupby(["init", "fraction"]).test_auroc.var()
+    return table
+
+
+def test_summary_checker_names_the_variance():
+    with pytest.raises(AssertionError, match=r"sd for imagenet at 5% .*That is the variance"):
+        check_seed_summary(variance)

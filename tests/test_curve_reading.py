@@ -168,3 +168,26 @@ def test_the_schedules_are_read_at_any_fraction_of_the_curve():
 def test_a_rise_of_exactly_half_the_closing_counts_and_the_sentence_says_so():
     half = catch_up_verdict(schedule_gaps(CLOSING, long_rows(0.90, 0.90)), spread=0.01)
     assert "random init's rise made at least half of the closing" in half
+
+
+def test_a_gap_that_stays_clear_still_says_how_much_of_it_closed_and_who_moved():
+    # the review's example: +0.200 -> +0.060 at 1 %, random init 0.700 -> 0.850, sd 0.023
+    short = rows({("imagenet", 0.01): [0.900], ("random", 0.01): [0.700]}, steps=48)
+    long = rows({("imagenet", 0.01): [0.910], ("random", 0.01): [0.850]}, epochs=6, steps=144)
+    verdict = catch_up_verdict(schedule_gaps(short, long, fraction=0.01), spread=0.023)
+    assert "+0.200 after 2 epoch(s) to +0.060 after 6" in verdict
+    assert (
+        "stay ahead by more than twice the seeds' sd of the paired gain at 1 % (0.046)" in verdict
+    )
+    assert "but the gap shrank by 0.140 (70 % of it) while random init rose by 0.150" in verdict
+    assert "that part was the short schedule's (random init under-trained)" in verdict
+    assert "only the +0.060 that stays points to the start, up to this budget" in verdict
+    fell = rows({("imagenet", 0.01): [0.780], ("random", 0.01): [0.710]}, epochs=6, steps=144)
+    worse = catch_up_verdict(schedule_gaps(short, fell, fraction=0.01), spread=0.023)
+    assert "the gap shrank by 0.130 (65 % of it) but random init rose by only 0.010" in worse
+    assert "mostly because the ImageNet run got worse" in worse
+    assert "under-trained" not in worse
+    grew = rows({("imagenet", 0.01): [0.950], ("random", 0.01): [0.720]}, epochs=6, steps=144)
+    wider = catch_up_verdict(schedule_gaps(short, grew, fraction=0.01), spread=0.023)
+    assert "the gap did not shrink (+0.200 -> +0.230)" in wider
+    assert "it points to the start, up to this budget" in wider

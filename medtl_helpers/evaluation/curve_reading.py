@@ -117,9 +117,38 @@ def _gap_reading(short: pd.Series, long: pd.Series, clear: float, long_epochs: i
     if after == "imagenet":
         return (
             f": ImageNet weights stay ahead by more than {yardstick}, so at this data size "
-            f"random init has not caught up after {long_epochs} epochs."
+            f"random init has not caught up after {long_epochs} epochs"
+            f"{_shrink_reading(short, long)}."
         )
     return _closing_reading(short, long, yardstick, after)
+
+
+def _shrink_reading(short: pd.Series, long: pd.Series) -> str:
+    """A clear ImageNet lead that stays: how much of it closed, and whether random init rose."""
+    closed, rise = short.gap - long.gap, long.random - short.random
+    if closed <= 0:
+        return (
+            f"; the gap did not shrink ({short.gap:+.3f} -> {long.gap:+.3f}), so the short "
+            "schedule did not make it: it points to the start, up to this budget"
+        )
+    shrank = f"the gap shrank by {closed:.3f} ({100 * closed / short.gap:.0f} % of it)"
+    stays = f"the {long.gap:+.3f} that stays points to the start, up to this budget"
+    if rise <= 0:
+        return (
+            f"; {shrank} but random init did not improve ({short.random:.3f} -> "
+            f"{long.random:.3f}): the ImageNet run got worse, which is not under-training of "
+            f"random init; {stays}"
+        )
+    if rise < closed / 2:
+        return (
+            f"; {shrank} but random init rose by only {rise:.3f}: it shrank mostly because the "
+            f"ImageNet run got worse, which is not under-training of random init; {stays}"
+        )
+    part = "that part was" if rise >= closed else f"{100 * rise / closed:.0f} % of that part was"
+    return (
+        f", but {shrank} while random init rose by {rise:.3f}: {part} the short schedule's "
+        f"(random init under-trained), and only {stays}"
+    )
 
 
 def _closing_reading(short: pd.Series, long: pd.Series, yardstick: str, after: str) -> str:
@@ -153,8 +182,11 @@ def catch_up_verdict(table: pd.DataFrame, spread: float) -> str:
     schedule (nan with one seed). A gap counts as clear when it is larger than twice that: a
     rough yardstick for one seed's gain, not a test. A clear ImageNet lead that closes counts as
     catching up only when random init's own test AUROC rose by at least half the closing: a gap
-    that closes because the ImageNet run got worse is not a catch-up. The sentence gives both
-    arms' AUROCs, the steps of both schedules, and reads the gap on both.
+    that closes because the ImageNet run got worse is not a catch-up. A clear lead that stays
+    is read in two parts: the share of the short gap that closed, and how much of that random
+    init's rise made (the short schedule's part), against what stays (which points to the
+    start, up to the long budget). The sentence gives both arms' AUROCs, the steps of both
+    schedules, and reads the gap on both.
     """
     short, long = table.loc["short"], table.loc["long"]
     epochs, long_epochs = int(short.epochs), int(long.epochs)

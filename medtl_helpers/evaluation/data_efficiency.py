@@ -8,14 +8,11 @@ the pretrained curve is skipped with a message: never drawn from random weights.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -23,13 +20,13 @@ import torch
 
 from medtl_helpers import config
 from medtl_helpers.atomic import write_text
-from medtl_helpers.config import version
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.data.split import patient_fraction_index
 from medtl_helpers.errors import DataError, WeightsUnavailableError
+from medtl_helpers.evaluation.curve_store import saved_rows, store_path
 from medtl_helpers.metrics import auroc, predict_proba
 from medtl_helpers.models import build_model, weights_file
-from medtl_helpers.training import fit, runs_root, steps_per_epoch
+from medtl_helpers.training import fit, steps_per_epoch
 
 FRACTIONS = (0.01, 0.05, 0.10, 0.25, 1.0)
 INITS = ("imagenet", "random")
@@ -183,25 +180,6 @@ def train_point(
     return row | {"seconds": time.perf_counter() - start}
 
 
-def _store_path(train, val, test, settings: CurveSettings, profile: config.Profile) -> Path:
-    data = [d.fingerprint() for d in (train, val, test)]
-    plain = {**asdict(settings), "data": data, "caps": config.caps()}
-    plain["version"] = version.__version__  # a new release may train or record points otherwise
-    key = hashlib.sha1(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:12]
-    return runs_root() / profile.name / "data_efficiency" / f"curve-{key}.csv"
-
-
-def _saved_rows(path: Path | None) -> list[dict]:
-    """The points a call with the same settings and data saved at `path` (none without a store)."""
-    if path is None:
-        return []
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows = pd.read_csv(path).to_dict("records") if path.exists() else []
-    if rows:
-        print(f"Reusing {len(rows)} finished point(s) from {path}")
-    return rows
-
-
 def learning_curve(
     train: ImageSet,
     val: ImageSet,
@@ -222,7 +200,8 @@ def learning_curve(
     `train_only` trains only those of `fractions`, each on the subset drawn for the whole chain:
     the very subset the curve trained for that seed. With `store`, points are saved under
     runs/<profile>/data_efficiency/ as they finish and reused by a later call with the same
-    settings, data and package version (so an interrupted curve resumes).
+    settings, data, caps, package version and training code (`curve_store`), so an interrupted
+    curve resumes.
     """
     profile = profile or config.get_profile()
     points = fractions if train_only is None else train_only
@@ -235,8 +214,8 @@ def learning_curve(
     missing = {} if problem is None else {"imagenet": problem}
     if problem is not None:
         print(problem)
-    path = _store_path(train, val, test, settings, profile) if store else None
-    rows = _saved_rows(path)
+    path = store_path(train, val, test, settings, profile) if store else None
+    rows = saved_rows(path)
     done = {(r["init"], r["fraction"], r["seed"]) for r in rows}
     for seed in seeds:
         chain = nested_subsets(train, fractions, seed)

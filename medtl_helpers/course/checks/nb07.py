@@ -43,19 +43,30 @@ def _passes_hint(case: tuple[int, int, int, int], got: int) -> str:
             f"round up: {got} passes of {steps} steps make {got * steps}, fewer than {min_steps}; "
             "use math.ceil, not round() or //"
         )
-    if got == max(epochs, math.ceil(min_steps / math.ceil(n / batch))):
-        return (
-            f"`fit` drops the last partial batch ({n % batch} images), so {n} images at batch "
-            f"{batch} give {steps} step(s) per pass, not {math.ceil(n / batch)}: use "
-            "n_images // batch_size (and 1 when the subset is smaller than a batch)"
+    partial = (
+        f"`fit` drops the last partial batch ({n % batch} images), so {n} images at batch "
+        f"{batch} give {steps} step(s) per pass, not {math.ceil(n / batch)}: use "
+        "n_images // batch_size (and 1 when the subset is smaller than a batch)"
+    )
+    counted_partial = got == max(epochs, math.ceil(min_steps / math.ceil(n / batch)))
+    expected = passes_needed(*case)
+    if got == math.ceil(expected / epochs):  # on some cases the same number as counted_partial
+        also = (
+            f"; or, if you counted a partial batch as a step: {partial}" if counted_partial else ""
         )
+        return (
+            f"that is the repeats, the rule's {expected} passes / `epochs` = {epochs} rounded up "
+            "(section 4); the exercise asks for the passes themselves, max(epochs, "
+            f"ceil(min_steps / steps per pass)){also}"
+        )
+    if counted_partial:
+        return partial
     if got == max(epochs, math.ceil(min_steps / max(1, n / batch))):
         return (
             f"you divided by n_images / batch_size = {n / batch:g}, a fraction of a step, but "
             f"`fit` takes only full batches: one pass gives {steps} step(s). Count steps with "
             "n_images // batch_size (and 1 when the subset is smaller than a batch)"
         )
-    expected = passes_needed(*case)
     if got == epochs * math.ceil(expected / epochs):
         return (
             f"that is the rule's {expected} passes rounded up to a multiple of `epochs` = "
@@ -199,6 +210,10 @@ def _rows_hint(got: pd.DataFrame) -> str:
 def _summary_hint(column: str, value: float, seeds: pd.DataFrame) -> str:
     if math.isclose(value, float(seeds.test_auroc.std(ddof=0)), abs_tol=1e-6):
         return "That is the population sd (numpy's default, ddof=0); use the sample sd (ddof=1)."
+    if column == "sd" and any(
+        math.isclose(value, float(seeds.test_auroc.var(ddof=ddof)), abs_tol=1e-6) for ddof in (0, 1)
+    ):
+        return "That is the variance, the sd squared: take its square root, or use std (ddof=1)."
     if column == "sd" and math.isclose(value, float(seeds.test_auroc.sem()), abs_tol=1e-6):
         return (
             "That is the standard error of the mean (sd / sqrt(n), pandas' sem), which shrinks "
