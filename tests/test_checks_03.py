@@ -164,3 +164,90 @@ def test_checkers_ask_for_an_answer_on_the_student_placeholder():
         check_freeze_groups(TODO)
     with pytest.raises(NotImplementedError, match="your resnet34_partial is not written yet"):
         check_partial_count(TODO)
+
+
+def _answer_from_notebook(source: str):
+    """Run `source` as a notebook would, after cell 3's imports, and return its freeze_groups."""
+    namespace = {"__name__": "__main__"}
+    exec(
+        "from medtl_helpers import freeze\nfrom medtl_helpers.models import group_of\n" + source,
+        namespace,
+    )
+    return namespace["freeze_groups"]
+
+
+OWN_GROUP_OF = """
+MAP = {"conv1": "stem", "bn1": "stem", "fc": "head"}
+def group_of(name):
+    first = name.split(".")[0]
+    return MAP.get(first, first)
+def freeze_groups(model, groups):
+    for name, p in model.named_parameters():
+        p.requires_grad_(group_of(name) not in groups)
+"""
+
+
+def test_freeze_groups_accepts_a_students_own_helper_named_group_of(capsys):
+    check_freeze_groups(_answer_from_notebook(OWN_GROUP_OF))
+    assert "Well done" in capsys.readouterr().out
+
+
+def test_freeze_groups_accepts_a_local_group_of_in_nested_code(capsys):
+    source = (
+        "def freeze_groups(model, groups):\n"
+        "    def group_of(name):\n"
+        "        return {'conv1': 'stem', 'bn1': 'stem', 'fc': 'head'}.get(name, name)\n"
+        "    for name, p in model.named_parameters():\n"
+        "        (lambda: p.requires_grad_(group_of(name.split('.')[0]) not in groups))()\n"
+    )
+    check_freeze_groups(_answer_from_notebook(source))
+    assert "Well done" in capsys.readouterr().out
+
+
+def test_freeze_groups_accepts_an_own_helper_inside_the_answer(capsys):
+    source = OWN_GROUP_OF.replace("def freeze_groups", "def inner") + (
+        "def freeze_groups(model, groups):\n"
+        "    def group_of(name):\n        return 'never used'\n"
+        "    return inner(model, groups)\n"
+    )
+    check_freeze_groups(_answer_from_notebook(source))
+    assert "Well done" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("source", "used"),
+    [
+        ("f = freeze\nfreeze_groups = lambda m, g: f(m, g)", "freeze (through f)"),
+        (
+            "def helper(m, g):\n    return freeze(m, g)\nfreeze_groups = lambda m, g: helper(m, g)",
+            "freeze (through helper)",
+        ),
+        (
+            "class Freezer:\n    def __call__(self, m, g):\n        return freeze(m, g)\n"
+            "freeze_groups = Freezer()",
+            "freeze (through Freezer.__call__)",
+        ),
+        (
+            "def make():\n    fr = freeze\n    return lambda m, g: fr(m, g)\n"
+            "freeze_groups = make()",
+            "freeze (through fr)",
+        ),
+        (
+            "import medtl_helpers.models as M\n"
+            "freeze_groups = lambda m, g: [p.requires_grad_(M.group_of(n) not in g) "
+            "for n, p in m.named_parameters()]",
+            "group_of (through M.group_of)",
+        ),
+        (
+            "class Freezer:\n    def helper(self, m, g):\n        return freeze(m, g)\n"
+            "    def __call__(self, m, g):\n        return self.helper(m, g)\n"
+            "freeze_groups = Freezer()",
+            "freeze (through Freezer.__call__, then self.helper)",
+        ),
+        ("def freeze_groups(m, g, f=freeze):\n    return f(m, g)", "freeze (through f)"),
+    ],
+)
+def test_freeze_groups_refuses_the_package_under_another_name(source, used):
+    with pytest.raises(AssertionError) as err:
+        check_freeze_groups(_answer_from_notebook(source))
+    assert str(err.value).startswith(f"freeze_groups uses {used}, which the exercise asks you")

@@ -7,7 +7,10 @@ it prints one sentence.
 
 from __future__ import annotations
 
+import contextlib
+import dis
 import functools
+import inspect
 import types
 from collections.abc import Callable
 
@@ -34,29 +37,106 @@ def _skeleton(arch: str) -> nn.Module:
         return build_model(arch, pretrained="none", verbose=False)
 
 
-# What the exercise asks the student to write, and so to use neither.
-FORBIDDEN = ("group_of", "freeze")
+# What the exercise asks the student to write, and so to use neither, in message order.
+FORBIDDEN = (group_of, freeze)
+FOLLOW_DEPTH = 6  # how many calls deep the answer's own functions are followed
 
 
-def _names_used(answer: object) -> set[str]:
-    """Global and attribute names the answer's code (and the code nested in it) looks up."""
-    while isinstance(answer, functools.partial):
-        answer = answer.func
-    code = getattr(answer, "__code__", None)
-    stack, names = [code] if isinstance(code, types.CodeType) else [], set()
+def _lookups(code: types.CodeType):
+    """Each name the code, and the code nested in it, loads, with where it comes from and the
+    attributes read from it straight after: ('global', 'M', 'group_of') for `M.group_of`."""
+    kinds = {"LOAD_GLOBAL": "global", "LOAD_NAME": "global", "LOAD_DEREF": "cell"}
+    kinds |= {"LOAD_CLASSDEREF": "cell", "LOAD_FAST": "local"}
+    stack, chains, chain = [code], [], None
     while stack:
         code = stack.pop()
-        names |= set(code.co_names)
         stack += [const for const in code.co_consts if isinstance(const, types.CodeType)]
-    return names
+        for instruction in dis.get_instructions(code):
+            if instruction.opname in ("LOAD_ATTR", "LOAD_METHOD") and chain:
+                chain.append(instruction.argval)
+                continue
+            chains += [tuple(chain)] if chain else []
+            kind = kinds.get(instruction.opname)
+            chain = [kind, instruction.argval] if kind else None
+        chains += [tuple(chain)] if chain else []
+    return chains
+
+
+def _references(function: types.FunctionType, owner: type | None) -> dict[str, object]:
+    """What each name the function looks up is bound to: its globals, its closure cells, the
+    attributes of modules, and in a method those of its class `owner` through `self`. Locals
+    and the cells of functions nested in it are not known before it runs, so are left out."""
+    code = function.__code__
+    roots = {"global": function.__globals__, "cell": {}, "local": {}}
+    for name, cell in zip(code.co_freevars, function.__closure__ or ()):
+        with contextlib.suppress(ValueError):  # an empty cell: not assigned yet
+            roots["cell"][name] = cell.cell_contents
+    if owner is not None and code.co_argcount:
+        roots["local"][code.co_varnames[0]] = owner  # self
+    defaults = dict(
+        zip(code.co_varnames[: code.co_argcount][::-1], (function.__defaults__ or ())[::-1])
+    )
+    roots["local"] |= defaults | (function.__kwdefaults__ or {})  # `def f(m, g, f=freeze)`
+    found = {}
+    for kind, root, *attributes in _lookups(code):
+        if root not in roots[kind]:
+            continue
+        obj, label = roots[kind][root], root
+        found[label] = obj
+        for attribute in attributes:
+            if not isinstance(obj, (types.ModuleType, type)):
+                break
+            obj, label = inspect.getattr_static(obj, attribute, None), f"{label}.{attribute}"
+            found[label] = obj
+    return found
+
+
+def _package_uses(answer: object) -> dict[str, list[str]]:
+    """The package functions the answer reaches, each with the names it reaches it through.
+
+    Names are resolved to objects, so a student's own function called group_of is not the
+    package's, and an alias or a helper of the package's is. Only the student's own functions
+    (defined in __main__ or next to the answer) are followed, FOLLOW_DEPTH calls deep.
+    """
+    uses: dict[str, list[str]] = {}
+    seen: set[int] = set()
+    home: list[dict] = []  # the globals of the first function met: the answer's own namespace
+
+    def own(function: types.FunctionType) -> bool:
+        home[:] = home or [function.__globals__]
+        return function.__module__ == "__main__" or function.__globals__ is home[0]
+
+    def visit(obj: object, path: list[str], owner: type | None = None) -> None:
+        for package_function in FORBIDDEN:
+            if obj is package_function:
+                uses.setdefault(package_function.__name__, path)
+                return
+        if len(path) > FOLLOW_DEPTH or id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, functools.partial):
+            for part in (obj.func, *obj.args, *obj.keywords.values()):
+                visit(part, path)
+        elif isinstance(obj, types.MethodType):
+            visit(obj.__func__, path, type(obj.__self__))
+        elif isinstance(obj, types.FunctionType):
+            if own(obj):
+                for name, found in _references(obj, owner).items():
+                    visit(found, [*path, name])
+        elif callable(obj) and not isinstance(obj, type):
+            call = inspect.getattr_static(type(obj), "__call__", None)
+            if isinstance(call, types.FunctionType):
+                visit(call, [*path, f"{type(obj).__name__}.__call__"], type(obj))
+
+    visit(answer, [])
+    return {name: uses[name] for name in (f.__name__ for f in FORBIDDEN) if name in uses}
 
 
 def _refuse_the_package(freeze_groups: object) -> None:
-    target = freeze_groups.func if isinstance(freeze_groups, functools.partial) else freeze_groups
-    if target in (freeze, group_of):
-        used = [target.__name__]
-    else:
-        used = [name for name in FORBIDDEN if name in _names_used(freeze_groups)]
+    used = []
+    for name, path in _package_uses(freeze_groups).items():
+        through = path[:-1] if path[-1:] == [name] else path
+        used.append(f"{name} (through {', then '.join(through)})" if through else name)
     if used:
         raise AssertionError(
             f"freeze_groups uses {' and '.join(used)}, which the exercise asks you not to use: "
