@@ -184,13 +184,32 @@ def in_the_gap(share):
     [
         (best_by(accuracy), r"maximises accuracy and F1 on validation, where J = .* is 0\.\d+"),
         (best_by(f1), "maximises accuracy and F1 on validation"),
-        (best_by(closest_to_corner), "maximises accuracy on validation"),  # a tie in accuracy
+        # a tie in accuracy, and the value Youden's J takes on validation and test pooled
+        (best_by(closest_to_corner), "is Youden's on validation and test POOLED.*validation alone"),
         (in_the_gap(0.01), "has the best J on validation .* but flags other test cases"),
     ],
 )
 def test_val_threshold_names_the_rule_a_wrong_threshold_follows(answer, message):
     with pytest.raises(AssertionError, match=message):
         check_val_threshold(answer)
+
+
+def pooled_youden(val_y, val_p, test_y, test_p):
+    """Youden's J on validation and test together: the test labels leak into the threshold."""
+    y, p = np.concatenate([val_y, test_y]), np.concatenate([val_p, test_p])
+    return rates_at(choose_threshold(y, p), test_y, test_p)
+
+
+def test_val_threshold_names_the_test_leak_before_a_rule_that_lands_on_the_same_value():
+    with pytest.raises(AssertionError) as caught:
+        check_val_threshold(pooled_youden)
+    message = str(caught.value)
+    assert message.startswith(
+        "on the checker's test case, your threshold 0.4046 is Youden's on validation and test "
+        "POOLED. Choose it on validation alone (0.4514)"
+    )
+    assert "maximises accuracy" not in message  # it ties for the best, but is not the mistake
+    assert "If you used validation alone, your rule is not Youden's J" in message
 
 
 def test_val_threshold_accepts_any_best_j_threshold_flagging_the_same_test_cases(capsys):

@@ -32,9 +32,9 @@ from medtl_helpers.evaluation.report import (
     evaluation_report,
     report_table,
     throughput_line,
-    validation_beside_test,
     write_report,
 )
+from medtl_helpers.evaluation.val_vs_test import gap_intervals, validation_beside_test
 
 __all__ = [
     "CurveSettings",
@@ -47,6 +47,7 @@ __all__ = [
     "comparison_caveats",
     "error_overlap",
     "evaluation_report",
+    "gap_intervals",
     "hard_vote",
     "learning_curve",
     "majority_cut",

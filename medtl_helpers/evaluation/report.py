@@ -170,38 +170,3 @@ def throughput_line(history: History, device: torch.device | str, image_size: in
         f"training throughput: {median:,.0f} images/s (median of {len(speeds)} epochs) on "
         f"{device_label(device)}, {image_size} px, {precision_label(device)}"
     )
-
-
-def validation_beside_test(
-    val_values: dict, report: dict, keys: tuple[str, ...] = ("sensitivity", "specificity")
-) -> list[str]:
-    """Validation's rates at the frozen threshold beside the test values and their 95% intervals.
-
-    One line per metric, then one verdict. A validation value outside the test interval is
-    further from the test value than the test set's own sampling noise puts it: validation is
-    optimistic at a threshold chosen on it and carries noise of its own, but a gap that size may
-    also be a shift between the validation and the test data (notebook 08).
-    """
-    lines, outside = [], []
-    for key in keys:
-        low, high = report["ci95"][key]
-        value = val_values[key]
-        inside = low <= value <= high
-        outside += [] if inside else [key]
-        lines.append(
-            f"{key}: validation {value:.3f}, test {report[key]:.3f} (95% interval {low:.3f} to "
-            f"{high:.3f}): validation {'inside' if inside else 'outside'}"
-        )
-    if outside:
-        lines.append(
-            f"validation's {' and '.join(outside)} {'lies' if len(outside) == 1 else 'lie'} "
-            "outside the test interval: further than the test set's noise explains. Part may be "
-            "validation's optimism at a threshold chosen on it, but the gap may be a shift "
-            "between the validation and the test data, not noise (notebook 08)."
-        )
-    else:
-        lines.append(
-            "validation lies inside every test interval: no sign of a shift between validation "
-            "and test in these rates."
-        )
-    return lines

@@ -5,9 +5,11 @@ with `training.class_weights`, w_c = N / (C·N_c): equal total weight N_c·w_c f
 scaled as the course does so that Σ_c N_c·w_c = N (a balanced set gets weight 1).
 `check_val_threshold` runs the student's "threshold on validation, metrics on test" function on a
 case where validation, test and 0.5 give three different thresholds, and where the threshold that
-maximises validation accuracy is not Youden's. It accepts any threshold with the best validation
-J that flags the same test cases as `choose_threshold`'s. Each explains the first difference in
-words and prints one sentence on success.
+maximises validation accuracy is not Youden's. A threshold that is Youden's on test, or on
+validation and test pooled, is named as a use of the test labels before any other rule. It
+accepts any threshold with the best validation J that flags the same test cases as
+`choose_threshold`'s. Each explains the first difference in words and prints one sentence on
+success.
 """
 
 from __future__ import annotations
@@ -121,6 +123,25 @@ def _threshold_case() -> tuple[np.ndarray, ...]:
     return val_y, val_p, test_y, test_p
 
 
+def _leak_problem(threshold: float, want: float, val: tuple, test: tuple) -> str | None:
+    """A threshold that is Youden's on the test set, or on validation and test pooled: the test
+    labels were used. Named before any validation-only rule that lands on the same value."""
+    pooled = (np.concatenate([val[0], test[0]]), np.concatenate([val[1], test[1]]))
+    leaks = {"the TEST set": test, "validation and test POOLED": pooled}
+    for where, (y, p) in leaks.items():
+        if np.isclose(threshold, choose_threshold(y, p)) and not np.isclose(threshold, want):
+            j = _scores(*val, threshold)["J"]
+            return (
+                f"on the checker's test case, your threshold {threshold:.4f} is Youden's on "
+                f"{where}. Choose it on validation alone ({want:.4f}) and apply it unchanged to "
+                "test: a threshold tuned with the test labels makes the test numbers optimistic. "
+                "(If you used validation alone, your rule is not Youden's J but lands on the "
+                f"same value here: its J on validation is {j:.3f}, the best is "
+                f"{_scores(*val, want)['J']:.3f}.)"
+            )
+    return None
+
+
 def _scores(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
     """Youden's J, accuracy and F1 of the validation predictions at p >= threshold."""
     sens, spec, c = _rates(y, p, threshold)
@@ -149,9 +170,10 @@ def _threshold_problem(threshold: float, want: float, val_y, val_p, test_p) -> s
         return (
             f"on the checker's test case your threshold {threshold:.4f} maximises "
             f"{' and '.join(rules)} on validation, where J = sensitivity + specificity - 1 is "
-            f"{got['J']:.3f}; Youden's J is {best['J']:.3f} at {want:.4f}. Accuracy counts every "
-            "case alike, so on a set that is mostly PNEUMONIA it pays to flag more (the pitfall "
-            "of section 2); J weighs both classes alike."
+            f"{got['J']:.3f}; Youden's J is {best['J']:.3f} at {want:.4f}. Whether or not your "
+            "rule aimed at that: accuracy counts every case alike, so on a set that is mostly "
+            "PNEUMONIA it pays to flag more (the pitfall of section 2); J weighs both classes "
+            "alike."
         )
     return (
         f"on the checker's test case your threshold is {threshold:.4f}, with J = {got['J']:.3f} "
@@ -227,13 +249,9 @@ def check_val_threshold(
         )
     threshold, sensitivity, specificity = (_number(got[key], key) for key in keys)
     want = choose_threshold(val_y, val_p)
-    if np.isclose(threshold, choose_threshold(test_y, test_p)) and not np.isclose(threshold, want):
-        raise AssertionError(
-            f"on the checker's test case, your threshold {threshold:.4f} is the best one on the "
-            "TEST set. Choose it on "
-            f"validation ({want:.4f}) and apply it unchanged to test: a threshold tuned on the "
-            "test set makes the test numbers optimistic."
-        )
+    problem = _leak_problem(threshold, want, (val_y, val_p), (test_y, test_p))
+    if problem:
+        raise AssertionError(problem)
     if np.isclose(threshold, 0.5):
         raise AssertionError(
             "your threshold is the default 0.5; choose it on validation with Youden's J (on the "
