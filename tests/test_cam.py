@@ -177,37 +177,28 @@ def test_randomize_layers_resets_batchnorm_statistics_too(model):
             assert torch.all(module.running_mean == 0.3) and torch.all(module.running_var == 2)
 
 
-def test_randomization_reading():
-    def row(mean, low, high, **more):
-        return {"mean spearman": mean, "lowest": low, "highest": high, **more}
+def test_randomization_reading_is_against_chance():
+    def row(survived, chance, maps=30, pairs=60, mean=0.2):
+        return {"mean spearman": mean, "lowest": -0.5, "highest": 0.9, "draws": 5,
+                "survived": survived, "chance": chance, "maps": maps, "pairs": pairs}  # fmt: skip
 
-    # one draw: the verdict is about that random network only, and says so
-    assert randomization_reading(row(0.3, 0.1, 0.5)) == (
-        "every map changed on this one draw (all at or below 0.5): the check passes here"
+    # the quick grid: 5 of 30 maps above 0.5, as 10 of 60 pairs of random maps are: a pass
+    # (the rule "every map at or below 0.5" read it as mixed, whatever the weights did)
+    assert randomization_reading(row(5 / 30, 10 / 60)) == (
+        "maps survived no more often than chance (17% of maps survived, 17% between two random "
+        "networks): the check passes here"
     )
-    assert randomization_reading(row(0.8, 0.51, 0.95)) == (
-        "every map survived on this one draw (all above 0.5): the check FAILS here"
+    # 40% against 10%: the gap, 30 points, is over twice its standard error (about 9 points)
+    assert randomization_reading(row(0.4, 0.1)) == (
+        "more maps survived than chance gives (40% of maps survived, 10% between two random "
+        "networks, margin 18%): FAILS here"
     )
-    assert randomization_reading(row(-0.54, -0.89, -0.17)).startswith(
-        "every map partly reversed on this one draw"
-    )
-    # the notebook's quick run: a mean just under 0.5 over images on both sides is not a pass
-    mixed = randomization_reading(row(0.486, 0.358, 0.726))
-    assert mixed.startswith("mixed: images from +0.36 to +0.73 on this one draw, on average the")
-    assert mixed.endswith("more images would settle this step")
-    assert "survived (mean +0.60)" in randomization_reading(row(0.6, 0.2, 0.9))
+    assert randomization_reading(row(0.2, 0.1)).startswith("maps survived no more often")
+    assert randomization_reading(row(0.9, 0.85)).startswith("most maps survived (90% of maps")
     nan = float("nan")
-    assert randomization_reading(row(nan, nan, nan)).startswith("undefined: every map was flat")
-    # several draws: the verdict covers every map of every draw, and a mixed one gives the spread
-    several = {"draws": 5, "lowest draw mean": -0.2, "highest draw mean": 0.7}
-    assert randomization_reading(row(0.3, 0.1, 0.5, **several)).startswith(
-        "every map changed in all 5 draws"
-    )
-    assert randomization_reading(row(0.3, -0.4, 0.9, **several)) == (
-        "mixed: maps from -0.40 to +0.90 over 5 draws, on average they changed (mean +0.30), one "
-        "draw's mean from -0.20 to +0.70: whether a map survives depends on the image and on the "
-        "random network drawn"
-    )
+    flat = row(nan, nan, maps=0, pairs=0, mean=nan)
+    assert randomization_reading(flat).startswith("undefined: every map was flat")
+    assert randomization_reading(row(0.2, nan, pairs=0)).startswith("no chance baseline")
 
 
 def test_target_scores():
@@ -315,9 +306,12 @@ def test_randomization_check_catches_maps_that_ignore_the_weights(square_finder)
     assert rows[2]["highest"] > rows[2]["lowest"], "a row spans images and draws, not one mean"
     # the draws are different random networks: their means differ
     assert rows[2]["highest draw mean"] > rows[2]["lowest draw mean"]
-    single = randomization_check(square_finder, squares, ("fc", "layer4"), seeds=[3])
-    assert single[2]["draws"] == 1
-    assert single[2]["lowest draw mean"] == single[2]["mean spearman"]
+    # the chance baseline: every two of the 5 random networks, on each of the images
+    assert [r["maps"] + r["flat maps"] for r in rows] == [4, 20, 20] and rows[0]["pairs"] == 0
+    assert all(0 < r["pairs"] <= 40 for r in rows[1:]), "10 pairs of networks, 4 images each"
+    assert all(0 <= r[key] <= 1 for r in rows[1:] for key in ("survived", "chance"))
+    with pytest.raises(ValueError, match=r"seeds=\[3\]: pass two or more"):
+        randomization_check(square_finder, squares, ("fc", "layer4"), seeds=[3])
 
 
 def test_overlay_uses_the_raw_image(images):

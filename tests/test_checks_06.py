@@ -158,3 +158,18 @@ def test_the_relu_message_counts_the_calls_of_both_kinds_of_block():
         err.value
     )
     assert "calls twice" not in str(err.value)
+
+
+@pytest.mark.parametrize("misspelt", ["Layer4.1", "model.layer4.1", " LAYER3"])
+def test_a_misspelt_wrong_layer_gets_its_reason_not_only_the_spelling(misspelt):
+    """'Layer4.1' was told to write 'layer4.1', which the next run then refused."""
+    name = misspelt.strip().lower().removeprefix("model.")
+    with pytest.raises(AssertionError) as err:
+        check_target_layer(misspelt)
+    message = str(err.value)
+    assert f"write {name!r}" not in message
+    assert message.startswith(f"{name!r} ")
+    assert message.endswith(f"{misspelt!r} reads {name!r}.")
+    with pytest.raises(AssertionError) as plain_err:
+        check_target_layer(name)
+    assert message.startswith(str(plain_err.value))

@@ -109,3 +109,21 @@ def test_a_reloaded_run_is_frozen_as_training_left_it(tiny, capsys):
     assert "Loaded the finished run" in capsys.readouterr().out
     trainable = count_parameters(trained, trainable_only=True)
     assert trainable == count_parameters(loaded, trainable_only=True) == 1026  # the head alone
+
+
+def test_a_member_with_its_head_drawn_from_the_seed_is_not_an_older_run(tiny):
+    """build_member redraws the head from the seed: a run saved with the head build_model drew
+    has the same arch, weights, head type and seed, and must not be reloaded as if it were one."""
+    from medtl_helpers.evaluation.ensemble import build_member
+    from medtl_helpers.training.saved_runs import run_settings
+
+    config.seed_everything(0)
+    old = build_model("resnet18", pretrained="none", verbose=False)
+    new = build_member("resnet18", 0, pretrained="none", verbose=False)
+    kwargs = {"epochs": 1}
+    before, after = (run_settings(m, *tiny, 0, kwargs) for m in (old, new))
+    assert not torch.equal(old.fc.weight, new.fc.weight), "the two draws differ"
+    assert before != after
+    assert after["head_draw"] == "seed"
+    # a model build_member did not make keeps the keys every saved run had
+    assert list(before) == ["arch", "weights", "head", "train", "val", "seed", "fit", "caps"]

@@ -79,6 +79,7 @@ def build_member(arch: str, seed: int, verbose: bool = True, **options) -> nn.Mo
         for module in model.fc.modules():
             if hasattr(module, "reset_parameters"):
                 module.reset_parameters()
+    model.medtl_head_draw = "seed"  # saved_runs.run_settings keys on it: older runs drew it late
     return model
 
 
@@ -270,11 +271,10 @@ def soft_vote_against_best(
 
     The member is picked on validation, never on test: the member that scores best on test is
     partly the luckiest one there, and beating it would be judged on the set that picked it.
-    It keeps its own threshold; the soft vote's is chosen on validation, as in
-    `compare_members`. The difference is a paired bootstrap over the test patients
-    (`paired_difference` with `groups=test.patients`; over images where the source records no
-    patient ids, and the verdict names `test.unit`). Returns the member's name and a table of
-    difference, low, high and verdict per metric.
+    It keeps its own threshold; the soft vote's is chosen on validation, as in `compare_members`.
+    The difference is a paired bootstrap over the test patients (`paired_difference` with
+    `groups=test.patients`; over images where the source records no patient ids, and the verdict
+    names `test.unit`). Returns the member's name and a table: difference, low, high, verdict.
     """
     p_val, p_test = member_scores(ensemble, val, test, probabilities)
     y_val, y_test = val.labels.numpy(), test.labels.numpy()

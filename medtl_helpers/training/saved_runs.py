@@ -62,8 +62,13 @@ def _plain(value: object) -> object:
 
 
 def run_settings(model: nn.Module, train: ImageSet, val: ImageSet, seed: int, fit_kwargs: dict):
+    """What must match for a finished run to be reused: the model, the data, seed and schedule.
+
+    A model's `medtl_head_draw` (set by `evaluation.ensemble.build_member`, whose head is drawn
+    from the seed alone) is recorded only when set, so the other runs keep the keys they had.
+    """
     plain = {k: _plain(v) for k, v in fit_kwargs.items() if k not in ("device", "progress")}
-    return {
+    settings = {
         "arch": getattr(model, "medtl_arch", type(model).__name__),
         "weights": getattr(model, "medtl_weights", "unknown"),
         "head": getattr(model, "medtl_head", "unknown"),
@@ -73,6 +78,9 @@ def run_settings(model: nn.Module, train: ImageSet, val: ImageSet, seed: int, fi
         "fit": json.loads(json.dumps(plain, default=str)),
         "caps": config.caps(),  # a capped smoke run is never reused by a full one
     }
+    if hasattr(model, "medtl_head_draw"):
+        settings["head_draw"] = model.medtl_head_draw
+    return settings
 
 
 def fit_or_load(

@@ -225,43 +225,49 @@ def check_target_layer(target_layer: object) -> None:
         )
         return
     shapes = {**_output_shapes("resnet50"), **_output_shapes("resnet34")}
-    name = target_layer.removeprefix("model.")
-    if name != target_layer and name in shapes:
-        raise AssertionError(
-            f"Module names are relative to the model: write {name!r}, not {target_layer!r}."
-        )
+    name, notes = target_layer.strip().lower(), []
+    if name != target_layer:
+        notes.append("lower case, without spaces")
+    if name.startswith("model."):
+        name = name.removeprefix("model.")
+        notes.append("relative to the model")
     if name not in shapes:
-        fixed = name.strip().lower()
-        if fixed in shapes:
-            raise AssertionError(
-                f"Module names are lower case, without spaces: write {fixed!r}, not "
-                f"{target_layer!r}."
-            )
         stages = ", ".join(n for n in shapes if "." not in n)
         raise AssertionError(
             f"{target_layer!r} is not a module of a ResNet; its stages are {stages}."
         )
-    shape = shapes[name]
-    if len(shape) < 4 or shape[-1] == 1:
+    rule = f"module names are {', and '.join(notes)}"
+    if notes and name == TARGET:  # the right stage, only misspelt
+        raise AssertionError(f"{rule.capitalize()}: write {name!r}, not {target_layer!r}.")
+    if notes:  # a wrong module, misspelt too: the spelling hint alone would lead to it
         raise AssertionError(
+            f"{_why_not(name, shapes[name])} Also, {rule}: {target_layer!r} reads {name!r}."
+        )
+    raise AssertionError(_why_not(name, shapes[name]))
+
+
+def _why_not(name: str, shape: tuple) -> str:
+    """Why the ResNet module `name` (output `shape` at 224 px) is not Grad-CAM's target layer."""
+    if len(shape) < 4 or shape[-1] == 1:
+        return (
             f"{name!r} outputs shape {shape} at 224 px: no spatial map is left after global "
             "pooling, so there is nothing to localise. Go back to the stage before avgpool."
         )
     if name.startswith(TARGET + "."):
         if name.count(".") > 1:
-            raise AssertionError(_inside_block(name))
+            return _inside_block(name)
         if name not in _output_shapes("resnet18"):
-            raise AssertionError(
+            return (
                 f"{name!r} does not exist in resnet18 (its layer4 has 2 blocks), so there the "
                 "name raises an error; in resnet34 to 152 it is the last block. Name the stage, "
                 "'layer4', and the code works for every ResNet."
             )
-        raise AssertionError(
+        return (
             f"{name!r} is one block of layer4. Which block comes last depends on the depth "
             "(layer4.1 in resnet18, layer4.2 in resnet34 to 152), and an earlier block misses "
             "the blocks after it: name the stage, 'layer4', and the code works for every ResNet."
         )
-    raise AssertionError(
+    return (
         f"{name!r} gives a {shape[-2]}x{shape[-1]} map at 224 px, finer than layer4's 7x7, but "
         "Grad-CAM looks at the LAST spatial stage: its features are the most class-specific, "
         "and only the pooling and the head come after it. Use 'layer4'."
