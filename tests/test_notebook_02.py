@@ -107,30 +107,8 @@ class Recorder:
         return SimpleNamespace(rows=rows, column=lambda key: [row[key] for row in rows])
 
 
-def test_training_draws_with_train_seed_and_the_data_keep_seed():
-    recorder = Recorder()
-    val = image_set(10)
-    names = {
-        "config": recorder,
-        "fit": recorder.fit,
-        "build_model": lambda arch: nn.Linear(1, 1),
-        "read_checkpoint": lambda path: None,
-        "load_weights": lambda model, state, path: None,
-        "predict_proba": lambda model, images, image_size: torch.zeros(len(images)),
-        "compare_train": image_set(20),
-        "data": SimpleNamespace(val=val),
-        "TRAIN_SEED": 7,
-    }
-    namespace = prepared(**names)
-    run_cells(NB, [TRAINING], namespace)
-    assert namespace["SEED"] == 0
-    assert recorder.seeds == [7, 7]
-    assert [kw["seed"] for kw in recorder.fit_kwargs] == [7, 7]
-    assert [kw["lr"] for kw in recorder.fit_kwargs] == [namespace["LR"]] * 2
-
-
-def test_training_cannot_stop_one_arm_early_and_records_its_epochs(monkeypatch):
-    monkeypatch.setenv("MEDTL_PROFILE", "gpu")  # 3 comparison epochs, fewer than fit's patience
+def run_training_cell(**extra):
+    """The training cell with fit recorded and nothing built or scored; returns both."""
     recorder = Recorder()
     names = {
         "config": recorder,
@@ -141,9 +119,24 @@ def test_training_cannot_stop_one_arm_early_and_records_its_epochs(monkeypatch):
         "predict_proba": lambda model, images, image_size: torch.zeros(len(images)),
         "compare_train": image_set(20),
         "data": SimpleNamespace(val=image_set(10)),
+        **extra,
     }
     namespace = prepared(**names)
     run_cells(NB, [TRAINING], namespace)
+    return recorder, namespace
+
+
+def test_training_draws_with_train_seed_and_the_data_keep_seed():
+    recorder, namespace = run_training_cell(TRAIN_SEED=7)
+    assert namespace["SEED"] == 0
+    assert recorder.seeds == [7, 7]
+    assert [kw["seed"] for kw in recorder.fit_kwargs] == [7, 7]
+    assert [kw["lr"] for kw in recorder.fit_kwargs] == [namespace["LR"]] * 2
+
+
+def test_training_cannot_stop_one_arm_early_and_records_its_epochs(monkeypatch):
+    monkeypatch.setenv("MEDTL_PROFILE", "gpu")  # 3 comparison epochs, fewer than fit's patience
+    recorder, namespace = run_training_cell()
     assert [kw["patience"] for kw in recorder.fit_kwargs] == [3, 3, 3]
     assert [res["epochs"] for res in namespace["results"].values()] == [3, 3, 3]
     assert namespace["results"]["resnet50"]["epoch_s"] == [1.0, 2.0, 3.0]
