@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -170,9 +172,27 @@ def test_shares_blame_other_images_not_rounding_for_a_near_miss(near_miss):
     with pytest.raises(AssertionError) as raised:
         check_pneumonia_shares({**KERMANY_SHARES, "train": near_miss}, KERMANY)
     message = str(raised.value)
-    assert "round" not in message
+    assert "rounded;" not in message
     assert "close to, but not, the share of splits['train']'s own labels (0.742766)" in message
     assert "section 5's kept/held, or the pool before the split" in message
+
+
+# The right images with precision lost another way: truncated to 4 decimals (0.7427, no rounding
+# of 0.742766), and a float16 mean. The near-miss message must also name that cause.
+@pytest.mark.parametrize(
+    "lossy",
+    [
+        math.floor(KERMANY_SHARES["train"] * 1e4) / 1e4,
+        float(KERMANY["train"].labels.half().mean()),
+    ],
+)
+def test_shares_near_miss_also_names_lost_precision(lossy):
+    with pytest.raises(AssertionError) as raised:
+        check_pneumonia_shares({**KERMANY_SHARES, "train": lossy}, KERMANY)
+    message = str(raised.value)
+    assert "rounded;" not in message
+    assert "close to, but not, the share of splits['train']'s own labels" in message
+    assert message.endswith("or did you round, truncate or compute in low precision?")
 
 
 @pytest.mark.parametrize("digits", [2, 4, 5])

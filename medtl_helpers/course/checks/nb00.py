@@ -212,7 +212,7 @@ def _share_problem(name: str, got: object, splits: Mapping[str, ImageSet]) -> st
 
 
 def _near_miss(got: float, expected: float, name: str) -> str | None:
-    """Why `got` is a rounding of `expected`, or is close to it but computed on other images."""
+    """Why `got` is a rounding of `expected`, or is close to it: other images, or lost precision."""
     # 1e-7 also forgives a float32 rounding (torch.round(..., decimals=k)).
     if any(abs(got - round(expected, k)) < 1e-7 for k in range(1, 7)):
         return (
@@ -222,7 +222,8 @@ def _near_miss(got: float, expected: float, name: str) -> str | None:
     if abs(got - expected) < 5e-4:
         return (
             f"close to, but not, the share of splits[{name!r}]'s own labels ({expected:.6f}): "
-            "did you use other images (section 5's kept/held, or the pool before the split)?"
+            "did you use other images (section 5's kept/held, or the pool before the split), "
+            "or did you round, truncate or compute in low precision?"
         )
     return None
 
