@@ -483,6 +483,80 @@ def test_basic_block_with_a_fixed_conv2_is_told_to_use_out_channels():
     assert "in_channels," not in message
 
 
+class Conv2In(SolutionBlock):
+    """conv2 built from in_channels: a variable, but the wrong one."""
+
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__(in_channels, out_channels, stride)
+        self.conv2 = nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=False)
+
+
+class Conv1FromOut(SolutionBlock):
+    """conv1 built to read out_channels instead of in_channels."""
+
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__(in_channels, out_channels, stride)
+        self.conv1 = nn.Conv2d(out_channels, out_channels, 3, stride, 1, bias=False)
+
+
+class Conv1NotWidened(SolutionBlock):
+    """conv1 (and bn1) keep in_channels; conv2 is built right, for out_channels."""
+
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__(in_channels, out_channels, stride)
+        self.conv1 = nn.Conv2d(in_channels, in_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(in_channels)
+
+
+class Conv1And2Wrong(SolutionBlock):
+    """conv1 outputs a fixed 64 and conv2 reads a fixed 256: conv1 does not give it 128."""
+
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__(in_channels, out_channels, stride)
+        self.conv1 = nn.Conv2d(in_channels, 64, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.conv2 = nn.Conv2d(256, out_channels, 3, 1, 1, bias=False)
+
+
+# The hint said "not a fixed number" for a conv built from the other variable, and took conv2's
+# input to be out_channels whatever conv1 gave it: it missed a conv1 that is not widened (the
+# fallback blamed the shortcut) and said "conv1 gives it 128" when conv1 gave 64.
+@pytest.mark.parametrize(
+    ("block", "hint"),
+    [
+        (
+            Conv2In,
+            "conv2 is built for 64 input channels, but conv1 gives it 128: build it with "
+            "out_channels, not in_channels",
+        ),
+        (
+            Conv1FromOut,
+            "conv1 is built for 128 input channels, but this block receives 64: build it with "
+            "in_channels, not out_channels",
+        ),
+        (
+            Conv1NotWidened,
+            "conv1 outputs 64 channels, but it must output out_channels (128), which conv2 "
+            "reads: build conv1 with out_channels",
+        ),
+        (
+            Conv1And2Wrong,
+            "conv1 outputs 64 channels, but it must output out_channels (128), which conv2 "
+            "reads: build conv1 with out_channels; conv2 is built for 256 input channels, but "
+            "conv1 should give it out_channels (128): build it with out_channels, not a fixed "
+            "number",
+        ),
+    ],
+)
+def test_basic_block_names_the_wrong_width_of_each_conv(block, hint):
+    with pytest.raises(AssertionError) as err:
+        check_basic_block(block)
+    message = str(err.value)
+    assert message.startswith(f"{block.__name__}(64, 128, stride=2) failed on an input of shape")
+    assert message.endswith(hint)
+    assert "shortcut must give that shape" not in message
+
+
 class AlwaysProject(SolutionBlock):
     """Builds the projection (1x1 conv + BN) even when the shapes match."""
 

@@ -2,8 +2,8 @@
 
 Which slip gives this output shape, output or gradient; what the student's modules say about a
 wrong parameter count (which BatchNorm is missing or extra, which conv has a bias) or a block
-that fails to run (a conv built for a fixed channel count); whether the class given is a block the
-notebook or a package already wrote; and the train-mode step, where BatchNorm uses the batch's
+that fails to run (a conv built for the wrong channel count); whether the class given is a block
+the notebook or a package already wrote; and the train-mode step, where BatchNorm uses the batch's
 statistics, a Dropout differs, and the gradient must flow back through the shortcut.
 """
 
@@ -123,33 +123,40 @@ def param_hint(block: nn.Module, ref: BasicBlock, c_in: int, c_out: int, stride:
 
 
 def fixed_width_hint(block: nn.Module, c_in: int, c_out: int) -> str:
-    """The convs built for a channel count other than the one they read, if any: conv1 and
-    downsample.0 read the block's input (in_channels), conv2 reads conv1's output
-    (out_channels); a conv with another name is named when it fits neither width."""
+    """The convs built for the wrong channel count, if any: conv1 and downsample.0 read the
+    block's input (in_channels), conv1 outputs out_channels, and conv2 reads that; a conv
+    with another name is named when it fits neither width."""
+    convs = {name: m for name, m in block.named_modules() if isinstance(m, nn.Conv2d)}
+    gives = convs["conv1"].out_channels if "conv1" in convs else c_out
+    hints = [] if gives == c_out else [
+        f"conv1 outputs {gives} channels, but it must output out_channels ({c_out}), which "
+        "conv2 reads: build conv1 with out_channels"
+    ]  # fmt: skip
     reads = {"conv1": "in", "downsample.0": "in", "conv2": "out"}
     fixed = {}
-    for name, m in block.named_modules():
-        if not isinstance(m, nn.Conv2d):
-            continue
-        source = reads.get(name)
-        if source is None and m.in_channels not in (c_in, c_out):
-            source = "either"
+    for name, m in convs.items():
+        source = reads.get(name) or ("either" if m.in_channels not in (c_in, c_out) else None)
         if source and m.in_channels != {"in": c_in, "out": c_out}.get(source):
             fixed.setdefault((m.in_channels, source), []).append(name)
     given = {
         "in": f"this block receives {c_in}: build {{}} with in_channels",
-        "out": f"conv1 gives it {c_out}: build {{}} with out_channels",
-        "either": (
-            f"this block has in_channels={c_in} and out_channels={c_out}: build {{}} from these"
-        ),
+        "out": (
+            f"conv1 gives it {c_out}"
+            if gives == c_out
+            else f"conv1 should give it out_channels ({c_out})"
+        )
+        + ": build {} with out_channels",
+        "either": f"this block has in_channels={c_in} and out_channels={c_out}: build {{}} from "
+        "these",
     }
-    return "; ".join(
-        f"{' and '.join(names)} {'is' if len(names) == 1 else 'are'} built for {width} input "
-        f"channels, but "
-        + given[source].format("it" if len(names) == 1 else "them")
-        + ", not a fixed number"
-        for (width, source), names in fixed.items()
-    )
+    for (width, source), names in fixed.items():
+        variable = {c_in: "in_channels", c_out: "out_channels"}.get(width, "a fixed number")
+        hints.append(
+            f"{' and '.join(names)} {'is' if len(names) == 1 else 'are'} built for {width} input "
+            "channels, but " + given[source].format("it" if len(names) == 1 else "them")
+            + f", not {variable}"
+        )  # fmt: skip
+    return "; ".join(hints)
 
 
 def output_hint(model_out: torch.Tensor, ref: BasicBlock, x: torch.Tensor) -> str:
