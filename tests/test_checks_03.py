@@ -204,6 +204,36 @@ def test_freeze_groups_accepts_a_local_group_of_in_nested_code(capsys):
     assert "Well done" in capsys.readouterr().out
 
 
+def test_freeze_groups_accepts_a_local_freeze_flag_and_own_imports(capsys):
+    source = (
+        "def freeze_groups(model, groups):\n"
+        "    from medtl_helpers.models import build_model\n"
+        "    import medtl_helpers.models as M\n"
+        "    for name, p in model.named_parameters():\n"
+        "        first = name.split('.')[0]\n"
+        "        group = {'conv1': 'stem', 'bn1': 'stem', 'fc': 'head'}.get(first, first)\n"
+        "        freeze = group in groups\n"
+        "        p.requires_grad_(not freeze)\n"
+    )
+    check_freeze_groups(_answer_from_notebook(source))
+    assert "Well done" in capsys.readouterr().out
+
+
+def test_freeze_groups_accepts_an_own_group_of_method_on_a_local_object(capsys):
+    source = (
+        "class Groups:\n"
+        "    def group_of(self, name):\n"
+        "        first = name.split('.')[0]\n"
+        "        return {'conv1': 'stem', 'bn1': 'stem', 'fc': 'head'}.get(first, first)\n"
+        "def freeze_groups(model, groups):\n"
+        "    mapping = Groups()\n"
+        "    for name, p in model.named_parameters():\n"
+        "        p.requires_grad_(mapping.group_of(name) not in groups)\n"
+    )
+    check_freeze_groups(_answer_from_notebook(source))
+    assert "Well done" in capsys.readouterr().out
+
+
 def test_freeze_groups_accepts_an_own_helper_inside_the_answer(capsys):
     source = OWN_GROUP_OF.replace("def freeze_groups", "def inner") + (
         "def freeze_groups(model, groups):\n"
@@ -245,6 +275,46 @@ def test_freeze_groups_accepts_an_own_helper_inside_the_answer(capsys):
             "freeze (through Freezer.__call__, then self.helper)",
         ),
         ("def freeze_groups(m, g, f=freeze):\n    return f(m, g)", "freeze (through f)"),
+        (
+            "def freeze_groups(model, groups):\n"
+            "    from medtl_helpers.models import group_of\n"
+            "    for n, p in model.named_parameters():\n"
+            "        p.requires_grad_(group_of(n) not in groups)",
+            "group_of (through medtl_helpers.models.group_of)",
+        ),
+        (
+            "def freeze_groups(m, g):\n    from medtl_helpers import freeze as fr\n"
+            "    return fr(m, g)",
+            "freeze (through medtl_helpers.freeze)",
+        ),
+        (
+            "def freeze_groups(m, g):\n    import medtl_helpers.models.freezing as F\n"
+            "    return F.freeze(m, g)",
+            "freeze (through F.freeze)",
+        ),
+        (
+            "def freeze_groups(m, g):\n    import medtl_helpers as H\n"
+            "    return (lambda: H.freeze(m, g))()",
+            "freeze (through H.freeze)",
+        ),
+        (
+            "class K:\n    f = staticmethod(freeze)\n"
+            "    def __call__(self, m, g):\n        return self.f(m, g)\n"
+            "freeze_groups = K()",
+            "freeze (through K.__call__, then self.f)",
+        ),
+        (
+            "class K:\n    f = freeze\n    @classmethod\n"
+            "    def go(cls, m, g):\n        return cls.f(m, g)\n"
+            "freeze_groups = K.go",
+            "freeze (through cls.f)",
+        ),
+        (
+            "class K:\n    f = freeze\n    def helper(self, m, g):\n        return self.f(m, g)\n"
+            "    def __call__(self, m, g):\n        return self.helper(m, g)\n"
+            "freeze_groups = K()",
+            "freeze (through K.__call__, then self.helper, then self.f)",
+        ),
     ],
 )
 def test_freeze_groups_refuses_the_package_under_another_name(source, used):

@@ -40,14 +40,18 @@ def _skeleton(arch: str) -> nn.Module:
 # What the exercise asks the student to write, and so to use neither, in message order.
 FORBIDDEN = (group_of, freeze)
 FOLLOW_DEPTH = 6  # how many calls deep the answer's own functions are followed
+PACKAGE = freeze.__module__.split(".")[0]  # medtl_helpers
+UNKNOWN = object()  # a name or attribute the checker cannot resolve before the answer runs
 
 
 def _lookups(code: types.CodeType):
     """Each name the code, and the code nested in it, loads, with where it comes from and the
-    attributes read from it straight after: ('global', 'M', 'group_of') for `M.group_of`."""
+    attributes read from it straight after: ('global', 'M', 'group_of') for `M.group_of`;
+    ('import', 'medtl_helpers', 'freeze') for `from medtl_helpers import freeze`; and
+    ('imported', 'F') for each name an import binds, as in `import medtl_helpers as F`."""
     kinds = {"LOAD_GLOBAL": "global", "LOAD_NAME": "global", "LOAD_DEREF": "cell"}
     kinds |= {"LOAD_CLASSDEREF": "cell", "LOAD_FAST": "local"}
-    stack, chains, chain = [code], [], None
+    stack, chains, chain, module, previous = [code], [], None, "", ""
     while stack:
         code = stack.pop()
         stack += [const for const in code.co_consts if isinstance(const, types.CodeType)]
@@ -58,36 +62,60 @@ def _lookups(code: types.CodeType):
             chains += [tuple(chain)] if chain else []
             kind = kinds.get(instruction.opname)
             chain = [kind, instruction.argval] if kind else None
+            if instruction.opname == "IMPORT_NAME":
+                module = instruction.argval
+            elif instruction.opname == "IMPORT_FROM":
+                chains.append(("import", module, instruction.argval))
+            elif instruction.opname.startswith("STORE_") and previous.startswith("IMPORT_"):
+                chains.append(("imported", instruction.argval))
+            previous = instruction.opname
         chains += [tuple(chain)] if chain else []
     return chains
 
 
-def _references(function: types.FunctionType, owner: type | None) -> dict[str, object]:
-    """What each name the function looks up is bound to: its globals, its closure cells, the
-    attributes of modules, and in a method those of its class `owner` through `self`. Locals
-    and the cells of functions nested in it are not known before it runs, so are left out."""
+def _references(function: types.FunctionType, owner: type | None) -> dict[str, tuple]:
+    """What each name the function looks up is bound to, with the class it was read from (None
+    if none): its globals, its closure cells, the attributes of modules and classes, and in a
+    method those of its class `owner` through `self`. Locals and the cells of functions nested
+    in it are not known before it runs, so are not resolved; but `freeze` or `group_of` imported
+    from the package in the function, or read as an attribute of a module imported there
+    (`F.freeze`), is taken by its name."""
     code = function.__code__
     roots = {"global": function.__globals__, "cell": {}, "local": {}}
     for name, cell in zip(code.co_freevars, function.__closure__ or ()):
         with contextlib.suppress(ValueError):  # an empty cell: not assigned yet
             roots["cell"][name] = cell.cell_contents
     if owner is not None and code.co_argcount:
-        roots["local"][code.co_varnames[0]] = owner  # self
+        roots["local"][code.co_varnames[0]] = owner  # self, or cls in a classmethod
     defaults = dict(
         zip(code.co_varnames[: code.co_argcount][::-1], (function.__defaults__ or ())[::-1])
     )
     roots["local"] |= defaults | (function.__kwdefaults__ or {})  # `def f(m, g, f=freeze)`
-    found = {}
-    for kind, root, *attributes in _lookups(code):
-        if root not in roots[kind]:
+    by_name = {package_function.__name__: package_function for package_function in FORBIDDEN}
+    lookups, found = _lookups(code), {}
+    imported = {root for kind, root, *_ in lookups if kind == "imported"}
+    for kind, root, *attributes in lookups:
+        if kind == "imported":
             continue
-        obj, label = roots[kind][root], root
-        found[label] = obj
+        if kind == "import":  # `from medtl_helpers.models import group_of`, in the function
+            if root.split(".")[0] == PACKAGE and attributes[0] in by_name:
+                found[f"{root}.{attributes[0]}"] = (by_name[attributes[0]], None)
+            continue
+        obj, label = roots[kind].get(root, UNKNOWN), root
+        found |= {label: (obj, None)} if obj is not UNKNOWN else {}
+        a_module = obj is UNKNOWN and root in imported  # bound by an import in the function
         for attribute in attributes:
+            label = f"{label}.{attribute}"
+            if obj is UNKNOWN:  # not known before the function runs: go by the name
+                by_name_here = a_module and attribute in by_name
+                found |= {label: (by_name[attribute], None)} if by_name_here else {}
+                continue
             if not isinstance(obj, (types.ModuleType, type)):
                 break
-            obj, label = inspect.getattr_static(obj, attribute, None), f"{label}.{attribute}"
-            found[label] = obj
+            a_module = isinstance(obj, types.ModuleType)
+            read_from = obj if isinstance(obj, type) else None
+            obj = inspect.getattr_static(obj, attribute, UNKNOWN)
+            found |= {label: (obj, read_from)} if obj is not UNKNOWN else {}
     return found
 
 
@@ -95,8 +123,12 @@ def _package_uses(answer: object) -> dict[str, list[str]]:
     """The package functions the answer reaches, each with the names it reaches it through.
 
     Names are resolved to objects, so a student's own function called group_of is not the
-    package's, and an alias or a helper of the package's is. Only the student's own functions
+    package's, and an alias or a helper of the package's is: a global or closure alias, a
+    defaulted argument, a class attribute read through `self` or `cls` (a staticmethod or
+    classmethod included), and an import inside the function. Only the student's own functions
     (defined in __main__ or next to the answer) are followed, FOLLOW_DEPTH calls deep.
+    Containers (`[freeze]`), attributes set on an instance at run time (`self.f = freeze`) and
+    dynamic lookups (`getattr`, `globals()`) are not followed.
     """
     uses: dict[str, list[str]] = {}
     seen: set[int] = set()
@@ -117,12 +149,17 @@ def _package_uses(answer: object) -> dict[str, list[str]]:
         if isinstance(obj, functools.partial):
             for part in (obj.func, *obj.args, *obj.keywords.values()):
                 visit(part, path)
-        elif isinstance(obj, types.MethodType):
-            visit(obj.__func__, path, type(obj.__self__))
+        elif isinstance(obj, staticmethod):  # as found in a class's __dict__
+            visit(obj.__func__, path)
+        elif isinstance(obj, classmethod):
+            visit(obj.__func__, path, owner)
+        elif isinstance(obj, types.MethodType):  # bound to an instance, or to a class (cls)
+            bound = obj.__self__
+            visit(obj.__func__, path, bound if isinstance(bound, type) else type(bound))
         elif isinstance(obj, types.FunctionType):
             if own(obj):
-                for name, found in _references(obj, owner).items():
-                    visit(found, [*path, name])
+                for name, (found, read_from) in _references(obj, owner).items():
+                    visit(found, [*path, name], read_from)
         elif callable(obj) and not isinstance(obj, type):
             call = inspect.getattr_static(type(obj), "__call__", None)
             if isinstance(call, types.FunctionType):
