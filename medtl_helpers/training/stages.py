@@ -45,13 +45,13 @@ def discriminative_lrs(base_lr: float, decay: float = 0.5) -> dict[str, float]:
 
     The usual argument (05, sections 2 and 4) has two parts. What Yosinski et al. (2014)
     measured, starting from the known observation that first layers learn Gabor-like filters and
-    colour blobs: between networks trained on two halves of ImageNet, kept frozen, the first
+    colour blobs, between networks trained on two halves of ImageNet: kept frozen, the first
     layers transfer with no loss while later layers cost performance (fine-tuned after the
-    transfer, layers from almost any depth gave a boost). What the course infers from
-    it, and the paper did not test: early layers should therefore move least, and the new, random
-    head most (the paper compared frozen and fine-tuned layers, not per-layer rates). It is an
-    argument about pretrained weights: from a random start there is nothing in early layers to
-    keep, and it does not apply.
+    transfer, copying the first n layers gave a boost over training from scratch for almost any
+    n). What the course infers from it, and the paper did not test: early layers should therefore
+    move least, and the new, random head most (the paper compared frozen and fine-tuned layers,
+    not per-layer rates). It is an argument about pretrained weights: from a random start there
+    is nothing in early layers to keep, and it does not apply.
     """
     return {group: base_lr * decay**depth for depth, group in enumerate(reversed(GROUPS))}
 
