@@ -251,3 +251,19 @@ def variance(results):
 def test_summary_checker_names_the_variance():
     with pytest.raises(AssertionError, match=r"sd for imagenet at 5% .*That is the variance"):
         check_seed_summary(variance)
+
+
+@pytest.mark.parametrize("ddof", [0, 1])
+def test_the_variance_hint_names_the_ddof_found_and_the_right_sd(ddof):
+    def population_variance(results):
+        table = reference_summary(results)
+        table["sd"] = results.groupby(["init", "fraction"]).test_auroc.var(ddof=ddof)
+        return table
+
+    with pytest.raises(AssertionError) as err:
+        check_seed_summary(population_variance)
+    assert (
+        f"That is the variance (ddof={ddof}), the sd squared; the sd is std(ddof=1), the square "
+        "root of var(ddof=1)." in str(err.value)
+    )
+    assert "take its square root" not in str(err.value)  # from var(ddof=0) that gives ddof=0

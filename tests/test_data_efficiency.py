@@ -253,18 +253,17 @@ def test_points_saved_by_another_package_version_are_not_reused(splits, monkeypa
     assert "Reusing" not in capsys.readouterr().out
 
 
-def test_points_saved_by_other_training_code_are_not_reused(splits, monkeypatch, capsys):
+def test_points_saved_by_other_package_code_are_not_reused(splits, monkeypatch, capsys):
+    from pathlib import Path
+
     from medtl_helpers.evaluation import curve_store
 
-    assert {"fit.py", "steps.py", "stages.py", "data_efficiency.py"} <= {
-        name for _, name in curve_store.TRAINING_CODE
-    }
     options = dict(fractions=(1.0,), seeds=(0,), inits=("random",), profile=QUICK, device="cpu")
     learning_curve(*splits, TINY, **options)
     before, read = curve_store.code_fingerprint(), curve_store._source
 
-    def edited(package: str, name: str) -> bytes:  # fit.py changed, the version not bumped
-        return read(package, name) + (b"# changed" if name == "fit.py" else b"")
+    def edited(path: Path) -> bytes:  # model building changed, the version not bumped
+        return read(path) + (b"# changed" if path.as_posix().endswith("models/build.py") else b"")
 
     monkeypatch.setattr(curve_store, "_source", edited)
     assert curve_store.code_fingerprint() != before and len(before) == 12
@@ -273,18 +272,6 @@ def test_points_saved_by_other_training_code_are_not_reused(splits, monkeypatch,
     monkeypatch.setattr(curve_store, "_source", read)
     learning_curve(*splits, TINY, **options)  # the unchanged code finds its own points
     assert "Reusing 1 finished point(s)" in capsys.readouterr().out
-
-
-def test_the_fingerprint_ignores_line_endings(monkeypatch):
-    from medtl_helpers.evaluation import curve_store
-
-    plain, read = curve_store.code_fingerprint(), curve_store._source
-
-    def windows(package: str, name: str) -> bytes:  # the same code checked out with CRLF
-        return read(package, name).replace(b"\n", b"\r\n")
-
-    monkeypatch.setattr(curve_store, "_source", windows)
-    assert curve_store.code_fingerprint() == plain
 
 
 def test_train_only_trains_the_chains_own_subsets_and_nothing_else(splits, monkeypatch):

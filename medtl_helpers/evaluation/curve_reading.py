@@ -118,18 +118,27 @@ def _gap_reading(short: pd.Series, long: pd.Series, clear: float, long_epochs: i
         return (
             f": ImageNet weights stay ahead by more than {yardstick}, so at this data size "
             f"random init has not caught up after {long_epochs} epochs"
-            f"{_shrink_reading(short, long)}."
+            f"{_shrink_reading(short, long, clear)}."
         )
     return _closing_reading(short, long, yardstick, after)
 
 
-def _shrink_reading(short: pd.Series, long: pd.Series) -> str:
-    """A clear ImageNet lead that stays: how much of it closed, and whether random init rose."""
+def _shrink_reading(short: pd.Series, long: pd.Series, clear: float) -> str:
+    """A clear ImageNet lead that stays: how much of it closed, and whether random init rose.
+
+    Both gaps are single-seed runs, so a closing no larger than `clear` (the yardstick) is given
+    no cause; only a larger one is split between random init's rise and the ImageNet run's drop.
+    """
     closed, rise = short.gap - long.gap, long.random - short.random
     if closed <= 0:
         return (
             f"; the gap did not shrink ({short.gap:+.3f} -> {long.gap:+.3f}), so the short "
             "schedule did not make it: it points to the start, up to this budget"
+        )
+    if closed <= clear:
+        return (
+            f"; the gap shrank by {closed:.3f}, within that yardstick: no measurable part of it "
+            "was the short schedule's, and it points to the start, up to this budget"
         )
     shrank = f"the gap shrank by {closed:.3f} ({100 * closed / short.gap:.0f} % of it)"
     stays = f"the {long.gap:+.3f} that stays points to the start, up to this budget"
@@ -147,7 +156,7 @@ def _shrink_reading(short: pd.Series, long: pd.Series) -> str:
     part = "that part was" if rise >= closed else f"{100 * rise / closed:.0f} % of that part was"
     return (
         f", but {shrank} while random init rose by {rise:.3f}: {part} the short schedule's "
-        f"(random init under-trained), and only {stays}"
+        f"(random init under-trained), and {stays}"
     )
 
 
@@ -183,9 +192,10 @@ def catch_up_verdict(table: pd.DataFrame, spread: float) -> str:
     rough yardstick for one seed's gain, not a test. A clear ImageNet lead that closes counts as
     catching up only when random init's own test AUROC rose by at least half the closing: a gap
     that closes because the ImageNet run got worse is not a catch-up. A clear lead that stays
-    is read in two parts: the share of the short gap that closed, and how much of that random
-    init's rise made (the short schedule's part), against what stays (which points to the
-    start, up to the long budget). The sentence gives both arms' AUROCs, the steps of both
+    and closed by more than the yardstick is read in two parts: the share of the short gap that
+    closed, and how much of that random init's rise made (the short schedule's part), against
+    what stays (which points to the start, up to the long budget); a closing within the
+    yardstick is given no cause. The sentence gives both arms' AUROCs, the steps of both
     schedules, and reads the gap on both.
     """
     short, long = table.loc["short"], table.loc["long"]

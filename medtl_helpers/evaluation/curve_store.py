@@ -1,9 +1,9 @@
 """Where `learning_curve` (07) keeps its finished points, and when it may reuse them.
 
-A point is reused only by a call with the same settings, data, caps, package version and
-training code: the key holds a fingerprint of the source of the modules that train and record
-a point (`TRAINING_CODE`), so code that trains or records points otherwise, even under an
-unchanged version number, misses the store and trains them afresh.
+A point is reused only by a call with the same settings, data, caps, package version and package
+code: the key holds a fingerprint of the source of every module of `medtl_helpers`
+(`code_fingerprint`), so after any change to the package's code, even under an unchanged version
+number, the store is missed and the points are trained afresh.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict
-from importlib import resources
 from pathlib import Path
 
 import pandas as pd
@@ -20,32 +19,31 @@ from medtl_helpers import config
 from medtl_helpers.config import version
 from medtl_helpers.training import runs_root
 
-# (package, module file): the loop, the batches and steps, the optimizer and schedule, how a
-# point is trained and recorded, and this store
-TRAINING_CODE = (
-    ("medtl_helpers.training", "fit.py"),
-    ("medtl_helpers.training", "steps.py"),
-    ("medtl_helpers.training", "stages.py"),
-    ("medtl_helpers.evaluation", "data_efficiency.py"),
-    ("medtl_helpers.evaluation", "curve_store.py"),
-)
+# the package's folder: a point depends on modules all over it (the loop and schedule, but also
+# augmentation, model building, BatchNorm modes, scoring), so the fingerprint reads every one
+PACKAGE = Path(__file__).resolve().parents[1]
 
 
-def _source(package: str, name: str) -> bytes:
-    return resources.files(package).joinpath(name).read_bytes()
+def package_modules(root: Path = PACKAGE) -> list[str]:
+    """Every .py file under `root`, as paths relative to it ("training/fit.py"), sorted."""
+    return sorted(path.relative_to(root).as_posix() for path in root.rglob("*.py"))
 
 
-def code_fingerprint() -> str:
-    """A short hash of the source text of `TRAINING_CODE` (line endings made alike)."""
+def _source(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def code_fingerprint(root: Path = PACKAGE) -> str:
+    """A short hash of the paths and source text of `package_modules` (line endings made alike)."""
     digest = hashlib.sha1()
-    for package, name in TRAINING_CODE:
-        digest.update(f"{package}/{name}\n".encode())
-        digest.update(_source(package, name).replace(b"\r\n", b"\n"))
+    for name in package_modules(root):
+        digest.update(f"{name}\n".encode())
+        digest.update(_source(root / name).replace(b"\r\n", b"\n"))
     return digest.hexdigest()[:12]
 
 
 def store_path(train, val, test, settings, profile: config.Profile) -> Path:
-    """The CSV of a curve's points: keyed by settings, data, caps, version and training code."""
+    """The CSV of a curve's points: keyed by settings, data, caps, version and package code."""
     data = [d.fingerprint() for d in (train, val, test)]
     plain = {**asdict(settings), "data": data, "caps": config.caps()}
     plain["version"] = version.__version__

@@ -200,8 +200,8 @@ def learning_curve(
     `train_only` trains only those of `fractions`, each on the subset drawn for the whole chain:
     the very subset the curve trained for that seed. With `store`, points are saved under
     runs/<profile>/data_efficiency/ as they finish and reused by a later call with the same
-    settings, data, caps, package version and training code (`curve_store`), so an interrupted
-    curve resumes.
+    settings, data, caps, package version and package code (`curve_store`: every module of
+    `medtl_helpers`), so an interrupted curve resumes.
     """
     profile = profile or config.get_profile()
     points = fractions if train_only is None else train_only

@@ -210,10 +210,16 @@ def _rows_hint(got: pd.DataFrame) -> str:
 def _summary_hint(column: str, value: float, seeds: pd.DataFrame) -> str:
     if math.isclose(value, float(seeds.test_auroc.std(ddof=0)), abs_tol=1e-6):
         return "That is the population sd (numpy's default, ddof=0); use the sample sd (ddof=1)."
-    if column == "sd" and any(
-        math.isclose(value, float(seeds.test_auroc.var(ddof=ddof)), abs_tol=1e-6) for ddof in (0, 1)
-    ):
-        return "That is the variance, the sd squared: take its square root, or use std (ddof=1)."
+    variances = [
+        ddof
+        for ddof in (0, 1)
+        if math.isclose(value, float(seeds.test_auroc.var(ddof=ddof)), abs_tol=1e-6)
+    ]
+    if column == "sd" and variances:
+        return (
+            f"That is the variance (ddof={variances[0]}), the sd squared; the sd is std(ddof=1), "
+            "the square root of var(ddof=1)."
+        )
     if column == "sd" and math.isclose(value, float(seeds.test_auroc.sem()), abs_tol=1e-6):
         return (
             "That is the standard error of the mean (sd / sqrt(n), pandas' sem), which shrinks "
