@@ -93,23 +93,27 @@ def test_recipe_describes_the_epochs_fit_trains_under_the_cap(monkeypatch):
 
 
 class Recorder:
-    """Stands in for fit and its helpers, recording the seeds the training cell passes."""
+    """Stands in for fit and its helpers, recording the seeds the training cell passes.
 
-    def __init__(self):
-        self.seeds, self.fit_kwargs = [], []
+    Each fit call's epochs take the next list of `epoch_s` seconds, or 1, 2, 3... s without it.
+    """
+
+    def __init__(self, epoch_s: list[list[float]] | None = None):
+        self.seeds, self.fit_kwargs, self.epoch_s = [], [], list(epoch_s or [])
 
     def seed_everything(self, seed):
         self.seeds.append(seed)
 
     def fit(self, model, train, val, **kwargs):
         self.fit_kwargs.append(kwargs)
-        rows = [{"val_auroc": 0.5, "seconds": 1.0 + epoch} for epoch in range(kwargs["epochs"])]
+        seconds = self.epoch_s.pop(0) if self.epoch_s else range(1, kwargs["epochs"] + 1)
+        rows = [{"val_auroc": 0.5, "seconds": float(s)} for s in seconds]
         return SimpleNamespace(rows=rows, column=lambda key: [row[key] for row in rows])
 
 
-def run_training_cell(**extra):
+def run_training_cell(epoch_s: list[list[float]] | None = None, **extra):
     """The training cell with fit recorded and nothing built or scored; returns both."""
-    recorder = Recorder()
+    recorder = Recorder(epoch_s)
     names = {
         "config": recorder,
         "fit": recorder.fit,
@@ -135,11 +139,29 @@ def test_training_draws_with_train_seed_and_the_data_keep_seed():
 
 
 def test_training_cannot_stop_one_arm_early_and_records_its_epochs(monkeypatch):
-    monkeypatch.setenv("MEDTL_PROFILE", "gpu")  # 3 comparison epochs, fewer than fit's patience
-    recorder, namespace = run_training_cell()
-    assert [kw["patience"] for kw in recorder.fit_kwargs] == [3, 3, 3]
-    assert [res["epochs"] for res in namespace["results"].values()] == [3, 3, 3]
-    assert namespace["results"]["resnet50"]["epoch_s"] == [1.0, 2.0, 3.0]
+    # 5 epochs, more than fit's default patience of 3: with it an arm could stop after epoch 4
+    monkeypatch.setenv("MEDTL_PROFILE", "gpu")
+    recorder, namespace = run_training_cell(COMPARE_EPOCHS=5)
+    assert [kw["patience"] for kw in recorder.fit_kwargs] == [5, 5, 5]
+    assert [kw["epochs"] for kw in recorder.fit_kwargs] == [5, 5, 5]
+    assert [res["epochs"] for res in namespace["results"].values()] == [5, 5, 5]
+    assert namespace["results"]["resnet50"]["epoch_s"] == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_rate_leaves_the_first_epoch_out_when_there_are_three_or_more(monkeypatch):
+    monkeypatch.setenv("MEDTL_PROFILE", "gpu")
+    epoch_s = [[9.0, 3.0, 3.4], [4.0, 4.0, 4.0], [8.0, 6.0, 7.0]]
+    _, namespace = run_training_cell(epoch_s)  # 20 training images
+    rates = [res["fit_s_per_1k_images"] for res in namespace["results"].values()]
+    assert rates == pytest.approx([1000 * 3.2 / 20, 1000 * 4.0 / 20, 1000 * 6.5 / 20])
+    assert namespace["results"]["resnet18"]["fit_s"] == pytest.approx(15.4)
+
+
+def test_rate_with_two_epochs_includes_both(monkeypatch):
+    monkeypatch.setenv("MEDTL_PROFILE", "cpu")
+    _, namespace = run_training_cell([[9.0, 3.0], [4.0, 6.0]])
+    rates = [res["fit_s_per_1k_images"] for res in namespace["results"].values()]
+    assert rates == pytest.approx([1000 * 6.0 / 20, 1000 * 5.0 / 20])
 
 
 def test_verdict_is_printed_with_its_scope():
@@ -160,14 +182,14 @@ def test_verdict_is_printed_with_its_scope():
 
 
 def ratios_names(epoch_s: dict[str, list[float]]) -> dict:
-    table = [table_row("resnet18", 0.30, 30.0), table_row("resnet50", 0.675, 60.0)]
-    results = {
-        arch: {"fit_s": sum(seconds), "fit_s_per_1k_images": sum(seconds), "epoch_s": seconds}
-        for arch, seconds in epoch_s.items()
-    }
+    """What the ratio cells read, `results` made by the training cell from these epoch times."""
+    _, trained = run_training_cell(
+        list(epoch_s.values()), COMPARE_ARCHS=tuple(epoch_s), COMPARE_EPOCHS=3
+    )
+    table = [table_row(arch, 0.30 * 2.25**i, 30.0 * 2**i) for i, arch in enumerate(epoch_s)]
     return {
         "table": table,
-        "results": results,
+        "results": trained["results"],
         "paired": {"resnet50": (0.01, -0.02, 0.04)},
         "LEVEL": 0.95,
         "val": image_set(10),
@@ -181,8 +203,8 @@ def test_busy_run_is_flagged_by_its_epochs_and_by_flops():
     names = ratios_names({"resnet18": [12.7, 10.8], "resnet50": [46.3, 361.5]})
     names["data"] = SimpleNamespace(train=image_set(100))
     out = run_cells(NB, [RATIOS, MINUTES], prepared(**names))
-    assert "takes 17.4x resnet18's seconds in fit" in out
-    assert "timed one after the other: 7.7x the FLOPs ratio, 3x or more from it: load, not" in out
+    assert "takes 17.4x resnet18's seconds per epoch in fit" in out
+    assert "timed one after the other: 7.71x the FLOPs ratio, 3x or more from it: load, not" in out
     assert "resnet18   epochs 10.8 s to 12.7 s (1.2x, the same work each): not flagged" in out
     assert (
         "resnet50   epochs 46.3 s to 361.5 s (7.8x, the same work each): flagged, "
@@ -195,6 +217,30 @@ def test_busy_run_is_flagged_by_its_epochs_and_by_flops():
 def test_quiet_run_is_not_flagged_and_one_epoch_has_nothing_to_compare():
     names = ratios_names({"resnet18": [12.0], "resnet50": [29.0]})
     out = run_cells(NB, [RATIOS], prepared(**names))
-    assert "timed one after the other: 1.1x the FLOPs ratio, not flagged" in out
+    assert "timed one after the other: 1.07x the FLOPs ratio, not flagged" in out
     assert "resnet50   one epoch: nothing to compare its time with" in out
     assert "flagged," not in out
+    assert "first epoch's start-up included" in out
+
+
+def test_a_time_ratio_below_the_flops_ratio_prints_below_it():
+    # resnet50 at 13 s against resnet18's 12 s: 1.08x the time for 2.25x the FLOPs
+    names = ratios_names({"resnet18": [12.0], "resnet50": [13.0]})
+    out = run_cells(NB, [RATIOS], prepared(**names))
+    assert "takes 1.1x resnet18's seconds per epoch in fit" in out
+    assert "timed one after the other: 0.48x the FLOPs ratio, not flagged" in out
+    assert "2.1x the FLOPs ratio" not in out
+
+
+def test_gpu_like_start_up_is_reported_not_flagged(monkeypatch):
+    # epoch 1 pays start-up (allocation, kernel selection); epochs 2-3 are steady
+    names = ratios_names({"resnet18": [9.0, 3.0, 3.4], "resnet50": [14.0, 7.0, 7.4]})
+    names["data"] = SimpleNamespace(train=image_set(100))
+    out = run_cells(NB, [RATIOS, MINUTES], prepared(**names))
+    assert "takes 2.2x resnet18's seconds per epoch in fit" in out  # 7.2 / 3.2
+    assert "resnet18   epochs 2-3 3.0 s to 3.4 s (1.1x, the same work each): not flagged" in out
+    assert "epoch 1 took +5.8 s more than the median of the rest" in out
+    assert "epoch 1 took +6.8 s more than the median of the rest" in out
+    assert "flagged," not in out and "rate was flagged" not in out
+    assert "160.0 s in fit per 1,000 training images per epoch" in out  # 3.2 s for 20 images
+    assert "epoch 1's start-up left out" in out

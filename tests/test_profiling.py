@@ -19,6 +19,8 @@ from medtl_helpers.models.profiling import (
     memory_method,
     ratios_disagree,
     saved_activation_bytes,
+    startup_seconds,
+    steady_epochs,
     training_memory_mb,
     uneven_epochs,
 )
@@ -153,11 +155,29 @@ def test_ratios_disagree_flags_three_times_apart_either_way():
 def test_uneven_epochs_flags_a_run_whose_slowest_epoch_took_twice_its_fastest():
     # the same busy run: resnet50's two epochs, the same work each, took 46.3 s and 361.5 s
     assert uneven_epochs([46.3, 361.5])
-    assert uneven_epochs([20.0, 10.0, 12.0])
+    assert uneven_epochs([10.0, 10.0, 20.0])  # load in the last epoch
     assert not uneven_epochs([12.7, 10.8])
     assert not uneven_epochs([10.0, 19.9])
     assert not uneven_epochs([50.0])  # one epoch: nothing to compare it with
     assert not uneven_epochs([])
+
+
+def test_uneven_epochs_leaves_the_first_epochs_start_up_out_when_there_are_three_or_more():
+    # a GPU-like run: epoch 1 pays kernel selection, then two steady epochs
+    assert not uneven_epochs([9.0, 3.0, 3.4])
+    assert uneven_epochs([3.0, 3.0, 7.0])  # load in a later epoch is still caught
+    assert uneven_epochs([9.0, 3.0])  # two epochs: nothing steady to judge by, both count
+    assert steady_epochs([9.0, 3.0, 3.4]) == [3.0, 3.4]
+    assert steady_epochs([9.0, 3.0]) == [9.0, 3.0]
+    assert steady_epochs([9.0]) == [9.0]
+
+
+def test_startup_seconds_is_the_first_epochs_excess_over_the_median_of_the_rest():
+    assert startup_seconds([9.0, 3.0, 3.4]) == pytest.approx(5.8)
+    assert startup_seconds([9.0, 3.0, 5.0, 4.0]) == pytest.approx(5.0)
+    assert startup_seconds([2.0, 3.0, 3.0]) == pytest.approx(-1.0)  # a slower later epoch: load
+    assert startup_seconds([9.0, 3.0]) is None  # nothing steady to measure it against
+    assert startup_seconds([9.0]) is None
 
 
 def test_depth_table_docstring_names_its_columns():

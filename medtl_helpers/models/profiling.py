@@ -12,6 +12,7 @@ heads) sit alongside so each row can be checked.
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Sequence
 
@@ -100,28 +101,57 @@ def interleaved_latency_ms(
 def ratios_disagree(time_ratio: float, flops_ratio: float, factor: float = 3.0) -> bool:
     """Whether a ratio of times and the ratio of FLOPs differ by `factor` or more, either way.
 
-    Between two ResNets time need not follow FLOPs exactly, for two known reasons, and neither
-    reaches 3x: time that follows the number of layers rather than the FLOPs strays from them
-    by the ratio of the two (at most about 1.3x among these five networks, whose layers and FLOPs
-    rise together), and fixed costs per step (loading, augmenting) can at most pull a ratio of
-    training times down to 1, 2.25x from ResNet-50's FLOPs ratio over ResNet-18. At 3x or more
-    something else changed between the two timings, typically another job on the machine.
+    Between two ResNets time need not follow FLOPs exactly, for three known reasons. Time that
+    follows the number of layers rather than the FLOPs strays from them by the ratio of the two
+    (at most about 1.3x among these five networks, whose layers and FLOPs rise together).
+    Bottleneck networks store and move more activations per FLOP, so their memory, and often
+    their time, grow faster than their FLOPs; that is not bounded here. Fixed costs per step
+    (loading, augmenting) pull a ratio of training times towards 1: for notebook 02's fit-time
+    pair, ResNet-50 over ResNet-18, at most by that FLOPs ratio itself (2.25x from 64 px up,
+    2.31x at 28 px); for deeper pairs, whose FLOPs ratios are larger, they could pass 3x, but
+    `interleaved_latency_ms` times a ready-made input between two synchronisations and so has
+    almost no fixed cost per pass. 3x is set above what these reasons are expected to reach,
+    not proved to be: at 3x or more, suspect that something else changed between the two
+    timings, typically another job on the machine.
     Not being flagged does not make a timing clean: load that slows both alike passes.
     """
     return max(time_ratio / flops_ratio, flops_ratio / time_ratio) >= factor
 
 
-def uneven_epochs(seconds: Sequence[float], factor: float = 2.0) -> bool:
-    """Whether a run's slowest epoch took `factor` times its fastest or more (`fit`'s seconds).
-
-    Every epoch of a run trains the same number of batches and validates the same images, so
-    they differ only by the first epoch's start-up costs (allocation, kernel selection) and by
-    load from other jobs. 2x leaves room for start-up in epochs of tens of seconds, as on a
-    CPU; where an epoch takes seconds (a small run on a GPU) start-up alone can pass it. Either
-    way a flagged run's seconds are not the network's steady cost per epoch. It needs no FLOPs
-    model, but one epoch has nothing to be compared with (False).
+def steady_epochs(seconds: Sequence[float]) -> list[float]:
+    """A run's epoch times without the first's start-up: all but the first where there are 3
+    or more, since then at least two remain to compare; otherwise all of them, start-up included.
     """
-    return len(seconds) > 1 and max(seconds) >= factor * min(seconds)
+    return list(seconds[1:]) if len(seconds) >= 3 else list(seconds)
+
+
+def startup_seconds(seconds: Sequence[float]) -> float | None:
+    """How much longer the first epoch took than the median of the rest (3 or more epochs).
+
+    That excess is the run's start-up (memory allocation, and on a GPU with
+    `cudnn.benchmark` the search for each convolution shape's fastest kernel), or load from
+    another job during the first epoch. Negative if a later epoch was slowed instead. None with
+    fewer than 3 epochs, where `steady_epochs` keeps the first.
+    """
+    if len(seconds) < 3:
+        return None
+    return seconds[0] - statistics.median(seconds[1:])
+
+
+def uneven_epochs(seconds: Sequence[float], factor: float = 2.0) -> bool:
+    """Whether a run's slowest steady epoch took `factor` times its fastest or more.
+
+    `seconds` are `fit`'s, one per epoch; the steady ones are `steady_epochs`: the first is left
+    out where there are 3 or more. Every epoch of a run trains the same number of batches and
+    validates the same images, so they differ only by the first epoch's start-up
+    (`startup_seconds`) and by load from other jobs. With the first left out, a flag points at
+    load. With only 2 epochs the first is kept: 2x leaves room for start-up in epochs of tens
+    of seconds, as on a CPU, but where an epoch takes seconds (a small run on a GPU) start-up
+    alone can pass it. Either way a flagged run's seconds are not the network's steady cost per
+    epoch. It needs no FLOPs model, but one epoch has nothing to be compared with (False).
+    """
+    steady = steady_epochs(seconds)
+    return len(steady) > 1 and max(steady) >= factor * min(steady)
 
 
 def memory_method(device: torch.device | str) -> str:
