@@ -15,12 +15,14 @@ from torchcam.methods import GradCAM
 
 from medtl_helpers.data.augment import to_model_input
 from medtl_helpers.explain.cam import (
+    cam_grids,
     class_activation_maps,
     randomization_check,
     randomization_reading,
     randomize_layers,
     rank_correlation,
     target_scores,
+    upsample,
 )
 from medtl_helpers.explain.overlays import outcome_indices, overlay_cam, plot_outcome_grid
 from medtl_helpers.models import build_model
@@ -177,30 +179,6 @@ def test_randomize_layers_resets_batchnorm_statistics_too(model):
             assert torch.all(module.running_mean == 0.3) and torch.all(module.running_var == 2)
 
 
-def test_randomization_reading_is_against_chance():
-    def row(survived, chance, maps=30, pairs=60, mean=0.2):
-        return {"mean spearman": mean, "lowest": -0.5, "highest": 0.9, "draws": 5,
-                "survived": survived, "chance": chance, "maps": maps, "pairs": pairs}  # fmt: skip
-
-    # the quick grid: 5 of 30 maps above 0.5, as 10 of 60 pairs of random maps are: a pass
-    # (the rule "every map at or below 0.5" read it as mixed, whatever the weights did)
-    assert randomization_reading(row(5 / 30, 10 / 60)) == (
-        "maps survived no more often than chance (17% of maps survived, 17% between two random "
-        "networks): the check passes here"
-    )
-    # 40% against 10%: the gap, 30 points, is over twice its standard error (about 9 points)
-    assert randomization_reading(row(0.4, 0.1)) == (
-        "more maps survived than chance gives (40% of maps survived, 10% between two random "
-        "networks, margin 18%): FAILS here"
-    )
-    assert randomization_reading(row(0.2, 0.1)).startswith("maps survived no more often")
-    assert randomization_reading(row(0.9, 0.85)).startswith("most maps survived (90% of maps")
-    nan = float("nan")
-    flat = row(nan, nan, maps=0, pairs=0, mean=nan)
-    assert randomization_reading(flat).startswith("undefined: every map was flat")
-    assert randomization_reading(row(0.2, nan, pairs=0)).startswith("no chance baseline")
-
-
 def test_target_scores():
     logits = torch.tensor([[0.5, 2.0], [1.0, -1.0]])
     scores, column = target_scores(logits)
@@ -306,12 +284,35 @@ def test_randomization_check_catches_maps_that_ignore_the_weights(square_finder)
     assert rows[2]["highest"] > rows[2]["lowest"], "a row spans images and draws, not one mean"
     # the draws are different random networks: their means differ
     assert rows[2]["highest draw mean"] > rows[2]["lowest draw mean"]
-    # the chance baseline: every two of the 5 random networks, on each of the images
-    assert [r["maps"] + r["flat maps"] for r in rows] == [4, 20, 20] and rows[0]["pairs"] == 0
-    assert all(0 < r["pairs"] <= 40 for r in rows[1:]), "10 pairs of networks, 4 images each"
+    # every map of 4 images and 5 random networks is counted, against its own shuffled cells
+    assert [r["maps"] + r["flat maps"] for r in rows] == [4, 20, 20]
     assert all(0 <= r[key] <= 1 for r in rows[1:] for key in ("survived", "chance"))
+    for r in rows[1:]:
+        assert r["gap low"] <= r["survived"] - r["chance"] <= r["gap high"]
+    assert np.isnan(rows[0]["gap low"]) and [r["grid"] for r in rows] == ["24x24"] * 3
+    assert all(randomization_reading(r).endswith("the check passes here") for r in rows[1:])
     with pytest.raises(ValueError, match=r"seeds=\[3\]: pass two or more"):
         randomization_check(square_finder, squares, ("fc", "layer4"), seeds=[3])
+
+
+def test_randomization_check_fails_maps_that_the_random_stage_leaves_alone(square_finder):
+    """A stage the maps do not depend on: every random network gives the trained map. Two random
+    networks then agree as well, so a random-against-random baseline (chance 100 %) excused it;
+    against shuffled cells, which unrelated maps are by construction, it FAILS."""
+    net = copy.deepcopy(square_finder)
+    net.spare = nn.Linear(2, 2)  # a stage the forward pass never uses
+    images, labels, _ = bright_squares(8, seed=1)
+    rows = randomization_check(net, images[labels == 1], ("spare",), seeds=range(3))
+    assert rows[1]["survived"] == 1.0 and rows[1]["mean spearman"] == pytest.approx(1.0)
+    assert rows[1]["chance"] < 0.1 and rows[1]["gap low"] > 0.9
+    assert randomization_reading(rows[1]).endswith("the check FAILS here")
+
+
+def test_class_activation_maps_are_the_upsampled_grids(model, images):
+    grids = cam_grids(model, images, "layer4")
+    assert grids.shape == (3, 2, 2)  # 48 px / 32, rounded up by the stride-2 stages
+    assert torch.equal(class_activation_maps(model, images, "layer4"), upsample(grids, (48, 48)))
+    assert class_activation_maps(model, images[:0], "layer4").shape == (0, 48, 48)
 
 
 def test_overlay_uses_the_raw_image(images):

@@ -21,14 +21,14 @@ the model makes; the sum plays no part in it.
 
 `randomization_check` is the sanity check of Adebayo et al. (2018): randomise the weights from the
 top of the network down and measure how much the maps change, over several random draws (five by
-default), against how much the maps of two random draws differ by chance. Maps that barely change
-describe the architecture or the image, not what the model learned.
+default), against maps unrelated to the trained ones by construction (each random map with its
+cells shuffled; see `randomization_stats`). Maps that barely change describe the architecture or
+the image, not what the model learned.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -39,6 +39,10 @@ from torch import nn
 from torchcam.methods import GradCAM, GradCAMpp, LayerCAM
 
 from medtl_helpers.data.augment import to_model_input
+from medtl_helpers.explain.randomization_stats import SURVIVES, check_row, rank_correlations
+from medtl_helpers.explain.randomization_stats import (
+    randomization_reading as randomization_reading,  # re-exported: read a row of the check
+)
 from medtl_helpers.models import eval_mode, model_device
 
 METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMpp, "layercam": LayerCAM}
@@ -90,6 +94,21 @@ def class_activation_maps(
     `image_size` is the model's input size when it differs from the stored images. Call it with
     autograd enabled: under `torch.no_grad()` there is no gradient to weight the activations with.
     """
+    grids = cam_grids(model, images, layer, method, target, image_size, batch_size)
+    return upsample(grids, images.shape[-2:]) if len(grids) else torch.zeros(0, *images.shape[-2:])
+
+
+def cam_grids(
+    model: nn.Module,
+    images: torch.Tensor,
+    layer: str = "layer4",
+    method: str = "gradcam",
+    target: str | int = LOG_ODDS,
+    image_size: int | None = None,
+    batch_size: int = 16,
+) -> torch.Tensor:
+    """The maps of `class_activation_maps` before upsampling: (N, h, w) on the layer's own grid
+    of cells (h x w, e.g. 2x2 for `layer4` of a ResNet at 64 px), on the CPU, not rescaled."""
     if method not in METHODS:
         raise ValueError(f"Unknown CAM method {method!r}: use one of {', '.join(METHODS)}")
     if not torch.is_grad_enabled() or torch.is_inference_mode_enabled():
@@ -99,7 +118,7 @@ def class_activation_maps(
         )
     check_layer(model, layer)
     device = model_device(model)
-    maps = []
+    grids = []
     # eval: BatchNorm with its running statistics, as at prediction time
     with eval_mode(model), METHODS[method](model, target_layer=layer) as extractor:
         for start in range(0, len(images), batch_size):
@@ -107,9 +126,8 @@ def class_activation_maps(
             # the input asks for gradients, so they flow even through a frozen backbone
             x = to_model_input(batch, image_size).requires_grad_(True)
             scores, column = target_scores(model(x), target)
-            cam = extractor(class_idx=column, scores=scores)[0]
-            maps.append(upsample(cam.detach().float(), images.shape[-2:]).cpu())
-    return torch.cat(maps) if maps else torch.zeros(0, *images.shape[-2:])
+            grids.append(extractor(class_idx=column, scores=scores)[0].detach().float().cpu())
+    return torch.cat(grids) if grids else torch.zeros(0, 1, 1)
 
 
 def upsample(cams: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -168,66 +186,21 @@ def randomize_layers(model: nn.Module, layers: Sequence[str], seed: int = 0) -> 
     return randomized.to(device)
 
 
-# An image's rank correlation above this is closer to the re-run's 1 than to an unrelated map's 0.
-SURVIVES = 0.5
-
-
-def randomization_reading(row: dict) -> str:
-    """What one row of `randomization_check` says about the check, read against chance.
-
-    A correlation with the trained map of 1 is the same ranking of regions, 0 an unrelated one,
-    and a negative value a partly reversed one. Above `SURVIVES`, closer to 1 than to 0, an
-    image's map survived the randomisation. On a map of a few cells unrelated maps also cross
-    `SURVIVES` by chance, so `survived` (the share of maps above it) is read against `chance`, the
-    same share between the maps of two random networks of the step (same images). The check
-    FAILS at a step where most maps survived, or more of them than chance gives (by over twice
-    the gap's standard error: a rough test, as the same images recur in every draw); it passes
-    where they survived no more often than chance.
-    """
-    if np.isnan(row["mean spearman"]):
-        return "undefined: every map was flat (no positive evidence), so nothing to compare"
-    survived, chance, maps, pairs = row["survived"], row["chance"], row["maps"], row["pairs"]
-    if not pairs:
-        return "no chance baseline: fewer than two random networks gave a map to compare"
-    pooled = (survived * maps + chance * pairs) / (maps + pairs)
-    margin = 2 * np.sqrt(pooled * (1 - pooled) * (1 / maps + 1 / pairs))
-    shares = f"{survived:.0%} of maps survived, {chance:.0%} between two random networks"
-    if survived > 0.5:
-        return f"most maps survived ({shares}): the check FAILS here"
-    if survived - chance > margin:
-        return f"more maps survived than chance gives ({shares}, margin {margin:.0%}): FAILS here"
-    return f"maps survived no more often than chance ({shares}): the check passes here"
-
-
-def _share(values: np.ndarray) -> tuple[float, int]:
-    """The share of defined (not NaN) values above `SURVIVES`, and how many are defined."""
-    defined = values[~np.isnan(values)]
-    return (float((defined > SURVIVES).mean()) if defined.size else float("nan")), defined.size
-
-
-def _check_row(name: str, draws: list[np.ndarray], chance: list[np.ndarray] = ()) -> dict:
-    """One row of `randomization_check` from each draw's correlations (NaN for a flat map) and
-    those between the maps of two draws (`chance`)."""
-    values = np.concatenate(draws)
-    defined = values[~np.isnan(values)]
-    means = [d[~np.isnan(d)].mean() for d in draws if (~np.isnan(d)).any()]
-    nan = float("nan")
-    survived, maps = _share(values)
-    chance_share, pairs = _share(np.concatenate(chance)) if len(chance) else (nan, 0)
-    return {
-        "randomized": name,
-        "mean spearman": float(defined.mean()) if defined.size else nan,
-        "lowest": float(defined.min()) if defined.size else nan,
-        "highest": float(defined.max()) if defined.size else nan,
-        "survived": survived,
-        "chance": chance_share,
-        "draws": len(draws),
-        "lowest draw mean": float(min(means)) if means else nan,
-        "highest draw mean": float(max(means)) if means else nan,
-        "flat maps": int(np.isnan(values).sum()),
-        "maps": maps,
-        "pairs": pairs,
-    }
+def _shuffled_chance(
+    reference: torch.Tensor, grids: torch.Tensor, size: Sequence[int], shuffles: int, seed: int
+) -> np.ndarray:
+    """For each image, the share of `shuffles` cell-shuffles of its random map (grids: N, h, w)
+    whose upsampled map correlates with the trained map (reference: N, H, W) above `SURVIVES`;
+    NaN where the random map is flat."""
+    gen = torch.Generator().manual_seed(seed)
+    shares = []
+    for ref, grid in zip(reference, grids):
+        cells = grid.flatten()
+        order = torch.stack([torch.randperm(cells.numel(), generator=gen) for _ in range(shuffles)])
+        shuffled = upsample(cells[order].reshape(shuffles, *grid.shape), size)
+        r = rank_correlations(ref.numpy(), shuffled.numpy())
+        shares.append(np.nan if np.isnan(r).all() else float((r[~np.isnan(r)] > SURVIVES).mean()))
+    return np.array(shares)
 
 
 def randomization_check(
@@ -239,6 +212,7 @@ def randomization_check(
     image_size: int | None = None,
     seeds: Sequence[int] = range(5),
     target: str | int = LOG_ODDS,
+    shuffles: int = 20,
 ) -> list[dict]:
     """Cascading randomisation (Adebayo et al. 2018): one row per step, from the top down.
 
@@ -248,30 +222,34 @@ def randomization_check(
     image's map from the trained model with its map from each random network (Spearman). A row
     gives the mean over every image and draw, the lowest and highest single value (the spread a
     mean over few images hides), the share of maps above `SURVIVES` ("survived", out of "maps"
-    defined), the same share between the maps of every two random networks of the step
-    ("chance", out of "pairs": what unrelated maps give on this grid), the lowest and highest
-    mean of one draw, and the number of flat maps over all draws. `randomization_reading` says
-    what a row means. Two seeds at least: the chance baseline compares draws with each other.
+    defined), the same share for each random map with its cells shuffled `shuffles` times
+    ("chance": maps unrelated to the trained ones by construction, on this grid), a 95 % bootstrap
+    interval of the gap survived - chance over images and random networks ("gap low", "gap
+    high"), the lowest and highest mean of one draw, the number of flat maps over all draws, and
+    the grid of cells the maps are computed on. `randomization_reading` says what a row means.
+    Two seeds at least: with one, the interval could not resample the random networks.
     """
     if len(seeds) < 2:
         raise ValueError(
-            f"seeds={list(seeds)}: pass two or more, the chance baseline compares random networks"
+            f"seeds={list(seeds)}: pass two or more, the interval resamples the random networks"
         )
     options = dict(layer=layer, method=method, target=target, image_size=image_size)
-    reference = class_activation_maps(model, images, **options)
+    size = images.shape[-2:]
+    reference_grids = cam_grids(model, images, **options)
+    reference = upsample(reference_grids, size)
+    grid = "x".join(str(n) for n in reference_grids.shape[1:])
 
-    def correlations(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
-        return np.array([rank_correlation(x, y) for x, y in zip(a, b)])
+    def correlations(maps: torch.Tensor) -> np.ndarray:
+        return np.array([rank_correlation(x, y) for x, y in zip(reference, maps)])
 
     rerun = class_activation_maps(model, images, **options)
-    rows = [_check_row("nothing (re-run)", [correlations(reference, rerun)])]
+    rows = [check_row("nothing (re-run)", [correlations(rerun)])]
     for k in range(len(cascade)):
         stages = cascade[: k + 1]
-        maps = [
-            class_activation_maps(randomize_layers(model, stages, seed), images, **options)
-            for seed in seeds
-        ]
-        draws = [correlations(reference, m) for m in maps]
-        chance = [correlations(a, b) for a, b in itertools.combinations(maps, 2)]
-        rows.append(_check_row(" + ".join(stages), draws, chance))
-    return rows
+        draws, chance = [], []
+        for seed in seeds:
+            grids = cam_grids(randomize_layers(model, stages, seed), images, **options)
+            draws.append(correlations(upsample(grids, size)))
+            chance.append(_shuffled_chance(reference, grids, size, shuffles, seed))
+        rows.append(check_row(" + ".join(stages), draws, np.array(chance)))
+    return [{**row, "grid": grid} for row in rows]
