@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+
 import numpy as np
 import pytest
 
 from medtl_helpers.course.checks import check_class_weights, check_val_threshold
+from medtl_helpers.course.checks.nb04 import _leak_problem, _threshold_case
 from medtl_helpers.metrics import choose_threshold, confusion
 
 
@@ -184,8 +188,10 @@ def in_the_gap(share):
     [
         (best_by(accuracy), r"maximises accuracy and F1 on validation, where J = .* is 0\.\d+"),
         (best_by(f1), "maximises accuracy and F1 on validation"),
-        # a tie in accuracy, and the value Youden's J takes on validation and test pooled
-        (best_by(closest_to_corner), "is Youden's on validation and test POOLED.*validation alone"),
+        (
+            best_by(closest_to_corner),
+            r"your threshold is 0\.4217, with J = 0\.684 on validation; Youden's J is best, 0\.709",
+        ),
         (in_the_gap(0.01), "has the best J on validation .* but flags other test cases"),
     ],
 )
@@ -194,22 +200,82 @@ def test_val_threshold_names_the_rule_a_wrong_threshold_follows(answer, message)
         check_val_threshold(answer)
 
 
-def pooled_youden(val_y, val_p, test_y, test_p):
-    """Youden's J on validation and test together: the test labels leak into the threshold."""
-    y, p = np.concatenate([val_y, test_y]), np.concatenate([val_p, test_p])
-    return rates_at(choose_threshold(y, p), test_y, test_p)
+def youden_on(where, search):
+    """Youden's J maximised on the TEST set or on validation and test POOLED: the test labels leak.
+
+    `search` picks the candidates: the course's (`choose_threshold`, the scores), a grid of 101
+    thresholds, or the midpoints between neighbouring scores; the first best J wins."""
+
+    def answer(val_y, val_p, test_y, test_p):
+        y, p = (test_y, test_p) if where == "test" else (
+            np.concatenate([val_y, test_y]), np.concatenate([val_p, test_p]))  # fmt: skip
+        if search == "choose_threshold":
+            return rates_at(choose_threshold(y, p), test_y, test_p)
+        scores = np.unique(p)
+        candidates = np.linspace(0, 1, 101) if search == "grid" else (scores[1:] + scores[:-1]) / 2
+        j = [(p[y == 1] >= t).mean() + (p[y == 0] < t).mean() - 1 for t in candidates]
+        return rates_at(float(candidates[int(np.argmax(j))]), test_y, test_p)
+
+    return answer
 
 
-def test_val_threshold_names_the_test_leak_before_a_rule_that_lands_on_the_same_value():
+TEST, BOTH = "the TEST set", "the TEST set and on validation and test POOLED"
+
+
+@pytest.mark.parametrize(
+    ("where", "search", "named"),
+    [
+        ("test", "choose_threshold", TEST),
+        ("test", "grid", BOTH),  # 0.57 also has the best pooled J
+        ("test", "midpoints", TEST),
+        ("pooled", "choose_threshold", BOTH),
+        ("pooled", "grid", BOTH),
+        ("pooled", "midpoints", BOTH),
+    ],
+)
+def test_val_threshold_names_the_test_leak_whatever_the_candidates(where, search, named):
+    """The leak is named by the best J the threshold reaches, not by its value: a grid or the
+    midpoints give other values than choose_threshold, with the same best J on test."""
     with pytest.raises(AssertionError) as caught:
-        check_val_threshold(pooled_youden)
+        check_val_threshold(youden_on(where, search))
     message = str(caught.value)
-    assert message.startswith(
-        "on the checker's test case, your threshold 0.4046 is Youden's on validation and test "
-        "POOLED. Choose it on validation alone (0.4514)"
-    )
-    assert "maximises accuracy" not in message  # it ties for the best, but is not the mistake
-    assert "If you used validation alone, your rule is not Youden's J" in message
+    assert re.fullmatch(
+        r"on the checker's test case, your threshold 0\.\d{4} reaches the best Youden's J on "
+        + named
+        + r", but not on validation \(J = 0\.\d{3} there; the best, 0\.709, is at 0\.4875\)\. "
+        r"Choose the threshold on validation alone and apply it unchanged to test: a threshold "
+        r"tuned with the test labels makes the test numbers optimistic\.",
+        message,
+    ), message
+
+
+def validation_only_thresholds(val_y, val_p):
+    """Every validation score that maximises accuracy, F1 or closeness to the corner (0, 1)."""
+    rules = (accuracy, f1, closest_to_corner)
+    candidates = np.unique(val_p)
+    found = set()
+    for rule in rules:
+        values = np.array([rule(val_y, val_p >= t) for t in candidates])
+        found |= {float(t) for t in candidates[np.isclose(values, values.max())]}
+    return sorted(found)
+
+
+def test_the_case_keeps_validation_only_rules_apart_from_the_test_leaks():
+    """No validation-only rule lands on a leak's threshold, or reaches the best J on test or
+    pooled, so a student who used validation alone is never told they used the test labels."""
+    val_y, val_p, test_y, test_p = _threshold_case()
+    honest = validation_only_thresholds(val_y, val_p)
+    leaks = []
+    for where, search in itertools.product(
+        ("test", "pooled"), ("choose_threshold", "grid", "midpoints")
+    ):
+        leaks.append(youden_on(where, search)(val_y, val_p, test_y, test_p)["threshold"])
+    assert honest == pytest.approx([0.2834, 0.298, 0.4217])  # all below Youden's, 0.4875
+    assert min(leaks) > 0.5 and val_y.sum() / (val_y == 0).sum() == pytest.approx(2.5, abs=0.05)
+    assert not any(np.isclose(h, leak) for h in honest for leak in leaks), (honest, leaks)
+    want = choose_threshold(val_y, val_p)
+    for threshold in honest:
+        assert _leak_problem(threshold, want, (val_y, val_p), (test_y, test_p)) is None
 
 
 def test_val_threshold_accepts_any_best_j_threshold_flagging_the_same_test_cases(capsys):

@@ -102,6 +102,15 @@ def test_caveats_depend_on_the_data_source(source, notes, expected):
     assert (source == "synthetic") == lines[0].startswith("SYNTHETIC")
 
 
+def test_holdout_caveat_claims_only_what_the_split_shows():
+    """The official test/ folder is not the pool validation was drawn from; no source says it
+    was collected separately, so the caveat does not claim that."""
+    lines = comparison_caveats("kermany-folder", ["no test/ folder: a patient-level 15% holdout"])
+    held = next(line for line in lines if "holdout of train/" in line)
+    assert "the pool validation was drawn from" in held and "did not come from that pool" in held
+    assert not any("collected" in line or "separately" in line for line in lines)
+
+
 def test_precision_and_throughput_on_cpu(cpu_with):
     cpu_with("avx2")  # bf16 only emulated: fp32
     assert precision_label("cpu") == "fp32"

@@ -135,9 +135,9 @@ def comparison_caveats(
     holdout = any("holdout" in note for note in notes)
     if source == "kermany-folder" and holdout:
         lines.append(
-            "Our test set is a patient-level holdout of train/, not the official 624-image "
-            "test/ folder, which was collected separately: a score on a holdout of train/ need "
-            "not carry over to that folder."
+            "Our test set is a patient-level holdout of train/, the pool validation was drawn "
+            "from, not the official 624-image test/ folder, which did not come from that pool: a "
+            "score on a holdout of train/ need not carry over to that folder."
         )
     elif source == "kermany-folder":
         lines.append("Our test set is the official test/ folder, the one the papers used.")
