@@ -10,6 +10,8 @@ import pytest
 
 from medtl_helpers.explain.cam import rank_correlation
 from medtl_helpers.explain.randomization_stats import (
+    TOLERANCE,
+    check_images,
     check_row,
     gap_interval,
     randomization_reading,
@@ -69,22 +71,61 @@ def test_check_row_reads_survived_against_the_shuffled_chance():
     assert randomization_reading(rerun).startswith("no chance baseline")
 
 
-def test_the_reading_fails_only_when_the_whole_interval_is_above_chance():
+def test_the_reading_has_a_failure_a_pass_within_the_tolerance_and_no_failure_shown():
     def row(survived, chance, low, high, mean=0.2):
         return {"mean spearman": mean, "survived": survived, "chance": chance,
                 "gap low": low, "gap high": high}  # fmt: skip
 
-    # more maps survived than chance, but not clearly: the sentence must not say "no more often"
+    assert TOLERANCE == 0.2
+    # an interval that reaches 0 but also +40 %: no failure shown, and not a pass either
     assert randomization_reading(row(0.36, 0.17, -0.05, 0.40)) == (
-        "maps survived not clearly more often than chance (36% against 17%, gap -5% to +40%): "
-        "the check passes here"
+        "maps did not survive clearly more often than chance (36% against 17%, gap -5% to "
+        "+40%): no failure shown; a gap up to +40% is not excluded with this many images and "
+        "networks"
+    )
+    # the whole interval below the tolerance: a pass
+    assert randomization_reading(row(0.05, 0.03, -0.06, 0.15)) == (
+        "maps did not survive clearly more often than chance, and a gap above +20% is excluded "
+        "(5% against 3%, gap -6% to +15%): the check passes here"
     )
     assert randomization_reading(row(0.40, 0.10, 0.12, 0.50)) == (
-        "more maps survived than chance gives (40% against 10%, gap +12% to +50%): "
-        "the check FAILS here"
+        "more maps survived than chance gives (40% against 10%, gap +12% to +50%): the check "
+        "FAILS here, part of the maps is fixed by what was not randomised (the gap says how much)"
+    )
+    # the whole interval below 0: the maps are partly reversed, not unrelated
+    assert randomization_reading(row(0.0, 0.29, -0.36, -0.23)) == (
+        "fewer maps survived than chance gives (0% against 29%, gap -36% to -23%): the maps are "
+        "partly reversed, still shaped by the stages not randomised; the check does not fail, "
+        "but the maps did not become unrelated"
+    )
+    # a tolerance of the caller's own
+    assert randomization_reading(row(0.36, 0.17, -0.05, 0.40), tolerance=0.5).endswith(
+        "a gap above +50% is excluded (36% against 17%, gap -5% to +40%): the check passes here"
     )
     # most maps survived, as often as shuffled maps do: no failure shown (no "most" rule)
-    assert "passes" in randomization_reading(row(0.6, 0.55, -0.1, 0.2))
+    assert "no failure shown" in randomization_reading(row(0.6, 0.55, -0.1, 0.25))
     nan = float("nan")
     flat = row(nan, nan, nan, nan, mean=nan)
     assert randomization_reading(flat).startswith("undefined: every map was flat")
+
+
+def test_check_images_draws_half_per_class_one_per_patient_with_a_seed():
+    # patients p0..p9; NORMAL first, as Kermany folders are listed; p1 and p6 have two images
+    labels = np.array([0] * 6 + [1] * 7)
+    patients = ["p0", "p1", "p1", "p2", "p3", "p4", "p5", "p6", "p6", "p7", "p8", "p9", "p9"]
+    picked = check_images(labels, patients, 6, seed=0)
+    assert len(picked) == 6 and len(set(picked)) == 6
+    assert [int(labels[i]) for i in picked] == [0, 1, 0, 1, 0, 1]  # alternating: prefixes balance
+    assert len({patients[i] for i in picked}) == 6  # one image per patient
+    assert picked == check_images(labels, patients, 6, seed=0)  # the seed fixes the draw
+    draws = {tuple(check_images(labels, patients, 6, seed=s)) for s in range(20)}
+    assert len(draws) > 1, "another seed draws other images"
+    assert picked != list(range(6)), "not the first images"
+    # one class short of its half: the other class fills the rest
+    few = check_images(np.array([0, 1, 1, 1, 1]), ["a", "b", "c", "d", "e"], 4, seed=1)
+    assert sorted(int(x) for x in np.array([0, 1, 1, 1, 1])[few]) == [0, 1, 1, 1]
+    # torch labels work as well
+    torch = pytest.importorskip("torch")
+    assert check_images(torch.as_tensor(labels), patients, 6, seed=0) == picked
+    with pytest.raises(ValueError, match=r"11 images, one per patient, but the set has 10 "):
+        check_images(labels, patients, 11, seed=0)

@@ -9,16 +9,56 @@ share the image and every stage that was not randomised, which is what the check
 
 The gap between the two shares gets a bootstrap interval that resamples the images *and* the
 random networks, as every map of one network shares its weights and every map of one image its
-trained map. The check FAILS at a step only where the whole interval lies above 0.
+trained map. The reading has three outcomes: the check FAILS at a step where the whole interval
+lies above 0; it passes where the whole interval lies below `TOLERANCE`; elsewhere no failure is
+shown, but the data cannot exclude a gap up to the interval's upper end. An interval wholly below
+0 is read apart: fewer maps survive than chance, so the maps are partly reversed, not unrelated.
+
+`check_images` draws the images the check (and the maps shown beside it) runs on: seeded, one per
+patient, half of each class, rather than the first images of a set that may be sorted by class.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.stats import rankdata
 
 # An image's rank correlation above this is closer to the re-run's 1 than to an unrelated map's 0.
 SURVIVES = 0.5
+# The gap (survived - chance) a passing step may still have: a choice, a fifth of the maps.
+TOLERANCE = 0.2
+
+
+def check_images(labels, patients: Sequence[str], n: int, seed: int = 0) -> list[int]:
+    """Indices of `n` images, one per patient, drawn with `seed`, half of each class.
+
+    Each patient contributes one image, chosen at random; the classes take turns (lowest label
+    first), so every prefix of even length is balanced as well; a class that runs out of patients
+    leaves the rest to the others. Raises ValueError if the set has fewer than `n` patients.
+    """
+    labels = np.asarray(labels).ravel()
+    rng = np.random.default_rng(seed)
+    seen, by_class = set(), {int(c): [] for c in np.unique(labels)}
+    for i in rng.permutation(len(labels)):
+        if patients[i] not in seen:
+            seen.add(patients[i])
+            by_class[int(labels[i])].append(int(i))
+    if len(seen) < n:
+        raise ValueError(
+            f"{n} images, one per patient, but the set has {len(seen)} patients: pass a smaller n"
+        )
+    turns = [iter(by_class[c]) for c in sorted(by_class)]
+    picked: list[int] = []
+    while len(picked) < n:
+        for turn in list(turns):
+            index = next(turn, None)
+            if index is None:
+                turns.remove(turn)
+            elif len(picked) < n:
+                picked.append(index)
+    return picked
 
 
 def rank_correlations(reference: np.ndarray, maps: np.ndarray) -> np.ndarray:
@@ -91,17 +131,21 @@ def check_row(name: str, draws: np.ndarray, chance: np.ndarray | None = None) ->
     }
 
 
-def randomization_reading(row: dict) -> str:
+def randomization_reading(row: dict, tolerance: float = TOLERANCE) -> str:
     """What one row of `randomization_check` says about the check, read against chance.
 
     A correlation with the trained map of 1 is the same ranking of regions, 0 an unrelated one,
     and a negative value a partly reversed one. Above `SURVIVES`, closer to 1 than to 0, an
     image's map survived the randomisation. On a map of a few cells unrelated maps also cross
     `SURVIVES` by chance, so `survived` (the share of maps above it) is read against `chance`, the
-    same share for the random maps with their cells shuffled. The check FAILS at a step where the
-    whole interval of the gap (over images and random networks) lies above 0: more maps survived
-    than chance gives. Elsewhere it passes: the maps did not survive clearly more often than
-    chance, and the interval's upper end says how large a gap the check could have missed.
+    same share for the random maps with their cells shuffled, by the interval of the gap over
+    images and random networks. The check FAILS at a step where the whole interval lies above 0:
+    more maps survived than chance gives, so part of the maps is fixed by what was not randomised
+    (there is no floor: a small gap measured precisely fails too). It passes where the whole
+    interval lies below `tolerance`. Elsewhere no failure is shown, and a gap up to the
+    interval's upper end is not excluded: an interval that reaches 0 is not evidence of no gap.
+    A whole interval below 0 means fewer maps survived than chance: the maps are partly
+    reversed, still shaped by the stages not randomised, rather than unrelated.
     """
     if np.isnan(row["mean spearman"]):
         return "undefined: every map was flat (no positive evidence), so nothing to compare"
@@ -110,5 +154,22 @@ def randomization_reading(row: dict) -> str:
         return "no chance baseline: this row compares nothing random"
     shares = f"{row['survived']:.0%} against {row['chance']:.0%}, gap {low:+.0%} to {high:+.0%}"
     if low > 0:
-        return f"more maps survived than chance gives ({shares}): the check FAILS here"
-    return f"maps survived not clearly more often than chance ({shares}): the check passes here"
+        return (
+            f"more maps survived than chance gives ({shares}): the check FAILS here, part of the "
+            "maps is fixed by what was not randomised (the gap says how much)"
+        )
+    if high < 0:
+        return (
+            f"fewer maps survived than chance gives ({shares}): the maps are partly reversed, "
+            "still shaped by the stages not randomised; the check does not fail, but the maps "
+            "did not become unrelated"
+        )
+    if high < tolerance:
+        return (
+            "maps did not survive clearly more often than chance, and a gap above "
+            f"{tolerance:+.0%} is excluded ({shares}): the check passes here"
+        )
+    return (
+        f"maps did not survive clearly more often than chance ({shares}): no failure shown; a "
+        f"gap up to {high:+.0%} is not excluded with this many images and networks"
+    )
