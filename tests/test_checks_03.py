@@ -321,3 +321,24 @@ def test_freeze_groups_refuses_the_package_under_another_name(source, used):
     with pytest.raises(AssertionError) as err:
         check_freeze_groups(_answer_from_notebook(source))
     assert str(err.value).startswith(f"freeze_groups uses {used}, which the exercise asks you")
+
+
+def test_freeze_groups_accepts_an_own_group_of_from_an_own_module_imported_inside(
+    capsys, tmp_path, monkeypatch
+):
+    # the pass-5 review's case: a module of the student's own, imported inside the answer, whose
+    # group_of has the package's name; the same import at the top level was already accepted
+    (tmp_path / "mine.py").write_text(
+        "def group_of(name):\n"
+        "    first = name.split('.')[0]\n"
+        "    return {'conv1': 'stem', 'bn1': 'stem', 'fc': 'head'}.get(first, first)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    source = (
+        "def freeze_groups(model, groups):\n"
+        "    import mine as M\n"
+        "    for name, p in model.named_parameters():\n"
+        "        p.requires_grad_(M.group_of(name) not in groups)\n"
+    )
+    check_freeze_groups(_answer_from_notebook(source))
+    assert "Well done" in capsys.readouterr().out

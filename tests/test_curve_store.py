@@ -59,3 +59,17 @@ def test_the_fingerprint_ignores_line_endings(package):
     for path in package.rglob("*.py"):  # the same code checked out with CRLF
         path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
     assert curve_store.code_fingerprint(package) == plain
+
+
+def test_editor_copies_and_caches_are_not_modules_of_the_package(package):
+    plain = curve_store.code_fingerprint(package)
+    saved = package / "training" / ".ipynb_checkpoints" / "fit-checkpoint.py"
+    saved.parent.mkdir()
+    saved.write_text("X = 1\n")  # JupyterLab's copy of a module it opened
+    (package / "__pycache__").mkdir(exist_ok=True)
+    (package / "__pycache__" / "stray.py").write_text("Y = 2\n")
+    (package / ".hidden.py").write_text("Z = 3\n")
+    names = curve_store.package_modules(package)
+    assert not [name for name in names if "-checkpoint" in name or "stray" in name]
+    assert ".hidden.py" not in names and "training/fit.py" in names
+    assert curve_store.code_fingerprint(package) == plain

@@ -120,14 +120,16 @@ def _gap_reading(short: pd.Series, long: pd.Series, clear: float, long_epochs: i
             f"random init has not caught up after {long_epochs} epochs"
             f"{_shrink_reading(short, long, clear)}."
         )
-    return _closing_reading(short, long, yardstick, after)
+    return _closing_reading(short, long, clear, yardstick, after)
 
 
 def _shrink_reading(short: pd.Series, long: pd.Series, clear: float) -> str:
     """A clear ImageNet lead that stays: how much of it closed, and whether random init rose.
 
     Both gaps are single-seed runs, so a closing no larger than `clear` (the yardstick) is given
-    no cause; only a larger one is split between random init's rise and the ImageNet run's drop.
+    no cause. A larger one is split between random init's rise and the ImageNet run's drop, with
+    the same half-of-the-closing rule as `_closing_reading`; each arm's change is one run's, with
+    no yardstick of its own, so the split is a reading of this pair, not read to the percent.
     """
     closed, rise = short.gap - long.gap, long.random - short.random
     if closed <= 0:
@@ -140,7 +142,7 @@ def _shrink_reading(short: pd.Series, long: pd.Series, clear: float) -> str:
             f"; the gap shrank by {closed:.3f}, within that yardstick: no measurable part of it "
             "was the short schedule's, and it points to the start, up to this budget"
         )
-    shrank = f"the gap shrank by {closed:.3f} ({100 * closed / short.gap:.0f} % of it)"
+    shrank = f"the gap shrank by {closed:.3f}, more than that yardstick,"
     stays = f"the {long.gap:+.3f} that stays points to the start, up to this budget"
     if rise <= 0:
         return (
@@ -150,20 +152,32 @@ def _shrink_reading(short: pd.Series, long: pd.Series, clear: float) -> str:
         )
     if rise < closed / 2:
         return (
-            f"; {shrank} but random init rose by only {rise:.3f}: it shrank mostly because the "
-            f"ImageNet run got worse, which is not under-training of random init; {stays}"
+            f"; {shrank} but random init rose by only {rise:.3f}: in this one pair of runs it "
+            "shrank mostly because the ImageNet run got worse, which is not under-training of "
+            f"random init; {stays}"
         )
-    part = "that part was" if rise >= closed else f"{100 * rise / closed:.0f} % of that part was"
+    part = "all" if rise >= closed else "at least half"
     return (
-        f", but {shrank} while random init rose by {rise:.3f}: {part} the short schedule's "
-        f"(random init under-trained), and {stays}"
+        f", but {shrank} while random init rose by {rise:.3f}: in this one pair of runs {part} "
+        f"of the closing was the short schedule's (random init under-trained), and {stays}"
     )
 
 
-def _closing_reading(short: pd.Series, long: pd.Series, yardstick: str, after: str) -> str:
-    """A clear ImageNet lead that closed: a catch-up if random init's rise made at least half."""
+def _closing_reading(
+    short: pd.Series, long: pd.Series, clear: float, yardstick: str, after: str
+) -> str:
+    """A clear ImageNet lead that closed: a catch-up if random init's rise made at least half.
+
+    A closing no larger than `clear` (the yardstick) is given no cause, as in `_shrink_reading`.
+    """
     rise, closed = long.random - short.random, short.gap - long.gap
     where = "now within" if after == "" else "random init ends ahead by more than"
+    if closed <= clear:  # only possible when the gap ends within the yardstick
+        return (
+            f", {where} {yardstick}, but it closed by only {closed:.3f}, itself within that "
+            "yardstick: the short gap was barely clear, and this pair cannot say whether random "
+            "init caught up."
+        )
     if rise <= 0:
         cause = "random init did not improve: the gap closed because the ImageNet run got worse"
     elif rise < closed / 2:
@@ -190,13 +204,14 @@ def catch_up_verdict(table: pd.DataFrame, spread: float) -> str:
     `spread` is the sd over seeds of the paired gain at the table's fraction after the curve's
     schedule (nan with one seed). A gap counts as clear when it is larger than twice that: a
     rough yardstick for one seed's gain, not a test. A clear ImageNet lead that closes counts as
-    catching up only when random init's own test AUROC rose by at least half the closing: a gap
-    that closes because the ImageNet run got worse is not a catch-up. A clear lead that stays
-    and closed by more than the yardstick is read in two parts: the share of the short gap that
-    closed, and how much of that random init's rise made (the short schedule's part), against
-    what stays (which points to the start, up to the long budget); a closing within the
-    yardstick is given no cause. The sentence gives both arms' AUROCs, the steps of both
-    schedules, and reads the gap on both.
+    catching up only when it closed by more than the yardstick and random init's own test AUROC
+    rose by at least half the closing: a gap that closes because the ImageNet run got worse is
+    not a catch-up. A clear lead that stays and closed by more than the yardstick is read in two
+    parts: how much of the closing random init's rise made (the short schedule's part), against
+    what stays (which points to the start, up to the long budget). Whether the lead closes or
+    stays, a closing within the yardstick is given no cause, and the split of a larger one comes
+    from single runs of each arm (a reading of this pair, not read to the percent). The sentence
+    gives both arms' AUROCs, the steps of both schedules, and reads the gap on both.
     """
     short, long = table.loc["short"], table.loc["long"]
     epochs, long_epochs = int(short.epochs), int(long.epochs)

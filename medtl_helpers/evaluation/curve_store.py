@@ -24,9 +24,20 @@ from medtl_helpers.training import runs_root
 PACKAGE = Path(__file__).resolve().parents[1]
 
 
+def _skipped(parts: tuple[str, ...]) -> bool:
+    """Hidden files and folders (".ipynb_checkpoints", where JupyterLab keeps a copy of every
+    module it opens) and `__pycache__`: not part of the package, nor of the installed one."""
+    return any(part.startswith(".") or part == "__pycache__" for part in parts)
+
+
 def package_modules(root: Path = PACKAGE) -> list[str]:
-    """Every .py file under `root`, as paths relative to it ("training/fit.py"), sorted."""
-    return sorted(path.relative_to(root).as_posix() for path in root.rglob("*.py"))
+    """The .py files under `root`, as paths relative to it ("training/fit.py"), sorted.
+
+    Files under a hidden folder or `__pycache__`, and hidden files, are skipped. Any other .py
+    file left in the folder counts, so a stray one in a checkout changes the fingerprint.
+    """
+    names = (path.relative_to(root) for path in root.rglob("*.py"))
+    return sorted(name.as_posix() for name in names if not _skipped(name.parts))
 
 
 def _source(path: Path) -> bytes:

@@ -48,7 +48,8 @@ def _lookups(code: types.CodeType):
     """Each name the code, and the code nested in it, loads, with where it comes from and the
     attributes read from it straight after: ('global', 'M', 'group_of') for `M.group_of`;
     ('import', 'medtl_helpers', 'freeze') for `from medtl_helpers import freeze`; and
-    ('imported', 'F') for each name an import binds, as in `import medtl_helpers as F`."""
+    ('imported', 'F', 'medtl_helpers') for each name an import binds, with the module it was
+    imported from, as in `import medtl_helpers as F`."""
     kinds = {"LOAD_GLOBAL": "global", "LOAD_NAME": "global", "LOAD_DEREF": "cell"}
     kinds |= {"LOAD_CLASSDEREF": "cell", "LOAD_FAST": "local"}
     stack, chains, chain, module, previous = [code], [], None, "", ""
@@ -67,10 +68,15 @@ def _lookups(code: types.CodeType):
             elif instruction.opname == "IMPORT_FROM":
                 chains.append(("import", module, instruction.argval))
             elif instruction.opname.startswith("STORE_") and previous.startswith("IMPORT_"):
-                chains.append(("imported", instruction.argval))
+                chains.append(("imported", instruction.argval, module))
             previous = instruction.opname
         chains += [tuple(chain)] if chain else []
     return chains
+
+
+def _ours(module: str) -> bool:
+    """Whether an import names the package or one of its modules."""
+    return module.split(".")[0] == PACKAGE
 
 
 def _references(function: types.FunctionType, owner: type | None) -> dict[str, tuple]:
@@ -78,8 +84,8 @@ def _references(function: types.FunctionType, owner: type | None) -> dict[str, t
     if none): its globals, its closure cells, the attributes of modules and classes, and in a
     method those of its class `owner` through `self`. Locals and the cells of functions nested
     in it are not known before it runs, so are not resolved; but `freeze` or `group_of` imported
-    from the package in the function, or read as an attribute of a module imported there
-    (`F.freeze`), is taken by its name."""
+    from the package in the function, or read as an attribute of a module imported there from
+    the package (`F.freeze`), is taken by its name; one imported from elsewhere is not."""
     code = function.__code__
     roots = {"global": function.__globals__, "cell": {}, "local": {}}
     for name, cell in zip(code.co_freevars, function.__closure__ or ()):
@@ -93,17 +99,19 @@ def _references(function: types.FunctionType, owner: type | None) -> dict[str, t
     roots["local"] |= defaults | (function.__kwdefaults__ or {})  # `def f(m, g, f=freeze)`
     by_name = {package_function.__name__: package_function for package_function in FORBIDDEN}
     lookups, found = _lookups(code), {}
-    imported = {root for kind, root, *_ in lookups if kind == "imported"}
+    imported = {  # names bound in the function by an import from the package
+        root for kind, root, *source in lookups if kind == "imported" and _ours(source[0])
+    }
     for kind, root, *attributes in lookups:
         if kind == "imported":
             continue
         if kind == "import":  # `from medtl_helpers.models import group_of`, in the function
-            if root.split(".")[0] == PACKAGE and attributes[0] in by_name:
+            if _ours(root) and attributes[0] in by_name:
                 found[f"{root}.{attributes[0]}"] = (by_name[attributes[0]], None)
             continue
         obj, label = roots[kind].get(root, UNKNOWN), root
         found |= {label: (obj, None)} if obj is not UNKNOWN else {}
-        a_module = obj is UNKNOWN and root in imported  # bound by an import in the function
+        a_module = obj is UNKNOWN and root in imported  # a package module imported in it
         for attribute in attributes:
             label = f"{label}.{attribute}"
             if obj is UNKNOWN:  # not known before the function runs: go by the name
@@ -127,8 +135,9 @@ def _package_uses(answer: object) -> dict[str, list[str]]:
     defaulted argument, a class attribute read through `self` or `cls` (a staticmethod or
     classmethod included), and an import inside the function. Only the student's own functions
     (defined in __main__ or next to the answer) are followed, FOLLOW_DEPTH calls deep.
-    Containers (`[freeze]`), attributes set on an instance at run time (`self.f = freeze`) and
-    dynamic lookups (`getattr`, `globals()`) are not followed.
+    Containers (`[freeze]`), attributes set on an instance at run time (`self.f = freeze`),
+    dynamic lookups (`getattr`, `globals()`) and the student's own modules imported inside the
+    function (not known before it runs) are not followed.
     """
     uses: dict[str, list[str]] = {}
     seen: set[int] = set()
