@@ -11,6 +11,7 @@ import torch
 from medtl_helpers.adaptation import (
     adapt_batchnorm,
     batchnorm_drift,
+    batchnorm_input_drift,
     batchnorm_layers,
     predict_with_batch_statistics,
     reset_batchnorm_statistics,
@@ -111,3 +112,84 @@ def test_drift_is_zero_for_the_same_statistics_and_measured_in_source_sds(model)
     assert rows["layer1.0.bn1"]["mean_shift"] == pytest.approx(2.0, rel=1e-5)
     assert rows["layer1.0.bn1"]["sd_ratio"] == pytest.approx(2.0, rel=1e-3)
     assert rows["layer1.0.bn2"]["mean_shift"] == 0
+
+
+def class_sorted_images(n: int = 48) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dark NORMAL images first, bright PNEUMONIA images after: a set stored sorted by class."""
+    g = torch.Generator().manual_seed(3)
+    labels = (torch.arange(n) >= n // 2).long()
+    level = 60.0 + 120.0 * labels.float()
+    noise = 20 * torch.randn(n, 1, 32, 32, generator=g)
+    return (level[:, None, None, None] + noise).clamp(0, 255).to(torch.uint8), labels
+
+
+def test_adabn_on_class_sorted_images_gives_the_statistics_of_the_whole_set(model):
+    images, _ = class_sorted_images()
+    whole = adapt_batchnorm(model, images, batch_size=len(images))  # one pass: the set's own
+    batched = adapt_batchnorm(model, images, batch_size=16)  # 3 batches
+    assert torch.allclose(batched.bn1.running_mean, whole.bn1.running_mean, atol=1e-4)
+    # Each batch's variance misses the spread of its own mean: about 1/16 of the image-level part.
+    ratio = batched.bn1.running_var / whole.bn1.running_var
+    assert 0.85 < float(ratio.mean()) <= 1.05 and float(ratio.min()) > 0.75
+    # In stored order the 6 batches hold one class each: the between-class spread goes missing.
+    with torch.no_grad():
+        first = model.conv1(to_model_input(images))
+    halves = [first[:24], first[24:]]
+    within = sum(h.var(dim=(0, 2, 3)) for h in halves) / 2
+    assert not torch.allclose(within, whole.bn1.running_var, rtol=0.1)
+
+
+def test_adabn_shuffles_with_its_seed(model):
+    images, _ = class_sorted_images()
+    a = adapt_batchnorm(model, images, batch_size=8, seed=1)
+    b = adapt_batchnorm(model, images, batch_size=8, seed=1)
+    c = adapt_batchnorm(model, images, batch_size=8, seed=2)
+    assert torch.equal(a.bn1.running_var, b.bn1.running_var)
+    assert not torch.equal(a.bn1.running_var, c.bn1.running_var)
+    assert torch.allclose(a.bn1.running_mean, c.bn1.running_mean, atol=1e-4)  # mean: exact
+
+
+def stem_and_block() -> torch.nn.Module:
+    """conv -> BN -> ReLU -> conv -> BN: the second BN sees the first one's normalised output."""
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, bias=False),
+        torch.nn.BatchNorm2d(4),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(4, 4, 3, bias=False),
+        torch.nn.BatchNorm2d(4),
+    )
+    with torch.no_grad():
+        net[0].weight.abs_()  # a brighter image raises every channel of the first layer's input
+    source_images = class_sorted_images()[0]
+    return adapt_batchnorm(net, source_images, batch_size=len(source_images))  # the source's
+
+
+def test_input_drift_is_zero_for_the_same_images_in_another_order():
+    net = stem_and_block()
+    images, _ = class_sorted_images()
+    rows = batchnorm_input_drift(net, images, images.flip(0))
+    assert [row["layer"] for row in rows] == ["1", "4"] and [r["depth"] for r in rows] == [0, 1]
+    for row in rows:
+        assert row["mean_shift"] == pytest.approx(0, abs=1e-5)
+        assert row["sd_ratio"] == pytest.approx(1, abs=1e-5)
+
+
+def test_input_drift_sees_a_brighter_input_at_every_layer_without_renormalising():
+    net = stem_and_block()
+    images, _ = class_sorted_images()
+    brighter = (images.int() + 40).clamp(max=255).to(torch.uint8)
+    rows = batchnorm_input_drift(net, images, brighter)
+    assert rows[0]["mean_shift"] > 0.5  # the shift at the input moves the first layer's input
+    # What the second layer receives in the unadapted model: the first BN keeps the source's
+    # statistics, so the brightness reaches it through the first layer.
+    with torch.no_grad():
+        inputs = {k: net[:4](to_model_input(x)) for k, x in (("s", images), ("t", brighter))}
+    sd = (inputs["s"].var(dim=(0, 2, 3), unbiased=False) + net[4].eps).sqrt()
+    expected = (inputs["t"].mean(dim=(0, 2, 3)) - inputs["s"].mean(dim=(0, 2, 3))).abs() / sd
+    assert rows[1]["mean_shift"] == pytest.approx(float(expected.mean()), rel=1e-4)
+    assert rows[1]["mean_shift"] > 0.2
+    # Re-estimated together, the first BN absorbs the brightness and hides it from the second.
+    adapted = batchnorm_drift(net, adapt_batchnorm(net, brighter, batch_size=len(brighter)))
+    assert adapted[1]["mean_shift"] < 0.5 * rows[1]["mean_shift"]
+    assert all(not m.training for m in net.modules())  # modes restored

@@ -19,6 +19,7 @@ from medtl_helpers.adaptation import (
     distance_from_source,
     fine_tune,
     head_probabilities,
+    l2sp,
     l2sp_penalty,
     source_weights,
     train_head,
@@ -138,7 +139,7 @@ def test_fine_tune_chooses_steps_on_validation_and_l2sp_stays_closer():
     assert all(torch.equal(v, before[k]) for k, v in source.state_dict().items())
     assert curve[-1]["distance"] > 0
     assert anchored_curve[-1]["distance"] < 0.5 * curve[-1]["distance"]
-    best = max(curve, key=lambda r: r["val_auroc"])  # the first best, as fine_tune keeps it
+    best = min(curve, key=lambda r: r["val_loss"])  # the first best, as fine_tune keeps it
     assert distance_from_source(plain, source_weights(source)) == pytest.approx(
         best["distance"], rel=1e-4, abs=1e-6
     )
@@ -185,3 +186,54 @@ def test_one_thread_restores_the_thread_count():
     with one_thread():
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def batchnorm_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "tracked" in k}
+
+
+@pytest.fixture
+def few_shot(monkeypatch):
+    """A source model and 16 support images; each scored step beats the last: the last is kept."""
+    scored = iter(range(100))
+    monkeypatch.setattr(l2sp, "scores_on", lambda *a: {"val_loss": -next(scored), "val_auroc": 0})
+    data = make_synthetic(16, size=32, seed=5)
+    torch.manual_seed(0)
+    return build_model("resnet18", pretrained="none", verbose=False).eval(), data
+
+
+def test_fine_tune_keeps_the_source_batchnorm_statistics(few_shot):
+    source, support = few_shot
+    before = batchnorm_buffers(source)
+    tuned, curve = fine_tune(source, support, support, steps=2, lr=1e-3, batch_size=8, eval_every=1)
+    assert [r["step"] for r in curve] == [0, 1, 2]  # the last step's weights are returned
+    assert distance_from_source(tuned, source_weights(source)) > 0  # the weights did move
+    after = batchnorm_buffers(tuned)
+    assert len(after) == 60 and all(torch.equal(after[k], v) for k, v in before.items())
+
+
+def test_l2sp_distance_falls_with_alpha_under_sgd(few_shot):
+    source, support = few_shot
+    before, anchor = batchnorm_buffers(source), source_weights(source)
+    kwargs = dict(steps=6, lr=1e-2, batch_size=8, eval_every=6, optimizer="sgd")
+    distances, tuned = {}, {}
+    for alpha in (0.0, 10.0, 100.0):
+        tuned[alpha], curve = fine_tune(source, support, support, alpha=alpha, **kwargs)
+        distances[alpha] = curve[-1]["distance"]
+    assert distances[0.0] > distances[10.0] > distances[100.0]
+    # A very large α (lr·α = 1, below the ceiling 3.8) holds the backbone near the source, and
+    # with the BatchNorm statistics untouched nothing else of the backbone moves.
+    assert distance_from_source(tuned[100.0], anchor) < 0.3 * distances[0.0]
+    assert all(torch.equal(batchnorm_buffers(tuned[100.0])[k], v) for k, v in before.items())
+    with pytest.raises(ValueError, match=r"lr·α = 4 >= 2·\(1 \+ momentum\) = 3.8"):
+        fine_tune(source, support, support, alpha=400.0, **kwargs)
+    with pytest.raises(ValueError, match="optimizer must be 'adam' or 'sgd'"):
+        fine_tune(source, support, support, optimizer="rmsprop")
+
+
+def test_head_and_coral_batches_mix_classes_stored_sorted():
+    # Deep CORAL's source batches come from `batches` (a fresh permutation each pass) and its
+    # target batches from random draws: a set stored sorted by class still gives mixed batches.
+    labels = torch.arange(32) >= 16
+    cut = list(batches(32, 8, 8, torch.Generator().manual_seed(0)))
+    assert all(0 < int(labels[index].sum()) < 8 for index in cut)

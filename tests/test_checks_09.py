@@ -52,6 +52,15 @@ def fixed_mapping(support, labels, query):
     return (nearest == centres.norm(dim=1).argmax()).long()
 
 
+def dot_with_mean(support, labels, query):
+    centres = torch.stack([support[labels == c].mean(dim=0) for c in (0, 1)])
+    return (query @ centres.T).argmax(dim=1)
+
+
+def cosine(support, labels, query):
+    return prototype_logits(support, labels, query, "cosine").argmax(dim=1)
+
+
 def scores(support, labels, query):
     return prototype_logits(support, labels, query).softmax(dim=1)
 
@@ -60,7 +69,9 @@ def scores(support, labels, query):
     ("answer", "message"),
     [
         (nearest_point, "nearest single support image \\(1-nearest neighbour\\)"),
-        (sums, "the prototypes look like sums: class 0 has three support images"),
+        (sums, "the prototypes look like sums: the classes have different numbers"),
+        (dot_with_mean, "case 2; expected .*the largest dot product with each mean"),
+        (cosine, "case 2; expected .*the largest cosine similarity: it compares directions"),
         (blocks, "the classes were taken as blocks of the support order"),
         (farthest, "take the argmin of the distance, not the argmax"),
         (fixed_mapping, "with the support labels swapped, classify should swap its answers"),
@@ -236,3 +247,12 @@ def test_leak_checker_explains_answers_that_are_no_set(answer, message):
 def test_prototype_checker_explains_an_error():
     with pytest.raises(AssertionError, match=r"classify\(\.\.\.\) raised .*return m labels"):
         check_prototype_classifier(lambda s, y, q: torch.cdist(q, s.mean(dim=1)).argmin(dim=1))
+
+
+def test_the_second_prototype_case_tells_euclidean_from_dot_product_and_cosine():
+    from medtl_helpers.course.checks.nb09 import LABELS_2, QUERY_2, SUPPORT_2
+
+    right = nearest_mean(SUPPORT_2, LABELS_2, QUERY_2).tolist()
+    assert right == [0, 0, 0, 1]
+    assert dot_with_mean(SUPPORT_2, LABELS_2, QUERY_2).tolist() == [1, 1, 1, 1]
+    assert cosine(SUPPORT_2, LABELS_2, QUERY_2).tolist() == [1, 1, 0, 1]

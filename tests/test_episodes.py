@@ -142,3 +142,22 @@ def test_the_stream_draws_from_every_pool_and_every_k():
     assert all(episode.permutation.tolist() == [0, 1] for _, episode in drawn)
     with pytest.raises(ValueError, match="at least one pool"):
         EpisodeStream([], ks=(1,), n_query=1)
+
+
+def test_the_shuffle_changes_the_labels_and_nothing_else_in_the_stream():
+    # Reptile with and without the shuffle must see the same pools, K and images: the
+    # permutation is drawn in both runs, and only the shuffled run uses it.
+    pools = [make_pool("a", seed=1), make_pool("b", seed=2)]
+    shuffled = EpisodeStream(pools, ks=(1, 3), n_query=2, seed=5, shuffle=True)
+    plain = EpisodeStream(pools, ks=(1, 3), n_query=2, seed=5, shuffle=False)
+    for _ in range(40):
+        (pool_s, ep_s), (pool_p, ep_p) = shuffled.next(), plain.next()
+        assert pool_s.name == pool_p.name and ep_s.k == ep_p.k
+        assert np.array_equal(ep_s.support, ep_p.support)
+        assert np.array_equal(ep_s.query, ep_p.query)
+        assert np.array_equal(ep_s.support_labels, ep_s.permutation[ep_p.support_labels])
+        assert ep_p.permutation.tolist() == [0, 1]
+    pool = make_pool()
+    with_shuffle = sample_episodes(pool, 2, n_query=3, n=20, seed=4)
+    without = sample_episodes(pool, 2, n_query=3, n=20, seed=4, shuffle=False)
+    assert all(np.array_equal(a.query, b.query) for a, b in zip(with_shuffle, without))

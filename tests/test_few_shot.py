@@ -17,6 +17,9 @@ from medtl_helpers.adaptation import (
     logistic_regression,
     mean_interval,
     nearest_prototype,
+    paired_against,
+    paired_difference,
+    paired_tied_best,
     score_episode,
     score_method,
     tied_best,
@@ -180,3 +183,53 @@ def test_the_k_table_has_methods_as_rows_and_setting_k_as_columns():
     assert table.loc["A", ("val", 1)] == "0.90 [0.88, 0.92]"
     assert table.loc["E", ("val", 5)] == "0.95 [0.94, 0.96]"
     assert isinstance(table.loc["E", ("val", 1)], float) and math.isnan(table.loc["E", ("val", 1)])
+
+
+def per_episode_rows(scores: dict[str, list[float]], key: int = 1) -> list[dict]:
+    rows = []
+    for method, values in scores.items():
+        mean, low, high = mean_interval(values)
+        rows.append(
+            {"setting": "s", "K": 1, "method": method, "episode_key": key, "accuracy": mean}
+            | {"accuracy_low": low, "accuracy_high": high}
+            | {"accuracy_per_episode": np.asarray(values, dtype=np.float64)}
+        )
+    return rows
+
+
+def test_paired_differences_separate_what_overlapping_intervals_hide():
+    # Episodes range from hard to easy; A beats B by 0.05 on every one of them (and C ties A
+    # on some, loses on others). The unpaired intervals overlap; the paired ones do not.
+    hard_to_easy = np.linspace(0.3, 0.9, 20)
+    rows = per_episode_rows(
+        {
+            "A": list(hard_to_easy + 0.05),
+            "B": list(hard_to_easy),
+            "C": list(hard_to_easy + 0.05 * np.tile([0.0, 2.0], 10)),
+        }
+    )
+    assert tied_best(rows, "s", 1) == ["A", "C", "B"]  # unpaired: none told apart
+    mean, low, high = paired_difference(rows, "A", "B", "s", 1)
+    assert mean == pytest.approx(0.05) and low == pytest.approx(0.05) == high
+    assert paired_tied_best(rows, "s", 1) == ["A", "C"]  # C - A: 0 or +0.05, reaches 0
+    assert winners(rows, paired=True)["verdict"].tolist() == ["tied with C"]
+    table = paired_against(rows, [("A", "B"), ("B", "A")])
+    assert table.loc["A - B", ("s", 1)] == "+0.050 [+0.050, +0.050] better"
+    assert table.loc["B - A", ("s", 1)].endswith("worse")
+
+
+def test_paired_differences_refuse_rows_scored_on_other_episodes():
+    rows = per_episode_rows({"A": [0.5, 0.7]}, key=1) + per_episode_rows({"B": [0.4, 0.6]}, key=2)
+    with pytest.raises(ValueError, match="'A' and 'B' were not scored on the same episodes"):
+        paired_difference(rows, "A", "B", "s", 1)
+    with pytest.raises(ValueError, match="expected one row for 'Z' at 's', K=1; got 0"):
+        paired_difference(rows, "Z", "B", "s", 1)
+
+
+def test_compare_few_shot_rows_carry_the_paired_scores():
+    methods = {"prototype": nearest_prototype, "label one": always_label_one}
+    rows = compare_few_shot(methods, {"s": separable_pool()}, (2,), 3, 12)
+    assert len({r["episode_key"] for r in rows}) == 1
+    assert all(len(r["accuracy_per_episode"]) == 12 for r in rows)
+    mean, low, high = paired_difference(rows, "prototype", "label one", "s", 2)
+    assert mean == pytest.approx(0.5) and low > 0  # 1.0 against chance on every episode

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from pathlib import Path
@@ -65,6 +66,9 @@ def test_load_gives_grey_uint8_imagesets(fake_npz):
     sets = load_pneumoniamnist(fake_npz)
     # No patient ids in the file: intervals over its "patients" are over images.
     assert {s.unit for s in sets.values()} == {"images"}
+    # a site simulated from PneumoniaMNIST has no patient ids either
+    site = dataclasses.replace(sets["test"], source=f"{sets['test'].source} / noise")
+    assert site.unit == "images"
     assert list(sets) == ["train", "val", "test"]
     raw = fake_arrays()
     for split, n in COUNTS.items():

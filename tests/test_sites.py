@@ -202,3 +202,19 @@ def test_descriptions_name_each_change():
     assert spec.describe() == (
         "marker on 10% of NORMAL, 90% of PNEUMONIA images; same patients as source"
     )
+
+
+def test_marked_in_follows_each_image_through_split_target(pool):
+    # 08's label x marker table once took each patient's first image (data.patients.index(p)):
+    # wrong for a child whose films are not all marked. The truth is in the pixels.
+    from medtl_helpers.adaptation import split_target
+
+    site = make_sites(pool, COURSE_SITES, seed=0)["shortcut target"]
+    test = split_target(site.name, site.data, 2, seed=0).test
+    burned = torch.tensor([torch.equal(burn_marker(x[None]), x[None]) for x in test.images])
+    first_image = site.marked[[site.data.patients.index(p) for p in test.patients]]
+    assert not torch.equal(first_image, burned)  # the data can tell the two apart
+    assert torch.equal(site.marked_in(test), burned)
+    assert torch.equal(site.data.subset(site.index_of(test)).images, test.images)
+    with pytest.raises(ValueError, match="not images of site 'shortcut target'"):
+        site.index_of(make_sites(pool, COURSE_SITES, seed=0)["marker"].data)

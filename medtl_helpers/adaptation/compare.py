@@ -54,6 +54,8 @@ class FewShot:
     head_lr: float = 1e-3
     alphas: tuple[float, ...] = (0.01, 0.1, 1.0)
     lambdas: tuple[float, ...] = (1.0, 10.0, 100.0)
+    optimizer: str = "adam"  # "sgd": SGD with momentum 0.9, as Li et al. (lr must suit it)
+    beta: float = 0.0  # weight decay on the head, the same in "fine-tune all" and "L2-SP"
 
 
 def coral_chosen(
@@ -90,8 +92,11 @@ def adapt_with_labels(
 ) -> dict[str, dict]:
     """Head only, plain fine-tuning (α = 0) and L2-SP (α chosen on validation), same K images.
 
-    Returns per method the test probabilities, the validation curve of the kept run and, for
-    L2-SP, the chosen α with every α's best validation loss.
+    Both fine-tunings keep the source's BatchNorm statistics and use the same optimizer, lr and β,
+    so they differ only in α. The α are tried from the largest (the least movement away from
+    the source) down, so that a tie in validation loss keeps the most constrained one. Returns
+    per method the test probabilities, the validation curve of the kept run and, for L2-SP, the
+    chosen α with every α's best validation loss.
     """
     parts = {"support": support, "val": target.val, "test": target.test}
     feats = {k: backbone_features(model, v.images, image_size) for k, v in parts.items()}
@@ -109,10 +114,10 @@ def adapt_with_labels(
     results = {"head only": {"p": head_probabilities(head, feats["test"]), "curve": curve}}
     kwargs = dict(steps=settings.steps, lr=settings.lr, batch_size=settings.batch_size)
     kwargs.update(eval_every=settings.eval_every, image_size=image_size)
-    runs = {
-        a: fine_tune(model, support, target.val, alpha=a, **kwargs) for a in (0.0, *settings.alphas)
-    }
-    losses = {a: min(r["val_loss"] for r in curve) for a, (_, curve) in runs.items() if a > 0}
+    kwargs.update(optimizer=settings.optimizer, beta=settings.beta)
+    alphas = sorted(settings.alphas, reverse=True)
+    runs = {a: fine_tune(model, support, target.val, alpha=a, **kwargs) for a in (0.0, *alphas)}
+    losses = {a: min(r["val_loss"] for r in runs[a][1]) for a in alphas}
     alpha = choose_setting(losses)
     for method, a in (("fine-tune all", 0.0), ("L2-SP", alpha)):
         tuned, curve = runs[a]

@@ -123,14 +123,17 @@ def sample_episode(
     """K support and `n_query` query images per class, with no patient in both.
 
     The support is drawn first, class by class; the query then comes from the patients left.
-    With `shuffle`, the episode's labels are a random permutation of the true ones.
+    With `shuffle`, the episode's labels are a random permutation of the true ones. The
+    permutation is drawn either way, so that a stream with the shuffle and one without, seeded
+    alike, draw the same images and differ in the labels alone.
     """
     if k < 1 or n_query < 1:
         raise ValueError(f"k and n_query must be at least 1, got k={k}, n_query={n_query}")
     support = [_take_images(pool, label, k, set(), rng) for label in range(N_CLASSES)]
     used = {pool.patients[i] for part in support for i in part}
     query = [_take_images(pool, label, n_query, used, rng) for label in range(N_CLASSES)]
-    permutation = rng.permutation(N_CLASSES) if shuffle else np.arange(N_CLASSES)
+    drawn = rng.permutation(N_CLASSES)
+    permutation = drawn if shuffle else np.arange(N_CLASSES)
     true_support = np.repeat(np.arange(N_CLASSES), k)
     true_query = np.repeat(np.arange(N_CLASSES), n_query)
     return Episode(

@@ -6,10 +6,12 @@ a good model for that task. Reptile finds them with a loop a student can read in
     for each meta-step: draw a task, adapt a copy of θ to it by a few steps of SGD (giving φ),
                         then move θ a fraction ε of the way towards φ:  θ ← θ + ε (φ − θ)
 
-Averaged over many tasks, θ drifts to a point close to every task's adapted weights. Here θ is a
-small head on frozen features (adapting it costs milliseconds); the tasks are episodes from
-several sites, with their labels shuffled (see `episodes`): without the shuffle every task is
-the same task, and θ learns the task itself instead of how to adapt.
+Averaged over many tasks, θ drifts to a point close to every task's adapted weights. Reptile is
+a *first-order* method, like FOMAML: MAML (Finn et al., 2017) differentiates the query loss
+through the inner steps (second derivatives), the first-order methods drop those terms. Here θ is
+a small head on frozen features (adapting it costs milliseconds); the tasks are episodes from
+several sites, with their labels shuffled (see `episodes`): without the shuffle one classifier
+solves every task, whatever its site, and θ can learn that classifier instead of how to adapt.
 """
 
 from __future__ import annotations

@@ -70,8 +70,10 @@ class BestOnValidation:
 def choose_setting(val_losses: dict) -> object:
     """The key with the lowest validation loss; the first one listed wins a tie.
 
-    List the settings from the least to the most adaptation (for example α from 0 up), so that a
-    tie keeps the simpler one.
+    List the settings from the least to the most adaptation, ordered by how far a setting lets
+    the model move from the source, so that a tie keeps the more constrained one: Deep CORAL's λ
+    from 0 up (λ = 0 is the control), but L2-SP's α from the largest down (a smaller α is a
+    weaker pull back to the source, so more movement).
     """
     if not val_losses:
         raise ValueError("choose_setting got no settings to choose from")

@@ -76,9 +76,11 @@ class ImageSet:
         """What one id in `patients` stands for: "patients", or "images" for a source without ids.
 
         Intervals resampled by `patients` are per patient on Kermany folders and per image on
-        PneumoniaMNIST, whose X-rays of one child may sit on both sides of a resample.
+        PneumoniaMNIST, whose X-rays of one child may sit on both sides of a resample. A site
+        simulated from a pool (`data.sites`, source "<pool> / <site>") keeps its pool's unit.
         """
-        return "images" if self.source in SOURCES_WITHOUT_PATIENT_IDS else "patients"
+        pool = self.source.split(" / ")[0]
+        return "images" if pool in SOURCES_WITHOUT_PATIENT_IDS else "patients"
 
     def fingerprint(self) -> str:
         """A short hash of which images the set holds (patients, labels, size, source).

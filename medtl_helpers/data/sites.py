@@ -79,7 +79,12 @@ class SiteSpec:
 
 @dataclass
 class Site:
-    """A site's images after its acquisition change, its spec, and which images were marked."""
+    """A site's images after its acquisition change, its spec, and which images were marked.
+
+    `data.paths` names each image "<site>/<position>"; `subset` carries the names, so a part made
+    from the site (`split_by_patient`, `split_target`) is traced back image by image: `index_of`,
+    `marked_in`. A patient's first image is no stand-in: a child's films need not all be marked.
+    """
 
     name: str
     data: ImageSet
@@ -89,6 +94,21 @@ class Site:
     @property
     def description(self) -> str:
         return self.spec.describe()
+
+    def index_of(self, part: ImageSet) -> np.ndarray:
+        """The position in this site of each image of `part`, a subset of the site's data."""
+        where = {name: i for i, name in enumerate(self.data.paths or [])}
+        missing = [name for name in part.paths or [None] if name not in where]
+        if missing:
+            raise ValueError(
+                f"{len(missing)} images of the part are not images of site {self.name!r} "
+                f"(first: {missing[0]!r}); make the part from this site's data with subset"
+            )
+        return np.array([where[name] for name in part.paths], dtype=np.int64)
+
+    def marked_in(self, part: ImageSet) -> torch.Tensor:
+        """bool (len(part),): which images of `part` carry this site's marker."""
+        return self.marked[torch.from_numpy(self.index_of(part))]
 
 
 # The course's sites: one kind of shift each. The source is the largest part; the shortcut pair
@@ -186,7 +206,9 @@ def acquire(
 ) -> torch.Tensor:
     """uint8 images as `spec`'s site acquires them: resolution, blur, exposure, noise, marker.
 
-    Deterministic: the noise comes from a generator seeded by `seed` and the site's name.
+    Deterministic: the noise comes from a generator seeded by `seed` and the site's name. It has
+    mean zero, but the rounding and clipping to [0, 255] after it move the mean of an image with
+    many pixels near 0 or 255.
     """
     generator = torch.Generator().manual_seed(site_seed(seed, spec.name))
     size = images.shape[-1]
@@ -239,7 +261,8 @@ def make_sites(pool: ImageSet, specs=COURSE_SITES, seed: int = 0) -> dict[str, S
         raw = pool.subset(index)
         marked = marker_mask(raw.labels, spec, seed)
         images = acquire(raw.images, spec, marked, seed)
-        data = ImageSet(images, raw.labels, raw.patients, f"{pool.source} / {spec.name}")
+        ids = [f"{spec.name}/{i}" for i in range(len(index))]
+        data = ImageSet(images, raw.labels, raw.patients, f"{pool.source} / {spec.name}", ids)
         sites[spec.name] = Site(spec.name, data, spec, marked)
     return {name: sites[name] for name in names}
 

@@ -68,26 +68,27 @@ def check_batchnorm_reset(reset: Callable[[nn.Module], object]) -> None:
     if stale:
         raise AssertionError(
             f"BatchNorm layer(s) {stale} still hold the old running mean or variance. Visit every "
-            "module with model.modules() (BatchNorm layers sit inside blocks too) and call "
-            "reset_running_stats() on each BatchNorm."
+            "module, not only the top-level children (BatchNorm layers sit inside blocks too), and "
+            "reset only the running statistics of each (a BatchNorm method does it)."
         )
     for name, layer in batchnorm_layers(model).items():
         if not torch.equal(layer.weight, torch.full((4,), 1.5)):
             raise AssertionError(
                 f"layer {name} lost its learned weight and bias: reset_parameters() resets them "
-                "too. AdaBN keeps every weight and replaces only the statistics: use "
-                "reset_running_stats()."
+                "too. AdaBN keeps every weight and replaces only the statistics: find the method "
+                "that resets the running statistics alone."
             )
         if int(layer.num_batches_tracked) != 0:
             raise AssertionError(
-                f"layer {name} still counts {int(layer.num_batches_tracked)} batches seen: "
-                "reset_running_stats() sets the count back to 0 with the mean and variance."
+                f"layer {name} still counts {int(layer.num_batches_tracked)} batches seen: the "
+                "count is a statistic too, and must go back to 0 with the mean and variance."
             )
         if layer.momentum is not None:
             raise AssertionError(
                 f"layer {name} keeps momentum={layer.momentum}: the new estimate would then be an "
-                "exponential average that weights the last batches most. Set momentum = None "
-                "for a plain average over every target batch."
+                "exponential average that weights the last batches most; the exercise asks for a "
+                "plain average over every target batch (see what momentum=None means in "
+                "BatchNorm's documentation)."
             )
     reference = _bn_model()
     count = reset_batchnorm_statistics(reference)
@@ -99,27 +100,44 @@ def check_batchnorm_reset(reset: Callable[[nn.Module], object]) -> None:
 
 
 def drift_cases() -> pd.DataFrame:
-    """A made-up drift table: 3 sites x 4 layers, with a trap for max, sd_ratio and depth."""
-    rows = []
+    """A made-up drift table, 6 sites x 4 layers: each wrong reading picks a site of its own.
+
+    The mean over the layers picks exposure; the largest or the last layer picks blur, the first
+    layer noise, the median low resolution, sd_ratio marker, the smallest mean the control.
+    """
     shifts = {
         "source (held-out)": [0.05, 0.04, 0.03, 0.02],
-        "blur": [0.10, 0.10, 0.10, 1.20],  # the largest single layer, a small mean
-        "exposure": [0.90, 0.60, 0.40, 0.30],  # the largest mean
-        "noise": [0.50, 0.30, 0.20, 0.10],
+        "blur": [0.10, 0.10, 0.10, 1.20],
+        "exposure": [0.20, 0.30, 0.40, 1.10],
+        "noise": [1.00, 0.40, 0.20, 0.10],
+        "low resolution": [0.45, 0.45, 0.45, 0.10],
+        "marker": [0.30, 0.30, 0.30, 0.30],
     }
-    ratios = {"source (held-out)": 1.0, "blur": 0.9, "exposure": 1.1, "noise": 3.0}
-    for site, values in shifts.items():
-        for depth, shift in enumerate(values):
-            rows.append(
-                {
-                    "site": site,
-                    "depth": depth,
-                    "layer": f"layer{depth}.bn",
-                    "mean_shift": shift,
-                    "sd_ratio": ratios[site],
-                }
-            )
-    return pd.DataFrame(rows)
+    ratios = {site: 1.0 + 0.1 * i for i, site in enumerate(shifts)} | {"marker": 3.0}
+    return pd.DataFrame(
+        {
+            "site": site,
+            "depth": depth,
+            "layer": f"layer{depth}.bn",
+            "mean_shift": shift,
+            "sd_ratio": ratios[site],
+        }
+        for site, values in shifts.items()
+        for depth, shift in enumerate(values)
+    )
+
+
+DRIFT_HINTS = {
+    "blur": "blur moves one layer furthest (1.2 source sds, its last) but little on average: "
+    "the exercise asks for the average over a site's layers, not its largest or last layer",
+    "noise": "noise moves the first layer most (1.0) but less than another site on average: a "
+    "site's drift counts every one of its layers, not the first alone",
+    "low resolution": "low resolution has the largest median (0.45); the exercise asks for the "
+    "mean, which also counts a site's one far-drifted layer",
+    "marker": "marker has the largest sd_ratio; the exercise asks for mean_shift",
+    "source (held-out)": "that is the control, the smallest average drift; the exercise asks for "
+    "the largest",
+}
 
 
 def check_most_drifted(most_drifted: Callable[[pd.DataFrame], str]) -> None:
@@ -130,30 +148,26 @@ def check_most_drifted(most_drifted: Callable[[pd.DataFrame], str]) -> None:
         most_drifted,
         (drift.copy(),),
         "most_drifted(drift)",
-        "Average the mean_shift column only: drift.groupby('site').mean_shift.mean().",
+        "It takes the drift table and returns one site's name; only the numeric column "
+        "mean_shift is needed (the table also holds text columns).",
     )
     got = plain(got, "the value most_drifted returned")
-    hints = {
-        "blur": "blur has the largest shift in one layer (1.2) but a small mean over its layers: "
-        "average over the layers (groupby('site').mean_shift.mean()), don't take the maximum",
-        "noise": "noise has the largest sd_ratio; the exercise asks for mean_shift",
-        "source (held-out)": "that is the smallest drift: use idxmax, not idxmin",
-    }
     if not isinstance(got, str):
         raise AssertionError(
             f"most_drifted returned {got!r} ({type(got).__name__}); return the site's name as a "
-            "string, e.g. with .idxmax() on a Series indexed by site"
+            "string, the label of the largest value rather than the value"
         )
+    hints = dict(DRIFT_HINTS)
     if got in set(drift.layer):
-        hints[got] = f"{got!r} is a layer; group by site, not by layer, and return the site"
+        hints[got] = f"{got!r} is a layer; the answer is a site, so group the rows by site"
     if got != "exposure":
         hint = hints.get(got, "average mean_shift over each site's layers and take the largest")
         raise AssertionError(f"most_drifted returned {got!r}; expected 'exposure': {hint}.")
     print(
         "Correct: in the checker's own drift table (made-up numbers, not your run), 'exposure' "
-        "drifts most on average (0.55 source sds per layer), although blur moves one layer "
-        "further. Compare the prediction printed above for this notebook's own table with the "
-        "AdaBN gains measured above."
+        "drifts most on average (0.50 source sds per layer), although other sites lead in one "
+        "layer, in the median or in sd_ratio. Compare the prediction printed above for this "
+        "notebook's own table with the AdaBN gains measured below."
     )
 
 
@@ -223,4 +237,4 @@ def _coral_hint(got: float, source: torch.Tensor, target: torch.Tensor) -> str:
     for hint, value in variants.items():
         if math.isclose(got, value, rel_tol=1e-6):
             return hint
-    return "Compute C = (x - mean).T @ (x - mean) / (n - 1) for each set, then the formula."
+    return "Check each step against the formula: centring, the n - 1 divisor, the square, 4 d²."

@@ -17,12 +17,18 @@ from medtl_helpers.course.checks.common import call_answer, plain, require_answe
 
 __all__ = ["check_episode_leak", "check_prototype_classifier", "check_tied_best"]
 
-# Support points in 2-D: the labels are not in blocks, class 0 has three points and class 1 one,
-# and the nearest single support point of the first query belongs to class 0 while the nearest
-# prototype is class 1's (so a nearest-neighbour answer shows).
+# Two cases of support points in 2-D. In the first the labels are not in blocks, class 0 has
+# three points and class 1 one, and the nearest single support point of the first query belongs
+# to class 0 while the nearest prototype is class 1's (so a nearest-neighbour answer shows). In
+# the second, class 1's prototype is long and class 0's points along the first axis: the largest
+# dot product with a mean and the largest cosine both disagree with the nearest mean.
 SUPPORT = torch.tensor([[0.0, 0.0], [4.0, 4.0], [10.0, 0.0], [5.0, 0.0]])
 LABELS = torch.tensor([0, 1, 0, 0])
 QUERY = torch.tensor([[0.5, 3.0], [6.0, 1.0], [3.0, 5.0], [9.0, 0.5]])
+SUPPORT_2 = torch.tensor([[1.0, 0.0], [1.4, 0.2], [5.0, 5.0], [4.0, 4.0]])
+LABELS_2 = torch.tensor([0, 0, 1, 1])
+QUERY_2 = torch.tensor([[2.0, 2.2], [1.5, 1.0], [0.3, 0.0], [3.0, 3.5]])
+PROTOTYPE_CASES = ((SUPPORT, LABELS, QUERY), (SUPPORT_2, LABELS_2, QUERY_2))
 
 
 def _as_labels(got: object, n: int, name: str) -> np.ndarray:
@@ -40,63 +46,71 @@ def _as_labels(got: object, n: int, name: str) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def _prototype_hint(got: np.ndarray) -> str:
-    support, labels, query = SUPPORT.numpy(), LABELS.numpy(), QUERY.numpy()
-    distances = ((query[:, None, :] - support[None, :, :]) ** 2).sum(-1)
-    nearest_point = labels[distances.argmin(axis=1)]
-    sums = np.stack([support[labels == c].sum(0) for c in (0, 1)])
-    by_sum = ((query[:, None, :] - sums[None]) ** 2).sum(-1).argmin(axis=1)
-    blocks = np.stack([support[:3].mean(0), support[3:].mean(0)])
-    by_blocks = ((query[:, None, :] - blocks[None]) ** 2).sum(-1).argmin(axis=1)
-    expected = prototype_logits(SUPPORT, LABELS, QUERY).argmax(dim=1).numpy()
-    if np.array_equal(got, 1 - expected):
-        return "every answer is the other label: take the argmin of the distance, not the argmax"
-    if np.array_equal(got, nearest_point):
-        return (
-            "that is the label of the nearest single support image (1-nearest neighbour). A "
-            "prototype is the mean of a class's support features: compare with the means"
-        )
-    if np.array_equal(got, by_sum):
-        return (
-            "the prototypes look like sums: class 0 has three support images and class 1 one, so "
-            "divide each class's sum by its count (mean over the class)"
-        )
-    if np.array_equal(got, by_blocks):
-        return (
-            "the classes were taken as blocks of the support order; select each class's rows "
-            "with the labels (support[labels == c]), the order is shuffled"
-        )
+def _nearest(query: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    return ((query[:, None, :] - centres[None]) ** 2).sum(-1).argmin(axis=1)
+
+
+def _prototype_hint(got: np.ndarray, case: tuple) -> str:
+    support, labels, query = (t.numpy() for t in case)
+    means = np.stack([support[labels == c].mean(0) for c in (0, 1)])
+    n0 = int((labels == 0).sum())
+    unit = means / np.linalg.norm(means, axis=1, keepdims=True)
+    wrong = (
+        (1 - _nearest(query, means), "every answer is the other label: take the argmin of the "
+         "distance, not the argmax"),
+        (labels[_nearest(query, support)], "that is the label of the nearest single support "
+         "image (1-nearest neighbour). A prototype is the mean of a class's support features: "
+         "compare with the means"),
+        ((query @ means.T).argmax(axis=1), "that is the largest dot product with each mean. A dot "
+         "product grows with the lengths of the vectors, so a long prototype wins even where it "
+         "is far away: measure how far each query is from each mean"),
+        ((query @ unit.T).argmax(axis=1), "that is the largest cosine similarity: it compares "
+         "directions and ignores lengths, so a query pointing the way of a far prototype counts "
+         "as near it. The exercise asks for the squared Euclidean distance"),
+        (_nearest(query, means * np.bincount(labels)[:, None]), "the prototypes look like sums: "
+         "the classes have different numbers of support images, so divide each class's sum by "
+         "its count (mean over the class)"),
+        (_nearest(query, np.stack([support[:n0].mean(0), support[n0:].mean(0)])), "the classes "
+         "were taken as blocks of the support order; select each class's rows with the labels, "
+         "the order is shuffled"),
+    )  # fmt: skip
+    for answer, hint in wrong:
+        if np.array_equal(got, answer):
+            return hint
     return "average the support features of each label, then give each query the nearest mean"
 
 
 def check_prototype_classifier(classify: Callable) -> None:
     """`classify(support, labels, query)`: the label of the nearest (Euclidean) prototype."""
     require_answer(classify, "your classify")
-    expected = prototype_logits(SUPPORT, LABELS, QUERY).argmax(dim=1).numpy()
     hint = "It takes support (n, d), labels (n,) and query (m, d) tensors; return m labels."
-    got = call_answer(
-        classify, (SUPPORT.clone(), LABELS.clone(), QUERY.clone()), "classify(...)", hint
-    )
-    got = _as_labels(got, len(QUERY), "classify")
-    if not np.array_equal(got, expected):
-        raise AssertionError(
-            f"classify gave {got.tolist()} for the checker's 4 query points; expected "
-            f"{expected.tolist()}: {_prototype_hint(got)}."
+    for number, case in enumerate(PROTOTYPE_CASES, start=1):
+        support, labels, query = case
+        expected = prototype_logits(support, labels, query).argmax(dim=1).numpy()
+        got = call_answer(
+            classify, (support.clone(), labels.clone(), query.clone()), "classify(...)", hint
         )
-    swapped = call_answer(
-        classify, (SUPPORT.clone(), 1 - LABELS, QUERY.clone()), "classify(...)", hint
-    )
-    swapped = _as_labels(swapped, len(QUERY), "classify")
-    if not np.array_equal(swapped, 1 - expected):
-        raise AssertionError(
-            "with the support labels swapped, classify should swap its answers too: a prototype "
-            "classifier knows which label is which only from the support set. Don't fix a label "
-            "to a class."
+        got = _as_labels(got, len(query), "classify")
+        if not np.array_equal(got, expected):
+            raise AssertionError(
+                f"classify gave {got.tolist()} for the 4 query points of the checker's case "
+                f"{number}; expected {expected.tolist()}: {_prototype_hint(got, case)}."
+            )
+        swapped = call_answer(
+            classify, (support.clone(), 1 - labels, query.clone()), "classify(...)", hint
         )
+        swapped = _as_labels(swapped, len(query), "classify")
+        if not np.array_equal(swapped, 1 - expected):
+            raise AssertionError(
+                "with the support labels swapped, classify should swap its answers too: a "
+                "prototype classifier knows which label is which only from the support set. "
+                "Don't fix a label to a class."
+            )
     print(
         "Correct: the nearest class mean, and the answers follow the support labels when they "
-        "are swapped. In the checker's 2-D test case the first query point is nearest a class-0 "
-        "image but nearest the class-1 prototype."
+        "are swapped. In the checker's first 2-D case the first query point is nearest a class-0 "
+        "image but nearest the class-1 prototype; in the second, the largest dot product or "
+        "cosine with a mean would pick the other class."
     )
 
 
