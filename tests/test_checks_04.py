@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from medtl_helpers.course.checks import check_class_weights, check_val_threshold
-from medtl_helpers.course.checks.nb04 import _leak_problem, _threshold_case
+from medtl_helpers.course.checks.nb04 import _best_j, _leak_problem, _threshold_case
 from medtl_helpers.metrics import choose_threshold, confusion
 
 
@@ -190,7 +190,7 @@ def in_the_gap(share):
         (best_by(f1), "maximises accuracy and F1 on validation"),
         (
             best_by(closest_to_corner),
-            r"your threshold is 0\.4217, with J = 0\.684 on validation; Youden's J is best, 0\.709",
+            r"your threshold is 0\.5508, with J = 0\.743 on validation; Youden's J is best, 0\.754",
         ),
         (in_the_gap(0.01), "has the best J on validation .* but flags other test cases"),
     ],
@@ -219,15 +219,15 @@ def youden_on(where, search):
     return answer
 
 
-TEST, BOTH = "the TEST set", "the TEST set and on validation and test POOLED"
+BOTH = "the TEST set and on validation and test POOLED"
 
 
 @pytest.mark.parametrize(
     ("where", "search", "named"),
     [
-        ("test", "choose_threshold", TEST),
-        ("test", "grid", BOTH),  # 0.57 also has the best pooled J
-        ("test", "midpoints", TEST),
+        ("test", "choose_threshold", BOTH),  # test and pooled share their best J at 0.526
+        ("test", "grid", BOTH),
+        ("test", "midpoints", BOTH),
         ("pooled", "choose_threshold", BOTH),
         ("pooled", "grid", BOTH),
         ("pooled", "midpoints", BOTH),
@@ -242,9 +242,10 @@ def test_val_threshold_names_the_test_leak_whatever_the_candidates(where, search
     assert re.fullmatch(
         r"on the checker's test case, your threshold 0\.\d{4} reaches the best Youden's J on "
         + named
-        + r", but not on validation \(J = 0\.\d{3} there; the best, 0\.709, is at 0\.4875\)\. "
-        r"Choose the threshold on validation alone and apply it unchanged to test: a threshold "
-        r"tuned with the test labels makes the test numbers optimistic\.",
+        + r", but not on validation \(J = 0\.\d{3} there; the best, 0\.754, is at 0\.4393\)\. "
+        r"That is what a threshold tuned with the test labels gives, and it makes the test numbers "
+        r"optimistic: choose the threshold on validation alone and apply it unchanged to test\. "
+        r"If you used validation alone, your rule is not Youden's J\.",
         message,
     ), message
 
@@ -260,22 +261,49 @@ def validation_only_thresholds(val_y, val_p):
     return sorted(found)
 
 
-def test_the_case_keeps_validation_only_rules_apart_from_the_test_leaks():
-    """No validation-only rule lands on a leak's threshold, or reaches the best J on test or
-    pooled, so a student who used validation alone is never told they used the test labels."""
-    val_y, val_p, test_y, test_p = _threshold_case()
-    honest = validation_only_thresholds(val_y, val_p)
-    leaks = []
-    for where, search in itertools.product(
-        ("test", "pooled"), ("choose_threshold", "grid", "midpoints")
+def youden(y, flagged):
+    return flagged[y == 1].mean() + (~flagged[y == 0]).mean() - 1
+
+
+def leak_thresholds(val_y, val_p, test_y, test_p):
+    """Every threshold (all ties) with the best J, accuracy or F1 on the TEST set or on validation
+    and test POOLED, searched on the scores, a 101-point grid or the midpoints."""
+    pooled = (np.concatenate([val_y, test_y]), np.concatenate([val_p, test_p]))
+    found = set()
+    for (y, p), rule, search in itertools.product(
+        ((test_y, test_p), pooled), (youden, accuracy, f1), ("scores", "grid", "midpoints")
     ):
-        leaks.append(youden_on(where, search)(val_y, val_p, test_y, test_p)["threshold"])
-    assert honest == pytest.approx([0.2834, 0.298, 0.4217])  # all below Youden's, 0.4875
-    assert min(leaks) > 0.5 and val_y.sum() / (val_y == 0).sum() == pytest.approx(2.5, abs=0.05)
-    assert not any(np.isclose(h, leak) for h in honest for leak in leaks), (honest, leaks)
+        scores = np.unique(p)
+        candidates = {"scores": scores, "grid": np.linspace(0, 1, 101),
+                      "midpoints": (scores[1:] + scores[:-1]) / 2}[search]  # fmt: skip
+        values = np.array([rule(y, p >= t) for t in candidates])
+        found |= {float(t) for t in candidates[np.isclose(values, values.max(), rtol=0)]}
+    return sorted(found)
+
+
+def honest_thresholds(val_y, val_p, test_p):
+    """Validation-only rules (accuracy, F1, the corner) and the medians of the scores: wrong, but
+    none of them uses the test labels."""
+    medians = [np.median(val_p), np.median(test_p), np.median(np.concatenate([val_p, test_p]))]
+    return validation_only_thresholds(val_y, val_p) + [float(m) for m in medians]
+
+
+def test_the_case_keeps_validation_only_rules_apart_from_the_test_leaks():
+    """No validation-only rule or median reaches the best J on test or pooled, so it is not told
+    it used the test labels; no leak by J, accuracy or F1 has the best validation J and flags the
+    test cases that Youden's threshold on validation flags, so none can pass."""
+    val_y, val_p, test_y, test_p = _threshold_case()
     want = choose_threshold(val_y, val_p)
+    honest = honest_thresholds(val_y, val_p, test_p)
+    leaks = leak_thresholds(val_y, val_p, test_y, test_p)
+    # validation's best accuracy and F1 lie below Youden's, closest to the corner above it
+    assert honest[:2] == pytest.approx([0.4142, 0.5508]) and want == pytest.approx(0.4393)
+    assert val_y.sum() / (val_y == 0).sum() == pytest.approx(2.5, abs=0.05)
     for threshold in honest:
-        assert _leak_problem(threshold, want, (val_y, val_p), (test_y, test_p)) is None
+        assert _leak_problem(threshold, want, (val_y, val_p), (test_y, test_p)) is None, threshold
+    for threshold in leaks:  # other flags, or a J on validation that Youden's beats
+        other_flags = ((test_p >= threshold) != (test_p >= want)).any()
+        assert other_flags or not _best_j(val_y, val_p, threshold), threshold
 
 
 def test_val_threshold_accepts_any_best_j_threshold_flagging_the_same_test_cases(capsys):
@@ -289,3 +317,49 @@ def test_val_threshold_gives_j_for_a_threshold_that_follows_no_named_rule():
 
     with pytest.raises(AssertionError, match=r"your threshold is 0\.\d+, with J = 0\.\d+ on val"):
         check_val_threshold(low)
+
+
+@pytest.mark.parametrize(
+    ("name", "score"), [("test accuracy", accuracy), ("test F1", f1), ("pooled accuracy", accuracy)]
+)
+def test_val_threshold_fails_the_test_leaks_by_accuracy_or_f1(name, score):
+    """The review's three leaks: the first score with the best accuracy or F1 on the TEST set, or
+    the best accuracy on validation and test pooled (seed 176 let them pass at 0.4875)."""
+
+    def answer(val_y, val_p, test_y, test_p):
+        y, p = (test_y, test_p) if name.startswith("test") else (
+            np.concatenate([val_y, test_y]), np.concatenate([val_p, test_p]))  # fmt: skip
+        candidates = np.unique(p)
+        values = [score(y, p >= t) for t in candidates]
+        return rates_at(float(candidates[int(np.argmax(values))]), test_y, test_p)
+
+    with pytest.raises(AssertionError, match="on the checker's test case"):
+        check_val_threshold(answer)
+
+
+def test_val_threshold_fails_every_leak_whatever_the_rule_and_the_tie():
+    case = _threshold_case()
+    for threshold in leak_thresholds(*case):
+        with pytest.raises(AssertionError):
+            check_val_threshold(lambda vy, vp, ty, tp, t=threshold: rates_at(t, ty, tp))
+
+
+@pytest.mark.parametrize("which", ["validation", "test", "pooled"])
+def test_val_threshold_does_not_accuse_the_median_of_using_the_test_labels(which):
+    """A median of the scores is wrong but uses no labels: the message is the neutral one."""
+
+    def median(val_y, val_p, test_y, test_p):
+        p = {"validation": val_p, "test": test_p, "pooled": np.concatenate([val_p, test_p])}
+        return rates_at(float(np.median(p[which])), test_y, test_p)
+
+    with pytest.raises(AssertionError, match=r"your threshold is 0\.\d{4}, with J = .* on valid"):
+        check_val_threshold(median)
+
+
+def test_val_threshold_hedges_a_leak_a_validation_only_rule_could_reach():
+    """A hand-picked 0.52 reaches the best J on test: the message says what a test-tuned
+    threshold gives, and what it means if validation alone was used."""
+    with pytest.raises(AssertionError) as caught:
+        check_val_threshold(lambda vy, vp, ty, tp: rates_at(0.52, ty, tp))
+    assert "reaches the best Youden's J on the TEST set" in str(caught.value)
+    assert "If you used validation alone, your rule is not Youden's J." in str(caught.value)

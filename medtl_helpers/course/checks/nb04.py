@@ -5,10 +5,11 @@ with `training.class_weights`, w_c = N / (C·N_c): equal total weight N_c·w_c f
 scaled as the course does so that Σ_c N_c·w_c = N (a balanced set gets weight 1).
 `check_val_threshold` runs the student's "threshold on validation, metrics on test" function on a
 case where validation, test and 0.5 give three different thresholds, and where the threshold that
-maximises validation accuracy is not Youden's. A threshold with the best Youden's J on test, or on
-validation and test pooled, but not on validation, is named as a use of the test labels before any
-other rule, on whatever candidates (scores, a grid, midpoints) that best J was searched. It accepts
-any threshold with the best validation J that flags the same test cases as `choose_threshold`'s.
+maximises validation accuracy is not Youden's. A threshold with the best Youden's J on test, or
+pooled, but not on validation (on any candidates) is named first as what a threshold tuned with the
+test labels gives, hedged: a validation-only rule may land there. A leak by accuracy or F1 is named
+only where it reaches that J too, and fails on this case either way. It accepts any threshold with
+the best validation J that flags the same test cases as `choose_threshold`'s.
 Each explains the first difference in words and prints one sentence on success.
 """
 
@@ -104,23 +105,25 @@ def check_class_weights(balanced_weights: Callable[[list[int]], object]) -> None
 def _threshold_case() -> tuple[np.ndarray, ...]:
     """Validation and test predictions whose Youden thresholds differ from each other and 0.5.
 
-    Validation is about 2.5:1 PNEUMONIA with overlapping scores, so the thresholds that maximise
-    accuracy (or F1), or come closest to the corner (0, 1), lie below Youden's and flag other test
-    cases; Youden's on test, or on validation and test pooled, lie above 0.5, and none of those
-    validation-only thresholds reaches the best J there. One PNEUMONIA test case scores exactly
-    the validation threshold, so `p > t` and `p >= t` give different sensitivities. Every
-    threshold between the next lower validation score and Youden's has the same best J; the one
-    test score in that gap sits in its lower quarter, so the midpoint flags what Youden's does
-    and a threshold just above the lower score does not.
+    Validation is about 2.5:1 PNEUMONIA with overlapping scores, so the threshold that maximises
+    accuracy (and F1) lies below Youden's, and the one closest to the corner (0, 1) above it; both
+    flag other test cases. Youden's on test, or on validation and test pooled, lies above 0.5.
+    Neither those validation-only thresholds nor the medians of the scores reach the best J there,
+    and no threshold with the best J, accuracy or F1 on test or pooled (any tie, on the scores, a
+    grid or the midpoints) has the best validation J and flags what it flags. One PNEUMONIA test
+    case scores exactly the validation threshold, so `p > t` and `p >= t` give different
+    sensitivities. Every threshold between the next lower validation score and Youden's has the
+    same best J; the one test score in that gap, a NORMAL case, sits just below its midpoint, so
+    the midpoint flags what Youden's does and a threshold lower in the gap does not.
     """
-    rng = np.random.default_rng(176)
+    rng = np.random.default_rng(483)
     val_y = (rng.random(60) < 0.75).astype(np.int64)
     val_p = np.clip(0.3 + 0.35 * val_y + rng.normal(0, 0.17, 60), 0.01, 0.99).round(4)
     test_y = (rng.random(50) < 0.6).astype(np.int64)
     test_p = np.clip(0.35 + 0.35 * test_y + rng.normal(0, 0.2, 50), 0.01, 0.99).round(4)
     threshold = choose_threshold(val_y, val_p)
     below = val_p[val_p < threshold].max()
-    test_p[(test_p > below) & (test_p < threshold)] = round(below + (threshold - below) / 4, 4)
+    test_p[np.flatnonzero(test_y == 0)[0]] = round((below + threshold) / 2 - 0.0004, 4)
     test_p[np.flatnonzero(test_y == 1)[0]] = threshold
     return val_y, val_p, test_y, test_p
 
@@ -132,8 +135,7 @@ def _best_j(y: np.ndarray, p: np.ndarray, threshold: float) -> bool:
 
 
 def _leak_problem(threshold: float, want: float, val: tuple, test: tuple) -> str | None:
-    """A threshold with the best J on the test set, or on validation and test pooled, but not on
-    validation: the test labels were used, on a grid, at midpoints or at the scores alike."""
+    """The message for a threshold with the best J on test, or pooled, but not on validation."""
     if _best_j(*val, threshold):
         return None
     pooled = (np.concatenate([val[0], test[0]]), np.concatenate([val[1], test[1]]))
@@ -145,8 +147,9 @@ def _leak_problem(threshold: float, want: float, val: tuple, test: tuple) -> str
         f"on the checker's test case, your threshold {threshold:.4f} reaches the best Youden's J "
         f"on {' and on '.join(where)}, but not on validation (J = "
         f"{_scores(*val, threshold)['J']:.3f} there; the best, {_scores(*val, want)['J']:.3f}, "
-        f"is at {want:.4f}). Choose the threshold on validation alone and apply it unchanged to "
-        "test: a threshold tuned with the test labels makes the test numbers optimistic."
+        f"is at {want:.4f}). That is what a threshold tuned with the test labels gives, and it "
+        "makes the test numbers optimistic: choose the threshold on validation alone and apply it "
+        "unchanged to test. If you used validation alone, your rule is not Youden's J."
     )
 
 
