@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from medtl_helpers.metrics.bootstrap import _group_index, _resample_weights
 from medtl_helpers.metrics.rates import labels_and_probabilities
 
 EPS = 1e-7  # keeps the odds finite for p of exactly 0 or 1
@@ -97,15 +98,9 @@ def prevalence_metrics(
     """
     y, p = labels_and_probabilities(y, p)
     y = y.astype(np.float64)
-    groups = np.arange(y.size) if groups is None else np.asarray(list(groups), dtype=str)
-    if groups.size != y.size:
-        raise ValueError(f"groups has {groups.size} ids but there are {y.size} images")
-    ids = np.unique(groups, return_inverse=True)[1]
-    n_groups = int(ids.max()) + 1
-    drawn = np.random.default_rng(seed).integers(0, n_groups, size=(n_boot, n_groups))
-    times = np.stack([np.bincount(row, minlength=n_groups) for row in drawn])
+    weights = _resample_weights(np.random.default_rng(seed), _group_index(groups, y.size), n_boot)
     point = _weighted_metrics(np.ones((1, y.size)), y, p, threshold, n_bins)
-    resampled = _weighted_metrics(times[:, ids].astype(np.float64), y, p, threshold, n_bins)
+    resampled = _weighted_metrics(weights, y, p, threshold, n_bins)
     out: dict[str, float] = {}
     for name, values in resampled.items():
         kept = values[np.isfinite(values)]
