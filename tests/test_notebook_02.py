@@ -246,7 +246,16 @@ def test_gpu_like_start_up_is_reported_not_flagged(monkeypatch):
     assert "flagged," not in out and "rate was flagged" not in out
     assert "160.0 s in fit per 1,000 training images per epoch" in out  # 3.2 s for 20 images
     assert "epoch 1's start-up left out" in out
-    assert "plus each depth's start-up once per run (printed above):" in out
+    assert "plus the start-up of resnet18, resnet50 once per run (printed above):" in out
+
+
+def test_the_minutes_name_only_the_depths_that_had_a_start_up():
+    # resnet50's epoch 1 was not slower: the old header said "each depth's start-up"
+    names = ratios_names({"resnet18": [9.0, 3.0, 3.4], "resnet50": [7.0, 7.2, 7.4]})
+    names["data"] = SimpleNamespace(train=image_set(100))
+    out = run_cells(NB, [RATIOS, MINUTES], prepared(**names))
+    assert "plus the start-up of resnet18 once per run (printed above):" in out
+    assert "epoch 1 was not slower than the median of the rest: no start-up to see here" in out
 
 
 def test_a_slow_later_epoch_is_not_called_start_up():
@@ -254,5 +263,8 @@ def test_a_slow_later_epoch_is_not_called_start_up():
     # rest: the old line printed "epoch 1 took -1.1 s more ...: start-up, or load during it"
     names = ratios_names({"resnet18": [6.0, 7.0, 7.2], "resnet50": [14.0, 14.2, 14.1]})
     out = run_cells(NB, [RATIOS], prepared(**names))
-    assert out.count("epoch 1 was not slower than the rest: no start-up to see here") == 2
+    assert (
+        out.count("epoch 1 was not slower than the median of the rest: no start-up to see here")
+        == 2
+    )
     assert "start-up, or load during it" not in out

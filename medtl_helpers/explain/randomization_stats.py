@@ -9,10 +9,10 @@ share the image and every stage that was not randomised, which is what the check
 
 The gap between the two shares gets a bootstrap interval that resamples the images *and* the
 random networks, as every map of one network shares its weights and every map of one image its
-trained map. The reading has three outcomes: the check FAILS at a step where the whole interval
-lies above 0; it passes where the whole interval lies below `TOLERANCE`; elsewhere no failure is
-shown, but the data cannot exclude a gap up to the interval's upper end. An interval wholly below
-0 is read apart: fewer maps survive than chance, so the maps are partly reversed, not unrelated.
+trained map. The reading has four outcomes: the check FAILS at a step where the whole interval
+lies above 0; the maps are partly REVERSED where it lies wholly below 0 (fewer maps survive than
+chance: not unrelated either); it passes where the whole interval lies below `TOLERANCE`;
+elsewhere no failure is shown, but the data cannot exclude a gap up to the interval's upper end.
 
 `check_images` draws the images the check (and the maps shown beside it) runs on: seeded, one per
 patient, half of each class, rather than the first images of a set that may be sorted by class.
