@@ -130,6 +130,9 @@ def test_feature_pool_checks_lengths_and_converts():
     pool = feature_pool("t", np.ones((3, 5)), data)
     assert pool.features.dtype == torch.float32 and pool.features.shape == (3, 5)
     assert pool.labels.tolist() == [0, 1, 1] and pool.patients == ["a", "b", "b"] and len(pool) == 3
+    assert pool.unit == "patients"
+    mnist = ImageSet(data.images, data.labels, ["0", "1", "2"], "pneumoniamnist / noise")
+    assert feature_pool("m", np.ones((3, 5)), mnist).unit == "images"  # the pool's unit
 
 
 def test_the_stream_draws_from_every_pool_and_every_k():

@@ -28,12 +28,17 @@ N_CLASSES = 2
 
 @dataclass(frozen=True)
 class FeaturePool:
-    """The frozen features of one site's images (computed once), their labels and patients."""
+    """The frozen features of one site's images (computed once), their labels and patients.
+
+    `unit` says what one id in `patients` stands for (`ImageSet.unit`): "patients" on a Kermany
+    folder, "images" on PneumoniaMNIST, whose images carry no patient ids.
+    """
 
     name: str
     features: torch.Tensor  # float32 (N, D)
     labels: np.ndarray  # int (N,), the true labels
     patients: list[str]
+    unit: str = "patients"
 
     def __post_init__(self) -> None:
         if not len(self.features) == len(self.labels) == len(self.patients):
@@ -49,7 +54,7 @@ class FeaturePool:
 def feature_pool(name: str, features, data: ImageSet) -> FeaturePool:
     """A FeaturePool from features (numpy or torch, one row per image of `data`) and `data`."""
     labels = data.labels.numpy().astype(np.int64)
-    return FeaturePool(name, as_features(features), labels, list(data.patients))
+    return FeaturePool(name, as_features(features), labels, list(data.patients), data.unit)
 
 
 @dataclass(frozen=True)

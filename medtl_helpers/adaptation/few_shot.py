@@ -6,14 +6,16 @@ labels. Every method is scored on the same episodes. Per episode: the accuracy o
 (its classes are balanced, so chance is 0.5) and the AUROC of P(PNEUMONIA), read through the
 episode's permutation. Over the episodes: the mean with a 95% interval, mean ± 1.96 standard
 errors, as the few-shot literature reports. The interval says how much the mean would move with
-other episodes drawn from the same pool, not how it would move at another hospital: the pool's
-patients are fixed, and episodes reuse them.
+other episodes drawn from the same pool, not how it would move with another sample of patients:
+the pool's patients are fixed, and episodes reuse them. `pool_bootstrap` resamples the pool's
+units (patients, or images where there are no patient ids) for that.
 
 Every method sees the same episodes, so two methods are compared by their **paired** per-episode
 differences (`paired_difference`): an episode that is hard for one is hard for the other, and
 the spread of the differences is smaller than what two unpaired intervals suggest. The verdict
 `winners(..., paired=True)` calls two methods apart only where the interval of their
-differences leaves 0 out.
+differences leaves 0 out; with `n_boot` resamples, only where the pool-bootstrap interval of
+the difference leaves 0 out as well.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from sklearn.linear_model import LogisticRegression
 
 from medtl_helpers.adaptation.episodes import Episode, FeaturePool, sample_episodes
 from medtl_helpers.adaptation.heads import one_thread
+from medtl_helpers.adaptation.pool_bootstrap import pool_difference
 from medtl_helpers.adaptation.results import with_interval
 from medtl_helpers.metrics import auroc
+from medtl_helpers.metrics.bootstrap import _group_index
 
 Method = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 SCORES = ("accuracy", "auroc")
@@ -62,20 +66,43 @@ def mean_interval(values) -> tuple[float, float, float]:
 
 @one_thread()
 def score_method(method: Method, pool: FeaturePool, episodes: list[Episode]) -> dict:
-    """One method over the episodes: each score's mean and interval, and ms per episode."""
+    """One method over the episodes: each score's mean and interval, and ms per episode.
+
+    The row also keeps, per episode and query image, the true label (`query_truth`), P(PNEUMONIA)
+    (`query_p`), whether the answer was right (`query_correct`) and the index of the image's unit
+    among the pool's `pool_units` (`query_unit`), for `pool_bootstrap`; None where the episodes'
+    query sizes differ.
+    """
     scores: dict[str, list[float]] = {name: [] for name in SCORES}
+    queries: list[tuple] = []
     start = time.perf_counter()
     for episode in episodes:
         support, labels, query = episode.tensors(pool)
-        for name, value in score_episode(method(support, labels, query), episode).items():
+        p = np.asarray(method(support, labels, query), dtype=np.float64)
+        for name, value in score_episode(p, episode).items():
             scores[name].append(value)
+        right = p.argmax(axis=1) == episode.query_labels
+        queries.append((episode.true_query_labels(), p[:, episode.permutation[1]], right))
     row: dict[str, object] = {"episodes": len(episodes), "episode_key": episode_key(episodes)}
     row["ms_per_episode"] = 1000 * (time.perf_counter() - start) / len(episodes)
     for name, values in scores.items():
         mean, low, high = mean_interval(values)
         row.update({name: mean, f"{name}_low": low, f"{name}_high": high})
         row[f"{name}_per_episode"] = np.asarray(values, dtype=np.float64)
-    return row
+    return row | _query_results(pool, episodes, queries)
+
+
+def _query_results(pool: FeaturePool, episodes: list[Episode], queries: list[tuple]) -> dict:
+    """The per-(episode, query image) arrays of `score_method`'s row, and the pool's unit."""
+    out: dict[str, object] = {"unit": pool.unit, "pool_units": len(set(pool.patients))}
+    names = ("query_truth", "query_p", "query_correct", "query_unit")
+    if len({len(e.query) for e in episodes}) != 1:
+        return out | dict.fromkeys(names)
+    unit = _group_index(pool.patients, len(pool))
+    arrays = [np.stack(part) for part in zip(*queries)] + [
+        np.stack([unit[e.query] for e in episodes])
+    ]
+    return out | dict(zip(names, arrays))
 
 
 def episode_key(episodes: list[Episode]) -> int:
@@ -108,30 +135,66 @@ def paired_difference(
     return mean_interval(a[f"{metric}_per_episode"] - b[f"{metric}_per_episode"])
 
 
-def paired_tied_best(rows: list[dict], setting: str, k: int, metric: str = "accuracy") -> list:
-    """The best mean at (setting, K) and every method whose paired difference from it has an
-    interval that reaches 0: those cannot be told apart from the best. Best first."""
+def _reaching_zero(rows, method, control, setting, k, metric, n_boot, seed) -> dict:
+    """The paired difference `method` - `control` with its per-episode interval and (n_boot > 0)
+    its interval over the pool's units; "reaches 0": which of the two hold 0."""
+    mean, low, high = paired_difference(rows, method, control, setting, k, metric)
+    out = {"mean": mean, "episodes": (low, high), "pool": None}
+    if n_boot:
+        a, b = _cell(rows, setting, k, method), _cell(rows, setting, k, control)
+        out["pool"] = pool_difference(a, b, metric, n_boot, seed)[1:]
+    held = [
+        name for name in ("episodes", "pool") if out[name] and out[name][0] <= 0 <= out[name][1]
+    ]
+    out["reaches 0"] = " and ".join(held)
+    return out
+
+
+def paired_tied_best(
+    rows: list[dict], setting: str, k: int, metric: str = "accuracy", n_boot: int = 0, seed: int = 0
+) -> list:
+    """The best mean at (setting, K) and every method that cannot be told apart from it, best
+    first: those whose paired difference from the best has a per-episode interval that reaches
+    0 or, with `n_boot` resamples, a pool-bootstrap interval (`pool_bootstrap`) that does."""
+    return [method for method, _ in _ties(rows, setting, k, metric, n_boot, seed)]
+
+
+def _ties(rows, setting, k, metric, n_boot, seed) -> list[tuple[str, str]]:
+    """(method, which interval reaches 0) for the best and the methods tied with it."""
     part = [r for r in rows if (r["setting"], r["K"]) == (setting, k)]
     if not part:
         raise ValueError(f"no rows for setting {setting!r} and K={k}")
     part = sorted(part, key=lambda r: -r[metric])
     best = part[0]["method"]
-    return [best] + [
-        r["method"]
-        for r in part[1:]
-        if paired_difference(rows, r["method"], best, setting, k, metric)[2] >= 0
-    ]
+    out = [(best, "")]
+    for r in part[1:]:
+        held = _reaching_zero(rows, r["method"], best, setting, k, metric, n_boot, seed)
+        if held["reaches 0"]:
+            out.append((r["method"], held["reaches 0"]))
+    return out
 
 
-def paired_against(rows: list[dict], pairs, metric: str = "accuracy") -> pd.DataFrame:
+def paired_against(
+    rows: list[dict], pairs, metric: str = "accuracy", n_boot: int = 0, seed: int = 0
+) -> pd.DataFrame:
     """For each (method, control) pair and each setting and K: the paired difference
-    "mean [low, high]" and "better", "worse" or "unclear" (the interval holds 0)."""
+    "mean [low, high]" and "better", "worse" or "unclear" (the interval holds 0).
+
+    With `n_boot` resamples the cell adds the pool-bootstrap interval, "better" or "worse" needs
+    both intervals to leave 0 out on the same side, and "unclear" names the interval(s) that
+    hold 0: "episodes", "pool" or both.
+    """
     out = {}
     for method, control in pairs:
         for setting, k in dict.fromkeys((r["setting"], r["K"]) for r in rows):
-            mean, low, high = paired_difference(rows, method, control, setting, k, metric)
-            verdict = "better" if low > 0 else "worse" if high < 0 else "unclear"
-            cell = f"{mean:+.3f} [{low:+.3f}, {high:+.3f}] {verdict}"
+            d = _reaching_zero(rows, method, control, setting, k, metric, n_boot, seed)
+            lows = [d[n][0] for n in ("episodes", "pool") if d[n]]
+            highs = [d[n][1] for n in ("episodes", "pool") if d[n]]
+            verdict = "better" if min(lows) > 0 else "worse" if max(highs) < 0 else "unclear"
+            cell = f"{d['mean']:+.3f} " + " ".join(
+                f"[{d[n][0]:+.3f}, {d[n][1]:+.3f}]" for n in ("episodes", "pool") if d[n]
+            )
+            cell += f" {verdict}" + (f" ({d['reaches 0']})" if n_boot and d["reaches 0"] else "")
             out.setdefault(f"{method} - {control}", {})[(setting, k)] = cell
     return pd.DataFrame(out).T
 
@@ -179,20 +242,32 @@ def tied_best(rows: list[dict], setting: str, k: int, metric: str = "accuracy") 
     return part[part[f"{metric}_high"] >= low]["method"].tolist()
 
 
-def winners(rows: list[dict], metric: str = "accuracy", paired: bool = False) -> pd.DataFrame:
+def winners(
+    rows: list[dict],
+    metric: str = "accuracy",
+    paired: bool = False,
+    n_boot: int = 0,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Per setting and K: the best method and its mean `metric`, and the methods `tied_best`
     (or, with `paired`, `paired_tied_best`) cannot tell from it.
 
     One method "wins" only when no other method reaches it; otherwise the verdict names the
     methods it cannot be told apart from on this evidence. `top` holds them all, best first.
+    With `paired` and `n_boot` resamples, a method is tied when either interval of its paired
+    difference reaches 0 (per episode, or over the pool's units); the verdict names which.
     """
     frame = pd.DataFrame(rows)
-    rule = paired_tied_best if paired else tied_best
     out = []
     for setting, k in dict.fromkeys(zip(frame["setting"], frame["K"])):
-        top = rule(rows, setting, k, metric)
+        if paired:
+            ties = _ties(rows, setting, k, metric, n_boot, seed)
+        else:
+            ties = [(method, "") for method in tied_best(rows, setting, k, metric)]
+        top = [method for method, _ in ties]
         best = frame[(frame["setting"] == setting) & (frame["K"] == k)][metric].max()
-        verdict = "wins" if len(top) == 1 else "tied with " + ", ".join(top[1:])
+        named = [f"{m} ({why})" if n_boot and paired else m for m, why in ties[1:]]
+        verdict = "wins" if len(top) == 1 else "tied with " + ", ".join(named)
         row = {"setting": setting, "K": k, "best": top[0], "mean": best, "verdict": verdict}
         out.append({**row, "top": tuple(top)})
     return pd.DataFrame(out)

@@ -8,7 +8,10 @@ a good model for that task. Reptile finds them with a loop a student can read in
 
 Averaged over many tasks, θ drifts to a point close to every task's adapted weights. Reptile is
 a *first-order* method, like FOMAML: MAML (Finn et al., 2017) differentiates the query loss
-through the inner steps (second derivatives), the first-order methods drop those terms. Here θ is
+through the inner steps (second derivatives), the first-order methods drop those terms. With
+plain SGD, φ − θ is minus the inner learning rate times the sum of the support-loss gradients
+along the inner path: with one inner step Reptile is SGD on all tasks mixed (joint training), and
+only from the second step on does it differ from it (Nichol et al.). Here θ is
 a small head on frozen features (adapting it costs milliseconds); the tasks are episodes from
 several sites, with their labels shuffled (see `episodes`): without the shuffle one classifier
 solves every task, whatever its site, and θ can learn that classifier instead of how to adapt.
