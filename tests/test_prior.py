@@ -1,11 +1,17 @@
-"""Prevalence shift: Bayes' prior adjustment, the EM estimate of a new prior, PPV/NPV/ECE."""
+"""Prevalence shift: Bayes' prior adjustment, EM and BBSE estimates of a new prior, PPV/NPV/ECE."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from medtl_helpers.adaptation.prior import adjust_to_prior, em_prior, prevalence_metrics
+from medtl_helpers.adaptation.prior import (
+    adjust_to_prior,
+    bbse_prior,
+    em_prior,
+    prevalence_metrics,
+    prior_estimates,
+)
 from medtl_helpers.metrics import expected_calibration_error
 
 
@@ -50,3 +56,64 @@ def test_prevalence_metrics_on_a_hand_counted_example_with_patient_intervals():
     assert out["prevalence"] == pytest.approx(0.5)
     for name in ("ppv", "npv", "ece", "mean_p", "prevalence"):
         assert out[f"{name}_low"] <= out[name] <= out[f"{name}_high"]
+
+
+def test_bbse_on_a_hand_counted_example_is_the_adjusted_flagged_share():
+    # Source: 1 of 4 NORMAL flagged (FPR 0.25), 3 of 4 PNEUMONIA flagged (TPR 0.75).
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.9, 0.2, 0.8, 0.9, 0.7])
+    # C = [[3/8, 1/8], [1/8, 3/8]], mu = [5/8, 3/8]: w = [1.5, 0.5], prior 0.5 * 0.5 = 0.25,
+    # the same as (flagged share - FPR) / (TPR - FPR) = (0.375 - 0.25) / 0.5.
+    target = np.array([0.9, 0.6, 0.5, 0.1, 0.2, 0.3, 0.4, 0.0])
+    assert bbse_prior(y, p, target, threshold=0.5) == pytest.approx(0.25)
+    assert bbse_prior(y, p, [0.9, 0.1], threshold=0.5) == pytest.approx(0.5)
+    # A flagged share below the FPR gives a negative prior, clipped to 0.
+    assert bbse_prior(y, p, [0.9] + [0.1] * 7, threshold=0.5) == 0.0
+
+
+def test_bbse_refuses_a_singular_confusion_matrix_and_warns_on_an_ill_conditioned_one():
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    same_rate = np.array([0.9, 0.9, 0.1, 0.1, 0.9, 0.9, 0.1, 0.1])  # TPR = FPR = 0.5
+    with pytest.raises(ValueError, match="flags PNEUMONIA and NORMAL images equally often"):
+        bbse_prior(y, same_rate, [0.9, 0.1], threshold=0.5)
+    with pytest.raises(ValueError, match="needs both classes"):
+        bbse_prior(np.zeros(4, dtype=int), [0.1, 0.9, 0.2, 0.8], [0.5])
+    # TPR 11/20, FPR 9/20: C = [[0.275, 0.225], [0.225, 0.275]], condition number 10.
+    y = np.repeat([0, 1], 20)
+    p = np.r_[np.repeat([0.9, 0.1], [9, 11]), np.repeat([0.9, 0.1], [11, 9])]
+    with pytest.warns(UserWarning, match=r"ill-conditioned \(condition number 10\.0"):
+        bbse_prior(y, p, [0.9, 0.1], threshold=0.5, max_condition=5)
+
+
+def overconfident_site(prior: float, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The site of `calibrated_site` scored by a model whose log-odds are 3 times too large."""
+    y, p = calibrated_site(prior, n, seed)
+    return y, 1 / (1 + (1 / p - 1) ** 3)
+
+
+@pytest.mark.parametrize("prior", [0.1, 0.25, 0.8])
+def test_bbse_recovers_the_prior_where_em_is_misled_by_an_overconfident_model(prior):
+    y_source, p_source = overconfident_site(0.5, 20_000, seed=0)
+    y, p = overconfident_site(prior, 20_000, seed=1)
+    # EM is off by 0.08, 0.05 and 0.06 (0.18 against 0.10 for the first).
+    assert abs(em_prior(p, source_prior=0.5)[0] - y.mean()) > 0.04
+    assert bbse_prior(y_source, p_source, p, threshold=0.5) == pytest.approx(y.mean(), abs=0.02)
+    # With calibrated probabilities both recover it.
+    y_source, p_source = calibrated_site(0.5, 20_000, seed=0)
+    y, p = calibrated_site(prior, 20_000, seed=1)
+    assert bbse_prior(y_source, p_source, p, threshold=0.5) == pytest.approx(y.mean(), abs=0.02)
+
+
+def test_prior_estimates_point_values_intervals_and_whole_groups():
+    y_source, p_source = calibrated_site(0.5, 300, seed=0)
+    y, p = calibrated_site(0.2, 300, seed=1)
+    out = prior_estimates(y_source, p_source, p, 0.5, n_boot=300)
+    assert out["EM"][0] == pytest.approx(em_prior(p, float(p_source.mean()))[0])
+    assert out["BBSE"][0] == pytest.approx(bbse_prior(y_source, p_source, p, 0.5))
+    for estimate, low, high in out.values():
+        assert low <= estimate <= high and low <= y.mean() <= high
+        assert 0.02 < high - low < 0.3
+    # One group per side: every resample draws the same images, so the interval has no width.
+    one = prior_estimates(y_source, p_source, p, 0.5, ["a"] * 300, ["b"] * 300, n_boot=50)
+    for name, (estimate, low, high) in one.items():
+        assert low == pytest.approx(estimate) and high == pytest.approx(estimate), name

@@ -9,19 +9,28 @@ not show it; the positive and negative predictive values and the calibration of 
 from the target's unlabelled images by EM (Saerens, Latinne & Decaestecker, Neural Computation
 2002): adjust the probabilities to the current guess, take their mean as the next guess, repeat.
 It assumes the model's probabilities were calibrated at the source for `source_prior`, and that
-only the prior moved; under a covariate shift its estimate means nothing. `prevalence_metrics`
-scores PPV, NPV and the expected calibration error with intervals that resample whole patients.
+only the prior moved; under a covariate shift its estimate means nothing. `bbse_prior` (black box
+shift estimation, Lipton, Wang & Smola, ICML 2018) makes the same assumption that P(x | y) is
+unchanged but needs no calibration: only the model's hard predictions, and a confusion matrix on
+labelled source images that can be inverted. `prior_estimates` gives both with intervals, and
+`prevalence_metrics` scores PPV, NPV and the expected calibration error with intervals that
+resample whole patients.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from medtl_helpers.metrics.bootstrap import _group_index, _resample_weights
-from medtl_helpers.metrics.rates import labels_and_probabilities
+from medtl_helpers.metrics.rates import labels_and_probabilities, require_classes
 
 EPS = 1e-7  # keeps the odds finite for p of exactly 0 or 1
+# Above this condition number of C, an error of one point in the target's predicted share moves
+# BBSE's prior by many points: the estimate is reported with a warning to read its interval.
+MAX_CONDITION = 20.0
 
 
 def _odds(x: ArrayLike) -> np.ndarray:
@@ -34,11 +43,15 @@ def adjust_to_prior(p: ArrayLike, source_prior: float, target_prior: float) -> n
 
     odds_target(x) = odds_source(x) * odds(target_prior) / odds(source_prior).
     """
-    for name, prior in (("source_prior", source_prior), ("target_prior", target_prior)):
-        if not 0.0 < prior < 1.0:
-            raise ValueError(f"{name} must be in (0, 1), got {prior}")
+    _require_prior("source_prior", source_prior)
+    _require_prior("target_prior", target_prior)
     odds = _odds(p) * _odds(target_prior) / _odds(source_prior)
     return odds / (1 + odds)
+
+
+def _require_prior(name: str, prior: float) -> None:
+    if not 0.0 < prior < 1.0:
+        raise ValueError(f"{name} must be in (0, 1), got {prior}")
 
 
 def em_prior(
@@ -47,20 +60,148 @@ def em_prior(
     """(estimated target prior, adjusted probabilities) from unlabelled target images' `p`.
 
     Starts at the source prior; each step adjusts `p` to the current prior and takes the mean of
-    the adjusted probabilities as the next prior, until it moves less than `tol`.
+    the adjusted probabilities as the next prior, until it moves less than `tol`. It assumes that
+    only the prior moved (P(x | y) unchanged) and that `p` is calibrated at `source_prior`: an
+    over-confident model's estimate is wrong even then (`bbse_prior` is not).
     """
-    p = np.asarray(p, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64).reshape(-1)
     if p.size == 0:
         raise ValueError("em_prior needs the probabilities of at least one image")
-    prior = float(source_prior)
-    for _ in range(max_iter):
-        adjusted = adjust_to_prior(p, source_prior, prior)
-        new = float(np.clip(adjusted.mean(), EPS, 1 - EPS))
-        if abs(new - prior) < tol:
-            prior = new
-            break
-        prior = new
+    _require_prior("source_prior", source_prior)
+    start = np.array([float(source_prior)])
+    prior = float(_em_rows(np.ones((1, p.size)), p, start, tol, max_iter)[0])
     return prior, adjust_to_prior(p, source_prior, prior)
+
+
+def _em_rows(
+    w: np.ndarray, p: np.ndarray, source_prior: np.ndarray, tol: float, max_iter: int
+) -> np.ndarray:
+    """EM's prior for each row of case weights `w` (rows x cases), each with its source prior."""
+    base, prior = _odds(p)[None, :], source_prior.astype(np.float64).copy()
+    active = np.ones(prior.size, dtype=bool)
+    for _ in range(max_iter):
+        rows = np.flatnonzero(active)
+        odds = base * (_odds(prior[rows]) / _odds(source_prior[rows]))[:, None]
+        weights = w[rows]
+        new = (weights * (odds / (1 + odds))).sum(1) / weights.sum(1)
+        new = np.clip(new, EPS, 1 - EPS)
+        active[rows[np.abs(new - prior[rows]) < tol]] = False
+        prior[rows] = new
+        if not active.any():
+            break
+    return prior
+
+
+def bbse_prior(
+    y_source: ArrayLike,
+    p_source: ArrayLike,
+    p_target: ArrayLike,
+    threshold: float = 0.5,
+    max_condition: float = MAX_CONDITION,
+) -> float:
+    """The target's share of PNEUMONIA by black box shift estimation (Lipton et al., 2018).
+
+    From labelled source images (`y_source`, `p_source`, e.g. the source validation patients):
+    C[i, j] = P(prediction i, label j), the confusion matrix as shares, with predictions at
+    `threshold`. From the unlabelled target images: mu[i] = P(prediction i). If only the prior
+    moved, mu = C w with w[j] = target prior / source prior of class j, so w = C^-1 mu and the
+    target prior is w * source prior (with two classes: (flagged share - FPR) / (TPR - FPR)).
+    Noise can put it outside [0, 1]; it is clipped there. Like EM it assumes P(x | y) unchanged;
+    unlike EM it does not need calibrated probabilities, only a C that can be inverted: a model
+    whose sensitivity equals 1 - specificity at `threshold` has none (an error), and one with a
+    condition number of C above `max_condition` gets a warning, since the estimate divides by it.
+    """
+    y, p = labels_and_probabilities(y_source, p_source)
+    require_classes(y, "bbse_prior")
+    target = np.asarray(p_target, dtype=np.float64).reshape(-1)
+    if target.size == 0:
+        raise ValueError("bbse_prior needs the probabilities of at least one target image")
+    one = np.ones((1, y.size))
+    conf = _joint_confusion(one, y, p >= threshold)[0]
+    condition = float(np.linalg.cond(conf))
+    tpr, fpr = conf[1, 1] / conf[:, 1].sum(), conf[1, 0] / conf[:, 0].sum()
+    rates = f"sensitivity {tpr:.3f}, 1 - specificity {fpr:.3f} on the source images"
+    if not np.isfinite(condition) or condition > 1e12:
+        raise ValueError(
+            f"BBSE cannot estimate the prior: at threshold {threshold:.3f} the source model flags "
+            f"PNEUMONIA and NORMAL images equally often ({rates}), so C has no inverse. Use a "
+            "model whose hard predictions tell the classes apart, or a threshold where they do."
+        )
+    if condition > max_condition:
+        warnings.warn(
+            f"C is ill-conditioned (condition number {condition:.1f}; {rates}): a small error in "
+            "the target's flagged share moves the BBSE prior a lot. Read it with its interval.",
+            stacklevel=2,
+        )
+    return float(_bbse_rows(conf[None], (target >= threshold).mean(keepdims=True))[0])
+
+
+def _joint_confusion(w: np.ndarray, y: np.ndarray, flagged: np.ndarray) -> np.ndarray:
+    """(rows, 2, 2) shares C[i, j] = P(prediction i, label j) under each row of weights `w`."""
+    conf = np.stack(
+        [
+            np.stack([(w * ((flagged == i) & (y == j))).sum(1) for j in (0, 1)], axis=1)
+            for i in (0, 1)
+        ],
+        axis=1,
+    )
+    return conf / w.sum(1)[:, None, None]
+
+
+def _bbse_rows(conf: np.ndarray, flagged_share: np.ndarray) -> np.ndarray:
+    """Per row, the clipped prior from C (rows, 2, 2) and the target's flagged share; NaN where
+    C is singular."""
+    det = conf[:, 0, 0] * conf[:, 1, 1] - conf[:, 0, 1] * conf[:, 1, 0]
+    ok = np.abs(det) > 1e-12
+    mu = np.stack([1 - flagged_share, flagged_share], axis=1)[ok]
+    out = np.full(det.shape, np.nan)
+    w = np.linalg.solve(conf[ok], mu[..., None])[..., 0]
+    out[ok] = np.clip(w[:, 1] * conf[ok].sum(1)[:, 1], 0.0, 1.0)
+    return out
+
+
+def prior_estimates(
+    y_source: ArrayLike,
+    p_source: ArrayLike,
+    p_target: ArrayLike,
+    threshold: float = 0.5,
+    groups_source: ArrayLike | None = None,
+    groups_target: ArrayLike | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, tuple[float, float, float]]:
+    """{"EM": (estimate, low, high), "BBSE": (...)}: the target prior by both, with intervals.
+
+    EM starts from the mean `p_source` (the prior the probabilities behave as if they had, which
+    a class-weighted loss pulls towards 1/2); BBSE's C comes from `y_source` and the predictions
+    at `threshold`. Each bootstrap round resamples the source images and the target images, as
+    whole groups where `groups_*` are given (`ImageSet.patients`), so the interval carries both
+    C's and the target's sampling error. Rounds whose source resample holds one class, or whose
+    C is singular, give BBSE no value and are left out of its interval.
+    """
+    y, p = labels_and_probabilities(y_source, p_source)
+    target = np.asarray(p_target, dtype=np.float64).reshape(-1)
+    point = {
+        "EM": em_prior(target, float(p.mean()))[0],
+        "BBSE": bbse_prior(y, p, target, threshold),
+    }
+    rng = np.random.default_rng(seed)
+    w_s = _resample_weights(rng, _group_index(groups_source, y.size), n_boot)
+    w_t = _resample_weights(rng, _group_index(groups_target, target.size), n_boot)
+    flagged_share = (w_t * (target >= threshold)).sum(1) / w_t.sum(1)
+    source_prior = np.clip((w_s * p).sum(1) / w_s.sum(1), EPS, 1 - EPS)
+    samples = {
+        "EM": _em_rows(w_t, target, source_prior, 1e-6, 1000),
+        "BBSE": _bbse_rows(_joint_confusion(w_s, y, p >= threshold), flagged_share),
+    }
+    tail = 100 * (1 - level) / 2
+    out = {}
+    for name, values in samples.items():
+        kept = values[np.isfinite(values)]
+        low, high = np.percentile(kept, [tail, 100 - tail]) if kept.size else (np.nan, np.nan)
+        out[name] = (float(point[name]), float(low), float(high))
+    return out
 
 
 def _weighted_metrics(
