@@ -12,6 +12,7 @@ import torch
 from medtl_helpers.adaptation import (
     FewShot,
     adapt_with_labels,
+    compare,
     compare_methods,
     coral_chosen,
     k_support,
@@ -80,6 +81,27 @@ def test_adapt_with_labels_runs_the_three_methods_on_the_same_images(model, targ
     losses = results["L2-SP"]["val_losses"]
     assert list(losses) == [1.0, 0.1]  # the largest α, the least movement, first: it wins ties
     assert results["L2-SP"]["alpha"] == min(losses, key=losses.get)
+
+
+def test_adapt_with_labels_adds_joint_training_given_the_source_images(model, target, monkeypatch):
+    seen = {}
+
+    def fake(net, support, source, site, lambdas, **options):
+        seen.update(source=source, site=site, lambdas=lambdas, **options)
+        return {"p": np.zeros(len(site.test)), "curve": [], "lambda": lambdas[0], "val_losses": {}}
+
+    monkeypatch.setattr(compare, "joint_chosen", fake)
+    settings = FewShot(steps=1, eval_every=1, batch_size=4, head_steps=2, alphas=(1.0,),
+                       joint_lambdas=(0.5, 2.0), beta=0.01)  # fmt: skip
+    support, source = k_support(target, 8, seed=0), make_synthetic(16, size=32, seed=3)
+    results = adapt_with_labels(model, support, target, settings, image_size=32, source=source)
+    assert list(results) == ["head only", "fine-tune all", "L2-SP", "joint"]
+    assert seen["source"] is source and seen["site"] is target and seen["lambdas"] == (0.5, 2.0)
+    # the same training settings as "fine-tune all", so the arms differ in the source term only
+    assert {k: seen[k] for k in ("steps", "lr", "batch_size", "eval_every", "beta")} == {
+        "steps": 1, "lr": 1e-4, "batch_size": 4, "eval_every": 1, "beta": 0.01
+    }  # fmt: skip
+    assert seen["optimizer"] == "adam" and seen["image_size"] == 32
 
 
 def test_logit_shift_measures_the_mean_and_the_spread_of_the_log_odds(model):

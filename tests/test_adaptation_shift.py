@@ -8,7 +8,10 @@ import pytest
 from medtl_helpers.adaptation import (
     against_baseline,
     domain_auroc,
+    domain_predictions,
+    domain_separation,
     methods_table,
+    proxy_a_distance,
     result_row,
     with_interval,
 )
@@ -32,6 +35,37 @@ def test_domain_classifier_is_at_chance_for_one_site_and_near_one_for_two():
     assert apart > 0.99
     with pytest.raises(ValueError, match="160 feature rows but 150 patient ids"):
         domain_auroc(features(80, 0), features(80, 1), patients("a", 70), patients("b", 80))
+
+
+def test_domain_auroc_is_the_auroc_of_the_cross_validated_predictions():
+    args = (features(30, 0), features(50, 1, shift=0.5), patients("a", 30), patients("b", 50))
+    y, p = domain_predictions(*args)
+    assert y.tolist() == [0] * 30 + [1] * 50 and p.shape == (80,)
+    assert ((p > 0) & (p < 1)).all()
+    assert domain_auroc(*args) == pytest.approx(auroc(y, p))
+
+
+def test_proxy_a_distance_by_hand():
+    assert proxy_a_distance(0.0) == 2.0  # every image gives its site away
+    assert proxy_a_distance(0.5) == 0.0  # chance
+    assert proxy_a_distance(0.25) == 1.0
+    assert proxy_a_distance(0.6) == pytest.approx(-0.4)  # worse than chance: noise around 0
+    with pytest.raises(ValueError, match=r"lies in \[0, 1\], got 1.5"):
+        proxy_a_distance(1.5)
+
+
+def test_domain_separation_uses_a_balanced_error():
+    apart = domain_separation(
+        features(40, 0), features(40, 1, shift=3.0), patients("a", 40), patients("b", 40)
+    )
+    assert apart["domain_auroc"] > 0.99 and apart["domain_error"] < 0.05
+    assert apart["proxy_a_distance"] == pytest.approx(proxy_a_distance(apart["domain_error"]))
+    # One site, 100 and 400 images: calling every image "target" would be right 80% of the time
+    # (a plain error of 0.2); the balanced error does not reward it.
+    same = domain_separation(
+        features(100, 0), features(400, 1), patients("a", 100), patients("b", 400)
+    )
+    assert 0.4 < same["domain_error"] < 0.6 and abs(same["proxy_a_distance"]) < 0.4
 
 
 def test_a_result_row_holds_the_metrics_and_their_patient_intervals():

@@ -2,7 +2,9 @@
 
 Without target labels: AdaBN (`adabn`, re-estimated BatchNorm statistics) and Deep CORAL
 (`coral`, the covariances of the head's outputs aligned). With a few target labels: the head on
-frozen features (`heads`), plain fine-tuning and L2-SP (`l2sp`). Measuring a shift (a domain
+frozen features (`heads`), plain fine-tuning and L2-SP (`l2sp`), joint training on the source's
+labelled images and the target's few, L_source + λ·L_target (`joint`). DANN (`dann`) trains the
+backbone until a domain discriminator cannot tell the sites apart. Measuring a shift (a domain
 classifier, the head's log-odds) is in `shift`; choosing steps and λ on a few labelled target
 patients in `selection`; a target site's roles and the runs compared at it in `compare`; the
 rows, tables and plots of the results in `results`.
@@ -31,6 +33,14 @@ from medtl_helpers.adaptation.compare import (
     split_target,
 )
 from medtl_helpers.adaptation.coral import coral_distance, covariance, deep_coral
+from medtl_helpers.adaptation.dann import (
+    dann_chosen,
+    dann_schedule,
+    dann_training,
+    domain_discriminator,
+    reverse_gradient,
+    separation_before_after,
+)
 from medtl_helpers.adaptation.episodes import (
     Episode,
     EpisodeStream,
@@ -54,6 +64,7 @@ from medtl_helpers.adaptation.few_shot import (
     winners,
 )
 from medtl_helpers.adaptation.heads import as_features, head_probabilities, train_head
+from medtl_helpers.adaptation.joint import joint_chosen, joint_training
 from medtl_helpers.adaptation.l2sp import (
     distance_from_source,
     fine_tune,
@@ -92,7 +103,13 @@ from medtl_helpers.adaptation.selection import (
     choose_setting,
     validation_scores,
 )
-from medtl_helpers.adaptation.shift import domain_auroc, logit_shift
+from medtl_helpers.adaptation.shift import (
+    domain_auroc,
+    domain_predictions,
+    domain_separation,
+    logit_shift,
+    proxy_a_distance,
+)
 
 __all__ = [
     "BestOnValidation",
@@ -118,44 +135,55 @@ __all__ = [
     "coral_chosen",
     "coral_distance",
     "covariance",
+    "dann_chosen",
+    "dann_schedule",
+    "dann_training",
     "deep_coral",
     "distance_from_source",
     "domain_auroc",
+    "domain_discriminator",
+    "domain_predictions",
+    "domain_separation",
     "drift_rows",
-    "embedding_map",
     "em_prior",
+    "embedding_map",
     "feature_pool",
     "fine_tune",
     "fine_tuned",
     "head_probabilities",
+    "joint_chosen",
+    "joint_training",
     "k_support",
     "k_table",
     "l2sp_penalty",
     "logistic_regression",
     "logit_shift",
     "mean_interval",
-    "paired_against",
-    "paired_difference",
-    "paired_tied_best",
     "meta_head",
     "meta_train",
     "methods_table",
     "nearest_prototype",
+    "paired_against",
+    "paired_difference",
+    "paired_tied_best",
     "plot_against_k",
     "plot_by_site",
-    "prevalence_metrics",
     "predict_with_batch_statistics",
+    "prevalence_metrics",
     "prototype_logits",
     "prototypes",
     "prototypical_head",
+    "proxy_a_distance",
     "reptile_step",
     "reset_batchnorm_statistics",
     "result_row",
+    "reverse_gradient",
     "sample_episode",
     "sample_episodes",
     "score_episode",
     "score_method",
     "scores_on",
+    "separation_before_after",
     "source_weights",
     "split_target",
     "swap_labels",

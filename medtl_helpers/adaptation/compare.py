@@ -14,6 +14,7 @@ from torch import nn
 
 from medtl_helpers.adaptation.coral import deep_coral
 from medtl_helpers.adaptation.heads import head_probabilities, train_head
+from medtl_helpers.adaptation.joint import joint_chosen
 from medtl_helpers.adaptation.l2sp import fine_tune
 from medtl_helpers.adaptation.selection import choose_setting
 from medtl_helpers.data import ImageSet, split_by_patient, subsample_by_patient
@@ -56,6 +57,8 @@ class FewShot:
     lambdas: tuple[float, ...] = (1.0, 10.0, 100.0)
     optimizer: str = "adam"  # "sgd": SGD with momentum 0.9, as Li et al. (lr must suit it)
     beta: float = 0.0  # weight decay on the head, the same in "fine-tune all" and "L2-SP"
+    joint_lambdas: tuple[float, ...] = (0.1, 1.0, 10.0)  # L_source + λ·L_target (`joint`)
+    dann_weights: tuple[float, ...] = (0.1, 1.0)  # DANN's reversal ceilings besides 0 (`dann`)
 
 
 def coral_chosen(
@@ -88,7 +91,12 @@ def coral_chosen(
 
 
 def adapt_with_labels(
-    model: nn.Module, support: ImageSet, target: Target, settings: FewShot, image_size: int
+    model: nn.Module,
+    support: ImageSet,
+    target: Target,
+    settings: FewShot,
+    image_size: int,
+    source: ImageSet | None = None,
 ) -> dict[str, dict]:
     """Head only, plain fine-tuning (α = 0) and L2-SP (α chosen on validation), same K images.
 
@@ -96,7 +104,9 @@ def adapt_with_labels(
     so they differ only in α. The α are tried from the largest (the least movement away from
     the source) down, so that a tie in validation loss keeps the most constrained one. Returns
     per method the test probabilities, the validation curve of the kept run and, for L2-SP, the
-    chosen α with every α's best validation loss.
+    chosen α with every α's best validation loss. Given the source's labelled training images
+    (`source`), also "joint": L_source + λ·L_target (`joint.joint_chosen`, λ from
+    `settings.joint_lambdas`), fine-tune all plus the source term.
     """
     parts = {"support": support, "val": target.val, "test": target.test}
     feats = {k: backbone_features(model, v.images, image_size) for k, v in parts.items()}
@@ -123,6 +133,9 @@ def adapt_with_labels(
         tuned, curve = runs[a]
         p = predict_proba(tuned, target.test.images, image_size=image_size)
         results[method] = {"p": p, "curve": curve, "alpha": a, "val_losses": losses}
+    if source is not None:
+        lambdas = settings.joint_lambdas
+        results["joint"] = joint_chosen(model, support, source, target, lambdas, **kwargs)
     return results
 
 

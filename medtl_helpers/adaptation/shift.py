@@ -5,6 +5,11 @@ logistic regression on frozen features, source images labelled 0 and target imag
 cross-validated AUROC with whole patients in one fold. 0.5 means the features cannot tell the
 sites apart; near 1 means every image gives its site away. It says nothing about whether the
 *pneumonia* decision suffers: that needs target labels.
+
+The same classifier's error ε gives the proxy A-distance of Ben-David et al. (2007, 2010),
+2(1 − 2ε): 0 when the sites cannot be told apart (ε = 0.5), 2 when every image can (ε = 0).
+Ganin et al. (2016) report it before and after DANN (`adaptation.dann`), with a linear SVM where
+this uses the logistic regression above.
 """
 
 from __future__ import annotations
@@ -22,15 +27,15 @@ from medtl_helpers.metrics import auroc
 from medtl_helpers.models import model_device, split_backbone_head
 
 
-def domain_auroc(
+def domain_predictions(
     source_features: np.ndarray,
     target_features: np.ndarray,
     source_patients: list[str],
     target_patients: list[str],
     folds: int = 5,
     seed: int = 0,
-) -> float:
-    """Cross-validated AUROC of a logistic regression telling target (1) from source (0).
+) -> tuple[np.ndarray, np.ndarray]:
+    """Site labels (source 0, target 1) and cross-validated P(target) of a logistic regression.
 
     Folds keep each patient's images together and both sites in every fold, so an image is
     never scored by a classifier that saw its patient.
@@ -44,7 +49,60 @@ def domain_auroc(
     cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     with threadpool_limits(1):  # small problems: more BLAS threads only wait for each other
         p = cross_val_predict(classifier, x, y, groups=groups, cv=cv, method="predict_proba")
-    return auroc(y, p[:, 1])
+    return y, p[:, 1]
+
+
+def domain_auroc(
+    source_features: np.ndarray,
+    target_features: np.ndarray,
+    source_patients: list[str],
+    target_patients: list[str],
+    folds: int = 5,
+    seed: int = 0,
+) -> float:
+    """Cross-validated AUROC of a logistic regression telling target (1) from source (0).
+
+    The predictions are `domain_predictions`' (patient-grouped folds).
+    """
+    args = (source_features, target_features, source_patients, target_patients, folds, seed)
+    return auroc(*domain_predictions(*args))
+
+
+def proxy_a_distance(error: float) -> float:
+    """2(1 − 2ε), the proxy A-distance of Ben-David et al. (2007, 2010) for a domain error ε.
+
+    0 at ε = 0.5 (the sites cannot be told apart), 2 at ε = 0 (every image gives its site
+    away); an ε above 0.5 is a classifier worse than chance on held-out images, noise around 0.
+    """
+    if not 0.0 <= error <= 1.0:
+        raise ValueError(f"a domain classifier's error lies in [0, 1], got {error}")
+    return 2.0 * (1.0 - 2.0 * error)
+
+
+def domain_separation(
+    source_features: np.ndarray,
+    target_features: np.ndarray,
+    source_patients: list[str],
+    target_patients: list[str],
+    folds: int = 5,
+    seed: int = 0,
+) -> dict[str, float]:
+    """How well the features tell the sites apart: domain AUROC, error ε and proxy A-distance.
+
+    ε is the balanced error, the mean of the two sites' error rates, with an image called target
+    when P(target) exceeds the target's share of the images (where a calibrated classifier's
+    balanced error is lowest). With samples of equal size, as in Ben-David et al., it is the
+    plain error; with unequal ones it does not reward calling every image the larger site.
+    """
+    args = (source_features, target_features, source_patients, target_patients, folds, seed)
+    y, p = domain_predictions(*args)
+    called = p > y.mean()
+    error = 0.5 * (float(called[y == 0].mean()) + float((~called[y == 1]).mean()))
+    return {
+        "domain_auroc": auroc(y, p),
+        "domain_error": error,
+        "proxy_a_distance": proxy_a_distance(error),
+    }
 
 
 def logit_shift(model: nn.Module, source_features, target_features) -> dict[str, float]:
