@@ -104,6 +104,29 @@ def test_adapt_with_labels_adds_joint_training_given_the_source_images(model, ta
     assert seen["optimizer"] == "adam" and seen["image_size"] == 32
 
 
+def test_adapt_with_labels_passes_its_seed_to_every_method(model, target, monkeypatch):
+    seeds = {}
+
+    def spy(name, real):
+        def wrapped(*args, **kwargs):
+            seeds.setdefault(name, set()).add(kwargs.get("seed"))
+            return real(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(compare, "train_head", spy("head", compare.train_head))
+    monkeypatch.setattr(compare, "fine_tune", spy("fine_tune", compare.fine_tune))
+    monkeypatch.setattr(compare, "joint_chosen", spy("joint", compare.joint_chosen))
+    settings = FewShot(steps=1, eval_every=1, batch_size=4, head_steps=2, alphas=(1.0,),
+                       joint_lambdas=(1.0,))  # fmt: skip
+    support, source = k_support(target, 8, seed=0), make_synthetic(16, size=32, seed=3)
+    first = adapt_with_labels(model, support, target, settings, 32, source=source, seed=7)
+    assert seeds == {"head": {7}, "fine_tune": {7}, "joint": {7}}
+    again = adapt_with_labels(model, support, target, settings, 32, source=source, seed=7)
+    for method in first:  # the same seed repeats a run
+        np.testing.assert_allclose(first[method]["p"], again[method]["p"], atol=1e-6)
+
+
 def test_logit_shift_measures_the_mean_and_the_spread_of_the_log_odds(model):
     net = copy.deepcopy(model)
     with torch.no_grad():

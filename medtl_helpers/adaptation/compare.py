@@ -97,6 +97,7 @@ def adapt_with_labels(
     settings: FewShot,
     image_size: int,
     source: ImageSet | None = None,
+    seed: int = 0,
 ) -> dict[str, dict]:
     """Head only, plain fine-tuning (α = 0) and L2-SP (α chosen on validation), same K images.
 
@@ -106,7 +107,9 @@ def adapt_with_labels(
     per method the test probabilities, the validation curve of the kept run and, for L2-SP, the
     chosen α with every α's best validation loss. Given the source's labelled training images
     (`source`), also "joint": L_source + λ·L_target (`joint.joint_chosen`, λ from
-    `settings.joint_lambdas`), fine-tune all plus the source term.
+    `settings.joint_lambdas`), fine-tune all plus the source term. `seed` draws every method's
+    batches, augmentation and the head's order (a repeat with another support draw passes its
+    own seed, so that a repeat also samples the training's randomness).
     """
     parts = {"support": support, "val": target.val, "test": target.test}
     feats = {k: backbone_features(model, v.images, image_size) for k, v in parts.items()}
@@ -120,10 +123,11 @@ def adapt_with_labels(
         lr=settings.head_lr,
         batch_size=settings.batch_size,
         eval_every=max(1, settings.head_steps // 10),
+        seed=seed,
     )
     results = {"head only": {"p": head_probabilities(head, feats["test"]), "curve": curve}}
     kwargs = dict(steps=settings.steps, lr=settings.lr, batch_size=settings.batch_size)
-    kwargs.update(eval_every=settings.eval_every, image_size=image_size)
+    kwargs.update(eval_every=settings.eval_every, image_size=image_size, seed=seed)
     kwargs.update(optimizer=settings.optimizer, beta=settings.beta)
     alphas = sorted(settings.alphas, reverse=True)
     runs = {a: fine_tune(model, support, target.val, alpha=a, **kwargs) for a in (0.0, *alphas)}

@@ -164,7 +164,12 @@ def dann_training(
 
 
 def dann_chosen(
-    model: nn.Module, source: ImageSet, target, settings, image_size: int | None = None
+    model: nn.Module,
+    source: ImageSet,
+    target,
+    settings,
+    image_size: int | None = None,
+    seed: int = 0,
 ) -> dict:
     """DANN for each ceiling (0 first, the control), chosen on the target validation loss.
 
@@ -173,10 +178,11 @@ def dann_chosen(
     `compare.FewShot`: the ceilings are `dann_weights`, tried from 0 up so that a tie keeps the
     weaker alignment; steps, lr, batch size, eval_every and optimizer are fine-tuning's. Returns
     the test probabilities, the kept run's curve, the chosen ceiling (`lambda`), every ceiling's
-    best validation loss and the adapted model (for `separation_before_after`).
+    best validation loss and the adapted model (for `separation_before_after`). `seed` draws
+    the batches, their augmentation and the discriminator's start.
     """
     options = dict(steps=settings.steps, lr=settings.lr, batch_size=settings.batch_size)
-    options.update(eval_every=settings.eval_every, optimizer=settings.optimizer)
+    options.update(eval_every=settings.eval_every, optimizer=settings.optimizer, seed=seed)
     runs = {
         w: dann_training(
             model, source, target.unlabelled, target.val, weight=w, image_size=image_size, **options
