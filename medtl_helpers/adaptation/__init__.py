@@ -72,7 +72,13 @@ from medtl_helpers.adaptation.l2sp import (
     scores_on,
     source_weights,
 )
-from medtl_helpers.adaptation.prior import adjust_to_prior, em_prior, prevalence_metrics
+from medtl_helpers.adaptation.prior import (
+    adjust_to_prior,
+    bbse_prior,
+    em_prior,
+    prevalence_metrics,
+    prior_estimates,
+)
 from medtl_helpers.adaptation.prototypes import (
     embedding_map,
     nearest_prototype,
@@ -81,6 +87,7 @@ from medtl_helpers.adaptation.prototypes import (
     prototypical_head,
     train_prototypical,
 )
+from medtl_helpers.adaptation.repeats import paired_over_draws, repeat_draws
 from medtl_helpers.adaptation.reptile import (
     adapt_head,
     fine_tuned,
@@ -129,6 +136,7 @@ __all__ = [
     "batchnorm_input_drift",
     "batchnorm_input_statistics",
     "batchnorm_layers",
+    "bbse_prior",
     "choose_setting",
     "compare_few_shot",
     "compare_methods",
@@ -165,15 +173,18 @@ __all__ = [
     "nearest_prototype",
     "paired_against",
     "paired_difference",
+    "paired_over_draws",
     "paired_tied_best",
     "plot_against_k",
     "plot_by_site",
     "predict_with_batch_statistics",
     "prevalence_metrics",
+    "prior_estimates",
     "prototype_logits",
     "prototypes",
     "prototypical_head",
     "proxy_a_distance",
+    "repeat_draws",
     "reptile_step",
     "reset_batchnorm_statistics",
     "result_row",
