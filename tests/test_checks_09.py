@@ -18,11 +18,24 @@ def nearest_mean(support, labels, query):
     return prototype_logits(support, labels, query).argmax(dim=1)
 
 
+def euclidean(support, labels, query):
+    centres = torch.stack([support[labels == c].mean(dim=0) for c in (0, 1)])
+    return torch.cdist(query, centres).argmin(dim=1)
+
+
+def squared_euclidean_numpy(support, labels, query):
+    s, y, q = support.numpy(), labels.numpy(), query.numpy()
+    centres = np.stack([s[y == c].mean(axis=0) for c in (0, 1)])
+    return ((q[:, None, :] - centres[None]) ** 2).sum(axis=-1).argmin(axis=1)
+
+
 def test_prototype_checker_accepts_the_reference_numpy_or_torch(capsys):
     check_prototype_classifier(nearest_mean)
     check_prototype_classifier(lambda s, y, q: nearest_mean(s, y, q).numpy().tolist())
+    check_prototype_classifier(euclidean)
+    check_prototype_classifier(squared_euclidean_numpy)
     out = capsys.readouterr().out
-    assert out.count("Correct: the nearest class mean, and the answers follow") == 2
+    assert out.count("Correct: the nearest class mean, and the answers follow") == 4
 
 
 def nearest_point(support, labels, query):
@@ -83,8 +96,92 @@ def test_prototype_checker_explains_wrong_answers(answer, message):
         check_prototype_classifier(answer)
 
 
+def medians(support, labels, query):
+    centres = torch.stack([support[labels == c].median(dim=0).values for c in (0, 1)])
+    return torch.cdist(query, centres).argmin(dim=1)
+
+
+def medians_numpy(support, labels, query):
+    s, y = support.numpy(), labels.numpy()
+    centres = torch.tensor(np.stack([np.median(s[y == c], axis=0) for c in (0, 1)]))
+    return torch.cdist(query, centres).argmin(dim=1)
+
+
+def minkowski(p):
+    def answer(support, labels, query):
+        centres = torch.stack([support[labels == c].mean(dim=0) for c in (0, 1)])
+        return torch.cdist(query, centres, p=p).argmin(dim=1)
+
+    return answer
+
+
+def standardised(with_query):
+    def answer(support, labels, query):
+        rows = torch.cat([support, query]) if with_query else support
+        mean, spread = rows.mean(dim=0), rows.std(dim=0)
+        return euclidean((support - mean) / spread, labels, (query - mean) / spread)
+
+    return answer
+
+
+def sklearn_logistic(support, labels, query):
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression().fit(support.numpy(), labels.numpy())
+    return model.predict(query.numpy())
+
+
+def package_logistic(support, labels, query):
+    from medtl_helpers.adaptation import logistic_regression
+
+    return logistic_regression(support, labels, query).argmax(dim=1)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (medians, "case 3; expected .*the prototypes look like medians. A prototype is the mean"),
+        (medians_numpy, "case 3; expected .*the prototypes look like medians"),
+        (minkowski(1.0), "case 3; expected .*by the L1 \\(city-block\\) distance"),
+        (minkowski(float("inf")), "case 3; expected .*by the L∞ \\(Chebyshev\\) distance"),
+        (standardised(False), "case 3; expected .*the features look standardised"),
+        (standardised(True), "case 3; expected .*the features look standardised"),
+        (sklearn_logistic, "case 3; expected .*what a logistic regression fit on the support"),
+        (package_logistic, "case 3; expected .*what a logistic regression fit on the support"),
+    ],
+)
+def test_prototype_checker_rejects_other_prototypes_distances_and_classifiers(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_prototype_classifier(answer)
+
+
+def test_the_third_prototype_case_separates_each_lookalike():
+    from medtl_helpers.course.checks.nb09_prototypes import LABELS_3, QUERY_3, SUPPORT_3
+
+    case = (SUPPORT_3, LABELS_3, QUERY_3)
+    right = nearest_mean(*case).tolist()
+    assert right == [0, 0, 1, 0, 0, 1, 0]
+    assert euclidean(*case).tolist() == right
+    answers = {
+        "medians": medians(*case).tolist(),
+        "L1": minkowski(1.0)(*case).tolist(),
+        "Linf": minkowski(float("inf"))(*case).tolist(),
+        "standardised": standardised(False)(*case).tolist(),
+        "logistic": sklearn_logistic(*case).tolist(),
+    }
+    assert answers == {
+        "medians": [1, 1, 1, 0, 0, 1, 0],
+        "L1": [0, 1, 1, 0, 0, 1, 0],
+        "Linf": [0, 0, 1, 0, 1, 1, 0],
+        "standardised": [1, 1, 1, 0, 1, 1, 1],
+        "logistic": [0, 0, 0, 0, 0, 1, 0],
+    }
+    for mistake in (nearest_point, sums, farthest, dot_with_mean, cosine):
+        assert mistake(*case).tolist() not in answers.values(), mistake.__name__
+
+
 def test_the_prototype_traps_give_different_answers_from_the_right_one():
-    from medtl_helpers.course.checks.nb09 import LABELS, QUERY, SUPPORT
+    from medtl_helpers.course.checks.nb09_prototypes import LABELS, QUERY, SUPPORT
 
     right = nearest_mean(SUPPORT, LABELS, QUERY).tolist()
     assert right == [1, 0, 1, 0]
@@ -119,6 +216,17 @@ def support_patients(episode, pool):
     return {pool.patients[i] for i in episode.support}
 
 
+def first_two_queries(episode, pool):
+    return {pool.patients[i] for i in episode.support} & {
+        pool.patients[i] for i in episode.query[:2]
+    }
+
+
+def pair_by_pair(episode, pool):
+    pairs = zip(episode.support, episode.query)
+    return {pool.patients[s] for s, q in pairs if pool.patients[s] == pool.patients[q]}
+
+
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
@@ -126,6 +234,8 @@ def support_patients(episode, pool):
         (shared_index_of_patients, "return patient ids \\(pool.patients\\[i\\]\\), not indices"),
         (counts, "shared_patients returned 0; return the set of patient ids themselves"),
         (support_patients, "expected \\[\\]: the patients of the support images that also"),
+        (first_two_queries, "expected \\['p1', 'p4'\\]: \\['p4'\\] is missing. Look at every"),
+        (pair_by_pair, "compare pool.patients of every support image .*, and not pair by pair"),
     ],
 )
 def test_leak_checker_explains_wrong_answers(answer, message):
@@ -218,6 +328,47 @@ def test_tied_best_checker_explains_more_wrong_answers(answer, message):
         check_tied_best(answer)
 
 
+def within_five_points(rows, setting, k):
+    part = [r for r in rows if r["setting"] == setting and r["K"] == k]
+    best = max(r["accuracy"] for r in part)
+    return [r["method"] for r in part if best - r["accuracy"] <= 0.05]
+
+
+def highest_lower_bound(rows, setting, k):
+    part = [r for r in rows if r["setting"] == setting and r["K"] == k]
+    best = max(part, key=lambda r: r["accuracy_low"])
+    return [r["method"] for r in part if r["accuracy_high"] >= best["accuracy_low"]]
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            within_five_points,
+            r"tied_best\(rows, 'val', 3\) gave \['U', 'V'\]; expected \['U', 'V', 'W', 'X', "
+            r"'Z'\]: a tie is read from the intervals, not from how close the means are",
+        ),
+        (
+            highest_lower_bound,
+            r"'val', 3\) gave \['U', 'V', 'W'\]; .*: the best is the method with the highest "
+            r"MEAN \(U, 0\.80\), not the highest lower bound \(V, 0\.76\)",
+        ),
+    ],
+)
+def test_tied_best_checker_rejects_rules_on_means_and_lower_bounds(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_tied_best(answer)
+
+
+def test_the_k3_cell_catches_what_the_k1_and_k2_cells_let_through():
+    from medtl_helpers.course.checks.nb09 import TIE_ROWS
+
+    for rule in (within_five_points, highest_lower_bound):
+        for k in (1, 2):
+            assert sorted(rule(TIE_ROWS, "val", k)) == sorted(tied_best(TIE_ROWS, "val", k))
+    assert tied_best(TIE_ROWS, "val", 3) == ["U", "V", "W", "X", "Z"]
+
+
 def test_the_k2_cell_catches_what_the_k1_cell_lets_through():
     from medtl_helpers.course.checks.nb09 import TIE_ROWS
 
@@ -250,7 +401,7 @@ def test_prototype_checker_explains_an_error():
 
 
 def test_the_second_prototype_case_tells_euclidean_from_dot_product_and_cosine():
-    from medtl_helpers.course.checks.nb09 import LABELS_2, QUERY_2, SUPPORT_2
+    from medtl_helpers.course.checks.nb09_prototypes import LABELS_2, QUERY_2, SUPPORT_2
 
     right = nearest_mean(SUPPORT_2, LABELS_2, QUERY_2).tolist()
     assert right == [0, 0, 0, 1]

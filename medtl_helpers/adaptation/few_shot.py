@@ -160,7 +160,12 @@ def paired_tied_best(
 
 
 def _ties(rows, setting, k, metric, n_boot, seed) -> list[tuple[str, str]]:
-    """(method, which interval reaches 0) for the best and the methods tied with it."""
+    """(method, which interval reaches 0) for the best and the methods tied with it.
+
+    The best mean is the largest of several noisy ones, so it is biased upwards (the winner's
+    curse), and every other method is compared with it, one 95% interval each: read a method
+    kept apart from the best as weaker evidence than one interval suggests (see `winners`).
+    """
     part = [r for r in rows if (r["setting"], r["K"]) == (setting, k)]
     if not part:
         raise ValueError(f"no rows for setting {setting!r} and K={k}")
@@ -256,6 +261,13 @@ def winners(
     methods it cannot be told apart from on this evidence. `top` holds them all, best first.
     With `paired` and `n_boot` resamples, a method is tied when either interval of its paired
     difference reaches 0 (per episode, or over the pool's units); the verdict names which.
+
+    Two cautions come with the rule. The best mean is the largest of several noisy estimates,
+    so it is biased upwards (the winner's curse): the method named best is partly the luckiest,
+    and its lead is likely smaller than it looks. And a cell makes one comparison per other
+    method, each with a 95% interval, and the table has many cells: some separations can come
+    from chance alone (multiplicity). A tie is the cautious reading; a separation is a weaker
+    claim than a single 95% interval makes it seem.
     """
     frame = pd.DataFrame(rows)
     out = []

@@ -11,10 +11,15 @@ a *first-order* method, like FOMAML: MAML (Finn et al., 2017) differentiates the
 through the inner steps (second derivatives), the first-order methods drop those terms. With
 plain SGD, φ − θ is minus the inner learning rate times the sum of the support-loss gradients
 along the inner path: with one inner step Reptile is SGD on all tasks mixed (joint training), and
-only from the second step on does it differ from it (Nichol et al.). Here θ is
-a small head on frozen features (adapting it costs milliseconds); the tasks are episodes from
-several sites, with their labels shuffled (see `episodes`): without the shuffle one classifier
-solves every task, whatever its site, and θ can learn that classifier instead of how to adapt.
+only from the second step on does it differ from it (Nichol et al.). Nichol et al.'s analysis
+finds in that difference a term that favours agreement between the gradients of different
+minibatches of one task; the inner steps here use the whole support set every time (`adapt_head`),
+so what remains of it is the gradient's own change along the inner path (the support loss's
+Hessian times its gradient): it favours a θ from which the steps lower the support loss fast,
+not agreement between different images of a task. Here θ is a small head on frozen features
+(adapting it costs milliseconds); the tasks are episodes from several sites, with their labels
+shuffled (see `episodes`): without the shuffle one classifier solves every task, whatever its
+site, and θ can learn that classifier instead of how to adapt.
 """
 
 from __future__ import annotations

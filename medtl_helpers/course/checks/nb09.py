@@ -2,7 +2,7 @@
 
 Each checker runs the student's answer on cases where the reference answer is known and, at the
 first difference, raises AssertionError with a sentence saying what differs and the likely cause.
-On success it prints one sentence.
+On success it prints one sentence. The first exercise's checker lives in nb09_prototypes.py.
 """
 
 from __future__ import annotations
@@ -12,106 +12,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from medtl_helpers.adaptation import Episode, FeaturePool, prototype_logits, tied_best
+from medtl_helpers.adaptation import Episode, FeaturePool, tied_best
 from medtl_helpers.course.checks.common import call_answer, plain, require_answer
+from medtl_helpers.course.checks.nb09_prototypes import check_prototype_classifier
 
 __all__ = ["check_episode_leak", "check_prototype_classifier", "check_tied_best"]
-
-# Two cases of support points in 2-D. In the first the labels are not in blocks, class 0 has
-# three points and class 1 one, and the nearest single support point of the first query belongs
-# to class 0 while the nearest prototype is class 1's (so a nearest-neighbour answer shows). In
-# the second, class 1's prototype is long and class 0's points along the first axis: the largest
-# dot product with a mean and the largest cosine both disagree with the nearest mean.
-SUPPORT = torch.tensor([[0.0, 0.0], [4.0, 4.0], [10.0, 0.0], [5.0, 0.0]])
-LABELS = torch.tensor([0, 1, 0, 0])
-QUERY = torch.tensor([[0.5, 3.0], [6.0, 1.0], [3.0, 5.0], [9.0, 0.5]])
-SUPPORT_2 = torch.tensor([[1.0, 0.0], [1.4, 0.2], [5.0, 5.0], [4.0, 4.0]])
-LABELS_2 = torch.tensor([0, 0, 1, 1])
-QUERY_2 = torch.tensor([[2.0, 2.2], [1.5, 1.0], [0.3, 0.0], [3.0, 3.5]])
-PROTOTYPE_CASES = ((SUPPORT, LABELS, QUERY), (SUPPORT_2, LABELS_2, QUERY_2))
-
-
-def _as_labels(got: object, n: int, name: str) -> np.ndarray:
-    plain(got, f"the value {name} returned")
-    array = np.asarray(got.detach() if isinstance(got, torch.Tensor) else got)
-    if array.ndim == 2 and array.shape == (n, 2):
-        raise AssertionError(
-            f"{name} returned an array of shape {array.shape}: one score per label. Return the "
-            "predicted label of each query image (argmax over the labels), shape (n_query,)."
-        )
-    if array.shape != (n,):
-        raise AssertionError(
-            f"{name} returned shape {array.shape}; expected ({n},): one label per query image"
-        )
-    return array.astype(np.int64)
-
-
-def _nearest(query: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    return ((query[:, None, :] - centres[None]) ** 2).sum(-1).argmin(axis=1)
-
-
-def _prototype_hint(got: np.ndarray, case: tuple) -> str:
-    support, labels, query = (t.numpy() for t in case)
-    means = np.stack([support[labels == c].mean(0) for c in (0, 1)])
-    n0 = int((labels == 0).sum())
-    unit = means / np.linalg.norm(means, axis=1, keepdims=True)
-    wrong = (
-        (1 - _nearest(query, means), "every answer is the other label: take the argmin of the "
-         "distance, not the argmax"),
-        (labels[_nearest(query, support)], "that is the label of the nearest single support "
-         "image (1-nearest neighbour). A prototype is the mean of a class's support features: "
-         "compare with the means"),
-        ((query @ means.T).argmax(axis=1), "that is the largest dot product with each mean. A dot "
-         "product grows with the lengths of the vectors, so a long prototype wins even where it "
-         "is far away: measure how far each query is from each mean"),
-        ((query @ unit.T).argmax(axis=1), "that is the largest cosine similarity: it compares "
-         "directions and ignores lengths, so a query pointing the way of a far prototype counts "
-         "as near it. The exercise asks for the squared Euclidean distance"),
-        (_nearest(query, means * np.bincount(labels)[:, None]), "the prototypes look like sums: "
-         "the classes have different numbers of support images, so divide each class's sum by "
-         "its count (mean over the class)"),
-        (_nearest(query, np.stack([support[:n0].mean(0), support[n0:].mean(0)])), "the classes "
-         "were taken as blocks of the support order; select each class's rows with the labels, "
-         "the order is shuffled"),
-    )  # fmt: skip
-    for answer, hint in wrong:
-        if np.array_equal(got, answer):
-            return hint
-    return "average the support features of each label, then give each query the nearest mean"
-
-
-def check_prototype_classifier(classify: Callable) -> None:
-    """`classify(support, labels, query)`: the label of the nearest (Euclidean) prototype."""
-    require_answer(classify, "your classify")
-    hint = "It takes support (n, d), labels (n,) and query (m, d) tensors; return m labels."
-    for number, case in enumerate(PROTOTYPE_CASES, start=1):
-        support, labels, query = case
-        expected = prototype_logits(support, labels, query).argmax(dim=1).numpy()
-        got = call_answer(
-            classify, (support.clone(), labels.clone(), query.clone()), "classify(...)", hint
-        )
-        got = _as_labels(got, len(query), "classify")
-        if not np.array_equal(got, expected):
-            raise AssertionError(
-                f"classify gave {got.tolist()} for the 4 query points of the checker's case "
-                f"{number}; expected {expected.tolist()}: {_prototype_hint(got, case)}."
-            )
-        swapped = call_answer(
-            classify, (support.clone(), 1 - labels, query.clone()), "classify(...)", hint
-        )
-        swapped = _as_labels(swapped, len(query), "classify")
-        if not np.array_equal(swapped, 1 - expected):
-            raise AssertionError(
-                "with the support labels swapped, classify should swap its answers too: a "
-                "prototype classifier knows which label is which only from the support set. "
-                "Don't fix a label to a class."
-            )
-    print(
-        "Correct: the nearest class mean, and the answers follow the support labels when they "
-        "are swapped. In the checker's first 2-D case the first query point is nearest a class-0 "
-        "image but nearest the class-1 prototype; in the second, the largest dot product or "
-        "cosine with a mean would pick the other class."
-    )
 
 
 def _leak_pool() -> FeaturePool:
@@ -137,6 +42,7 @@ LEAK_CASES = (
     ([0, 6], [2, 8], set()),  # patients p0, p3 | p1, p4
     ([0, 6], [1, 8], {"p0"}),  # image 1 is p0's second film
     ([0, 2, 6, 8], [3, 9, 4, 10], {"p1", "p4"}),
+    ([0, 2, 6, 8], [3, 10, 4, 9], {"p1", "p4"}),  # p4's query image comes last
 )
 
 
@@ -159,13 +65,23 @@ def check_episode_leak(shared_patients: Callable[[Episode, FeaturePool], object]
         call = f"support images {support}, query images {query}"
         if got and all(isinstance(g, (int, np.integer)) for g in got):
             raise AssertionError(f"{call}: return patient ids (pool.patients[i]), not indices")
-        hint = (
-            "no image is in both, but a patient is: compare pool.patients of the support "
-            "images with those of the query images, not the image indices"
-            if not got
-            else f"expected {sorted(expected)}: the patients of the support images that also "
-            "appear among the patients of the query images"
-        )
+        if not got:
+            hint = (
+                "no image is in both, but a patient is: compare pool.patients of every support "
+                "image with those of every query image, not the image indices, and not pair by "
+                "pair"
+            )
+        elif got < expected:
+            hint = (
+                f"expected {sorted(expected)}: {sorted(expected - got)} is missing. Look at "
+                "every support image and every query image, not only the first ones, and "
+                "compare each support patient with all the query patients"
+            )
+        else:
+            hint = (
+                f"expected {sorted(expected)}: the patients of the support images that also "
+                "appear among the patients of the query images"
+            )
         raise AssertionError(f"{call}: shared_patients gave {sorted(got)}; {hint}.")
     print(
         "Correct: the leak is a patient, not an image: two films of one child are different "
@@ -214,6 +130,16 @@ TIE_ROWS = [
     _row("R", 0.77, 0.74, 0.78, k=2),
     _row("S", 0.70, 0.65, 0.75, k=2),
     _row("T", 0.50, 0.45, 0.55, k=2),
+    # K = 3: U has the best mean and a wide interval, V the highest lower bound (0.76), so "best
+    # by lower bound" compares with 0.76 and drops X and Z. W, X and Z are more than 0.05 below
+    # U's mean, yet their upper bounds reach U's lower bound (0.70): "within 0.05 of the best
+    # mean" drops them (a wider margin already fails at K = 1, on C). Y is apart whatever the rule.
+    _row("U", 0.80, 0.70, 0.90, k=3),
+    _row("V", 0.78, 0.76, 0.80, k=3),
+    _row("W", 0.74, 0.72, 0.76, k=3),
+    _row("X", 0.70, 0.66, 0.73, k=3),
+    _row("Y", 0.60, 0.55, 0.65, k=3),
+    _row("Z", 0.55, 0.40, 0.71, k=3),
 ]
 # (K, {answer: why it is wrong}) for each cell the checker asks about, setting "val"
 TIE_CELLS = (
@@ -233,6 +159,17 @@ TIE_CELLS = (
             "interval that just reaches the best's cannot be told apart from it, so use >=, not >",
             frozenset({"P", "Q", "R", "S"}): "the best is the method with the highest MEAN (P, "
             "0.80), not the highest upper bound (Q, 0.90); compare with P's lower bound (0.78)",
+        },
+    ),
+    (
+        3,
+        {
+            frozenset({"U", "V", "W"}): "the best is the method with the highest MEAN (U, 0.80), "
+            "not the highest lower bound (V, 0.76); compare every upper bound with U's lower "
+            "bound (0.70)",
+            frozenset({"U", "V"}): "a tie is read from the intervals, not from how close the "
+            "means are: W, X and Z have means far below U's, but their upper bounds reach U's "
+            "lower bound (0.70)",
         },
     ),
 )
@@ -265,5 +202,7 @@ def check_tied_best(tied: Callable) -> None:
     print(
         "Correct: in the checker's made-up rows, ['A', 'B', 'D'] cannot be told apart at K = 1; "
         "C's interval stops below A's and D's reaches it though D's mean is lower. At K = 2 the "
-        "best is the highest mean, and an interval that just touches its lower bound counts."
+        "best is the highest mean, and an interval that just touches its lower bound counts. At "
+        "K = 3 the best is still the highest mean, not the highest lower bound, and a mean far "
+        "below the best's is tied when its interval reaches the best's lower bound."
     )

@@ -1,0 +1,175 @@
+"""The checker of notebook 09's first exercise: a nearest-prototype classifier written by hand.
+
+The answer is the label of the nearest class mean by (squared) Euclidean distance. Three small
+2-D cases tell it apart from the answers that look alike: the nearest single support image, the
+largest dot product or cosine with a mean, sums instead of means, classes taken as blocks of the
+support order, median prototypes, the L1 or L∞ distance, standardised features and a logistic
+regression fit on the support. At the first case an answer gets wrong, the message names the
+mistake whose answers it reproduces.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from medtl_helpers.adaptation import prototype_logits
+from medtl_helpers.course.checks.common import call_answer, plain, require_answer
+
+__all__ = ["check_prototype_classifier"]
+
+# Case 1: the labels are not in blocks, class 0 has three points and class 1 one, and the nearest
+# single support point of the first query belongs to class 0 while the nearest prototype is class
+# 1's (so a nearest-neighbour answer shows). Case 2: class 1's prototype is long and class 0's
+# points lie along the first axis: the largest dot product with a mean and the largest cosine
+# both disagree with the nearest mean. Case 3: class 0's point (7, 3) pulls its mean to (2.33, 2)
+# while its median stays at (0, 2); class 1's points spread along the second axis, class 0's
+# along the first, so dividing each axis by its spread moves the boundary; the query (4.5, 4) is
+# nearer class 0's mean but not by the L1 distance, (1, 9.5) likewise by the L∞ distance; and
+# (4.5, 7), nearer class 1's mean, lies on class 0's side of a logistic regression's boundary.
+SUPPORT = torch.tensor([[0.0, 0.0], [4.0, 4.0], [10.0, 0.0], [5.0, 0.0]])
+LABELS = torch.tensor([0, 1, 0, 0])
+QUERY = torch.tensor([[0.5, 3.0], [6.0, 1.0], [3.0, 5.0], [9.0, 0.5]])
+SUPPORT_2 = torch.tensor([[1.0, 0.0], [1.4, 0.2], [5.0, 5.0], [4.0, 4.0]])
+LABELS_2 = torch.tensor([0, 0, 1, 1])
+QUERY_2 = torch.tensor([[2.0, 2.2], [1.5, 1.0], [0.3, 0.0], [3.0, 3.5]])
+SUPPORT_3 = torch.tensor([[8.0, 7.0], [8.0, 1.0], [0.0, 2.0], [0.0, 1.0], [7.0, 3.0], [8.0, 4.0]])
+LABELS_3 = torch.tensor([1, 1, 0, 0, 0, 1])
+QUERY_3 = torch.tensor(
+    [[3.5, 6.0], [4.5, 4.0], [4.5, 7.0], [0.5, 2.5], [1.0, 9.5], [9.5, 7.0], [2.5, 7.0]]
+)
+PROTOTYPE_CASES = (
+    (SUPPORT, LABELS, QUERY),
+    (SUPPORT_2, LABELS_2, QUERY_2),
+    (SUPPORT_3, LABELS_3, QUERY_3),
+)
+_MEAN_IS = "A prototype is the mean of a class's support features"
+
+
+def _as_labels(got: object, n: int, name: str) -> np.ndarray:
+    plain(got, f"the value {name} returned")
+    array = np.asarray(got.detach() if isinstance(got, torch.Tensor) else got)
+    if array.ndim == 2 and array.shape == (n, 2):
+        raise AssertionError(
+            f"{name} returned an array of shape {array.shape}: one score per label. Return the "
+            "predicted label of each query image (argmax over the labels), shape (n_query,)."
+        )
+    if array.shape != (n,):
+        raise AssertionError(
+            f"{name} returned shape {array.shape}; expected ({n},): one label per query image"
+        )
+    return array.astype(np.int64)
+
+
+def _centres(x: np.ndarray, labels: np.ndarray, reduce=np.mean) -> np.ndarray:
+    return np.stack([reduce(x[labels == c], axis=0) for c in (0, 1)])
+
+
+def _nearest(query: np.ndarray, centres: np.ndarray, norm: float = 2) -> np.ndarray:
+    return np.linalg.norm(query[:, None, :] - centres[None], ord=norm, axis=-1).argmin(axis=1)
+
+
+def _lower_median(x: np.ndarray, axis: int) -> np.ndarray:
+    return np.sort(x, axis=axis)[(len(x) - 1) // 2]  # torch.median's choice for an even count
+
+
+def _standardised(support, labels, query, rows, ddof: int) -> np.ndarray:
+    mean, spread = rows.mean(axis=0), rows.std(axis=0, ddof=ddof)
+    return _nearest((query - mean) / spread, _centres((support - mean) / spread, labels))
+
+
+def _logistic(support, labels, query, c: float) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a separable support set: the weights grow
+        return LogisticRegression(C=c, max_iter=10_000).fit(support, labels).predict(query)
+
+
+def _wrong_answers(support: np.ndarray, labels: np.ndarray, query: np.ndarray) -> list:
+    """(answers, hint) for each known mistake, the answers each gives on this case."""
+    means = _centres(support, labels)
+    n0 = int((labels == 0).sum())
+    unit = means / np.linalg.norm(means, axis=1, keepdims=True)
+    medians = [_centres(support, labels, reduce) for reduce in (np.median, _lower_median)]
+    both = np.concatenate([support, query])
+    scaled = [
+        _standardised(support, labels, query, rows, d) for rows in (support, both) for d in (0, 1)
+    ]
+    return [
+        ([1 - _nearest(query, means)], "every answer is the other label: take the argmin of the "
+         "distance, not the argmax"),
+        ([labels[_nearest(query, support)]], "that is the label of the nearest single support "
+         f"image (1-nearest neighbour). {_MEAN_IS}: compare with the means"),
+        ([(query @ means.T).argmax(axis=1)], "that is the largest dot product with each mean. A "
+         "dot product grows with the lengths of the vectors, so a long prototype wins even where "
+         "it is far away: measure how far each query is from each mean"),
+        ([(query @ unit.T).argmax(axis=1)], "that is the largest cosine similarity: it compares "
+         "directions and ignores lengths, so a query pointing the way of a far prototype counts "
+         "as near it. The exercise asks for the squared Euclidean distance"),
+        ([_nearest(query, means * np.bincount(labels)[:, None])], "the prototypes look like "
+         "sums: the classes have different numbers of support images, so divide each class's sum "
+         "by its count (mean over the class)"),
+        ([_nearest(query, np.stack([support[:n0].mean(0), support[n0:].mean(0)]))], "the classes "
+         "were taken as blocks of the support order; select each class's rows with the labels, "
+         "the order is shuffled"),
+        ([_nearest(query, m) for m in medians], "the prototypes look like medians. " + _MEAN_IS
+         + " (.mean(dim=0)): a median ignores how far an outlying image lies, a mean does not"),
+        ([_nearest(query, means, 1)], "that is the nearest mean by the L1 (city-block) distance, "
+         "the sum of the absolute differences. Use the Euclidean distance: the square root of the "
+         "sum of the squared differences (torch.cdist's default, p=2), or its square"),
+        ([_nearest(query, means, np.inf)], "that is the nearest mean by the L∞ (Chebyshev) "
+         "distance, the largest absolute difference. Use the Euclidean distance (torch.cdist's "
+         "default, p=2), or its square"),
+        (scaled, "the features look standardised (each axis divided by its spread) before the "
+         "distances were taken: that stretches one axis against the other and moves the boundary. "
+         "Measure the distances on the features as they are given"),
+        ([_logistic(support, labels, query, c) for c in (1.0, 1e4)], "that is what a logistic "
+         "regression fit on the support answers: it learns a boundary of its own (weights, an "
+         "intercept, a penalty), not the one halfway between the two means. Compute the means and "
+         "each query's distance to them; nothing is trained"),
+    ]  # fmt: skip
+
+
+def _prototype_hint(got: np.ndarray, case: tuple) -> str:
+    support, labels, query = (t.numpy().astype(np.float64) for t in case)
+    for answers, hint in _wrong_answers(support, labels.astype(np.int64), query):
+        if any(np.array_equal(got, answer) for answer in answers):
+            return hint
+    return "average the support features of each label, then give each query the nearest mean"
+
+
+def check_prototype_classifier(classify: Callable) -> None:
+    """`classify(support, labels, query)`: the label of the nearest (Euclidean) prototype."""
+    require_answer(classify, "your classify")
+    hint = "It takes support (n, d), labels (n,) and query (m, d) tensors; return m labels."
+    for number, case in enumerate(PROTOTYPE_CASES, start=1):
+        support, labels, query = case
+        expected = prototype_logits(support, labels, query).argmax(dim=1).numpy()
+        got = call_answer(
+            classify, (support.clone(), labels.clone(), query.clone()), "classify(...)", hint
+        )
+        got = _as_labels(got, len(query), "classify")
+        if not np.array_equal(got, expected):
+            raise AssertionError(
+                f"classify gave {got.tolist()} for the {len(query)} query points of the checker's "
+                f"case {number}; expected {expected.tolist()}: {_prototype_hint(got, case)}."
+            )
+        swapped = call_answer(
+            classify, (support.clone(), 1 - labels, query.clone()), "classify(...)", hint
+        )
+        swapped = _as_labels(swapped, len(query), "classify")
+        if not np.array_equal(swapped, 1 - expected):
+            raise AssertionError(
+                "with the support labels swapped, classify should swap its answers too: a "
+                "prototype classifier knows which label is which only from the support set. "
+                "Don't fix a label to a class."
+            )
+    print(
+        "Correct: the nearest class mean, and the answers follow the support labels when they "
+        "are swapped. In the checker's 2-D cases a nearest single image, the largest dot product "
+        "or cosine with a mean, median prototypes, the L1 or L∞ distance, standardised features "
+        "and a logistic regression would each have picked another class for some query point."
+    )
