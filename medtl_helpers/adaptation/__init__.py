@@ -117,6 +117,13 @@ from medtl_helpers.adaptation.shift import (
     logit_shift,
     proxy_a_distance,
 )
+from medtl_helpers.adaptation.strength import (
+    LEVELS,
+    ladder_summary,
+    similarity_table,
+    strength_ladder,
+    structural_similarity,
+)
 
 __all__ = [
     "BestOnValidation",
@@ -124,6 +131,7 @@ __all__ = [
     "EpisodeStream",
     "FeaturePool",
     "FewShot",
+    "LEVELS",
     "Target",
     "adapt_batchnorm",
     "adapt_head",
@@ -164,6 +172,7 @@ __all__ = [
     "k_support",
     "k_table",
     "l2sp_penalty",
+    "ladder_summary",
     "logistic_regression",
     "logit_shift",
     "mean_interval",
@@ -195,8 +204,11 @@ __all__ = [
     "score_method",
     "scores_on",
     "separation_before_after",
+    "similarity_table",
     "source_weights",
     "split_target",
+    "strength_ladder",
+    "structural_similarity",
     "swap_labels",
     "tied_best",
     "train_head",
