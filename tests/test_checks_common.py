@@ -14,8 +14,9 @@ CHECKERS = sorted(name for name in checks.__all__ if name.startswith("check_"))
 
 def test_every_notebook_contributes_checkers():
     assert len(CHECKERS) == 23
+    # A notebook's checkers may be split over modules (nb09.py and nb09_prototypes.py).
     modules = {getattr(checks, name).__module__.rsplit(".", 1)[-1] for name in CHECKERS}
-    assert modules == {f"nb0{i}" for i in range(10)}
+    assert {module.split("_")[0] for module in modules} == {f"nb0{i}" for i in range(10)}
 
 
 @pytest.mark.parametrize("name", CHECKERS)
