@@ -82,7 +82,7 @@ def scores(support, labels, query):
     ("answer", "message"),
     [
         (nearest_point, "nearest single support image \\(1-nearest neighbour\\)"),
-        (sums, "the prototypes look like sums: the classes have different numbers"),
+        (sums, "the prototypes look like sums \\(or sums divided by .*: the classes have"),
         (dot_with_mean, "case 2; expected .*the largest dot product with each mean"),
         (cosine, "case 2; expected .*the largest cosine similarity: it compares directions"),
         (blocks, "the classes were taken as blocks of the support order"),
@@ -230,10 +230,10 @@ def pair_by_pair(episode, pool):
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
-        (shared_indices, "no image is in both, but a patient is: compare pool.patients"),
+        (shared_indices, "no image is in both, but a patient is: image 1 is p0's second film"),
         (shared_index_of_patients, "return patient ids \\(pool.patients\\[i\\]\\), not indices"),
         (counts, "shared_patients returned 0; return the set of patient ids themselves"),
-        (support_patients, "expected \\[\\]: the patients of the support images that also"),
+        (support_patients, "expected \\[\\]: that is every support patient: keep only those"),
         (first_two_queries, "expected \\['p1', 'p4'\\]: \\['p4'\\] is missing. Look at every"),
         (pair_by_pair, "compare pool.patients of every support image .*, and not pair by pair"),
     ],
@@ -272,8 +272,8 @@ def unfiltered(rows, setting, k):
     ("answer", "message"),
     [
         (best_only, "only the best: keep every method whose interval reaches the best's"),
-        (against_the_mean, "D is missing: compare each method's upper bound with the best's lower"),
-        (everything_of_the_cell, "C's upper bound \\(0.875\\) is below A's lower \\(0.88\\)"),
+        (against_the_mean, "D is missing: its upper bound .*not a mean with a bound"),
+        (everything_of_the_cell, "C is kept, yet its upper bound \\(0.875\\) is below the lower"),
         (unfiltered, "select the rows of the setting and K asked for first"),
     ],
 )
@@ -407,3 +407,166 @@ def test_the_second_prototype_case_tells_euclidean_from_dot_product_and_cosine()
     assert right == [0, 0, 0, 1]
     assert dot_with_mean(SUPPORT_2, LABELS_2, QUERY_2).tolist() == [1, 1, 1, 1]
     assert cosine(SUPPORT_2, LABELS_2, QUERY_2).tolist() == [1, 1, 0, 1]
+
+
+# Answers the checkers let through before the fourth prototype case, the longer query and support
+# cases, and the K = 4 cell: each must now be rejected with a message naming its own mistake.
+
+
+def centred_cosine(over_query):
+    def answer(support, labels, query):
+        centre = (torch.cat([support, query]) if over_query else support).mean(dim=0)
+        return prototype_logits(support - centre, labels, query - centre, "cosine").argmax(dim=1)
+
+    return answer
+
+
+def with_prior(sign, power):
+    def answer(support, labels, query):
+        centres = torch.stack([support[labels == c].mean(dim=0) for c in (0, 1)])
+        share = torch.bincount(labels, minlength=2) / len(labels)
+        return (sign * share.log() - torch.cdist(query, centres) ** power).argmax(dim=1)
+
+    return answer
+
+
+def sums_over_everything(support, labels, query):
+    centres = torch.stack([support[labels == c].sum(dim=0) / len(support) for c in (0, 1)])
+    return torch.cdist(query, centres).argmin(dim=1)
+
+
+CENTRED = "that is a cosine after subtracting the mean of all the support"
+PRIOR = "that adds a term for the class sizes to the score"
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (centred_cosine(False), f"case 4; expected .*{CENTRED}"),
+        (centred_cosine(True), f"case 2; expected .*{CENTRED}"),  # not "a logistic regression"
+        (with_prior(1, 2), f"case 4; expected .*{PRIOR}"),
+        (with_prior(1, 1), f"case 4; expected .*{PRIOR}"),
+        (with_prior(-1, 2), f"case 4; expected .*{PRIOR}"),
+        (sums_over_everything, "or sums divided by the size of the whole support"),
+    ],
+)
+def test_prototype_checker_rejects_a_centred_cosine_and_a_class_size_prior(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_prototype_classifier(answer)
+
+
+def test_the_fourth_prototype_case_separates_the_centred_cosine_and_the_priors():
+    from medtl_helpers.course.checks.nb09_prototypes import (
+        LABELS_4,
+        PROTOTYPE_CASES,
+        QUERY_4,
+        SUPPORT_4,
+    )
+
+    case = (SUPPORT_4, LABELS_4, QUERY_4)
+    assert nearest_mean(*case).tolist() == [0, 1, 1, 0, 0]
+    assert centred_cosine(False)(*case).tolist() == [1, 1, 1, 0, 1]
+    assert with_prior(1, 2)(*case).tolist() == with_prior(1, 1)(*case).tolist() == [0, 0, 1, 0, 0]
+    assert with_prior(-1, 2)(*case).tolist() == [0, 1, 1, 0, 1]
+    for rule in (centred_cosine(False), with_prior(1, 2), with_prior(1, 1), with_prior(-1, 2)):
+        for support, labels, query in PROTOTYPE_CASES[:3]:  # only case 4 catches them
+            assert torch.equal(rule(support, labels, query), nearest_mean(support, labels, query))
+
+
+def query_as_long_as_the_support(episode, pool):
+    support = {pool.patients[episode.support[i]] for i in range(len(episode.support))}
+    return support & {pool.patients[episode.query[i]] for i in range(len(episode.support))}
+
+
+def zipped(episode, pool):
+    pairs = list(zip(episode.support, episode.query))
+    return {pool.patients[s] for s, _ in pairs} & {pool.patients[q] for _, q in pairs}
+
+
+def support_cut_to_the_query(episode, pool):
+    support = {pool.patients[i] for i in episode.support[: len(episode.query)]}
+    return support & {pool.patients[i] for i in episode.query}
+
+
+def union(episode, pool):
+    return {pool.patients[i] for i in episode.support} | {pool.patients[i] for i in episode.query}
+
+
+def query_patients(episode, pool):
+    return {pool.patients[i] for i in episode.query}
+
+
+LONGER_QUERY = r"query images \[2, 4, 8, 7\]: shared_patients gave \[\]; expected \['p3'\]: "
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (query_as_long_as_the_support, LONGER_QUERY + r"4 query images and 2 support ones here"),
+        (zipped, LONGER_QUERY + r".*not range\(len\(episode.support\)\) or zip\(support, query\)"),
+        (
+            support_cut_to_the_query,
+            r"shared_patients gave \[\]; expected \['p4'\]: 4 support images and 2 query ones",
+        ),
+        (union, r"that is every patient on either side \(a union, \|\)"),
+        (query_patients, r"expected \[\]: that is every query patient: keep only those"),
+    ],
+)
+def test_leak_checker_rejects_answers_that_stop_at_the_shorter_side(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_episode_leak(answer)
+
+
+def test_the_longer_sides_leak_beyond_the_other_sides_length():
+    from medtl_helpers.course.checks.nb09 import LEAK_CASES, _leak_pool
+
+    pool = _leak_pool()
+    (s5, q5, leak5), (s6, q6, leak6) = LEAK_CASES[4:]
+    assert len(q5) > len(s5) and {pool.patients[i] for i in q5[len(s5) :]} >= leak5
+    assert not {pool.patients[i] for i in q5[: len(s5)]} & leak5
+    assert len(s6) > len(q6) and not {pool.patients[i] for i in s6[: len(q6)]} & leak6
+
+
+def first_row_is_best(rows, setting, k):
+    part = [r for r in rows if r["setting"] == setting and r["K"] == k]
+    return [r["method"] for r in part if r["accuracy_high"] >= part[0]["accuracy_low"]]
+
+
+def mean_inside_the_best(rows, setting, k):
+    part = [r for r in rows if r["setting"] == setting and r["K"] == k]
+    best = max(part, key=lambda r: r["accuracy"])
+    return [r["method"] for r in part if r["accuracy"] >= best["accuracy_low"]]
+
+
+def lower_bounds(rows, setting, k):
+    part = [r for r in rows if r["setting"] == setting and r["K"] == k]
+    best = max(part, key=lambda r: r["accuracy"])
+    return [r["method"] for r in part if r["accuracy_low"] >= best["accuracy_low"]]
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            first_row_is_best,
+            r"tied_best\(rows, 'val', 4\) gave \['G', 'H', 'I'\]; expected \['H', 'I'\]: the best "
+            r"is the row with the highest mean \(H, 0\.85\) wherever it is listed, not the first",
+        ),
+        (mean_inside_the_best, r"'val', 1\) gave \['A', 'B'\]; .*not a mean with a bound"),
+        (lower_bounds, r"'val', 1\) gave \['A'\]; .*upper bound, not its lower bound, with the"),
+    ],
+)
+def test_tied_best_checker_rejects_the_first_row_as_best_and_names_each_mistake(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_tied_best(answer)
+
+
+def test_the_k4_cell_lists_its_best_after_another_row():
+    from medtl_helpers.course.checks.nb09 import TIE_ROWS
+
+    cell = [r["method"] for r in TIE_ROWS if r["K"] == 4]
+    assert cell[0] != tied_best(TIE_ROWS, "val", 4)[0] == "H"
+    for k in (1, 2, 3):  # the first-row answer is right wherever the best comes first
+        assert sorted(first_row_is_best(TIE_ROWS, "val", k)) == sorted(
+            tied_best(TIE_ROWS, "val", k)
+        )

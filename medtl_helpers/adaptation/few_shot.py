@@ -2,20 +2,18 @@
 
 A few-shot method is a function `method(support, labels, query)` of the support features, their
 episode labels and the query features, returning (n_query, 2) probabilities of the episode's
-labels. Every method is scored on the same episodes. Per episode: the accuracy on the query
-(its classes are balanced, so chance is 0.5) and the AUROC of P(PNEUMONIA), read through the
-episode's permutation. Over the episodes: the mean with a 95% interval, mean ± 1.96 standard
-errors, as the few-shot literature reports. The interval says how much the mean would move with
-other episodes drawn from the same pool, not how it would move with another sample of patients:
-the pool's patients are fixed, and episodes reuse them. `pool_bootstrap` resamples the pool's
-units (patients, or images where there are no patient ids) for that.
+labels. Per episode: the query accuracy (balanced classes: chance is 0.5) and the AUROC of
+P(PNEUMONIA), read through the episode's permutation. Over the episodes: the mean ± 1.96 standard
+errors, as the few-shot literature reports: how the mean would move with other episodes from the
+same pool, not with another sample of patients (`pool_bootstrap` resamples the pool's units).
 
 Every method sees the same episodes, so two methods are compared by their **paired** per-episode
-differences (`paired_difference`): an episode that is hard for one is hard for the other, and
-the spread of the differences is smaller than what two unpaired intervals suggest. The verdict
-`winners(..., paired=True)` calls two methods apart only where the interval of their
-differences leaves 0 out; with `n_boot` resamples, only where the pool-bootstrap interval of
-the difference leaves 0 out as well.
+differences (`paired_difference`). Where their scores are positively correlated across episodes
+(an episode hard for one is hard for the other), the paired interval is narrower than two unpaired
+intervals suggest; with uncorrelated or negatively correlated scores it is not. `winners(...,
+paired=True)` calls two methods apart only where that interval (with `n_boot`, the pool-bootstrap
+one too) leaves 0 out. `score_twins` averages each episode with its swapped twin (`swap_labels`),
+which removes any label order a method's weights favour.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ import pandas as pd
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from medtl_helpers.adaptation.episodes import Episode, FeaturePool, sample_episodes
+from medtl_helpers.adaptation.episodes import Episode, FeaturePool, sample_episodes, swap_labels
 from medtl_helpers.adaptation.heads import one_thread
 from medtl_helpers.adaptation.pool_bootstrap import pool_difference
 from medtl_helpers.adaptation.results import with_interval
@@ -70,9 +68,8 @@ def score_method(method: Method, pool: FeaturePool, episodes: list[Episode]) -> 
 
     The row also keeps, per episode and query image, the true label (`query_truth`), P(PNEUMONIA)
     (`query_p`), whether the answer was right (`query_correct`) and the index of the image's unit
-    among the pool's `pool_units` (`query_unit`), for `pool_bootstrap`; None where the episodes'
-    query sizes differ.
-    """
+    among the pool's `pool_units` (`query_unit`), for `pool_bootstrap` (None where query sizes
+    differ)."""
     scores: dict[str, list[float]] = {name: [] for name in SCORES}
     queries: list[tuple] = []
     start = time.perf_counter()
@@ -92,6 +89,22 @@ def score_method(method: Method, pool: FeaturePool, episodes: list[Episode]) -> 
     return row | _query_results(pool, episodes, queries)
 
 
+def score_twins(method: Method, pool: FeaturePool, episodes: list[Episode]) -> dict:
+    """`score_method` on each episode and its swapped twin (`swap_labels`), averaged per episode.
+
+    A method that reads only the support set scores the same on both; one whose weights favour a
+    label order gains on one what it loses on the other. The per-query results hold the episodes,
+    then their twins, so `pool_bootstrap` rescores the twin mean."""
+    row = score_method(method, pool, [*episodes, *(swap_labels(e) for e in episodes)])
+    n = len(episodes)
+    for name in SCORES:
+        twin = (row[f"{name}_per_episode"][:n] + row[f"{name}_per_episode"][n:]) / 2
+        mean, low, high = mean_interval(twin)
+        row.update({name: mean, f"{name}_low": low, f"{name}_high": high})
+        row[f"{name}_per_episode"] = twin
+    return row | {"episodes": n}
+
+
 def _query_results(pool: FeaturePool, episodes: list[Episode], queries: list[tuple]) -> dict:
     """The per-(episode, query image) arrays of `score_method`'s row, and the pool's unit."""
     out: dict[str, object] = {"unit": pool.unit, "pool_units": len(set(pool.patients))}
@@ -99,9 +112,8 @@ def _query_results(pool: FeaturePool, episodes: list[Episode], queries: list[tup
     if len({len(e.query) for e in episodes}) != 1:
         return out | dict.fromkeys(names)
     unit = _group_index(pool.patients, len(pool))
-    arrays = [np.stack(part) for part in zip(*queries)] + [
-        np.stack([unit[e.query] for e in episodes])
-    ]
+    arrays = [np.stack(part) for part in zip(*queries)]
+    arrays.append(np.stack([unit[e.query] for e in episodes]))
     return out | dict(zip(names, arrays))
 
 
@@ -135,18 +147,30 @@ def paired_difference(
     return mean_interval(a[f"{metric}_per_episode"] - b[f"{metric}_per_episode"])
 
 
-def _reaching_zero(rows, method, control, setting, k, metric, n_boot, seed) -> dict:
-    """The paired difference `method` - `control` with its per-episode interval and (n_boot > 0)
-    its interval over the pool's units; "reaches 0": which of the two hold 0."""
+def paired_verdict(
+    rows: list[dict],
+    method: str,
+    control: str,
+    setting: str,
+    k: int,
+    metric: str = "accuracy",
+    n_boot: int = 0,
+    seed: int = 0,
+) -> dict:
+    """`method` - `control` at (setting, K): "mean", the per-episode interval ("episodes") and,
+    with `n_boot` resamples, the pool-bootstrap one ("pool"); "reaches 0": which of them hold 0;
+    "verdict": "better" or "worse" where every interval leaves 0 out on that side, else "unclear".
+    """
     mean, low, high = paired_difference(rows, method, control, setting, k, metric)
     out = {"mean": mean, "episodes": (low, high), "pool": None}
     if n_boot:
         a, b = _cell(rows, setting, k, method), _cell(rows, setting, k, control)
         out["pool"] = pool_difference(a, b, metric, n_boot, seed)[1:]
-    held = [
-        name for name in ("episodes", "pool") if out[name] and out[name][0] <= 0 <= out[name][1]
-    ]
+    found = [out[name] for name in ("episodes", "pool") if out[name]]
+    held = [n for n in ("episodes", "pool") if out[n] and out[n][0] <= 0 <= out[n][1]]
     out["reaches 0"] = " and ".join(held)
+    better, worse = min(f[0] for f in found) > 0, max(f[1] for f in found) < 0
+    out["verdict"] = "better" if better else "worse" if worse else "unclear"
     return out
 
 
@@ -160,12 +184,8 @@ def paired_tied_best(
 
 
 def _ties(rows, setting, k, metric, n_boot, seed) -> list[tuple[str, str]]:
-    """(method, which interval reaches 0) for the best and the methods tied with it.
-
-    The best mean is the largest of several noisy ones, so it is biased upwards (the winner's
-    curse), and every other method is compared with it, one 95% interval each: read a method
-    kept apart from the best as weaker evidence than one interval suggests (see `winners`).
-    """
+    """(method, which interval reaches 0) for the best and the methods tied with it (`winners`
+    says what to mind: the winner's curse, and many comparisons)."""
     part = [r for r in rows if (r["setting"], r["K"]) == (setting, k)]
     if not part:
         raise ValueError(f"no rows for setting {setting!r} and K={k}")
@@ -173,7 +193,7 @@ def _ties(rows, setting, k, metric, n_boot, seed) -> list[tuple[str, str]]:
     best = part[0]["method"]
     out = [(best, "")]
     for r in part[1:]:
-        held = _reaching_zero(rows, r["method"], best, setting, k, metric, n_boot, seed)
+        held = paired_verdict(rows, r["method"], best, setting, k, metric, n_boot, seed)
         if held["reaches 0"]:
             out.append((r["method"], held["reaches 0"]))
     return out
@@ -192,14 +212,10 @@ def paired_against(
     out = {}
     for method, control in pairs:
         for setting, k in dict.fromkeys((r["setting"], r["K"]) for r in rows):
-            d = _reaching_zero(rows, method, control, setting, k, metric, n_boot, seed)
-            lows = [d[n][0] for n in ("episodes", "pool") if d[n]]
-            highs = [d[n][1] for n in ("episodes", "pool") if d[n]]
-            verdict = "better" if min(lows) > 0 else "worse" if max(highs) < 0 else "unclear"
-            cell = f"{d['mean']:+.3f} " + " ".join(
-                f"[{d[n][0]:+.3f}, {d[n][1]:+.3f}]" for n in ("episodes", "pool") if d[n]
-            )
-            cell += f" {verdict}" + (f" ({d['reaches 0']})" if n_boot and d["reaches 0"] else "")
+            d = paired_verdict(rows, method, control, setting, k, metric, n_boot, seed)
+            spans = [f"[{d[n][0]:+.3f}, {d[n][1]:+.3f}]" for n in ("episodes", "pool") if d[n]]
+            why = f" ({d['reaches 0']})" if n_boot and d["reaches 0"] else ""
+            cell = f"{d['mean']:+.3f} {' '.join(spans)} {d['verdict']}{why}"
             out.setdefault(f"{method} - {control}", {})[(setting, k)] = cell
     return pd.DataFrame(out).T
 
@@ -211,17 +227,19 @@ def compare_few_shot(
     n_query: int,
     n_episodes: int,
     seed: int = 0,
+    twin: bool = False,
 ) -> list[dict]:
     """Every method at every K on every pool (named by its setting), on the same episodes.
 
-    The test episodes keep the true labels (no shuffle): that is the task a hospital has.
+    The test episodes keep the true labels (no shuffle): that is the task a hospital has. With
+    `twin`, each is scored with its swapped twin too and the two averaged (`score_twins`).
     """
-    rows = []
+    rows, score = [], score_twins if twin else score_method
     for setting, pool in pools.items():
         for k in ks:
             episodes = sample_episodes(pool, k, n_query, n_episodes, seed + k, shuffle=False)
             for name, method in methods.items():
-                row = score_method(method, pool, episodes)
+                row = score(method, pool, episodes)
                 rows.append({"setting": setting, "K": k, "method": name, **row})
     return rows
 
@@ -236,8 +254,11 @@ def k_table(rows: list[dict], metric: str = "accuracy") -> pd.DataFrame:
 
 
 def tied_best(rows: list[dict], setting: str, k: int, metric: str = "accuracy") -> list[str]:
-    """The methods that cannot be told apart from the best at (setting, K), best mean first:
-    the best, and every method whose interval reaches the best's lower bound."""
+    """The best mean at (setting, K) and every method whose own interval reaches the best's
+    lower bound, best mean first: the reading of unpaired bars.
+
+    A gap between two intervals separates the means; an overlap does not show the methods equal,
+    nor that the interval of their difference holds 0 (`paired_tied_best` asks that directly)."""
     frame = pd.DataFrame(rows)
     part = frame[(frame["setting"] == setting) & (frame["K"] == k)]
     if part.empty:
@@ -248,26 +269,20 @@ def tied_best(rows: list[dict], setting: str, k: int, metric: str = "accuracy") 
 
 
 def winners(
-    rows: list[dict],
-    metric: str = "accuracy",
-    paired: bool = False,
-    n_boot: int = 0,
-    seed: int = 0,
+    rows: list[dict], metric: str = "accuracy", paired: bool = False, n_boot: int = 0, seed: int = 0
 ) -> pd.DataFrame:
-    """Per setting and K: the best method and its mean `metric`, and the methods `tied_best`
-    (or, with `paired`, `paired_tied_best`) cannot tell from it.
+    """Per setting and K: the best method and its mean `metric`, and the methods the rule does
+    not separate from it. `top` holds them all, best first; "wins" where there are none.
 
-    One method "wins" only when no other method reaches it; otherwise the verdict names the
-    methods it cannot be told apart from on this evidence. `top` holds them all, best first.
-    With `paired` and `n_boot` resamples, a method is tied when either interval of its paired
-    difference reaches 0 (per episode, or over the pool's units); the verdict names which.
+    Without `paired`: the unpaired intervals that reach the best's lower bound (`tied_best`),
+    which shows no more than that the bars overlap. With `paired`: the methods whose paired
+    difference from the best has an interval holding 0 (`paired_tied_best`), those this run
+    cannot tell apart from it; with `n_boot` resamples either interval (per episode, or over the
+    pool's units) holding 0 ties, and the verdict names which. A tie is no evidence of equality.
 
-    Two cautions come with the rule. The best mean is the largest of several noisy estimates,
-    so it is biased upwards (the winner's curse): the method named best is partly the luckiest,
-    and its lead is likely smaller than it looks. And a cell makes one comparison per other
-    method, each with a 95% interval, and the table has many cells: some separations can come
-    from chance alone (multiplicity). A tie is the cautious reading; a separation is a weaker
-    claim than a single 95% interval makes it seem.
+    The best mean is the largest of several noisy ones, so it is biased upwards (the winner's
+    curse), and each cell compares every other method with it at 95%, over many cells: some
+    separations come from chance alone (multiplicity), a weaker claim than one interval makes.
     """
     frame = pd.DataFrame(rows)
     out = []

@@ -3,10 +3,12 @@
 Meta-learning promises weights θ from which a few gradient steps on a new task's K examples give
 a good model for that task. Reptile finds them with a loop a student can read in full:
 
-    for each meta-step: draw a task, adapt a copy of θ to it by a few steps of SGD (giving φ),
-                        then move θ a fraction ε of the way towards φ:  θ ← θ + ε (φ − θ)
+    for each meta-step: draw `meta_batch` tasks (4 by default), adapt a copy of θ to each by a
+                        few steps of SGD (giving φ_task), then move θ a fraction ε of the way
+                        towards their mean:  θ ← θ + ε · mean over the tasks of (φ_task − θ)
 
-Averaged over many tasks, θ drifts to a point close to every task's adapted weights. Reptile is
+With a batch of one task this is θ ← θ + ε (φ − θ). Over many meta-steps θ drifts to a point
+close to every task's adapted weights. Reptile is
 a *first-order* method, like FOMAML: MAML (Finn et al., 2017) differentiates the query loss
 through the inner steps (second derivatives), the first-order methods drop those terms. With
 plain SGD, φ − θ is minus the inner learning rate times the sum of the support-loss gradients
@@ -90,10 +92,12 @@ def meta_train(
 ) -> tuple[nn.Module, list[float]]:
     """A copy of `head` after `meta_steps` Reptile steps on episodes from `stream`.
 
-    Each task is an episode's support set. ε falls linearly from `epsilon` towards 0, as in
+    Each meta-step adapts to `meta_batch` tasks, each an episode's support set, and moves θ
+    towards the mean of their adapted weights. ε falls linearly from `epsilon` towards 0, as in
     Nichol et al., so θ settles near the average of many tasks' adapted weights rather than the
-    last few. Returns the head and, per meta-step, the mean
-    query accuracy of the tasks' adapted heads (how well θ adapts, as training goes on).
+    last few. Returns the head and, per meta-step, the mean query accuracy of that step's tasks
+    after adapting: θ's fit to episodes from the meta-training pools it trains on (in-sample and
+    without a control, so not what meta-training bought at a new site).
     """
     theta = copy.deepcopy(head)
     curve = []

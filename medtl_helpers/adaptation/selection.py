@@ -1,27 +1,34 @@
-"""Choosing steps and λ without the target's test labels: a small labelled target validation set.
+"""Choosing steps, λ and learning rates without the test labels: a small labelled validation set.
 
-Every adaptation here has knobs (how many steps, how strong a penalty or an alignment term).
-Choosing them on the target's test labels would report the best of many tries as if it were one,
-so they are chosen on a validation set of a few labelled target patients, kept apart from the
-target test patients.
+Every adaptation here has knobs (how many steps, how strong a penalty or an alignment term, a
+learning rate). Choosing them on the test labels would report the best of many tries as if it
+were one, so they are chosen on validation images kept apart from the test ones.
 
-The criterion is the validation loss, not the validation AUROC: with a dozen validation images a
-good model ranks them all correctly, so AUROC sits at 1.0 for every candidate and cannot choose,
-while the loss still sees probabilities that moved the wrong way (a NORMAL image pushed towards
-PNEUMONIA). `BestOnValidation` keeps the weights of the best step, `choose_setting` the best λ;
-both prefer the earlier step and the first setting on a tie.
+What is scored depends on the caller. Notebook 08 scores the balanced validation loss, not the
+validation AUROC: with a dozen validation images a good model ranks them all correctly, so AUROC
+sits at 1.0 for every candidate and cannot choose, while the loss still sees probabilities that
+moved the wrong way (a NORMAL image pushed towards PNEUMONIA). Notebook 09 scores the query error
+(1 − accuracy) over validation episodes (`few_shot_error`); for a learner whose weights may favour
+a label order, the error of the mean of each episode and its swapped twin. `BestOnValidation`
+keeps the weights of the best step, `choose_setting` the best setting; both prefer the earlier
+step and the first setting on a tie.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
 from torch import nn
 
 from medtl_helpers.metrics import auroc, labels_and_probabilities
+
+if TYPE_CHECKING:  # few_shot imports heads, which imports this module through l2sp
+    from medtl_helpers.adaptation.episodes import Episode, FeaturePool
+    from medtl_helpers.adaptation.few_shot import Method
 
 
 def balanced_log_loss(y: ArrayLike, p: ArrayLike) -> float:
@@ -67,8 +74,22 @@ class BestOnValidation:
         return model
 
 
+def few_shot_error(
+    method: Method, pool: FeaturePool, episodes: list[Episode], twin: bool = False
+) -> float:
+    """1 − the mean query accuracy of a few-shot method over validation `episodes` of `pool`.
+
+    With `twin`, each episode's accuracy is the mean of it and its swapped twin (`score_twins`):
+    a label order the method's weights favour (a meta-trained start's lean) then neither lowers
+    nor raises the error, which scores how well the method reads the support set.
+    """
+    from medtl_helpers.adaptation.few_shot import score_method, score_twins
+
+    return 1 - (score_twins if twin else score_method)(method, pool, episodes)["accuracy"]
+
+
 def choose_setting(val_losses: dict) -> object:
-    """The key with the lowest validation loss; the first one listed wins a tie.
+    """The key with the lowest score (a validation loss or error); the first listed wins a tie.
 
     List the settings from the least to the most adaptation, ordered by how far a setting lets
     the model move from the source, so that a tie keeps the more constrained one: Deep CORAL's λ

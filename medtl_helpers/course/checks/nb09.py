@@ -41,22 +41,51 @@ def _episode(support: list[int], query: list[int]) -> Episode:
 LEAK_CASES = (
     ([0, 6], [2, 8], set()),  # patients p0, p3 | p1, p4
     ([0, 6], [1, 8], {"p0"}),  # image 1 is p0's second film
-    ([0, 2, 6, 8], [3, 9, 4, 10], {"p1", "p4"}),
+    ([0, 2, 6, 8], [3, 9, 4, 10], {"p1", "p4"}),  # never at the same position on both sides
     ([0, 2, 6, 8], [3, 10, 4, 9], {"p1", "p4"}),  # p4's query image comes last
+    ([0, 6], [2, 4, 8, 7], {"p3"}),  # a longer query: p3's image is its 4th
+    ([0, 2, 6, 9], [4, 8], {"p4"}),  # a longer support: p4's image is its 4th
 )
+_BY_POSITION = (
+    "{n} {longer} images and {m} {shorter} ones here, and {who}'s {longer} image is the 4th: go "
+    "over every {longer} image, not range(len(episode.{shorter})) or zip(support, query), which "
+    "stop at the shorter list"
+)
+# {case number: {a wrong answer: the mistake that gives it there, the cases before passed}}
+LEAK_HINTS = {
+    1: {
+        frozenset({"p0", "p3"}): "that is every support patient: keep only those that also have "
+        "an image in the query",
+        frozenset({"p1", "p4"}): "that is every query patient: keep only those that also have "
+        "an image in the support",
+        frozenset({"p0", "p1", "p3", "p4"}): "that is every patient on either side (a union, |): "
+        "a leak is a patient on both sides (an intersection, &)",
+    },
+    2: {
+        frozenset(): "no image is in both, but a patient is: image 1 is p0's second film, and p0 "
+        "is in the support. Compare pool.patients of the images, not the image indices",
+    },
+    3: {
+        frozenset(): "p1 and p4 are on both sides, but never at the same position: compare "
+        "pool.patients of every support image with those of every query image, and not pair by "
+        "pair (zip)",
+    },
+    5: {frozenset(): _BY_POSITION.format(n=4, m=2, longer="query", shorter="support", who="p3")},
+    6: {frozenset(): _BY_POSITION.format(n=4, m=2, longer="support", shorter="query", who="p4")},
+}
 
 
 def check_episode_leak(shared_patients: Callable[[Episode, FeaturePool], object]) -> None:
     """`shared_patients(episode, pool)`: the set of patient ids in both support and query."""
     require_answer(shared_patients, "your shared_patients")
     pool = _leak_pool()
-    for support, query, expected in LEAK_CASES:
+    for number, (support, query, expected) in enumerate(LEAK_CASES, start=1):
         got = call_answer(
             shared_patients,
             (_episode(support, query), pool),
             "shared_patients(episode, pool)",
-            "episode.support and episode.query are image indices into the pool; "
-            "pool.patients[i] is the patient of image i.",
+            "episode.support and episode.query are image indices into the pool, and their lengths "
+            "can differ; pool.patients[i] is the patient of image i.",
         )
         got = _names(got, "shared_patients", "the set of patient ids themselves (for example "
                      "{'p0'}), so that the leak can be named")  # fmt: skip
@@ -65,24 +94,24 @@ def check_episode_leak(shared_patients: Callable[[Episode, FeaturePool], object]
         call = f"support images {support}, query images {query}"
         if got and all(isinstance(g, (int, np.integer)) for g in got):
             raise AssertionError(f"{call}: return patient ids (pool.patients[i]), not indices")
-        if not got:
-            hint = (
-                "no image is in both, but a patient is: compare pool.patients of every support "
-                "image with those of every query image, not the image indices, and not pair by "
-                "pair"
-            )
+        if frozenset(got) in LEAK_HINTS.get(number, {}):
+            hint = LEAK_HINTS[number][frozenset(got)]
+        elif not got:
+            hint = "compare pool.patients of every support image with those of every query image"
         elif got < expected:
             hint = (
-                f"expected {sorted(expected)}: {sorted(expected - got)} is missing. Look at "
-                "every support image and every query image, not only the first ones, and "
-                "compare each support patient with all the query patients"
+                f"{sorted(expected - got)} is missing. Look at every support image and every "
+                "query image, not only the first ones, and compare each support patient with all "
+                "the query patients"
             )
         else:
             hint = (
-                f"expected {sorted(expected)}: the patients of the support images that also "
-                "appear among the patients of the query images"
+                "the patients of the support images that also appear among the patients of the "
+                "query images"
             )
-        raise AssertionError(f"{call}: shared_patients gave {sorted(got)}; {hint}.")
+        raise AssertionError(
+            f"{call}: shared_patients gave {sorted(got)}; expected {sorted(expected)}: {hint}."
+        )
     print(
         "Correct: the leak is a patient, not an image: two films of one child are different "
         "images, and a sampler drawing images instead of patients puts them on both sides."
@@ -140,16 +169,28 @@ TIE_ROWS = [
     _row("X", 0.70, 0.66, 0.73, k=3),
     _row("Y", 0.60, 0.55, 0.65, k=3),
     _row("Z", 0.55, 0.40, 0.71, k=3),
+    # K = 4: the best mean (H) is not the first row listed, so "the first row is the best" compares
+    # with G's lower bound (0.66) and keeps G; J is apart whatever the rule.
+    _row("G", 0.70, 0.66, 0.74, k=4),
+    _row("H", 0.85, 0.82, 0.88, k=4),
+    _row("I", 0.80, 0.76, 0.83, k=4),
+    _row("J", 0.60, 0.55, 0.65, k=4),
 ]
 # (K, {answer: why it is wrong}) for each cell the checker asks about, setting "val"
 TIE_CELLS = (
     (
         1,
         {
-            frozenset({"A"}): "only the best: keep every method whose interval reaches the best's",
-            frozenset({"A", "B"}): "D is missing: compare each method's upper bound with the "
-            "best's lower bound, not with the best's mean",
-            frozenset({"A", "B", "C", "D"}): "C's upper bound (0.875) is below A's lower (0.88)",
+            frozenset({"A"}): "only the best: keep every method whose interval reaches the best's. "
+            "B's upper bound (0.91) and D's (0.885) reach A's lower bound (0.88); compare each "
+            "method's upper bound, not its lower bound, with the best's lower bound",
+            frozenset({"A", "B"}): "D is missing: its upper bound (0.885) reaches A's lower bound "
+            "(0.88), though its mean (0.86) does not and A's mean (0.90) lies above it. Compare "
+            "each method's upper bound with the best's lower bound, not a mean with a bound",
+            frozenset({"A", "B", "C", "D"}): "C is kept, yet its upper bound (0.875) is below the "
+            "lower bound (0.88) of A, the highest mean. Keep a method only where its upper bound "
+            "reaches the best's lower bound: the whole cell, a margin on the means, or another "
+            "row taken as the best lets C in",
         },
     ),
     (
@@ -170,6 +211,14 @@ TIE_CELLS = (
             frozenset({"U", "V"}): "a tie is read from the intervals, not from how close the "
             "means are: W, X and Z have means far below U's, but their upper bounds reach U's "
             "lower bound (0.70)",
+        },
+    ),
+    (
+        4,
+        {
+            frozenset({"G", "H", "I"}): "the best is the row with the highest mean (H, 0.85) "
+            "wherever it is listed, not the first row of the cell (G, 0.70): the rows come in no "
+            "order. G's upper bound (0.74) is below H's lower bound (0.82)",
         },
     ),
 )
@@ -204,5 +253,6 @@ def check_tied_best(tied: Callable) -> None:
         "C's interval stops below A's and D's reaches it though D's mean is lower. At K = 2 the "
         "best is the highest mean, and an interval that just touches its lower bound counts. At "
         "K = 3 the best is still the highest mean, not the highest lower bound, and a mean far "
-        "below the best's is tied when its interval reaches the best's lower bound."
+        "below the best's is tied when its interval reaches the best's lower bound. At K = 4 the "
+        "best is not the first row listed."
     )

@@ -1,11 +1,12 @@
 """The checker of notebook 09's first exercise: a nearest-prototype classifier written by hand.
 
-The answer is the label of the nearest class mean by (squared) Euclidean distance. Three small
+The answer is the label of the nearest class mean by (squared) Euclidean distance. Four small
 2-D cases tell it apart from the answers that look alike: the nearest single support image, the
 largest dot product or cosine with a mean, sums instead of means, classes taken as blocks of the
-support order, median prototypes, the L1 or L∞ distance, standardised features and a logistic
-regression fit on the support. At the first case an answer gets wrong, the message names the
-mistake whose answers it reproduces.
+support order, median prototypes, the L1 or L∞ distance, standardised features, a logistic
+regression fit on the support, a cosine after subtracting the support's mean, and a prior for
+the class sizes added to the score. At the first case an answer gets wrong, the message names
+the mistake whose answers it reproduces on every case (or, if none does, on that case).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 
 from medtl_helpers.adaptation import prototype_logits
 from medtl_helpers.course.checks.common import call_answer, plain, require_answer
+from medtl_helpers.course.watch import TamperingError
 
 __all__ = ["check_prototype_classifier"]
 
@@ -31,6 +33,11 @@ __all__ = ["check_prototype_classifier"]
 # along the first, so dividing each axis by its spread moves the boundary; the query (4.5, 4) is
 # nearer class 0's mean but not by the L1 distance, (1, 9.5) likewise by the L∞ distance; and
 # (4.5, 7), nearer class 1's mean, lies on class 0's side of a logistic regression's boundary.
+# Case 4: four images of class 0 (mean (1, 1)) and one of class 1 at (5, 1), so the support's mean
+# (1.8, 1) is not halfway between the class means (x = 3): a cosine after subtracting it puts
+# (2.4, 2) and (2.85, 1) in class 1. (3.15, 0.3) is nearer class 1's mean by a squared distance of
+# 1.2, less than log(4/1), and goes to class 0 when the log of each class's share is added;
+# (2.85, 1), nearer class 0's by as much, goes to class 1 when it is taken away.
 SUPPORT = torch.tensor([[0.0, 0.0], [4.0, 4.0], [10.0, 0.0], [5.0, 0.0]])
 LABELS = torch.tensor([0, 1, 0, 0])
 QUERY = torch.tensor([[0.5, 3.0], [6.0, 1.0], [3.0, 5.0], [9.0, 0.5]])
@@ -42,10 +49,14 @@ LABELS_3 = torch.tensor([1, 1, 0, 0, 0, 1])
 QUERY_3 = torch.tensor(
     [[3.5, 6.0], [4.5, 4.0], [4.5, 7.0], [0.5, 2.5], [1.0, 9.5], [9.5, 7.0], [2.5, 7.0]]
 )
+SUPPORT_4 = torch.tensor([[0.0, 1.0], [5.0, 1.0], [2.0, 1.0], [1.0, 0.0], [1.0, 2.0]])
+LABELS_4 = torch.tensor([0, 1, 0, 0, 0])
+QUERY_4 = torch.tensor([[2.4, 2.0], [3.15, 0.3], [4.5, 2.5], [0.5, 0.5], [2.85, 1.0]])
 PROTOTYPE_CASES = (
     (SUPPORT, LABELS, QUERY),
     (SUPPORT_2, LABELS_2, QUERY_2),
     (SUPPORT_3, LABELS_3, QUERY_3),
+    (SUPPORT_4, LABELS_4, QUERY_4),
 )
 _MEAN_IS = "A prototype is the mean of a class's support features"
 
@@ -88,10 +99,30 @@ def _logistic(support, labels, query, c: float) -> np.ndarray:
         return LogisticRegression(C=c, max_iter=10_000).fit(support, labels).predict(query)
 
 
+def _centred_cosine(support, labels, query, centre) -> np.ndarray:
+    means = _centres(support - centre, labels)
+    shifted = query - centre
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cosine = (shifted @ means.T) / np.linalg.norm(shifted, axis=1, keepdims=True)
+        return (cosine / np.linalg.norm(means, axis=1)).argmax(axis=1)
+
+
+def _with_prior(support, labels, query) -> list[np.ndarray]:
+    """Nearest mean with the log of each class's share of the support added to (or taken from)
+    the score."""
+    distance = np.linalg.norm(query[:, None, :] - _centres(support, labels)[None], axis=-1)
+    prior = np.log(np.bincount(labels, minlength=2) / len(labels))
+    scores = (distance**2, distance**2 / 2, distance)
+    return [(sign * prior - score).argmax(axis=1) for score in scores for sign in (1, -1)]
+
+
 def _wrong_answers(support: np.ndarray, labels: np.ndarray, query: np.ndarray) -> list:
     """(answers, hint) for each known mistake, the answers each gives on this case."""
     means = _centres(support, labels)
-    n0 = int((labels == 0).sum())
+    blocks = [  # the first h rows taken as class 0, wherever the split
+        _nearest(query, np.stack([support[:h].mean(0), support[h:].mean(0)]))
+        for h in range(1, len(support))
+    ]
     unit = means / np.linalg.norm(means, axis=1, keepdims=True)
     medians = [_centres(support, labels, reduce) for reduce in (np.median, _lower_median)]
     both = np.concatenate([support, query])
@@ -109,10 +140,11 @@ def _wrong_answers(support: np.ndarray, labels: np.ndarray, query: np.ndarray) -
         ([(query @ unit.T).argmax(axis=1)], "that is the largest cosine similarity: it compares "
          "directions and ignores lengths, so a query pointing the way of a far prototype counts "
          "as near it. The exercise asks for the squared Euclidean distance"),
-        ([_nearest(query, means * np.bincount(labels)[:, None])], "the prototypes look like "
-         "sums: the classes have different numbers of support images, so divide each class's sum "
-         "by its count (mean over the class)"),
-        ([_nearest(query, np.stack([support[:n0].mean(0), support[n0:].mean(0)]))], "the classes "
+        ([_nearest(query, means * np.bincount(labels)[:, None] / d) for d in (1, len(labels))],
+         "the prototypes look like sums (or sums divided by the size of the whole support): the "
+         "classes have different numbers of support images, so divide each class's sum by its "
+         "own count (mean over the class)"),
+        (blocks, "the classes "
          "were taken as blocks of the support order; select each class's rows with the labels, "
          "the order is shuffled"),
         ([_nearest(query, m) for m in medians], "the prototypes look like medians. " + _MEAN_IS
@@ -130,15 +162,58 @@ def _wrong_answers(support: np.ndarray, labels: np.ndarray, query: np.ndarray) -
          "regression fit on the support answers: it learns a boundary of its own (weights, an "
          "intercept, a penalty), not the one halfway between the two means. Compute the means and "
          "each query's distance to them; nothing is trained"),
+        ([_centred_cosine(support, labels, query, rows.mean(axis=0)) for rows in (support, both)],
+         "that is a cosine after subtracting the mean of all the support (or of all the points). "
+         "With classes of different sizes that mean lies nearer the larger class's mean, not "
+         "halfway between the two, so the boundary moves towards the larger class. Subtract "
+         "nothing: take each query's squared Euclidean distance to each class mean"),
+        (_with_prior(support, labels, query), "that adds a term for the class sizes to the score "
+         "(the log of each class's share of the support, or minus it): a query a little nearer "
+         "one class's mean goes to the other. The nearest prototype uses the distances alone: the "
+         "class with the nearest mean wins, however many support images it has"),
     ]  # fmt: skip
 
 
-def _prototype_hint(got: np.ndarray, case: tuple) -> str:
-    support, labels, query = (t.numpy().astype(np.float64) for t in case)
-    for answers, hint in _wrong_answers(support, labels.astype(np.int64), query):
-        if any(np.array_equal(got, answer) for answer in answers):
-            return hint
+def _prototype_hint(got: list, number: int) -> str:
+    """The hint of the first known mistake that gives the answers in `got` (one per case, None
+    where the answer raised) on every case; else of the first that gives them on case `number`
+    and on every case where it differs from the right answer; else a plain hint."""
+    per_case = [
+        _wrong_answers(s.numpy().astype(np.float64), y.numpy(), q.numpy().astype(np.float64))
+        for s, y, q in PROTOTYPE_CASES
+    ]
+    right = [prototype_logits(*case).argmax(dim=1).numpy() for case in PROTOTYPE_CASES]
+
+    def gives(i: int, c: int) -> bool:
+        return got[c] is None or any(np.array_equal(got[c], a) for a in per_case[c][i][0])
+
+    def silent(i: int, c: int) -> bool:  # the mistake changes no answer on case c
+        return all(np.array_equal(a, right[c]) for a in per_case[c][i][0])
+
+    cases, mistakes = range(len(per_case)), range(len(per_case[0]))
+    everywhere = [i for i in mistakes if all(gives(i, c) for c in cases)]
+    wherever_wrong = [
+        i
+        for i in mistakes
+        if gives(i, number - 1) and all(gives(i, c) or silent(i, c) for c in cases)
+    ]
+    if everywhere or wherever_wrong:
+        return per_case[0][(everywhere or wherever_wrong)[0]][1]
     return "average the support features of each label, then give each query the nearest mean"
+
+
+def _answers(classify: Callable) -> list:
+    """`classify`'s labels on every case, None where it raised or gave the wrong shape."""
+    out = []
+    for support, labels, query in PROTOTYPE_CASES:
+        try:
+            got = classify(support.clone(), labels.clone(), query.clone())
+            out.append(_as_labels(got, len(query), "classify"))
+        except (NotImplementedError, TamperingError):
+            raise
+        except Exception:  # the failing case was answered; the others only help name a mistake
+            out.append(None)
+    return out
 
 
 def check_prototype_classifier(classify: Callable) -> None:
@@ -153,9 +228,12 @@ def check_prototype_classifier(classify: Callable) -> None:
         )
         got = _as_labels(got, len(query), "classify")
         if not np.array_equal(got, expected):
+            answers = _answers(classify)
+            answers[number - 1] = got
+            hint = _prototype_hint(answers, number)
             raise AssertionError(
                 f"classify gave {got.tolist()} for the {len(query)} query points of the checker's "
-                f"case {number}; expected {expected.tolist()}: {_prototype_hint(got, case)}."
+                f"case {number}; expected {expected.tolist()}: {hint}."
             )
         swapped = call_answer(
             classify, (support.clone(), 1 - labels, query.clone()), "classify(...)", hint
@@ -170,6 +248,7 @@ def check_prototype_classifier(classify: Callable) -> None:
     print(
         "Correct: the nearest class mean, and the answers follow the support labels when they "
         "are swapped. In the checker's 2-D cases a nearest single image, the largest dot product "
-        "or cosine with a mean, median prototypes, the L1 or L∞ distance, standardised features "
-        "and a logistic regression would each have picked another class for some query point."
+        "or cosine with a mean, median prototypes, the L1 or L∞ distance, standardised features, "
+        "a logistic regression, a cosine after subtracting the support's mean and a prior for the "
+        "class sizes would each have picked another class for some query point."
     )
