@@ -7,7 +7,8 @@ labelled images and the target's few, L_source + λ·L_target (`joint`). DANN (`
 backbone until a domain discriminator cannot tell the sites apart. Measuring a shift (a domain
 classifier, the head's log-odds) is in `shift`; choosing steps and λ on a few labelled target
 patients in `selection`; a target site's roles and the runs compared at it in `compare`; the
-rows, tables and plots of the results in `results`.
+rows, tables and plots of the results in `results`; how strong an acquisition change is (SSIM)
+and what a mild and a strong level cost the source model, in `strength`.
 
 Few-shot adaptation and meta-learning (notebook 09): patient-disjoint episodes with shuffled labels
 (`episodes`), nearest prototypes and a prototypical head (`prototypes`), Reptile on a small head
