@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 from torch import nn
 
 from medtl_helpers.metrics import auroc, labels_and_probabilities
-
-if TYPE_CHECKING:  # few_shot imports heads, which imports this module through l2sp
-    from medtl_helpers.adaptation.episodes import Episode, FeaturePool
-    from medtl_helpers.adaptation.few_shot import Method
 
 
 def balanced_log_loss(y: ArrayLike, p: ArrayLike) -> float:
@@ -74,14 +70,15 @@ class BestOnValidation:
         return model
 
 
-def few_shot_error(
-    method: Method, pool: FeaturePool, episodes: list[Episode], twin: bool = False
-) -> float:
+def few_shot_error(method: Any, pool: Any, episodes: list, twin: bool = False) -> float:
     """1 − the mean query accuracy of a few-shot method over validation `episodes` of `pool`.
 
     With `twin`, each episode's accuracy is the mean of it and its swapped twin (`score_twins`):
     a label order the method's weights favour (a meta-trained start's lean) then neither lowers
     nor raises the error, which scores how well the method reads the support set.
+    `method`, `pool` and `episodes` are `few_shot.Method`, `episodes.FeaturePool` and a list of
+    `episodes.Episode`; they are imported here, not at the top, because few_shot imports heads,
+    which imports this module through l2sp.
     """
     from medtl_helpers.adaptation.few_shot import score_method, score_twins
 
