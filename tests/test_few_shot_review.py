@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_few_shot import separable_pool  # feature 0 is the label; two images per patient
 
 from medtl_helpers.adaptation import (
-    FeaturePool,
     choose_setting,
     compare_few_shot,
     nearest_prototype,
@@ -19,15 +19,6 @@ from medtl_helpers.adaptation import (
 from medtl_helpers.adaptation.few_shot import paired_verdict, score_twins
 from medtl_helpers.adaptation.pool_bootstrap import pool_interval
 from medtl_helpers.adaptation.selection import few_shot_error
-
-
-def separable_pool(name: str = "site") -> FeaturePool:
-    """Feature 0 is the true label (plus noise); two images per patient."""
-    generator = torch.Generator().manual_seed(0)
-    labels = np.repeat([0, 1], 40)
-    features = 0.1 * torch.randn(80, 4, generator=generator)
-    features[:, 0] += torch.as_tensor(labels, dtype=torch.float32) * 3
-    return FeaturePool(name, features, labels, [f"{name}{i // 2}" for i in range(80)])
 
 
 def memoriser(support, labels, query):
