@@ -17,8 +17,8 @@ from medtl_helpers.adaptation import (
     score_method,
 )
 from medtl_helpers.adaptation.few_shot import paired_verdict, score_twins
+from medtl_helpers.adaptation.few_shot_choice import few_shot_error
 from medtl_helpers.adaptation.pool_bootstrap import pool_interval
-from medtl_helpers.adaptation.selection import few_shot_error
 
 
 def memoriser(support, labels, query):
@@ -85,3 +85,24 @@ def test_the_docstrings_say_what_notebook_09_says():
         assert "cannot be told apart" not in flat(doc) and "overlap" in flat(doc)
     assert "query error" in flat(selection.__doc__) and "swapped twin" in flat(selection.__doc__)
     assert "The criterion is the validation loss" not in flat(selection.__doc__)
+
+
+def test_episodes_and_reptile_docstrings_carry_the_notebooks_caveats():
+    import inspect
+
+    from medtl_helpers.adaptation import episodes, reptile
+
+    for doc in (episodes.__doc__, episodes.sample_episode.__doc__):
+        assert "PneumoniaMNIST" in flat(doc) and "two films of one child" in flat(doc)
+    assert "close to every task's adapted weights" not in flat(reptile.__doc__)
+    assert "lives in the hidden layer" in flat(reptile.__doc__)
+    defaults = inspect.signature(reptile.meta_train).parameters
+    assert defaults["epsilon"].default == 1.0 and defaults["meta_batch"].default == 4
+    assert "Notebook 09 passes all of these" in flat(reptile.meta_train.__doc__)
+
+
+def test_logistic_regressions_docstring_says_c_is_untuned_and_scale_dependent():
+    from medtl_helpers.adaptation import logistic_regression
+
+    doc = flat(logistic_regression.__doc__)
+    assert "not a tuned value" in doc and "dividing C by s²" in doc

@@ -99,7 +99,7 @@ def test_meta_train_is_reptile_steps_on_the_stream_with_epsilon_annealed():
     for step in range(2):
         drawn = [stream.next() for _ in range(2)]
         tasks = [episode.tensors(p)[:2] for p, episode in drawn]
-        reptile_step(by_hand, tasks, 3, 0.05, 0.8 * (1 - step / 2))
+        reptile_step(by_hand, tasks, 3, 0.1, 0.8 * (1 - step / 2))  # the default inner_lr
     for a, b in zip(trained.parameters(), by_hand.parameters()):
         assert torch.allclose(a, b, atol=1e-6)
     assert not any(torch.equal(a, b) for a, b in zip(trained.parameters(), head.parameters()))

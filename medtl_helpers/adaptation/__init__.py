@@ -11,8 +11,10 @@ rows, tables and plots of the results in `results`; how strong an acquisition ch
 and what a mild and a strong level cost the source model, in `strength`.
 
 Few-shot adaptation and meta-learning (notebook 09): patient-disjoint episodes with shuffled labels
-(`episodes`), nearest prototypes and a prototypical head (`prototypes`), Reptile on a small head
-(`reptile`), and the methods scored over many episodes with their verdict (`few_shot`).
+(`episodes`; image-disjoint only on PneumoniaMNIST, which has no patient ids), nearest prototypes
+and a prototypical head (`prototypes`), Reptile on a small head (`reptile`), the methods scored
+over many episodes with their verdict (`few_shot`), and the settings and methods chosen on a
+validation site (`few_shot_choice`).
 """
 
 from medtl_helpers.adaptation.adabn import (
@@ -54,7 +56,6 @@ from medtl_helpers.adaptation.episodes import (
 from medtl_helpers.adaptation.few_shot import (
     compare_few_shot,
     k_table,
-    logistic_regression,
     mean_interval,
     paired_against,
     paired_difference,
@@ -63,6 +64,12 @@ from medtl_helpers.adaptation.few_shot import (
     score_method,
     tied_best,
     winners,
+)
+from medtl_helpers.adaptation.few_shot_choice import (
+    choose_on_validation,
+    few_shot_error,
+    logistic_regression,
+    logistic_with_c,
 )
 from medtl_helpers.adaptation.heads import as_features, head_probabilities, train_head
 from medtl_helpers.adaptation.joint import joint_chosen, joint_training
@@ -146,6 +153,7 @@ __all__ = [
     "batchnorm_input_statistics",
     "batchnorm_layers",
     "bbse_prior",
+    "choose_on_validation",
     "choose_setting",
     "compare_few_shot",
     "compare_methods",
@@ -165,6 +173,7 @@ __all__ = [
     "em_prior",
     "embedding_map",
     "feature_pool",
+    "few_shot_error",
     "fine_tune",
     "fine_tuned",
     "head_probabilities",
@@ -175,6 +184,7 @@ __all__ = [
     "l2sp_penalty",
     "ladder_summary",
     "logistic_regression",
+    "logistic_with_c",
     "logit_shift",
     "mean_interval",
     "meta_head",

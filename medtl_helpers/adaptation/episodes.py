@@ -3,7 +3,9 @@
 An episode imitates one small task: a learner sees the support set (K images of each class, with
 labels), and is scored on the query set. The support and query images come from different
 patients, as the train and test splits of every notebook do: two films of one child in both
-would let a learner match the child instead of the disease.
+would let a learner match the child instead of the disease. That holds where the pool has patient
+ids (a Kermany folder). PneumoniaMNIST has none: its patient ids are image ids (`FeaturePool.unit`
+is "images"), so there no image is on both sides, but two films of one child still can be.
 
 **The labels are shuffled per episode** unless told not to: a random permutation maps the true
 labels (0 NORMAL, 1 PNEUMONIA) to the episode's labels. With two fixed classes, every episode is
@@ -127,7 +129,9 @@ def sample_episode(
 ) -> Episode:
     """K support and `n_query` query images per class, with no patient in both.
 
-    The support is drawn first, class by class; the query then comes from the patients left.
+    On PneumoniaMNIST the patient ids are image ids, so that means no image in both: two films of
+    one child can still fall on both sides. The support is drawn first, class by class; the query
+    then comes from the patients left.
     With `shuffle`, the episode's labels are a random permutation of the true ones. The
     permutation is drawn either way, so that a stream with the shuffle and one without, seeded
     alike, draw the same images and differ in the labels alone.

@@ -25,7 +25,6 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.linear_model import LogisticRegression
 
 from medtl_helpers.adaptation.episodes import Episode, FeaturePool, sample_episodes, swap_labels
 from medtl_helpers.adaptation.heads import one_thread
@@ -36,12 +35,6 @@ from medtl_helpers.metrics.bootstrap import _group_index
 
 Method = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 SCORES = ("accuracy", "auroc")
-
-
-def logistic_regression(support: torch.Tensor, labels: torch.Tensor, query: torch.Tensor):
-    """A few-shot method: scikit-learn's L2-regularised logistic regression fit on the support."""
-    model = LogisticRegression(max_iter=1000).fit(support.numpy(), labels.numpy())
-    return torch.as_tensor(model.predict_proba(query.numpy()), dtype=torch.float32)
 
 
 def score_episode(probabilities: torch.Tensor, episode: Episode) -> dict[str, float]:

@@ -7,10 +7,9 @@ a good model for that task. Reptile finds them with a loop a student can read in
                         few steps of SGD (giving φ_task), then move θ a fraction ε of the way
                         towards their mean:  θ ← θ + ε · mean over the tasks of (φ_task − θ)
 
-With a batch of one task this is θ ← θ + ε (φ − θ). Over many meta-steps θ drifts to a point
-close to every task's adapted weights. Reptile is
-a *first-order* method, like FOMAML: MAML (Finn et al., 2017) differentiates the query loss
-through the inner steps (second derivatives), the first-order methods drop those terms. With
+With a batch of one task this is θ ← θ + ε (φ − θ). Reptile is a *first-order* method, like
+FOMAML: MAML (Finn et al., 2017) differentiates the query loss through the inner steps (second
+derivatives), the first-order methods drop those terms. With
 plain SGD, φ − θ is minus the inner learning rate times the sum of the support-loss gradients
 along the inner path: with one inner step Reptile is SGD on all tasks mixed (joint training), and
 only from the second step on does it differ from it (Nichol et al.). Nichol et al.'s analysis
@@ -19,9 +18,12 @@ minibatches of one task; the inner steps here use the whole support set every ti
 so what remains of it is the gradient's own change along the inner path (the support loss's
 Hessian times its gradient): it favours a θ from which the steps lower the support loss fast,
 not agreement between different images of a task. Here θ is a small head on frozen features
-(adapting it costs milliseconds); the tasks are episodes from several sites, with their labels
-shuffled (see `episodes`): without the shuffle one classifier solves every task, whatever its
-site, and θ can learn that classifier instead of how to adapt.
+(adapting it costs milliseconds): a hidden layer, then the two labels. The tasks are episodes
+from several sites, with their labels shuffled (see `episodes`): without the shuffle one
+classifier solves every task, whatever its site, and θ can learn that classifier instead of how
+to adapt. With the shuffle each label order comes up as often as the other, so the last layer
+gains no preference for either on average, and what Reptile can learn lives in the hidden layer:
+a representation from which a few steps separate the two classes (notebook 09, section 5).
 """
 
 from __future__ import annotations
@@ -87,16 +89,21 @@ def meta_train(
     *,
     meta_batch: int = 4,
     inner_steps: int = 10,
-    inner_lr: float = 0.05,
-    epsilon: float = 0.5,
+    inner_lr: float = 0.1,
+    epsilon: float = 1.0,
 ) -> tuple[nn.Module, list[float]]:
     """A copy of `head` after `meta_steps` Reptile steps on episodes from `stream`.
 
-    Each meta-step adapts to `meta_batch` tasks, each an episode's support set, and moves θ
-    towards the mean of their adapted weights. ε falls linearly from `epsilon` towards 0, as in
-    Nichol et al., so θ settles near the average of many tasks' adapted weights rather than the
-    last few. Returns the head and, per meta-step, the mean query accuracy of that step's tasks
-    after adapting: θ's fit to episodes from the meta-training pools it trains on (in-sample and
+    Each meta-step adapts to `meta_batch` tasks, each an episode's support set, by `inner_steps`
+    full-batch SGD steps at `inner_lr`, and moves θ towards the mean of their adapted weights.
+    ε falls linearly from `epsilon` towards 0 (at step t it is `epsilon` · (1 − t/`meta_steps`),
+    so the last step still moves θ), as in Nichol et al., so the last few tasks do not decide
+    where θ ends. Notebook 09 passes all of these: `META_BATCH` tasks, `INNER_STEPS` steps,
+    ε = 1 (the defaults), and an `inner_lr` chosen from `INNER_LRS` on its validation site, one
+    meta-training per candidate; the default rate is only the smallest of those candidates.
+
+    Returns the head and, per meta-step, the mean query accuracy of that step's tasks after
+    adapting: θ's fit to episodes from the meta-training pools it trains on (in-sample and
     without a control, so not what meta-training bought at a new site).
     """
     theta = copy.deepcopy(head)

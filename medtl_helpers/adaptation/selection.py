@@ -8,17 +8,16 @@ What is scored depends on the caller. Notebook 08 scores the balanced validation
 validation AUROC: with a dozen validation images a good model ranks them all correctly, so AUROC
 sits at 1.0 for every candidate and cannot choose, while the loss still sees probabilities that
 moved the wrong way (a NORMAL image pushed towards PNEUMONIA). Notebook 09 scores the query error
-(1 − accuracy) over validation episodes (`few_shot_error`); for a learner whose weights may favour
-a label order, the error of the mean of each episode and its swapped twin. `BestOnValidation`
-keeps the weights of the best step, `choose_setting` the best setting; both prefer the earlier
-step and the first setting on a tie.
+(1 − accuracy) over validation episodes (`few_shot_choice.few_shot_error`); for a learner whose
+weights may favour a label order, the error of the mean of each episode and its swapped twin.
+`BestOnValidation` keeps the weights of the best step, `choose_setting` the best setting; both
+prefer the earlier step and the first setting on a tie.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -68,21 +67,6 @@ class BestOnValidation:
             raise RuntimeError("BestOnValidation.restore: offer at least one step first")
         model.load_state_dict(self._state)
         return model
-
-
-def few_shot_error(method: Any, pool: Any, episodes: list, twin: bool = False) -> float:
-    """1 − the mean query accuracy of a few-shot method over validation `episodes` of `pool`.
-
-    With `twin`, each episode's accuracy is the mean of it and its swapped twin (`score_twins`):
-    a label order the method's weights favour (a meta-trained start's lean) then neither lowers
-    nor raises the error, which scores how well the method reads the support set.
-    `method`, `pool` and `episodes` are `few_shot.Method`, `episodes.FeaturePool` and a list of
-    `episodes.Episode`; they are imported here, not at the top, because few_shot imports heads,
-    which imports this module through l2sp.
-    """
-    from medtl_helpers.adaptation.few_shot import score_method, score_twins
-
-    return 1 - (score_twins if twin else score_method)(method, pool, episodes)["accuracy"]
 
 
 def choose_setting(val_losses: dict) -> object:
