@@ -79,8 +79,28 @@ def test_adapt_with_labels_runs_the_three_methods_on_the_same_images(model, targ
     assert [row["step"] for row in results["fine-tune all"]["curve"]] == [0, 1, 2]
     assert results["fine-tune all"]["alpha"] == 0.0
     losses = results["L2-SP"]["val_losses"]
-    assert list(losses) == [1.0, 0.1]  # the largest α, the least movement, first: it wins ties
+    assert list(losses) == [1.0, 0.1, 0.0]  # the largest α, the least movement, first; 0 last
     assert results["L2-SP"]["alpha"] == min(losses, key=losses.get)
+
+
+def test_l2sp_chooses_alpha_0_when_plain_fine_tuning_has_the_lowest_validation_loss(
+    model, target, monkeypatch
+):
+    # L2-SP is fine-tuning with α chosen on validation: α = 0 competes inside that choice, so
+    # "fine-tune all" and "L2-SP" differ in the choice of α, not in extra tries for one side.
+    best = {1.0: 0.6, 0.1: 0.5, 0.0: 0.4}
+
+    def fake(net, support, val, *, alpha, **options):
+        return net, [{"step": 0, "val_loss": 0.9}, {"step": 1, "val_loss": best[alpha]}]
+
+    monkeypatch.setattr(compare, "fine_tune", fake)
+    settings = FewShot(steps=1, eval_every=1, batch_size=4, head_steps=2, alphas=(0.1, 1.0))
+    results = adapt_with_labels(model, k_support(target, 8, seed=0), target, settings, 32)
+    assert results["L2-SP"]["val_losses"] == best
+    assert results["L2-SP"]["alpha"] == 0.0
+    best[0.0] = 0.5  # a tie with α = 0.1 keeps the penalty (the more constrained setting)
+    results = adapt_with_labels(model, k_support(target, 8, seed=0), target, settings, 32)
+    assert results["L2-SP"]["alpha"] == 0.1
 
 
 def test_adapt_with_labels_adds_joint_training_given_the_source_images(model, target, monkeypatch):

@@ -14,6 +14,7 @@ from medtl_helpers.course.checks import (
     check_coral_distance,
     check_most_drifted,
 )
+from medtl_helpers.course.checks.nb08 import drift_cases
 
 
 def test_reset_checker_accepts_the_reference(capsys):
@@ -99,6 +100,7 @@ def test_drift_checker_accepts_the_reference(capsys):
         (lambda d: d.groupby("site").mean_shift.median().idxmax(), "largest median"),
         (lambda d: d.groupby("site").sd_ratio.mean().idxmax(), "'marker'.*largest sd_ratio"),
         (lambda d: d.groupby("site").mean_shift.mean().idxmin(), "the control, the smallest"),
+        (lambda d: d.groupby("site").mean_shift.sum().idxmax(), "'contrast'.*sum grows with the"),
         (lambda d: d.groupby("site").mean_shift.mean(), "return the site's name as a string"),
     ],
 )
@@ -106,6 +108,14 @@ def test_drift_checker_explains_wrong_answers(answer, message):
     # Each wrong reading of "the largest average drift" picks its own site, so none passes.
     with pytest.raises(AssertionError, match=message):
         check_most_drifted(answer)
+
+
+def test_the_drift_table_gives_one_site_fewer_layer_rows_so_a_sum_is_not_the_mean():
+    drift = drift_cases()
+    rows = drift.groupby("site").size()
+    assert rows["exposure"] == 3 and set(rows.drop("exposure")) == {4}
+    assert drift.groupby("site").mean_shift.mean().idxmax() == "exposure"
+    assert drift.groupby("site").mean_shift.sum().idxmax() == "contrast"
 
 
 def test_coral_checker_accepts_the_reference(capsys):

@@ -128,6 +128,29 @@ def test_dann_chosen_tries_0_first_and_keeps_the_lowest_validation_loss(sites, m
     assert dann_chosen(model, source, site, FewShot(), image_size=16, seed=3)["lambda"] == 0.0
 
 
+def test_dann_chosen_returns_the_lambda_0_control_scored_on_test(sites, monkeypatch):
+    # DANN's arm also trains extra steps on the source; the λ = 0 run of those same steps is
+    # returned and scored, so that DANN minus the control is what the adversary added.
+    model, source, target = sites
+    nets = {w: copy.deepcopy(model) for w in (0.0, 1.0)}
+    with torch.no_grad():
+        nets[1.0].fc.bias += torch.tensor([-2.0, 2.0])  # a run whose scores differ from 0's
+    curves = {w: [{"step": 0, "val_loss": 0.9}, {"step": 2, "val_loss": v}]
+              for w, v in ((0.0, 0.5), (1.0, 0.4))}  # fmt: skip
+
+    def fake(net, src, unlabelled, val, *, weight, **options):
+        return nets[weight], curves[weight]
+
+    monkeypatch.setattr(dann, "dann_training", fake)
+    site = type("Target", (), {"unlabelled": target, "val": source, "test": source})
+    result = dann_chosen(model, source, site, FewShot(dann_weights=(1.0,)), image_size=16)
+    control = result["control"]
+    assert result["lambda"] == 1.0 and control["lambda"] == 0.0
+    assert control["curve"] is curves[0.0] and result["curve"] is curves[1.0]
+    assert control["p"].shape == result["p"].shape == (16,)
+    assert (control["p"] < result["p"]).all()  # the control's own model, not the chosen one
+
+
 def test_separation_before_after_scores_each_model_on_its_own_features(sites):
     model, source, _ = sites
     source = make_synthetic(40, size=16, seed=3)

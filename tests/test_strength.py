@@ -20,7 +20,7 @@ from medtl_helpers.adaptation import (
     structural_similarity,
     with_interval,
 )
-from medtl_helpers.adaptation.strength import C1, C2, gaussian_window
+from medtl_helpers.adaptation.strength import C1, C2, gaussian_window, score_order
 from medtl_helpers.data.augment import resize_uint8
 from medtl_helpers.data.sites import COURSE_SITES, SiteSpec
 from medtl_helpers.data.synthetic import make_synthetic
@@ -191,7 +191,9 @@ def test_a_brighter_exposure_costs_a_brightness_model_specificity_and_blur_does_
 def test_the_summary_is_change_by_level_with_intervals(ladder):
     _, _, rows = ladder
     summary = ladder_summary(rows)
-    assert list(summary.columns) == ["SSIM", "AUROC", "specificity", "Δ AUROC", "Δ specificity"]
+    assert list(summary.columns) == [
+        "SSIM", "AUROC", "specificity", "Δ AUROC", "Δ specificity", "rank corr.", "Δ log-odds"
+    ]  # fmt: skip
     assert summary.index.names == ["change", "level"]
     assert summary.loc[("unchanged", "none"), "Δ specificity"] == "0.00 [0.00, 0.00]"
     strong = summary.loc[("exposure", "strong")]
@@ -199,3 +201,24 @@ def test_the_summary_is_change_by_level_with_intervals(ladder):
     assert strong["AUROC"] == with_interval(rows[2], "auroc")
     assert strong["SSIM"] == round(rows[2]["ssim"], 3)
     assert ladder_summary(pd.DataFrame(rows)).equals(summary)
+
+
+def test_score_order_tells_a_common_shift_from_a_reshuffle():
+    p = np.array([0.1, 0.3, 0.5, 0.7, 0.9])
+    odds = np.log(p / (1 - p)) + 1.0  # every child's log-odds up by 1: the order is kept
+    shifted = score_order(p, 1 / (1 + np.exp(-odds)))
+    assert shifted["rank_correlation"] == pytest.approx(1.0)
+    assert shifted["logit_shift"] == pytest.approx(1.0)
+    reversed_ = score_order(p, p[::-1])
+    assert reversed_["rank_correlation"] == pytest.approx(-1.0)
+    assert reversed_["logit_shift"] == pytest.approx(0.0, abs=1e-9)
+    assert score_order(p, p) == {"rank_correlation": 1.0, "logit_shift": 0.0}
+
+
+def test_the_ladder_says_whether_the_brighter_films_kept_their_order(ladder):
+    _, _, rows = ladder
+    row = {(r["change"], r["level"]): r for r in rows}
+    assert row["unchanged", "none"]["rank_correlation"] == 1.0
+    strong = row["exposure", "strong"]
+    assert strong["logit_shift"] > 0  # brighter films, a brightness model: scores move up
+    assert strong["rank_correlation"] > 0.9

@@ -99,17 +99,21 @@ def adapt_with_labels(
     source: ImageSet | None = None,
     seed: int = 0,
 ) -> dict[str, dict]:
-    """Head only, plain fine-tuning (α = 0) and L2-SP (α chosen on validation), same K images.
+    """Head only, fine-tune all, L2-SP and (given `source`) joint, on the same K images.
 
-    Both fine-tunings keep the source's BatchNorm statistics and use the same optimizer, lr and β,
-    so they differ only in α. The α are tried from the largest (the least movement away from
-    the source) down, so that a tie in validation loss keeps the most constrained one. Returns
-    per method the test probabilities, the validation curve of the kept run and, for L2-SP, the
-    chosen α with every α's best validation loss. Given the source's labelled training images
+    "fine-tune all" is fine-tuning with α fixed at 0. "L2-SP" is the same fine-tuning with α
+    chosen on the validation patients from `settings.alphas` and 0, so it can pick α = 0 and
+    then is fine-tune all; the two share the optimizer, lr, β, batches and the source's
+    BatchNorm statistics, and differ in that choice of α (and only in it when α = 0 wins). The α
+    are tried from the largest (the least movement away from the source) down to 0, so that a
+    tie in validation loss keeps the most constrained one. Returns per method the test
+    probabilities, the validation curve of the kept run and, for both fine-tunings, α with
+    every candidate α's best validation loss. Given the source's labelled training images
     (`source`), also "joint": L_source + λ·L_target (`joint.joint_chosen`, λ from
-    `settings.joint_lambdas`), fine-tune all plus the source term. `seed` draws every method's
-    batches, augmentation and the head's order (a repeat with another support draw passes its
-    own seed, so that a repeat also samples the training's randomness).
+    `settings.joint_lambdas` chosen on the validation patients), fine-tune all plus the source
+    term. `seed` draws every method's batches, augmentation and the head's order (a repeat with
+    another support draw passes its own seed, so that a repeat also samples the training's
+    randomness).
     """
     parts = {"support": support, "val": target.val, "test": target.test}
     feats = {k: backbone_features(model, v.images, image_size) for k, v in parts.items()}
@@ -129,8 +133,8 @@ def adapt_with_labels(
     kwargs = dict(steps=settings.steps, lr=settings.lr, batch_size=settings.batch_size)
     kwargs.update(eval_every=settings.eval_every, image_size=image_size, seed=seed)
     kwargs.update(optimizer=settings.optimizer, beta=settings.beta)
-    alphas = sorted(settings.alphas, reverse=True)
-    runs = {a: fine_tune(model, support, target.val, alpha=a, **kwargs) for a in (0.0, *alphas)}
+    alphas = (*sorted({a for a in settings.alphas if a > 0}, reverse=True), 0.0)
+    runs = {a: fine_tune(model, support, target.val, alpha=a, **kwargs) for a in alphas}
     losses = {a: min(r["val_loss"] for r in runs[a][1]) for a in alphas}
     alpha = choose_setting(losses)
     for method, a in (("fine-tune all", 0.0), ("L2-SP", alpha)):

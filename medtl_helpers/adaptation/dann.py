@@ -178,8 +178,11 @@ def dann_chosen(
     `compare.FewShot`: the ceilings are `dann_weights`, tried from 0 up so that a tie keeps the
     weaker alignment; steps, lr, batch size, eval_every and optimizer are fine-tuning's. Returns
     the test probabilities, the kept run's curve, the chosen ceiling (`lambda`), every ceiling's
-    best validation loss and the adapted model (for `separation_before_after`). `seed` draws
-    the batches, their augmentation and the discriminator's start.
+    best validation loss and the adapted model (for `separation_before_after`), and under
+    "control" the ceiling-0 run scored the same way (`p`, `curve`, `lambda` 0): the same extra
+    steps on the source's labelled images without the adversary, so that DANN minus the control
+    is what the adversary added. When 0 is chosen the two are the same run. `seed` draws the
+    batches, their augmentation and the discriminator's start.
     """
     options = dict(steps=settings.steps, lr=settings.lr, batch_size=settings.batch_size)
     options.update(eval_every=settings.eval_every, optimizer=settings.optimizer, seed=seed)
@@ -193,7 +196,16 @@ def dann_chosen(
     chosen = choose_setting(losses)
     tuned, curve = runs[chosen]
     p = predict_proba(tuned, target.test.images, image_size=image_size)
-    return {"p": p, "curve": curve, "lambda": chosen, "val_losses": losses, "model": tuned}
+    control, control_curve = runs[0.0]
+    p_control = p if chosen == 0.0 else predict_proba(control, target.test.images, image_size)
+    return {
+        "p": p,
+        "curve": curve,
+        "lambda": chosen,
+        "val_losses": losses,
+        "model": tuned,
+        "control": {"p": p_control, "curve": control_curve, "lambda": 0.0},
+    }
 
 
 def separation_before_after(

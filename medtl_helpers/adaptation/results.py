@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from medtl_helpers.evaluation import evaluation_report
+from medtl_helpers.metrics.paired import paired_difference
 
 REPORTED = ("auroc", "sensitivity", "specificity", "balanced_accuracy")
 
@@ -139,3 +140,66 @@ def against_baseline(
         verdicts.setdefault(row["method"], {})[row["site"]] = verdict
     table = pd.DataFrame(verdicts).T
     return table[[s for s in dict.fromkeys(frame["site"]) if s in table.columns]].fillna("")
+
+
+def paired_against_baseline(
+    rows: list[dict] | pd.DataFrame,
+    scores: dict[tuple[str, str], tuple],
+    metric: str = "balanced_accuracy",
+    baseline: str = "source model",
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per method and site of `rows`: method − baseline on the same test patients, paired.
+
+    `scores[(method, site)]` is (p, part, threshold): the test probabilities, the `ImageSet`
+    they score and the threshold. Each bootstrap round resamples the site's test patients once
+    and scores both arms on that draw (`metrics.paired_difference`), so a hard patient counts
+    for both. Rows: method, site, difference, low, high and `verdict`, "better" or "worse" where
+    the 95% interval of the difference excludes 0, else "unclear". As in `result_row`, the
+    resamples left out for drawing one class are counted (`one_class_resamples`), not warned
+    about per cell; a warning that says not to read the interval is still raised.
+    """
+    frame = pd.DataFrame(rows)
+    out = []
+    for method, site in frame.loc[frame["method"] != baseline, ["method", "site"]].itertuples(
+        index=False
+    ):
+        if (baseline, site) not in scores:
+            continue
+        (p_base, part, t_base), (p, other, t) = scores[baseline, site], scores[method, site]
+        if list(part.patients) != list(other.patients):
+            raise ValueError(f"{method!r} and {baseline!r} at {site!r}: score both on one set")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            d, low, high = paired_difference(
+                part.labels, p_base, p, t_base, t, n_boot, seed, groups=part.patients
+            )[metric]
+        verdict = "better" if low > 0 else "worse" if high < 0 else "unclear"
+        out.append(
+            {"method": method, "site": site, "difference": d, "low": low, "high": high,
+             "verdict": verdict, "one_class_resamples": _one_class(caught)}
+        )  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def _one_class(caught) -> int:
+    """The resamples `paired_difference` left out, from its warnings; re-raise any other."""
+    skipped = 0
+    for warning in caught:
+        text = str(warning.message)
+        if "drew a single class" in text and "Do not read it" not in text:
+            skipped += int(text.split()[0])
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    return skipped
+
+
+def paired_verdicts(differences: pd.DataFrame, sites: list[str] | None = None) -> pd.DataFrame:
+    """Methods x sites of `paired_against_baseline`'s verdicts, in the order they came."""
+    table = differences.pivot(index="method", columns="site", values="verdict")
+    methods = list(dict.fromkeys(differences["method"]))
+    sites = sites or list(dict.fromkeys(differences["site"]))
+    return table.reindex(index=methods, columns=sites).fillna("")

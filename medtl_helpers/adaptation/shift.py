@@ -108,8 +108,10 @@ def domain_separation(
 def logit_shift(model: nn.Module, source_features, target_features) -> dict[str, float]:
     """How the source head's log-odds move at the target: the change of their mean and sd.
 
-    A shift of the mean moves every image across the threshold the same way (the operating
-    point breaks while the ranking, and so AUROC, may survive); CORAL aligns only the spread.
+    A shift of the mean moves the images' log-odds the same way on average; only images near
+    the threshold cross it (the operating point breaks while the ranking, and so AUROC, may
+    survive). The mean says nothing about whether every image moved alike. CORAL aligns only
+    the spread.
     """
     head = split_backbone_head(model)[1]
     device = model_device(head)

@@ -17,9 +17,11 @@ to the unchanged images are paired: both arms are scored on the same bootstrap d
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy.stats import spearmanr
 
 from medtl_helpers.adaptation.results import result_row, with_interval
 from medtl_helpers.data.records import ImageSet
@@ -116,6 +118,24 @@ def similarity_table(
     ]
 
 
+def score_order(p_unchanged, p, eps: float = 1e-6) -> dict[str, float]:
+    """Did the change keep the children's order, and which way did their log-odds move?
+
+    `rank_correlation`: Spearman's correlation of each child's score after the change with the
+    same child's score before (1: the same order). `logit_shift`: the mean change of the
+    log-odds, log(p / (1 − p)), child by child (probabilities clipped to [eps, 1 − eps]). A
+    rank correlation near 1 with a shifted mean is scores moving together, in order, some of
+    them across the threshold.
+    """
+    before, after = (
+        np.clip(np.asarray(x, dtype=np.float64), eps, 1 - eps) for x in (p_unchanged, p)
+    )
+    odds = np.log(after / (1 - after)) - np.log(before / (1 - before))
+    same = np.array_equal(before, after)
+    rho = 1.0 if same else float(spearmanr(before, after).statistic)
+    return {"rank_correlation": rho, "logit_shift": float(odds.mean())}
+
+
 def _paired_columns(y, p_unchanged, p, threshold, part, n_boot, seed) -> dict[str, float]:
     """Changed minus unchanged for `DIFFERENCES`, with a paired patient bootstrap interval."""
     result = paired_difference(
@@ -147,7 +167,8 @@ def strength_ladder(
     holds the SSIM to the unchanged images, AUROC, sensitivity, specificity and balanced accuracy
     with 95% intervals that resample whole patients (`result_row`), and the paired difference to
     the unchanged row (`<metric>_difference`, `_low`, `_high`): an interval that excludes 0 says
-    the change moved that metric on these patients.
+    the change moved that metric on these patients. `rank_correlation` and `logit_shift`
+    (`score_order`) say whether the scores kept their order and how far their log-odds moved.
     """
     y = part.labels
     p_unchanged = predict_proba(model, part.images, image_size=image_size)
@@ -163,13 +184,16 @@ def strength_ladder(
         scored = result_row("source model", change, y, p, threshold, part.patients, n_boot, seed)
         row |= {k: v for k, v in scored.items() if k not in ("method", "site")}
         row |= _paired_columns(y, p_unchanged, p, threshold, part, n_boot, seed)
+        row |= score_order(p_unchanged, p)
         rows.append(row)
     return rows
 
 
 def ladder_summary(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
-    """Change and level as rows; SSIM, then AUROC and specificity with their 95% intervals, and
-    the paired change (Δ) of AUROC and specificity against the unchanged images.
+    """Change and level as rows; SSIM, then AUROC and specificity with their 95% intervals, the
+    paired change (Δ) of AUROC and specificity against the unchanged images, and, where the rows
+    hold them, the rank correlation of the scores with the unchanged ones and the mean change of
+    their log-odds (`score_order`).
     """
     frame = pd.DataFrame(rows)
     summary = pd.DataFrame(
@@ -181,5 +205,8 @@ def ladder_summary(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
             "Δ specificity": frame.apply(with_interval, axis=1, metric="specificity_difference"),
         }
     )
+    if "rank_correlation" in frame:
+        summary["rank corr."] = frame["rank_correlation"].round(3)
+        summary["Δ log-odds"] = frame["logit_shift"].round(3)
     summary.index = pd.MultiIndex.from_frame(frame[["change", "level"]])
     return summary

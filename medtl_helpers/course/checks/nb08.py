@@ -100,18 +100,22 @@ def check_batchnorm_reset(reset: Callable[[nn.Module], object]) -> None:
 
 
 def drift_cases() -> pd.DataFrame:
-    """A made-up drift table, 6 sites x 4 layers: each wrong reading picks a site of its own.
+    """A made-up drift table, 7 sites: each wrong reading picks a site of its own.
 
     The mean over the layers picks exposure; the largest or the last layer picks blur, the first
-    layer noise, the median low resolution, sd_ratio marker, the smallest mean the control.
+    layer noise, the median low resolution, sd_ratio marker, the smallest mean the control, and
+    the sum over the layers contrast. Exposure has no row for the first layer (as if its hook
+    recorded nothing), so it has 3 layer rows where the others have 4: a sum then counts rows as
+    well as drift.
     """
     shifts = {
         "source (held-out)": [0.05, 0.04, 0.03, 0.02],
         "blur": [0.10, 0.10, 0.10, 1.20],
-        "exposure": [0.20, 0.30, 0.40, 1.10],
+        "exposure": [None, 0.30, 0.40, 1.10],
         "noise": [1.00, 0.40, 0.20, 0.10],
-        "low resolution": [0.45, 0.45, 0.45, 0.10],
+        "low resolution": [0.60, 0.60, 0.60, 0.10],
         "marker": [0.30, 0.30, 0.30, 0.30],
+        "contrast": [0.50, 0.50, 0.50, 0.50],
     }
     ratios = {site: 1.0 + 0.1 * i for i, site in enumerate(shifts)} | {"marker": 3.0}
     return pd.DataFrame(
@@ -124,6 +128,7 @@ def drift_cases() -> pd.DataFrame:
         }
         for site, values in shifts.items()
         for depth, shift in enumerate(values)
+        if shift is not None
     )
 
 
@@ -132,9 +137,12 @@ DRIFT_HINTS = {
     "the exercise asks for the average over a site's layers, not its largest or last layer",
     "noise": "noise moves the first layer most (1.0) but less than another site on average: a "
     "site's drift counts every one of its layers, not the first alone",
-    "low resolution": "low resolution has the largest median (0.45); the exercise asks for the "
+    "low resolution": "low resolution has the largest median (0.60); the exercise asks for the "
     "mean, which also counts a site's one far-drifted layer",
     "marker": "marker has the largest sd_ratio; the exercise asks for mean_shift",
+    "contrast": "contrast has the largest sum over its layers (4 rows of 0.50), but exposure has "
+    "only 3 layer rows in this table: a sum grows with the number of rows, so average (.mean()) "
+    "instead of adding",
     "source (held-out)": "that is the control, the smallest average drift; the exercise asks for "
     "the largest",
 }
@@ -165,8 +173,9 @@ def check_most_drifted(most_drifted: Callable[[pd.DataFrame], str]) -> None:
         raise AssertionError(f"most_drifted returned {got!r}; expected 'exposure': {hint}.")
     print(
         "Correct: in the checker's own drift table (made-up numbers, not your run), 'exposure' "
-        "drifts most on average (0.50 source sds per layer), although other sites lead in one "
-        "layer, in the median or in sd_ratio. Compare the prediction printed above for this "
+        "drifts most on average (0.60 source sds per layer), although other sites lead in one "
+        "layer, in the median, in sd_ratio or in the sum over layers (exposure has one row "
+        "fewer). Compare the prediction printed above for this "
         "notebook's own table with the AdaBN gains measured below."
     )
 
