@@ -9,6 +9,7 @@ from medtl_helpers.metrics import (
     difference_verdict,
     paired_difference,
 )
+from medtl_helpers.metrics.paired import SingleClassResamples
 
 
 def _scores(n=300, seed=0):
@@ -103,6 +104,7 @@ def test_an_interval_resting_on_a_few_positive_patients_is_flagged_not_to_be_rea
     assert "(3 positive and 60 negative cases)" in message
     assert "too few groups (patients) holding it" in message
     assert "Do not read it; score both arms on a larger set" in message
+    assert caught[0].message.dropped == dropped and caught[0].message.readable is False
 
 
 def test_a_few_single_class_resamples_are_counted_in_a_warning():
@@ -114,4 +116,6 @@ def test_a_few_single_class_resamples_are_counted_in_a_warning():
     message = str(caught[0].message)
     dropped = int(message.split(" of ")[0])
     assert 20 < dropped < 100 and "Do not read it" not in message
+    assert isinstance(caught[0].message, SingleClassResamples)
+    assert caught[0].message.dropped == dropped and caught[0].message.readable is True
     assert result["auroc"] == (0.0, 0.0, 0.0)

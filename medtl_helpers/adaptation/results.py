@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from medtl_helpers.evaluation import evaluation_report
-from medtl_helpers.metrics.paired import paired_difference
+from medtl_helpers.metrics.paired import SingleClassResamples, paired_difference
 
 REPORTED = ("auroc", "sensitivity", "specificity", "balanced_accuracy")
 
@@ -184,16 +184,15 @@ def paired_against_baseline(
 
 
 def _one_class(caught) -> int:
-    """The resamples `paired_difference` left out, from its warnings; re-raise any other."""
+    """The resamples `paired_difference` left out, from its warnings; re-raise the others and
+    the one that says the interval should not be read."""
     skipped = 0
     for warning in caught:
-        text = str(warning.message)
-        if "drew a single class" in text and "Do not read it" not in text:
-            skipped += int(text.split()[0])
+        message = warning.message
+        if isinstance(message, SingleClassResamples) and message.readable:
+            skipped += message.dropped
         else:
-            warnings.warn_explicit(
-                warning.message, warning.category, warning.filename, warning.lineno
-            )
+            warnings.warn_explicit(message, warning.category, warning.filename, warning.lineno)
     return skipped
 
 

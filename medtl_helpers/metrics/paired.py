@@ -28,6 +28,15 @@ from medtl_helpers.metrics.rates import (
 MAX_DROPPED = 0.1
 
 
+class SingleClassResamples(UserWarning):
+    """Some paired resamples drew one class and were left out; `dropped` says how many and
+    `readable` whether few enough went (at most `MAX_DROPPED`) for the interval to be read."""
+
+    def __init__(self, message: str, dropped: int, readable: bool) -> None:
+        super().__init__(message)
+        self.dropped, self.readable = dropped, readable
+
+
 def paired_difference(
     y: ArrayLike,
     p_a: ArrayLike,
@@ -104,7 +113,8 @@ def _require_enough_resamples(dropped: int, n_boot: int, y: np.ndarray) -> None:
             "drew them. Do not read it; score both arms on a larger set with more cases and "
             "patients of the rarer class"
         )
-    warnings.warn(message, stacklevel=3)
+    readable = dropped <= MAX_DROPPED * n_boot
+    warnings.warn(SingleClassResamples(message, dropped, readable), stacklevel=3)
 
 
 def difference_verdict(
