@@ -114,16 +114,39 @@ def strictly_above(rows, setting, k):
     return [r["method"] for r in part if r is best or r["accuracy_high"] > best["accuracy_low"]]
 
 
+def unpaired_test(rows, setting, k):
+    """Tied where the gap of the means is at most √(h_best² + h_i²), h the half-widths."""
+    part = [r for r in rows if r["setting"] == setting and r["K"] == k]
+    best = max(part, key=lambda r: r["accuracy"])
+
+    def half(r):
+        return (r["accuracy_high"] - r["accuracy_low"]) / 2
+
+    return [
+        r["method"]
+        for r in part
+        if best["accuracy"] - r["accuracy"] <= (half(best) ** 2 + half(r) ** 2) ** 0.5
+    ]
+
+
 TIE_MORE_WRONG = [
     (
         best_by_upper_bound,
-        r"tied_best\(rows, 'val', 2\) gave \['P', 'Q', 'R', 'S'\]; expected \['P', 'Q', 'R'\]:"
+        r"tied_best\(rows, 'val', 2\) gave \['N', 'P', 'Q', 'R', 'S'\]; expected \['N', 'P', 'Q', "
+        r"'R'\]:"
         r" the best is the method with the highest MEAN \(P, 0\.80\), not the highest upper",
     ),
     (
         strictly_above,
-        r"tied_best\(rows, 'val', 2\) gave \['P', 'Q'\]; expected \['P', 'Q', 'R'\]: R's upper"
+        r"tied_best\(rows, 'val', 2\) gave \['N', 'P', 'Q'\]; expected \['N', 'P', 'Q', 'R'\]: "
+        r"R's upper"
         r" bound \(0\.78\) equals P's lower bound \(0\.78\).*use >=, not >",
+    ),
+    (
+        unpaired_test,
+        r"tied_best\(rows, 'val', 2\) gave \['P', 'Q'\]; expected \['N', 'P', 'Q', 'R'\]: N's "
+        r"upper bound \(0\.79\) and R's upper bound \(0\.78\) reach P's lower bound \(0\.78\), "
+        r"so the intervals overlap. The rule reads that overlap, not a test of the difference",
     ),
     (lambda rows, s, k: None, r"tied_best returned None: did you forget the `return`"),
     (lambda rows, s, k: "A", r"tied_best returned 'A'; return a list of method names"),
@@ -171,9 +194,10 @@ def test_the_k2_cell_catches_what_the_k1_cell_lets_through():
 
     for rule in (best_by_upper_bound, strictly_above):  # right by luck at K = 1
         assert rule(TIE_ROWS, "val", 1) == tied_best(TIE_ROWS, "val", 1)
-    assert tied_best(TIE_ROWS, "val", 2) == ["P", "R", "Q"]
-    assert sorted(best_by_upper_bound(TIE_ROWS, "val", 2)) == ["P", "Q", "R", "S"]
-    assert sorted(strictly_above(TIE_ROWS, "val", 2)) == ["P", "Q"]
+    assert tied_best(TIE_ROWS, "val", 2) == ["P", "R", "Q", "N"]
+    assert sorted(best_by_upper_bound(TIE_ROWS, "val", 2)) == ["N", "P", "Q", "R", "S"]
+    assert sorted(strictly_above(TIE_ROWS, "val", 2)) == ["N", "P", "Q"]
+    assert sorted(unpaired_test(TIE_ROWS, "val", 2)) == ["P", "Q"]
 
 
 LEAK_NO_SET = [

@@ -6,13 +6,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from medtl_helpers.adaptation import prototype_logits
+from medtl_helpers.adaptation import nearest_prototype, prototype_logits
 from medtl_helpers.course.checks import check_prototype_classifier
 
 
+def logits(support, labels, query, metric="euclidean"):
+    """prototype_logits written by hand: the checker refuses answers that call the package's."""
+    centres = torch.stack([support[labels == c].mean(dim=0) for c in (0, 1)])
+    if metric == "euclidean":
+        return -torch.cdist(query, centres).pow(2)
+    return F.normalize(query, dim=1) @ F.normalize(centres, dim=1).T
+
+
 def nearest_mean(support, labels, query):
-    return prototype_logits(support, labels, query).argmax(dim=1)
+    return logits(support, labels, query).argmax(dim=1)
 
 
 def euclidean(support, labels, query):
@@ -51,7 +60,7 @@ def blocks(support, labels, query):
 
 
 def farthest(support, labels, query):
-    return prototype_logits(support, labels, query).argmin(dim=1)
+    return logits(support, labels, query).argmin(dim=1)
 
 
 def fixed_mapping(support, labels, query):
@@ -68,11 +77,11 @@ def dot_with_mean(support, labels, query):
 
 
 def cosine(support, labels, query):
-    return prototype_logits(support, labels, query, "cosine").argmax(dim=1)
+    return logits(support, labels, query, "cosine").argmax(dim=1)
 
 
 def scores(support, labels, query):
-    return prototype_logits(support, labels, query).softmax(dim=1)
+    return logits(support, labels, query).softmax(dim=1)
 
 
 @pytest.mark.parametrize(
@@ -207,7 +216,7 @@ def test_the_second_prototype_case_tells_euclidean_from_dot_product_and_cosine()
 def centred_cosine(over_query):
     def answer(support, labels, query):
         centre = (torch.cat([support, query]) if over_query else support).mean(dim=0)
-        return prototype_logits(support - centre, labels, query - centre, "cosine").argmax(dim=1)
+        return logits(support - centre, labels, query - centre, "cosine").argmax(dim=1)
 
     return answer
 
@@ -260,5 +269,67 @@ def test_the_fourth_prototype_case_separates_the_centred_cosine_and_the_priors()
     assert with_prior(1, 2)(*case).tolist() == with_prior(1, 1)(*case).tolist() == [0, 0, 1, 0, 0]
     assert with_prior(-1, 2)(*case).tolist() == [0, 1, 1, 0, 1]
     for rule in (centred_cosine(False), with_prior(1, 2), with_prior(1, 1), with_prior(-1, 2)):
-        for support, labels, query in PROTOTYPE_CASES[:3]:  # only case 4 catches them
+        for support, labels, query in PROTOTYPE_CASES[:3]:  # only case 4 (and 5) catch them
             assert torch.equal(rule(support, labels, query), nearest_mean(support, labels, query))
+
+
+# Answers the checker let through before the fifth case and the check for the package's
+# functions (review 2 of notebook 09): each must be rejected with a message naming its mistake.
+
+
+def gaussian_prior(support, labels, query, unbiased=True):
+    """argmax(-d²/(2σ̂²) + log π_c), σ̂² the pooled within-class variance of the support."""
+    centres = torch.stack([support[labels == c].mean(dim=0) for c in (0, 1)])
+    entries = support.numel() - (2 * support.shape[1] if unbiased else 0)
+    variance = (support - centres[labels]).pow(2).sum() / entries
+    share = torch.bincount(labels, minlength=2) / len(labels)
+    return (share.log() - torch.cdist(query, centres) ** 2 / (2 * variance)).argmax(dim=1)
+
+
+def weighted_prior(weight):
+    def answer(support, labels, query):
+        centres = torch.stack([support[labels == c].mean(dim=0) for c in (0, 1)])
+        share = torch.bincount(labels, minlength=2) / len(labels)
+        return (weight * share.log() - torch.cdist(query, centres) ** 2).argmax(dim=1)
+
+    return answer
+
+
+def nested_package_call(support, labels, query):
+    def score(rows):
+        return prototype_logits(support, labels, rows)
+
+    return score(query).argmax(1)
+
+
+PACKAGE = "classify calls the package's {}: the exercise asks you to write the nearest prototype"
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (gaussian_prior, f"case 1; expected .*{PRIOR}"),
+        (lambda s, y, q: gaussian_prior(s, y, q, False), f"case 5; expected .*{PRIOR}"),
+        (weighted_prior(0.5), f"case 5; expected .*{PRIOR}"),
+        (weighted_prior(0.25), f"case 5; expected .*{PRIOR}"),
+        (weighted_prior(0.01), f"case 5; expected .*{PRIOR}"),
+        (weighted_prior(-0.25), f"case 5; expected .*{PRIOR}"),
+        (lambda s, y, q: prototype_logits(s, y, q).argmax(1), PACKAGE.format("prototype_logits")),
+        (lambda s, y, q: nearest_prototype(s, y, q).argmax(1), PACKAGE.format("nearest_prototype")),
+        (nested_package_call, PACKAGE.format("prototype_logits")),
+    ],
+)
+def test_prototype_checker_rejects_any_class_prior_and_the_package_functions(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_prototype_classifier(answer)
+
+
+def test_the_fifth_prototype_case_flips_with_any_positive_prior_weight():
+    from medtl_helpers.course.checks.nb09_prototypes import LABELS_5, QUERY_5, SUPPORT_5
+
+    case = (SUPPORT_5, LABELS_5, QUERY_5)
+    assert nearest_mean(*case).tolist() == [0, 1, 0, 1, 0]
+    for weight in (0.003, 0.01, 0.25, 0.5, 1.0, 4.0):
+        assert weighted_prior(weight)(*case).tolist() == [1, 1, 1, 1, 1], weight
+        assert weighted_prior(-weight)(*case).tolist() == [0, 0, 0, 0, 0], weight
+    assert gaussian_prior(*case).tolist() == [1, 1, 1, 1, 1]

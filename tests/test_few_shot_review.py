@@ -106,3 +106,53 @@ def test_logistic_regressions_docstring_says_c_is_untuned_and_scale_dependent():
 
     doc = flat(logistic_regression.__doc__)
     assert "not a tuned value" in doc and "dividing C by s²" in doc
+
+
+def test_pool_contrast_pairs_an_episode_set_with_its_swapped_twins():
+    from medtl_helpers.adaptation import swap_labels
+    from medtl_helpers.adaptation.pool_bootstrap import pool_contrast, pool_difference
+
+    pool = separable_pool()
+    episodes = sample_episodes(pool, 2, 3, 12, seed=0, shuffle=False)
+    swapped = [swap_labels(e) for e in episodes]
+    rows = {
+        (name, labels): score_method(method, pool, drawn)
+        for name, method in (("memoriser", memoriser), ("reader", nearest_prototype))
+        for labels, drawn in (("true", episodes), ("swapped", swapped))
+    }
+    # pool_difference refuses the twins (other labels, another episode key); the contrast takes
+    # them, and every resample of a memoriser gives 1 − 0.
+    with pytest.raises(ValueError, match="not scored on the same episodes"):
+        pool_difference(rows["memoriser", "true"], rows["memoriser", "swapped"])
+    memorised = [(1, rows["memoriser", "true"]), (-1, rows["memoriser", "swapped"])]
+    assert pool_contrast(memorised, n_boot=200) == (1.0, 1.0, 1.0)
+    read = [(1, rows["reader", "true"]), (-1, rows["reader", "swapped"])]
+    assert pool_contrast(read, n_boot=200) == (0.0, 0.0, 0.0)
+    twin_means = [(0.5, rows["reader", t]) for t in ("true", "swapped")]
+    twin_means += [(-0.5, rows["memoriser", t]) for t in ("true", "swapped")]
+    assert pool_contrast(twin_means, n_boot=200) == (0.5, 0.5, 0.5)
+    other = score_method(memoriser, pool, sample_episodes(pool, 2, 3, 12, seed=5, shuffle=False))
+    with pytest.raises(ValueError, match="not scored on the same query images"):
+        pool_contrast([(1, rows["memoriser", "true"]), (-1, other)])
+
+
+def test_pool_contrast_of_two_methods_is_pool_difference():
+    from medtl_helpers.adaptation.pool_bootstrap import pool_contrast, pool_difference
+
+    pool = separable_pool()
+    pool.features[:, 0] += 2.5 * torch.randn(80, generator=torch.Generator().manual_seed(1))
+    episodes = sample_episodes(pool, 2, 3, 12, seed=0)
+    a, b = (score_method(m, pool, episodes) for m in (nearest_prototype, memoriser))
+    for metric in ("accuracy", "auroc"):
+        got = pool_contrast([(1, a), (-1, b)], metric, n_boot=300, seed=2)
+        want = pool_difference(a, b, metric, n_boot=300, seed=2)
+        assert got == pytest.approx(want) and got[1] < got[2]
+
+
+def test_few_shot_choice_says_the_notebook_chooses_by_the_twin_mean():
+    from medtl_helpers.adaptation import few_shot_choice
+
+    doc = flat(few_shot_choice.__doc__)
+    assert "twin mean" in doc and "`twin=True`" in doc and "Reptile's rate" in doc
+    error_doc = flat(few_shot_choice.few_shot_error.__doc__)
+    assert "neither lowers nor raises" not in error_doc and "sign of a lean" in error_doc

@@ -4,8 +4,13 @@ Every choice here scores its candidates by the query error (1 − accuracy) over
 validation episodes (`few_shot_error`) and keeps the lowest, the first listed winning a tie
 (`selection.choose_setting`): the learning rates of the methods that take gradient steps,
 logistic regression's C (`logistic_regression`), and which method of a group stands for it in a
-comparison. A pair chosen this way is then tested on episodes that chose nothing; a pair chosen
-by its test means would be tested on the rows that flattered it (the winner's curse).
+comparison. Notebook 09 chooses Reptile's rate, its control's rate and the representatives of
+section 8's comparison with the literature by the **twin mean** (`twin=True`): each episode's
+accuracy averaged with that of its swapped twin, so that the label order a start's weights favour
+does not pick the winner; the prototypes and logistic regression, which read only the support
+set, score the same either way. A pair chosen this way is then tested on episodes that chose
+nothing; a pair chosen by its test means would be tested on the rows that flattered it (the
+winner's curse).
 """
 
 from __future__ import annotations
@@ -47,9 +52,11 @@ def few_shot_error(
 ) -> float:
     """1 − the mean query accuracy of a few-shot method over validation `episodes` of `pool`.
 
-    With `twin`, each episode's accuracy is the mean of it and its swapped twin (`score_twins`):
-    a label order the method's weights favour (a meta-trained start's lean) then neither lowers
-    nor raises the error, which scores how well the method reads the support set.
+    With `twin`, each episode's accuracy is the mean of it and its swapped twin (`score_twins`).
+    That mean does not depend on which label order the method's weights favour (a meta-trained
+    start's lean): a learner and its mirror image, the same weights with the two labels' outputs
+    exchanged, get the same error. It removes the sign of a lean, not every effect of it; for a
+    method that ignores the support set it is exactly 0.5.
     """
     return 1 - (score_twins if twin else score_method)(method, pool, episodes)["accuracy"]
 

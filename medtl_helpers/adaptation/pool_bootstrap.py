@@ -108,3 +108,30 @@ def pool_difference(
     a, b = (resampled_scores(r, metric, n_boot, seed) for r in (row, control))
     mean = float(np.mean(row[f"{metric}_per_episode"] - control[f"{metric}_per_episode"]))
     return (mean, *_percentiles(a - b, level))
+
+
+def pool_contrast(
+    terms: list[tuple[float, dict]],
+    metric: str = "accuracy",
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float, float]:
+    """(mean, low, high) of Σ c·score over (c, row) `terms`: rows scored on the same query images
+    in the same order (several methods on one set of episodes, or a set of episodes and its
+    swapped twins, `swap_labels`), each episode set against itself. The mean is over episodes;
+    the interval is the bootstrap over the pool's units, with the same resamples for every row.
+
+    True minus swapped is `[(1, true), (-1, swapped)]`; the difference of two twin means is
+    `[(.5, true_a), (.5, swapped_a), (-.5, true_b), (-.5, swapped_b)]`."""
+    first = terms[0][1]
+    for _, row in terms[1:]:
+        same = row["pool_units"] == first["pool_units"] and row["query_unit"] is not None
+        if not (same and np.array_equal(row["query_unit"], first["query_unit"])):
+            raise ValueError(
+                f"{row.get('method')!r} and {first.get('method')!r} were not scored on the same "
+                "query images: a contrast needs the same episodes, or their swapped twins"
+            )
+    mean = sum(c * np.mean(row[f"{metric}_per_episode"]) for c, row in terms)
+    resampled = sum(c * resampled_scores(row, metric, n_boot, seed) for c, row in terms)
+    return (float(mean), *_percentiles(resampled, level))

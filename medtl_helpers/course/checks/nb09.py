@@ -153,10 +153,13 @@ TIE_ROWS = [
     _row("F", 0.99, 0.98, 1.00, setting="other"),  # another setting: must be left out
     # K = 2: P has the best mean; Q the widest interval and the highest upper bound, so "best by
     # upper bound" takes Q and its low 0.60 (S comes in); R's upper bound is exactly P's lower
-    # bound, tied under >= but not under >; T is apart whatever the rule.
+    # bound, tied under >= but not under >; T is apart whatever the rule. N's interval overlaps
+    # P's, yet the gap of the means (0.045) exceeds √(0.02² + 0.035²) ≈ 0.040: an unpaired test of
+    # the difference drops it (and R).
     _row("P", 0.80, 0.78, 0.82, k=2),
     _row("Q", 0.76, 0.60, 0.90, k=2),
     _row("R", 0.77, 0.74, 0.78, k=2),
+    _row("N", 0.755, 0.72, 0.79, k=2),
     _row("S", 0.70, 0.65, 0.75, k=2),
     _row("T", 0.50, 0.45, 0.55, k=2),
     # K = 3: U has the best mean and a wide interval, V the highest lower bound (0.76), so "best
@@ -196,9 +199,11 @@ TIE_CELLS = (
     (
         2,
         {
-            frozenset({"P", "Q"}): "R's upper bound (0.78) equals P's lower bound (0.78): an "
+            frozenset({"P", "Q", "N"}): "R's upper bound (0.78) equals P's lower bound (0.78): an "
             "interval that just reaches the best's cannot be told apart from it, so use >=, not >",
-            frozenset({"P", "Q", "R", "S"}): "the best is the method with the highest MEAN (P, "
+            frozenset(
+                {"P", "Q", "R", "S", "N"}
+            ): "the best is the method with the highest MEAN (P, "
             "0.80), not the highest upper bound (Q, 0.90); compare with P's lower bound (0.78)",
         },
     ),
@@ -224,6 +229,25 @@ TIE_CELLS = (
 )
 
 
+def _missing_hint(got: set, expected: set, k: int) -> str:
+    """The hint for an answer that keeps the best and leaves out some tied methods."""
+    if not (got < expected and tied_best(TIE_ROWS, "val", k)[0] in got):
+        return (
+            "take the rows of that setting and K, find the best mean, keep the methods whose "
+            "upper bound is at least its lower bound"
+        )
+    cell = {r["method"]: r for r in TIE_ROWS if (r["setting"], r["K"]) == ("val", k)}
+    best = cell[tied_best(TIE_ROWS, "val", k)[0]]
+    missing = sorted(expected - got)
+    bounds = " and ".join(f"{m}'s upper bound ({cell[m]['accuracy_high']:.2f})" for m in missing)
+    return (
+        f"{bounds} {'reaches' if len(missing) == 1 else 'reach'} {best['method']}'s lower bound "
+        f"({best['accuracy_low']:.2f}), so the intervals overlap. The rule reads that overlap, "
+        "not a test of the difference of the means (such as the gap against √(h_best² + h²)): "
+        "keep every method whose upper bound is at least the best's lower bound"
+    )
+
+
 def check_tied_best(tied: Callable) -> None:
     """`tied(rows, setting, k)`: the methods whose intervals reach the best one's lower bound."""
     require_answer(tied, "your tied_best")
@@ -240,11 +264,7 @@ def check_tied_best(tied: Callable) -> None:
         expected = set(tied_best(TIE_ROWS, "val", k))
         if got == expected:
             continue
-        hint = hints.get(
-            frozenset(got),
-            "take the rows of that setting and K, find the best mean, keep the "
-            "methods whose upper bound is at least its lower bound",
-        )
+        hint = hints.get(frozenset(got)) or _missing_hint(got, expected, k)
         if any(r["method"] in got and (r["setting"], r["K"]) != ("val", k) for r in TIE_ROWS):
             hint = "select the rows of the setting and K asked for first"
         raise AssertionError(f"{call} gave {sorted(got)}; expected {sorted(expected)}: {hint}.")

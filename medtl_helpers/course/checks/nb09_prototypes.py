@@ -1,16 +1,18 @@
 """The checker of notebook 09's first exercise: a nearest-prototype classifier written by hand.
 
-The answer is the label of the nearest class mean by (squared) Euclidean distance. Four small
-2-D cases tell it apart from the answers that look alike: the nearest single support image, the
-largest dot product or cosine with a mean, sums instead of means, classes taken as blocks of the
-support order, median prototypes, the L1 or L∞ distance, standardised features, a logistic
-regression fit on the support, a cosine after subtracting the support's mean, and a prior for
-the class sizes added to the score. At the first case an answer gets wrong, the message names
-the mistake whose answers it reproduces on every case (or, if none does, on that case).
+The answer is the label of the nearest class mean by (squared) Euclidean distance; an answer that
+calls `nearest_prototype` or `prototype_logits` is refused. Five small 2-D cases tell it apart
+from the answers that look alike: the nearest single support image, the largest dot product or
+cosine with a mean, sums instead of means, classes taken as blocks of the support order, median
+prototypes, the L1 or L∞ distance, standardised features, a logistic regression fit on the
+support, a cosine after subtracting the support's mean, and a prior for the class sizes added to
+the score (with any weight, or with the distances divided by a variance). At the first case an
+answer gets wrong, the message names the mistake it reproduces on every case (or on that case).
 """
 
 from __future__ import annotations
 
+import types
 import warnings
 from collections.abc import Callable
 
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from medtl_helpers.adaptation import prototype_logits
+from medtl_helpers.adaptation import nearest_prototype, prototype_logits
 from medtl_helpers.course.checks.common import call_answer, plain, require_answer
 from medtl_helpers.course.watch import TamperingError
 
@@ -37,7 +39,10 @@ __all__ = ["check_prototype_classifier"]
 # (1.8, 1) is not halfway between the class means (x = 3): a cosine after subtracting it puts
 # (2.4, 2) and (2.85, 1) in class 1. (3.15, 0.3) is nearer class 1's mean by a squared distance of
 # 1.2, less than log(4/1), and goes to class 0 when the log of each class's share is added;
-# (2.85, 1), nearer class 0's by as much, goes to class 1 when it is taken away.
+# (2.85, 1), nearer class 0's by as much, goes to class 1 when it is taken away. Case 5: one image
+# of class 0 against five of class 1, each query 0.0005 from the midline x = 3 (squared distances
+# 0.004 apart): adding w·log(5) for class 1, with any w above 0.0025 and d² scaled or not, moves
+# the queries nearer class 0 to class 1 (taking it away moves the others to class 0).
 SUPPORT = torch.tensor([[0.0, 0.0], [4.0, 4.0], [10.0, 0.0], [5.0, 0.0]])
 LABELS = torch.tensor([0, 1, 0, 0])
 QUERY = torch.tensor([[0.5, 3.0], [6.0, 1.0], [3.0, 5.0], [9.0, 0.5]])
@@ -52,12 +57,18 @@ QUERY_3 = torch.tensor(
 SUPPORT_4 = torch.tensor([[0.0, 1.0], [5.0, 1.0], [2.0, 1.0], [1.0, 0.0], [1.0, 2.0]])
 LABELS_4 = torch.tensor([0, 1, 0, 0, 0])
 QUERY_4 = torch.tensor([[2.4, 2.0], [3.15, 0.3], [4.5, 2.5], [0.5, 0.5], [2.85, 1.0]])
+SUPPORT_5 = torch.tensor([[1.0, 3.0], [5.0, 4.0], [5.0, 2.0], [4.0, 3.0], [6.0, 3.0], [5.0, 3.0]])
+LABELS_5 = torch.tensor([0, 1, 1, 1, 1, 1])
+QUERY_5 = torch.tensor([[2.9995, 3.0], [3.0005, 2.5], [2.9995, 4.2], [3.0005, 3.8], [2.9995, 1.9]])
 PROTOTYPE_CASES = (
     (SUPPORT, LABELS, QUERY),
     (SUPPORT_2, LABELS_2, QUERY_2),
     (SUPPORT_3, LABELS_3, QUERY_3),
     (SUPPORT_4, LABELS_4, QUERY_4),
+    (SUPPORT_5, LABELS_5, QUERY_5),
 )
+PRIOR_WEIGHTS = np.geomspace(1e-3, 1e2, 41)  # the weight of the prior, from negligible to ruling
+_FORBIDDEN = {"nearest_prototype": nearest_prototype, "prototype_logits": prototype_logits}
 _MEAN_IS = "A prototype is the mean of a class's support features"
 
 
@@ -108,12 +119,17 @@ def _centred_cosine(support, labels, query, centre) -> np.ndarray:
 
 
 def _with_prior(support, labels, query) -> list[np.ndarray]:
-    """Nearest mean with the log of each class's share of the support added to (or taken from)
-    the score."""
+    """Nearest mean with w times the log of each class's share of the support added to (or
+    taken from) the score, for a range of weights w (a scaled distance, such as d²/2σ², is d² with
+    another weight)."""
     distance = np.linalg.norm(query[:, None, :] - _centres(support, labels)[None], axis=-1)
     prior = np.log(np.bincount(labels, minlength=2) / len(labels))
-    scores = (distance**2, distance**2 / 2, distance)
-    return [(sign * prior - score).argmax(axis=1) for score in scores for sign in (1, -1)]
+    return [
+        (sign * w * prior - score).argmax(axis=1)
+        for score in (distance**2, distance)
+        for sign in (1, -1)
+        for w in PRIOR_WEIGHTS
+    ]
 
 
 def _wrong_answers(support: np.ndarray, labels: np.ndarray, query: np.ndarray) -> list:
@@ -168,8 +184,9 @@ def _wrong_answers(support: np.ndarray, labels: np.ndarray, query: np.ndarray) -
          "halfway between the two, so the boundary moves towards the larger class. Subtract "
          "nothing: take each query's squared Euclidean distance to each class mean"),
         (_with_prior(support, labels, query), "that adds a term for the class sizes to the score "
-         "(the log of each class's share of the support, or minus it): a query a little nearer "
-         "one class's mean goes to the other. The nearest prototype uses the distances alone: the "
+         "(the log of each class's share of the support, or minus it, with any weight, also when "
+         "the distances are divided by a variance): a query a little nearer one class's mean goes "
+         "to the other. The nearest prototype uses the distances alone: the "
          "class with the nearest mean wins, however many support images it has"),
     ]  # fmt: skip
 
@@ -216,9 +233,38 @@ def _answers(classify: Callable) -> list:
     return out
 
 
+def _names(code: types.CodeType) -> set[str]:
+    """The global, attribute and free-variable names `code` and the functions inside it use."""
+    names = set(code.co_names) | set(code.co_freevars)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names(const)
+    return names
+
+
+def _package_call(classify: Callable) -> str | None:
+    """The package function `classify` is or calls (by name, global or closure), else None."""
+    code = getattr(classify, "__code__", None)
+    found = dict(getattr(classify, "__globals__", {}), classify=classify)
+    for name, cell in zip(code.co_freevars, classify.__closure__ or ()) if code else ():
+        found[name] = cell.cell_contents if cell != types.CellType() else None  # not yet assigned
+    names = {"classify"} | (_names(code) if code else set())
+    for forbidden, function in _FORBIDDEN.items():
+        if any(name == forbidden or found.get(name) is function for name in names):
+            return forbidden
+    return None
+
+
 def check_prototype_classifier(classify: Callable) -> None:
     """`classify(support, labels, query)`: the label of the nearest (Euclidean) prototype."""
     require_answer(classify, "your classify")
+    called = _package_call(classify)
+    if called is not None:
+        raise AssertionError(
+            f"classify calls the package's {called}: the exercise asks you to write the nearest "
+            "prototype yourself. Take each label's mean support row, measure each query's "
+            "distance to the two means, and return the label of the nearer one."
+        )
     hint = "It takes support (n, d), labels (n,) and query (m, d) tensors; return m labels."
     for number, case in enumerate(PROTOTYPE_CASES, start=1):
         support, labels, query = case
@@ -250,5 +296,5 @@ def check_prototype_classifier(classify: Callable) -> None:
         "are swapped. In the checker's 2-D cases a nearest single image, the largest dot product "
         "or cosine with a mean, median prototypes, the L1 or L∞ distance, standardised features, "
         "a logistic regression, a cosine after subtracting the support's mean and a prior for the "
-        "class sizes would each have picked another class for some query point."
+        "class sizes (with any weight) would each have picked another class for some query point."
     )
