@@ -100,7 +100,7 @@ def test_drift_checker_accepts_the_reference(capsys):
         (lambda d: d.groupby("site").mean_shift.median().idxmax(), "largest median"),
         (lambda d: d.groupby("site").sd_ratio.mean().idxmax(), "'marker'.*largest sd_ratio"),
         (lambda d: d.groupby("site").mean_shift.mean().idxmin(), "the control, the smallest"),
-        (lambda d: d.groupby("site").mean_shift.sum().idxmax(), "'contrast'.*sum grows with the"),
+        (lambda d: d.groupby("site").mean_shift.sum().idxmax(), "'contrast'.*as in a sum over"),
         (lambda d: d.groupby("site").mean_shift.mean(), "return the site's name as a string"),
     ],
 )
@@ -116,6 +116,40 @@ def test_the_drift_table_gives_one_site_fewer_layer_rows_so_a_sum_is_not_the_mea
     assert rows["exposure"] == 3 and set(rows.drop("exposure")) == {4}
     assert drift.groupby("site").mean_shift.mean().idxmax() == "exposure"
     assert drift.groupby("site").mean_shift.sum().idxmax() == "contrast"
+
+
+def zero_filled_pivot(drift):
+    return (
+        drift.pivot(index="site", columns="depth", values="mean_shift")
+        .fillna(0)
+        .mean(axis=1)
+        .idxmax()
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (lambda d: d.groupby("site").mean_shift.apply(lambda s: (s**2).mean()).idxmax(), "squared"),
+        (
+            lambda d: d.groupby("site").mean_shift.apply(lambda s: s.iloc[1:].mean()).idxmax(),
+            "first row",
+        ),
+        (zero_filled_pivot, "missing first layer counts as 0.*fillna\\(0\\)"),
+    ],
+)
+def test_drift_checker_rejects_other_statistics_and_a_zero_filled_layer(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_most_drifted(answer)
+
+
+def test_coral_hint_names_the_centred_product():
+    def over_images(source, target):
+        return coral_distance(source.T, target.T)
+
+    with pytest.raises(AssertionError) as error:
+        check_coral_distance(over_images)
+    assert "x.T @ x," not in str(error.value)
 
 
 def test_coral_checker_accepts_the_reference(capsys):
@@ -223,3 +257,38 @@ def test_reset_checker_explains_an_error():
 
     with pytest.raises(AssertionError, match=r"reset_statistics\(model\) raised AttributeError"):
         check_batchnorm_reset(running_stats_of_every_module)
+
+
+def stops_tracking(model):
+    for module in model.modules():
+        if isinstance(module, _BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None
+            module.track_running_stats = False
+
+
+def resets_then_eval(model):
+    reset_batchnorm_statistics(model)
+    model.eval()
+
+
+def changes_eps(model):
+    reset_batchnorm_statistics(model)
+    for module in model.modules():
+        if isinstance(module, _BatchNorm):
+            module.eps = 1e-3
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (stops_tracking, r"running mean is \[0.0, 0.0, 0.0, 0.0\].*track_running_stats is False"),
+        (resets_then_eval, "is in eval mode after your reset.*never updates them"),
+        (changes_eps, "eps is now 0.001"),
+    ],
+)
+def test_reset_checker_runs_batches_after_the_reset(answer, message):
+    # Each answer passes the look at the buffers; only batches run afterwards show that AdaBN
+    # would not average them.
+    with pytest.raises(AssertionError, match=message):
+        check_batchnorm_reset(answer)

@@ -169,3 +169,23 @@ def test_separation_before_after_scores_each_model_on_its_own_features(sites):
     assert table.loc["after", "domain_auroc"] == pytest.approx(0.5)
     assert table.loc["after", "domain_error"] == pytest.approx(0.5)
     assert table.loc["after", "proxy_a_distance"] == pytest.approx(0.0)
+
+
+def test_dann_chosen_measures_a_run_with_the_adversary_even_when_0_is_chosen(sites, monkeypatch):
+    # With ceiling 0 chosen, the chosen model is the control: it had no adversary, so the
+    # separation check must read the largest ceiling's run instead.
+    model, source, target = sites
+    nets = {w: copy.deepcopy(model) for w in (0.0, 0.1, 1.0)}
+    losses = {0.0: 0.3, 0.1: 0.5, 1.0: 0.4}
+
+    def fake(net, src, unlabelled, val, *, weight, **options):
+        return nets[weight], [{"step": 0, "val_loss": 0.9}, {"step": 2, "val_loss": losses[weight]}]
+
+    monkeypatch.setattr(dann, "dann_training", fake)
+    site = type("Target", (), {"unlabelled": target, "val": source, "test": source})
+    result = dann_chosen(model, source, site, FewShot(dann_weights=(1.0, 0.1)), image_size=16)
+    assert result["lambda"] == 0.0 and result["model"] is nets[0.0]
+    assert result["adversary"]["lambda"] == 1.0 and result["adversary"]["model"] is nets[1.0]
+    losses[0.1] = 0.2  # a positive ceiling chosen: that run is the one measured
+    result = dann_chosen(model, source, site, FewShot(dann_weights=(1.0, 0.1)), image_size=16)
+    assert result["adversary"] == {"model": nets[0.1], "lambda": 0.1}

@@ -9,6 +9,7 @@ from medtl_helpers.adaptation.prior import (
     adjust_to_prior,
     bbse_prior,
     em_prior,
+    loss_prior,
     prevalence_metrics,
     prior_estimates,
 )
@@ -108,7 +109,7 @@ def test_prior_estimates_point_values_intervals_and_whole_groups():
     y_source, p_source = calibrated_site(0.5, 300, seed=0)
     y, p = calibrated_site(0.2, 300, seed=1)
     out = prior_estimates(y_source, p_source, p, 0.5, n_boot=300)
-    assert out["EM"][0] == pytest.approx(em_prior(p, float(p_source.mean()))[0])
+    assert out["EM"][0] == pytest.approx(em_prior(p, 0.5)[0])
     assert out["BBSE"][0] == pytest.approx(bbse_prior(y_source, p_source, p, 0.5))
     for estimate, low, high in out.values():
         assert low <= estimate <= high and low <= y.mean() <= high
@@ -117,3 +118,30 @@ def test_prior_estimates_point_values_intervals_and_whole_groups():
     one = prior_estimates(y_source, p_source, p, 0.5, ["a"] * 300, ["b"] * 300, n_boot=50)
     for name, (estimate, low, high) in one.items():
         assert low == pytest.approx(estimate) and high == pytest.approx(estimate), name
+
+
+def test_loss_prior_is_one_half_under_class_weights_whatever_the_share():
+    assert loss_prior([1, 1, 1, 0]) == pytest.approx(0.5)
+    assert loss_prior([0] * 9 + [1]) == pytest.approx(0.5)
+
+
+def test_em_on_the_source_started_at_the_loss_prior_finds_the_source_share():
+    # Probabilities calibrated at 1/2 (what a class-weighted loss trains) on a 0.75 source: EM
+    # started at 1/2 moves to the share; started at the mean p it stays where it starts.
+    y, p = calibrated_site(0.75, 20_000, seed=2)
+    assert p.mean() > 0.6
+    estimate, _ = em_prior(p, loss_prior(y))
+    assert estimate == pytest.approx(y.mean(), abs=0.02)
+    assert em_prior(p, float(p.mean()))[0] == pytest.approx(p.mean(), abs=1e-4)
+
+
+def test_prior_estimates_corrects_from_the_loss_prior_not_the_mean_p():
+    y_source, p_source = calibrated_site(0.75, 2_000, seed=0)
+    y, p = calibrated_site(0.3, 2_000, seed=1)
+    out = prior_estimates(y_source, p_source, p, 0.5, n_boot=100)
+    assert out["EM"][0] == pytest.approx(em_prior(p, 0.5)[0])
+    assert out["EM"][0] == pytest.approx(y.mean(), abs=0.03)
+    # The old choice, the source's mean p, would have pulled the estimate far below the share.
+    assert em_prior(p, float(p_source.mean()))[0] < y.mean() - 0.05
+    explicit = prior_estimates(y_source, p_source, p, 0.5, n_boot=100, source_prior=0.3)
+    assert explicit["EM"][0] == pytest.approx(em_prior(p, 0.3)[0])

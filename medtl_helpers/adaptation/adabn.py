@@ -73,10 +73,12 @@ def adapt_batchnorm(
     Stored order is no order to batch in: every Kermany set is sorted by class, so batches cut in
     it hold one class each, and with `momentum=None` the running variance becomes the mean of the
     within-class variances: the spread between NORMAL and PNEUMONIA images is missing from it.
-    Mixed batches average to the statistics of the whole set (the mean exactly, the variance
-    within sampling error). Only the BatchNorm layers run in train mode (a dropout in the head
-    stays off); the batches have near-equal sizes (`even_batches`), so each counts the same in
-    the average. The weights are untouched and the given model is left as it was.
+    Mixed batches average to close to the statistics of the whole set: the mean up to the unequal
+    weight of batches whose sizes differ by one, and the variance as the mean of within-batch
+    variances, which misses the spread between the batch means (small when every batch is a
+    shuffled mix). Only the BatchNorm layers run in train mode (a dropout in the head stays off);
+    the batches have near-equal sizes (`even_batches`), so each counts about the same in the
+    average. The weights are untouched and the given model is left as it was.
     """
     if len(images) == 0:
         raise ValueError("adapt_batchnorm got no images: pass the target site's unlabelled images")

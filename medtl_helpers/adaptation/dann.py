@@ -181,7 +181,10 @@ def dann_chosen(
     best validation loss and the adapted model (for `separation_before_after`), and under
     "control" the ceiling-0 run scored the same way (`p`, `curve`, `lambda` 0): the same extra
     steps on the source's labelled images without the adversary, so that DANN minus the control
-    is what the adversary added. When 0 is chosen the two are the same run. `seed` draws the
+    is what the adversary added. When 0 is chosen the two are the same run. Under "adversary",
+    the run whose features `separation_before_after` should measure to see whether the adversary
+    aligned the sites (`model`, `lambda`): the chosen run when its ceiling is above 0, else the
+    run with the largest ceiling, since the control had no adversary to measure. `seed` draws the
     batches, their augmentation and the discriminator's start.
     """
     options = dict(steps=settings.steps, lr=settings.lr, batch_size=settings.batch_size)
@@ -198,6 +201,7 @@ def dann_chosen(
     p = predict_proba(tuned, target.test.images, image_size=image_size)
     control, control_curve = runs[0.0]
     p_control = p if chosen == 0.0 else predict_proba(control, target.test.images, image_size)
+    measured = chosen if chosen > 0.0 else max(runs)
     return {
         "p": p,
         "curve": curve,
@@ -205,6 +209,7 @@ def dann_chosen(
         "val_losses": losses,
         "model": tuned,
         "control": {"p": p_control, "curve": control_curve, "lambda": 0.0},
+        "adversary": {"model": runs[measured][0], "lambda": measured},
     }
 
 

@@ -20,8 +20,10 @@ gradient and no penalty reaches, and re-estimating them from a dozen augmented s
 would be a second change besides the weights (re-estimate them on the unlabelled target first,
 `adapt_batchnorm`, as an arm of its own). So α governs everything the backbone holds: α = 0 is
 plain fine-tuning, and a larger α keeps the backbone closer to the source. Never exactly at it:
-the first step is taken at the source, where the penalty's gradient is zero, so it moves the
-weights by lr times the task gradient whatever α, and later steps pull them back. With SGD,
+the first step is taken at the source, where the penalty's gradient is zero, so whatever α it is
+the task's step alone, and later steps pull the weights back. Under SGD that step is lr times the
+task gradient; under Adam it is lr·g/(|g| + eps) for each weight, about lr times the sign of its
+gradient, whatever the gradient's size. With SGD,
 "larger" has a ceiling: as lr·α nears 2·(1 + momentum) the penalty's own step overshoots the
 source and the weights swing around it, and past the ceiling they diverge, so `fine_tune`
 refuses such settings. Under Adam the distance levels off, as α grows, at a floor set by lr.

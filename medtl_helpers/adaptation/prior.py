@@ -5,16 +5,19 @@ Bayes' rule P(y | x) changes too: the target's odds are the source's odds times 
 priors' odds. Sensitivity and specificity at a fixed threshold are rates within a class and do
 not show it; the positive and negative predictive values and the calibration of p do.
 
-`adjust_to_prior` applies Bayes' rule for a known target prior. `em_prior` estimates that prior
-from the target's unlabelled images by EM (Saerens, Latinne & Decaestecker, Neural Computation
-2002): adjust the probabilities to the current guess, take their mean as the next guess, repeat.
-It assumes the model's probabilities were calibrated at the source for `source_prior`, and that
-only the prior moved; under a covariate shift its estimate means nothing. `bbse_prior` (black box
+`adjust_to_prior` applies Bayes' rule for a known target prior. `em_prior` estimates that prior from
+the target's unlabelled images by EM (Saerens, Latinne & Decaestecker, Neural Computation 2002):
+adjust the probabilities to the current guess, take their mean as the next guess, repeat. It assumes
+the model's probabilities were calibrated for `source_prior`, and that only the prior moved; under a
+covariate shift its estimate means nothing. That prior is the one the training loss trains towards,
+not the source's share of PNEUMONIA: `fit`'s loss weights each class by `training.class_weights`, so
+both classes carry the same total weight and the minimiser of the loss is p(x) = LR/(1 + LR),
+calibrated for a prior of 1/2 (`loss_prior` computes it from the weights). `bbse_prior` (black box
 shift estimation, Lipton, Wang & Smola, ICML 2018) makes the same assumption that P(x | y) is
 unchanged but needs no calibration: only the model's hard predictions, and a confusion matrix on
 labelled source images that can be inverted. `prior_estimates` gives both with intervals, and
-`prevalence_metrics` scores PPV, NPV and the expected calibration error with intervals that
-resample whole patients.
+`prevalence_metrics` scores PPV, NPV and the expected calibration error with intervals that resample
+whole patients.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import torch
 from numpy.typing import ArrayLike
 
 from medtl_helpers.metrics.bootstrap import _group_index, _resample_weights
 from medtl_helpers.metrics.rates import labels_and_probabilities, require_classes
+from medtl_helpers.training import class_weights
 
 EPS = 1e-7  # keeps the odds finite for p of exactly 0 or 1
 # Above this condition number of C, an error of one point in the target's predicted share moves
@@ -36,6 +41,19 @@ MAX_CONDITION = 20.0
 def _odds(x: ArrayLike) -> np.ndarray:
     x = np.clip(np.asarray(x, dtype=np.float64), EPS, 1 - EPS)
     return x / (1 - x)
+
+
+def loss_prior(labels: ArrayLike) -> float:
+    """The prior of PNEUMONIA that a loss weighted by `training.class_weights` trains towards.
+
+    The class-weighted loss on `labels` is the plain loss on a set in which each class counts
+    N_c·w_c times, so its minimiser is calibrated for that set's share of PNEUMONIA:
+    N_1·w_1 / (N_0·w_0 + N_1·w_1). `class_weights` gives every class the same total, so this is
+    1/2 whatever the labels' share; it is computed from the weights so that it follows them.
+    """
+    y = torch.as_tensor(np.asarray(labels, dtype=np.int64).reshape(-1))
+    totals = torch.bincount(y, minlength=2).double() * class_weights(y).double()
+    return float(totals[1] / totals.sum())
 
 
 def adjust_to_prior(p: ArrayLike, source_prior: float, target_prior: float) -> np.ndarray:
@@ -170,29 +188,34 @@ def prior_estimates(
     n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    source_prior: float | None = None,
 ) -> dict[str, tuple[float, float, float]]:
     """{"EM": (estimate, low, high), "BBSE": (...)}: the target prior by both, with intervals.
 
-    EM starts from the mean `p_source` (the prior the probabilities behave as if they had, which
-    a class-weighted loss pulls towards 1/2); BBSE's C comes from `y_source` and the predictions
-    at `threshold`. Each bootstrap round resamples the source images and the target images, as
-    whole groups where `groups_*` are given (`ImageSet.patients`), so the interval carries both
-    C's and the target's sampling error. Rounds whose source resample holds one class, or whose
-    C is singular, give BBSE no value and are left out of its interval.
+    EM starts from, and corrects for, `source_prior`: the prior the model's probabilities are
+    calibrated for, by default the one a loss weighted by `class_weights` trains towards
+    (`loss_prior`, 1/2). Not the mean `p_source`: over an unweighted source set that mean grows
+    towards the source's share of PNEUMONIA as the model improves, and EM started there on those
+    images stays there, since any mean is a fixed point on its own images. BBSE's C comes from
+    `y_source` and the predictions at `threshold`. Each bootstrap round resamples the source images
+    and the target images, as whole groups where `groups_*` are given (`ImageSet.patients`), so
+    BBSE's interval carries both C's and the target's sampling error, and EM's (whose source prior
+    is fixed) the target's. Rounds whose source resample holds one class, or whose C is singular,
+    give BBSE no value and are left out of its interval.
     """
     y, p = labels_and_probabilities(y_source, p_source)
     target = np.asarray(p_target, dtype=np.float64).reshape(-1)
+    prior = loss_prior(y) if source_prior is None else float(source_prior)
     point = {
-        "EM": em_prior(target, float(p.mean()))[0],
+        "EM": em_prior(target, prior)[0],
         "BBSE": bbse_prior(y, p, target, threshold),
     }
     rng = np.random.default_rng(seed)
     w_s = _resample_weights(rng, _group_index(groups_source, y.size), n_boot)
     w_t = _resample_weights(rng, _group_index(groups_target, target.size), n_boot)
     flagged_share = (w_t * (target >= threshold)).sum(1) / w_t.sum(1)
-    source_prior = np.clip((w_s * p).sum(1) / w_s.sum(1), EPS, 1 - EPS)
     samples = {
-        "EM": _em_rows(w_t, target, source_prior, 1e-6, 1000),
+        "EM": _em_rows(w_t, target, np.full(n_boot, prior), 1e-6, 1000),
         "BBSE": _bbse_rows(_joint_confusion(w_s, y, p >= threshold), flagged_share),
     }
     tail = 100 * (1 - level) / 2

@@ -96,7 +96,11 @@ def plot_by_site(rows: list[dict] | pd.DataFrame, metrics=REPORTED[:3], axes=Non
 def plot_against_k(
     rows: list[dict] | pd.DataFrame, baselines: dict[str, float], metric: str = "auroc", ax=None
 ):
-    """`metric` against K (log axis) per method, with intervals; baselines as dashed lines."""
+    """`metric` against K (log axis) per method, with intervals; baselines as dashed lines.
+
+    K is the count asked of `k_support`, which draws whole patients, so a support set holds about
+    K images, not exactly K.
+    """
     frame = pd.DataFrame(rows)
     ax = ax or plt.subplots(figsize=(6, 4))[1]
     for method, part in frame.groupby("method", sort=False):
@@ -108,7 +112,8 @@ def plot_against_k(
     ax.set_xscale("log")
     ax.minorticks_off()
     ks = sorted(frame["K"].unique())
-    ax.set(xticks=ks, xticklabels=[str(k) for k in ks], xlabel="K labelled target images")
+    xlabel = "K: about K labelled target images, drawn as whole patients"
+    ax.set(xticks=ks, xticklabels=[str(k) for k in ks], xlabel=xlabel)
     ax.set(ylabel=metric)
     ax.legend(fontsize=8)
     return ax

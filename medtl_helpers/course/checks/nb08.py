@@ -90,6 +90,7 @@ def check_batchnorm_reset(reset: Callable[[nn.Module], object]) -> None:
                 "plain average over every target batch (see what momentum=None means in "
                 "BatchNorm's documentation)."
             )
+    _check_next_batches(model)
     reference = _bn_model()
     count = reset_batchnorm_statistics(reference)
     print(
@@ -99,50 +100,97 @@ def check_batchnorm_reset(reset: Callable[[nn.Module], object]) -> None:
     )
 
 
+def _check_next_batches(model: nn.Module) -> None:
+    """After the reset, two train-mode batches (means 7 and -3) must give their plain average."""
+    layers = batchnorm_layers(model)
+    seen: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+    handles = [
+        layer.register_forward_pre_hook(
+            lambda _, inputs, name=name: seen[name].append(inputs[0].transpose(0, 1).flatten(1))
+        )
+        for name, layer in layers.items()
+    ]
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for mean, sd in ((7.0, 5.0), (-3.0, 1.0)):
+            model(torch.randn(6, 1, 5, 5, generator=generator) * sd + mean)
+    for handle in handles:
+        handle.remove()
+    for name, layer in layers.items():
+        want = [
+            torch.stack([getattr(x, f)(1) for x in seen[name]]).mean(0) for f in ("mean", "var")
+        ]
+        got = (layer.running_mean, layer.running_var)
+        if layer.eps == 1e-5 and all(
+            g is not None and torch.allclose(g, w, 1e-4, 1e-5) for g, w in zip(got, want)
+        ):
+            continue
+        cause = "with momentum=None they must be the plain average of the batches"
+        if layer.eps != 1e-5:
+            cause = f"eps is now {layer.eps}: the reset must not change how the layer normalises"
+        elif not layer.track_running_stats or got[0] is None:
+            cause = (
+                "track_running_stats is False, so train-mode batches no longer update them and "
+                "AdaBN would normalise with mean 0 and variance 1. Leave track_running_stats alone"
+            )
+        elif not layer.training:
+            cause = (
+                "the layer is in eval mode after your reset, and in eval mode BatchNorm never "
+                "updates them. Leave the mode alone (AdaBN switches to train mode itself)"
+            )
+        shown = None if got[0] is None else [round(v, 2) for v in got[0].tolist()]
+        raise AssertionError(
+            f"after your reset the checker ran two batches through the model; layer {name}'s "
+            f"running mean is {shown} where the batches' average is "
+            f"{[round(v, 2) for v in want[0].tolist()]}: {cause}."
+        )
+
+
 def drift_cases() -> pd.DataFrame:
-    """A made-up drift table, 7 sites: each wrong reading picks a site of its own.
+    """A made-up drift table, 8 sites: each wrong reading picks a site of its own.
 
     The mean over the layers picks exposure; the largest or the last layer picks blur, the first
-    layer noise, the median low resolution, sd_ratio marker, the smallest mean the control, and
-    the sum over the layers contrast. Exposure has no row for the first layer (as if its hook
-    recorded nothing), so it has 3 layer rows where the others have 4: a sum then counts rows as
-    well as drift.
+    layer noise, the median low resolution, sd_ratio marker, the smallest mean the control, the
+    mean of squares or the mean without a site's first row grid, and the sum over the layers
+    contrast. Exposure has no row for the first layer (as if its hook recorded nothing), so it has
+    3 layer rows where the others have 4: a sum, or a mean after filling the missing layer with 0,
+    then counts rows as well as drift.
     """
     shifts = {
         "source (held-out)": [0.05, 0.04, 0.03, 0.02],
         "blur": [0.10, 0.10, 0.10, 1.20],
-        "exposure": [None, 0.30, 0.40, 1.10],
-        "noise": [1.00, 0.40, 0.20, 0.10],
+        "exposure": [None, 1.00, 0.40, 0.40],
+        "noise": [1.05, 0.40, 0.20, 0.10],
         "low resolution": [0.60, 0.60, 0.60, 0.10],
         "marker": [0.30, 0.30, 0.30, 0.30],
-        "contrast": [0.50, 0.50, 0.50, 0.50],
+        "grid": [0.00, 0.00, 1.10, 1.10],
+        "contrast": [0.57, 0.57, 0.57, 0.57],
     }
     ratios = {site: 1.0 + 0.1 * i for i, site in enumerate(shifts)} | {"marker": 3.0}
-    return pd.DataFrame(
-        {
-            "site": site,
-            "depth": depth,
-            "layer": f"layer{depth}.bn",
-            "mean_shift": shift,
-            "sd_ratio": ratios[site],
-        }
+    rows = [
+        (site, depth, f"layer{depth}.bn", shift, ratios[site])
         for site, values in shifts.items()
         for depth, shift in enumerate(values)
         if shift is not None
-    )
+    ]
+    return pd.DataFrame(rows, columns=["site", "depth", "layer", "mean_shift", "sd_ratio"])
 
 
 DRIFT_HINTS = {
     "blur": "blur moves one layer furthest (1.2 source sds, its last) but little on average: "
     "the exercise asks for the average over a site's layers, not its largest or last layer",
-    "noise": "noise moves the first layer most (1.0) but less than another site on average: a "
+    "noise": "noise moves the first layer most (1.05) but less than another site on average: a "
     "site's drift counts every one of its layers, not the first alone",
     "low resolution": "low resolution has the largest median (0.60); the exercise asks for the "
     "mean, which also counts a site's one far-drifted layer",
     "marker": "marker has the largest sd_ratio; the exercise asks for mean_shift",
-    "contrast": "contrast has the largest sum over its layers (4 rows of 0.50), but exposure has "
-    "only 3 layer rows in this table: a sum grows with the number of rows, so average (.mean()) "
-    "instead of adding",
+    "grid": "grid leads in the mean of the squared shifts, and in the mean without each site's "
+    "first row, but not in the plain mean over all of a site's rows (0.55): average mean_shift "
+    "as it is, over every row the site has",
+    "contrast": "contrast (4 rows of 0.57) leads when exposure's missing first layer counts as 0, "
+    "as in a sum over the rows or in a pivot filled with fillna(0) before the mean; exposure has "
+    "only 3 layer rows in this table, so average the rows each site has, without adding or "
+    "filling the missing layer",
     "source (held-out)": "that is the control, the smallest average drift; the exercise asks for "
     "the largest",
 }
@@ -174,8 +222,8 @@ def check_most_drifted(most_drifted: Callable[[pd.DataFrame], str]) -> None:
     print(
         "Correct: in the checker's own drift table (made-up numbers, not your run), 'exposure' "
         "drifts most on average (0.60 source sds per layer), although other sites lead in one "
-        "layer, in the median, in sd_ratio or in the sum over layers (exposure has one row "
-        "fewer). Compare the prediction printed above for this "
+        "layer, in the median, in sd_ratio, in the mean of squares or in the sum over layers "
+        "(exposure has one row fewer). Compare the prediction printed above for this "
         "notebook's own table with the AdaBN gains measured below."
     )
 
@@ -189,8 +237,8 @@ def check_coral_distance(coral: Callable[[torch.Tensor, torch.Tensor], object]) 
     expected = float(coral_distance(source, target))
     hint = (
         "The source has 30 images and the target 20, so the covariances must be over the 3 "
-        "features, (d, d) = x.T @ x, not over the images (np.cov and torch.cov take the "
-        "features as rows: pass x.T)."
+        "features, (d, d) = (x - x.mean(0)).T @ (x - x.mean(0)) / (n - 1), not over the images "
+        "(np.cov and torch.cov take the features as rows: pass x.T)."
     )
     got = _coral_value(coral, (source, target), "coral(source, target)", hint)
     if _coral_value(coral, (source, source), "coral(x, x)", hint) != 0.0:
