@@ -14,10 +14,39 @@ def shared(episode, pool):
     return episode.shared_patients(pool)
 
 
+def by_hand(episode, pool):
+    support = {pool.patients[i] for i in episode.support}
+    return support & {pool.patients[i] for i in episode.query}
+
+
 def test_leak_checker_accepts_sets_and_lists(capsys):
-    check_episode_leak(shared)
-    check_episode_leak(lambda e, p: sorted(shared(e, p)))
+    check_episode_leak(by_hand)
+    check_episode_leak(lambda e, p: sorted(by_hand(e, p)))
     assert capsys.readouterr().out.count("Correct: the leak is a patient, not an image") == 2
+
+
+def tied_by_hand(rows, setting, k):
+    part = [r for r in rows if r["setting"] == setting and r["K"] == k]
+    best = max(part, key=lambda r: r["accuracy"])
+    return [r["method"] for r in part if r["accuracy_high"] >= best["accuracy_low"]]
+
+
+def test_the_checkers_refuse_the_package_answers_the_exercises_ask_to_write():
+    from medtl_helpers.adaptation import Episode
+    from medtl_helpers.adaptation.few_shot import paired_tied_best
+
+    leak = "shared_patients calls the package's Episode.shared_patients: the exercise asks you"
+    for answer in (shared, lambda e, p: e.shared_patients(p), Episode.shared_patients):
+        with pytest.raises(AssertionError, match=leak):
+            check_episode_leak(answer)
+    tie = "tied_best calls the package's {}: the exercise asks you to write the rule yourself"
+    for answer, called in (
+        (tied_best, "tied_best"),
+        (lambda rows, s, k: sorted(tied_best(rows, s, k)), "tied_best"),
+        (lambda rows, s, k: paired_tied_best(rows, s, k), "paired_tied_best"),
+    ):
+        with pytest.raises(AssertionError, match=tie.format(called)):
+            check_tied_best(answer)
 
 
 def shared_indices(episode, pool):
@@ -59,13 +88,13 @@ LEAK_WRONG = [
 
 
 def test_tied_best_checker_accepts_the_reference(capsys):
-    check_tied_best(tied_best)
+    check_tied_best(tied_by_hand)
     out = capsys.readouterr().out
     assert "Correct: in the checker's made-up rows, ['A', 'B', 'D'] cannot be told apart" in out
 
 
 def best_only(rows, setting, k):
-    return tied_best(rows, setting, k)[:1]
+    return tied_by_hand(rows, setting, k)[:1]
 
 
 def against_the_mean(rows, setting, k):

@@ -146,7 +146,7 @@ def package_logistic(support, labels, query):
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
-        (medians, "case 3; expected .*the prototypes look like medians. A prototype is the mean"),
+        (medians, "case 3; expected .*the prototypes look like medians \\(or another centre"),
         (medians_numpy, "case 3; expected .*the prototypes look like medians"),
         (minkowski(1.0), "case 3; expected .*by the L1 \\(city-block\\) distance"),
         (minkowski(float("inf")), "case 3; expected .*by the L∞ \\(Chebyshev\\) distance"),
@@ -162,7 +162,7 @@ def test_prototype_checker_rejects_other_prototypes_distances_and_classifiers(an
 
 
 def test_the_third_prototype_case_separates_each_lookalike():
-    from medtl_helpers.course.checks.nb09_prototypes import LABELS_3, QUERY_3, SUPPORT_3
+    from medtl_helpers.course.checks.nb09_prototype_cases import LABELS_3, QUERY_3, SUPPORT_3
 
     case = (SUPPORT_3, LABELS_3, QUERY_3)
     right = nearest_mean(*case).tolist()
@@ -187,7 +187,7 @@ def test_the_third_prototype_case_separates_each_lookalike():
 
 
 def test_the_prototype_traps_give_different_answers_from_the_right_one():
-    from medtl_helpers.course.checks.nb09_prototypes import LABELS, QUERY, SUPPORT
+    from medtl_helpers.course.checks.nb09_prototype_cases import LABELS, QUERY, SUPPORT
 
     right = nearest_mean(SUPPORT, LABELS, QUERY).tolist()
     assert right == [1, 0, 1, 0]
@@ -201,7 +201,7 @@ def test_prototype_checker_explains_an_error():
 
 
 def test_the_second_prototype_case_tells_euclidean_from_dot_product_and_cosine():
-    from medtl_helpers.course.checks.nb09_prototypes import LABELS_2, QUERY_2, SUPPORT_2
+    from medtl_helpers.course.checks.nb09_prototype_cases import LABELS_2, QUERY_2, SUPPORT_2
 
     right = nearest_mean(SUPPORT_2, LABELS_2, QUERY_2).tolist()
     assert right == [0, 0, 0, 1]
@@ -256,7 +256,7 @@ def test_prototype_checker_rejects_a_centred_cosine_and_a_class_size_prior(answe
 
 
 def test_the_fourth_prototype_case_separates_the_centred_cosine_and_the_priors():
-    from medtl_helpers.course.checks.nb09_prototypes import (
+    from medtl_helpers.course.checks.nb09_prototype_cases import (
         LABELS_4,
         PROTOTYPE_CASES,
         QUERY_4,
@@ -325,7 +325,7 @@ def test_prototype_checker_rejects_any_class_prior_and_the_package_functions(ans
 
 
 def test_the_fifth_prototype_case_flips_with_any_positive_prior_weight():
-    from medtl_helpers.course.checks.nb09_prototypes import LABELS_5, QUERY_5, SUPPORT_5
+    from medtl_helpers.course.checks.nb09_prototype_cases import LABELS_5, QUERY_5, SUPPORT_5
 
     case = (SUPPORT_5, LABELS_5, QUERY_5)
     assert nearest_mean(*case).tolist() == [0, 1, 0, 1, 0]
@@ -333,3 +333,77 @@ def test_the_fifth_prototype_case_flips_with_any_positive_prior_weight():
         assert weighted_prior(weight)(*case).tolist() == [1, 1, 1, 1, 1], weight
         assert weighted_prior(-weight)(*case).tolist() == [0, 0, 0, 0, 0], weight
     assert gaussian_prior(*case).tolist() == [1, 1, 1, 1, 1]
+
+
+# Answers review 3 of notebook 09 found passing or named as a class-size prior: each must fail
+# with a message naming its own mistake (or, for one the checker does not know, the query point).
+
+
+def midranges(support, labels, query):
+    """The centre of each class's bounding box, (max + min) / 2, as the prototype."""
+    parts = [support[labels == c] for c in (0, 1)]
+    centres = torch.stack([(x.max(dim=0).values + x.min(dim=0).values) / 2 for x in parts])
+    return torch.cdist(query, centres).argmin(dim=1)
+
+
+def mean_distance(power):
+    def answer(support, labels, query):
+        gaps = torch.cdist(query, support) ** power
+        return torch.stack([gaps[:, labels == c].mean(dim=1) for c in (0, 1)], 1).argmin(dim=1)
+
+    return answer
+
+
+def three_nearest(support, labels, query):
+    """A vote of the three nearest support images, written by hand."""
+    nearest = torch.cdist(query, support).argsort(dim=1)[:, :3]
+    return (labels[nearest].float().mean(dim=1) > 0.5).long()
+
+
+def sklearn_lda(support, labels, query):
+    """Linear discriminant analysis: a pooled covariance (the Mahalanobis metric) and a prior."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    return LinearDiscriminantAnalysis().fit(support.numpy(), labels.numpy()).predict(query.numpy())
+
+
+UNKNOWN = "it matches no mistake this checker knows. At the query point \\(0.5, 3\\) your answer"
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (midranges, "case 6; expected .*the centre of each class's range, \\(max \\+ min\\) / 2"),
+        (mean_distance(1), "case 1; expected .*the mean of the distances from a query to each"),
+        (mean_distance(2), "case 1; expected .*plus the class's spread"),
+        (three_nearest, "case 1; expected .*a vote of the three nearest support images"),
+        (sklearn_lda, f"case 1; expected .*{UNKNOWN} is 0; .*the nearest class mean gives 1"),
+    ],
+)
+def test_prototype_checker_names_the_mistake_not_a_prior(answer, message):
+    with pytest.raises(AssertionError, match=message) as caught:
+        check_prototype_classifier(answer)
+    assert PRIOR not in str(caught.value)
+
+
+def test_the_sixth_prototype_case_puts_a_query_between_the_mean_and_the_range_centre():
+    from medtl_helpers.course.checks.nb09_prototype_cases import (
+        LABELS_6,
+        PROTOTYPE_CASES,
+        QUERY_6,
+        SUPPORT_6,
+    )
+
+    case = (SUPPORT_6, LABELS_6, QUERY_6)
+    assert SUPPORT_6[LABELS_6 == 0].mean(dim=0).tolist() == pytest.approx([7 / 3, 0])
+    assert nearest_mean(*case).tolist() == [1, 0, 1, 0]
+    assert midranges(*case).tolist() == [0, 0, 1, 0]
+    for support, labels, query in PROTOTYPE_CASES[:5]:  # only case 6 catches it
+        assert torch.equal(midranges(support, labels, query), nearest_mean(support, labels, query))
+
+
+def test_a_prior_below_the_stated_weight_passes_and_the_message_says_so(capsys):
+    check_prototype_classifier(weighted_prior(0.002))  # below 0.0025: no answer changes
+    out = capsys.readouterr().out
+    assert "a prior for the class sizes (unless its weight is tiny)" in out
+    assert "any weight" not in out

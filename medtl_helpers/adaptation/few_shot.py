@@ -12,8 +12,11 @@ differences (`paired_difference`). Where their scores are positively correlated 
 (an episode hard for one is hard for the other), the paired interval is narrower than two unpaired
 intervals suggest; with uncorrelated or negatively correlated scores it is not. `winners(...,
 paired=True)` calls two methods apart only where that interval (with `n_boot`, the pool-bootstrap
-one too) leaves 0 out. `score_twins` averages each episode with its swapped twin (`swap_labels`),
-which removes any label order a method's weights favour.
+one too) leaves 0 out. `score_twins` averages each episode with its swapped twin (`swap_labels`):
+a method and its mirror image (the two labels' outputs exchanged) get the same mean, so the sign of
+a lean towards one label order does not count. Not every effect of a lean cancels: a gain on one
+twin equals the loss on the other only for a start that ignores the support set (θ before its inner
+steps).
 """
 
 from __future__ import annotations
@@ -85,9 +88,11 @@ def score_method(method: Method, pool: FeaturePool, episodes: list[Episode]) -> 
 def score_twins(method: Method, pool: FeaturePool, episodes: list[Episode]) -> dict:
     """`score_method` on each episode and its swapped twin (`swap_labels`), averaged per episode.
 
-    A method that reads only the support set scores the same on both; one whose weights favour a
-    label order gains on one what it loses on the other. The per-query results hold the episodes,
-    then their twins, so `pool_bootstrap` rescores the twin mean."""
+    A method that reads only the support set scores the same on both. For one whose weights
+    favour a label order, the mean does not depend on which order they favour (its mirror image
+    gets the same two scores, exchanged); the gain on one twin equals the loss on the other only
+    for a start that ignores the support set, such as θ before its inner steps. The per-query
+    results hold the episodes, then their twins, so `pool_bootstrap` rescores the twin mean."""
     row = score_method(method, pool, [*episodes, *(swap_labels(e) for e in episodes)])
     n = len(episodes)
     for name in SCORES:

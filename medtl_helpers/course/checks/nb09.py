@@ -3,6 +3,8 @@
 Each checker runs the student's answer on cases where the reference answer is known and, at the
 first difference, raises AssertionError with a sentence saying what differs and the likely cause.
 On success it prints one sentence. The first exercise's checker lives in nb09_prototypes.py.
+Each exercise asks the student to write the function, so an answer that is or calls the package's
+own (`Episode.shared_patients`, `tied_best`, `paired_tied_best`) is refused, as in the first.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import numpy as np
 import torch
 
 from medtl_helpers.adaptation import Episode, FeaturePool, tied_best
+from medtl_helpers.adaptation.few_shot import paired_tied_best
 from medtl_helpers.course.checks.common import call_answer, plain, require_answer
-from medtl_helpers.course.checks.nb09_prototypes import check_prototype_classifier
+from medtl_helpers.course.checks.nb09_prototypes import check_prototype_classifier, package_call
 
 __all__ = ["check_episode_leak", "check_prototype_classifier", "check_tied_best"]
 
@@ -78,6 +81,12 @@ LEAK_HINTS = {
 def check_episode_leak(shared_patients: Callable[[Episode, FeaturePool], object]) -> None:
     """`shared_patients(episode, pool)`: the set of patient ids in both support and query."""
     require_answer(shared_patients, "your shared_patients")
+    if package_call(shared_patients, {"shared_patients": Episode.shared_patients}):
+        raise AssertionError(
+            "shared_patients calls the package's Episode.shared_patients: the exercise asks you "
+            "to write it yourself. Collect pool.patients of the support images and of the query "
+            "images, and return the patients in both."
+        )
     pool = _leak_pool()
     for number, (support, query, expected) in enumerate(LEAK_CASES, start=1):
         got = call_answer(
@@ -251,6 +260,13 @@ def _missing_hint(got: set, expected: set, k: int) -> str:
 def check_tied_best(tied: Callable) -> None:
     """`tied(rows, setting, k)`: the methods whose intervals reach the best one's lower bound."""
     require_answer(tied, "your tied_best")
+    called = package_call(tied, {"tied_best": tied_best, "paired_tied_best": paired_tied_best})
+    if called is not None:
+        raise AssertionError(
+            f"tied_best calls the package's {called}: the exercise asks you to write the rule "
+            "yourself. Keep the rows of the setting and K, find the one with the best mean, and "
+            "return the methods whose upper bound is at least its lower bound."
+        )
     for k, hints in TIE_CELLS:
         call = f"tied_best(rows, 'val', {k})"
         got = call_answer(
