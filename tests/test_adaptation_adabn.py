@@ -16,7 +16,7 @@ from medtl_helpers.adaptation import (
     predict_with_batch_statistics,
     reset_batchnorm_statistics,
 )
-from medtl_helpers.adaptation.adabn import even_batches
+from medtl_helpers.adaptation.adabn import even_batches, one_class_share
 from medtl_helpers.data import to_model_input
 from medtl_helpers.models import build_model
 
@@ -193,3 +193,11 @@ def test_input_drift_sees_a_brighter_input_at_every_layer_without_renormalising(
     adapted = batchnorm_drift(net, adapt_batchnorm(net, brighter, batch_size=len(brighter)))
     assert adapted[1]["mean_shift"] < 0.5 * rows[1]["mean_shift"]
     assert all(not m.training for m in net.modules())  # modes restored
+
+
+def test_one_class_share_counts_the_batches_of_a_single_class():
+    sorted_labels = [0] * 6 + [1] * 4  # the smaller class has 4 images
+    assert one_class_share(sorted_labels, 2) == 1.0  # 5 batches of 2, none across the boundary
+    assert one_class_share(sorted_labels, 3) == 2 / 3  # batches 0-3, 4-6, 7-9: the middle mixes
+    assert one_class_share(sorted_labels, 8) == 0.0  # one batch of all 10 holds both classes
+    assert one_class_share([0, 1] * 5, 2) == 0.0  # alternating: every batch mixed

@@ -195,3 +195,33 @@ def test_plot_against_k_draws_methods_and_baselines():
     assert len(ax.containers) == 2
     assert [t.get_text() for t in ax.get_xticklabels()] == ["8", "32"]
     plt.close("all")
+
+
+def test_coral_chosen_returns_the_lambda_0_control_scored_on_test(model, target, monkeypatch):
+    # Deep CORAL's head also trains further on the source; the λ = 0 run of those steps is
+    # returned and scored, so that Deep CORAL minus the control is what the alignment added.
+    features = {
+        part: backbone_features(model, getattr(target, part).images, 32)
+        for part in ("unlabelled", "val", "test")
+    }
+    losses = {0.0: 0.5, 10.0: 0.4}
+
+    def fake(head, *args, weight, **kwargs):
+        shifted = copy.deepcopy(head)
+        linear = next(m for m in shifted.modules() if isinstance(m, torch.nn.Linear))
+        with torch.no_grad():
+            linear.bias += torch.tensor([-weight / 5, weight / 5])  # λ = 10: higher scores
+        return shifted, [{"step": 0, "val_loss": 0.9}, {"step": 1, "val_loss": losses[weight]}]
+
+    monkeypatch.setattr(compare, "deep_coral", fake)
+    settings = FewShot(lambdas=(10.0,))
+    result = coral_chosen(model, features["unlabelled"], target.unlabelled.labels, features,
+                          target, settings)  # fmt: skip
+    control = result["control"]
+    assert result["lambda"] == 10.0 and control["lambda"] == 0.0
+    assert control["p"].shape == result["p"].shape == (len(target.test),)
+    assert (control["p"] < result["p"]).all()  # the λ = 0 head's own scores
+    losses[10.0] = 0.5  # a tie keeps λ = 0: the two rows are then one run
+    result = coral_chosen(model, features["unlabelled"], target.unlabelled.labels, features,
+                          target, settings)  # fmt: skip
+    assert result["lambda"] == 0.0 and result["control"]["p"] is result["p"]

@@ -8,6 +8,7 @@ import torch
 
 from medtl_helpers.adaptation.results import (
     against_baseline,
+    chance_cells,
     paired_against_baseline,
     paired_verdicts,
     result_row,
@@ -71,3 +72,30 @@ def test_resamples_of_one_class_are_counted_not_warned_per_cell(recwarn):
     row = paired_against_baseline(rows, scores, n_boot=400, seed=0).iloc[0]
     assert row["one_class_resamples"] > 0  # about (13/16)**16 hold no PNEUMONIA, under 10%
     assert not [w for w in recwarn if "single class" in str(w.message)]
+
+
+def test_the_chance_count_leaves_out_cells_that_cannot_differ():
+    scores, _ = scores_and_rows()
+    base, part, _ = scores["source model", "blur"]
+    better = scores["L2-SP", "blur"][0]
+    shifted = np.clip(base + 0.01, 0, 1)  # other probabilities, the same flags at 0.5
+    scores.update(
+        {
+            ("DANN", "blur"): (base.copy(), part, 0.5),  # kept step 0: the source model itself
+            ("L2-SP control", "blur"): (better.copy(), part, 0.5),  # the same run as L2-SP
+            ("nudged", "blur"): (shifted, part, 0.5),  # the same flags: interval [0, 0]
+        }
+    )
+    rows = [
+        result_row(m, s, part.labels.numpy(), p, t, part.patients, 200, 0)
+        for (m, s), (p, _, t) in scores.items()
+    ]
+    differences = paired_against_baseline(rows, scores, n_boot=200, seed=0)
+    reasons = dict(zip(differences["method"], chance_cells(differences, scores)))
+    assert reasons == {
+        "L2-SP": "counted",
+        "flipped": "counted",
+        "DANN": "same run as the baseline",
+        "L2-SP control": "same run as L2-SP",
+        "nudged": "interval [0, 0]",
+    }

@@ -20,7 +20,7 @@ from medtl_helpers.course.checks.nb08 import drift_cases
 def test_reset_checker_accepts_the_reference(capsys):
     check_batchnorm_reset(reset_batchnorm_statistics)
     out = capsys.readouterr().out
-    assert "Correct: in the checker's small test model, all 2 BatchNorm layers forgot" in out
+    assert "Correct: in the checker's small test model, all 3 BatchNorm layers forgot" in out
 
 
 def resets_parameters(model):
@@ -61,7 +61,10 @@ def resets_a_copy(model):
     ("answer", "message"),
     [
         (resets_parameters, "lost its learned weight and bias: reset_parameters"),
-        (top_level_only, r"\['3.1'\] still hold the old running mean.*not only the top-level"),
+        (
+            top_level_only,
+            r"\['3.1', '4.2'\] still hold the old running mean.*not only the top-level",
+        ),
         (keeps_momentum, "keeps momentum=0.1: .*plain average over every target batch"),
         (zeroes_by_hand, "still counts 40 batches seen"),
         (resets_a_copy, "you reset a copy and returned it"),
@@ -237,7 +240,7 @@ def test_coral_checker_wants_one_number():
     [
         (
             lambda d: d.groupby("layer").mean_shift.mean().idxmax(),
-            "returned 'layer3.bn'; expected 'exposure': 'layer3.bn' is a layer; .*group the rows",
+            "returned 'layer0.bn'; expected 'exposure': 'layer0.bn' is a layer; .*group the rows",
         ),
         (
             lambda d: d.groupby("site").mean().mean_shift.idxmax(),
@@ -292,3 +295,59 @@ def test_reset_checker_runs_batches_after_the_reset(answer, message):
     # would not average them.
     with pytest.raises(AssertionError, match=message):
         check_batchnorm_reset(answer)
+
+
+def reset_only_2d(model):
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None
+
+
+def test_reset_checker_wants_every_kind_of_batchnorm():
+    # The test model ends in a BatchNorm1d head: resetting BatchNorm2d alone leaves it stale.
+    with pytest.raises(AssertionError, match=r"the BatchNorm1d layer\(s\) \['4.2'\] still hold"):
+        check_batchnorm_reset(reset_only_2d)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            lambda d: d[d.depth <= 2].groupby("site").mean_shift.mean().idxmax(),
+            "returned 'gamma'.*first three layers",
+        ),
+        (
+            lambda d: d.groupby("site").head(3).groupby("site").mean_shift.mean().idxmax(),
+            "returned 'gamma'.*not the first few",
+        ),
+        (
+            lambda d: (d.mean_shift / d.sd_ratio).groupby(d.site).mean().idxmax(),
+            "returned 'scatter'.*mean_shift / sd_ratio",
+        ),
+    ],
+)
+def test_drift_checker_rejects_a_partial_mean_and_a_ratio(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_most_drifted(answer)
+
+
+def over_4d(s, t):
+    return (unbiased_cov(s) - unbiased_cov(t)).pow(2).sum() / (4 * s.shape[1])
+
+
+def mixed_divisors(s, t):
+    biased = (t - t.mean(0)).T @ (t - t.mean(0)) / len(t)
+    return (unbiased_cov(s) - biased).pow(2).sum() / (4 * s.shape[1] ** 2)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (over_4d, r"Divide by 4 d² \(d squared\), not by 4 d"),
+        (mixed_divisors, r"coral\(x, x\) returned .* one set's covariance divides by n - 1 and"),
+    ],
+)
+def test_coral_checker_names_the_divisor_slips(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_coral_distance(answer)

@@ -6,6 +6,7 @@ import copy
 import math
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -23,7 +24,9 @@ from medtl_helpers.adaptation import (
     separation_before_after,
 )
 from medtl_helpers.data.synthetic import make_synthetic
+from medtl_helpers.metrics import predict_proba
 from medtl_helpers.models import build_model
+from medtl_helpers.training import backbone_features
 
 KWARGS = dict(batch_size=8, eval_every=1, image_size=16, seed=0, optimizer="sgd", lr=1e-3)
 
@@ -114,9 +117,9 @@ def test_dann_chosen_tries_0_first_and_keeps_the_lowest_validation_loss(sites, m
         tried.append(weight)
         assert unlabelled is target and options["steps"] == 20 and options["image_size"] == 16
         assert options["seed"] == 3  # every ceiling trains on the same batches and start
-        return net, [{"step": 0, "val_loss": 0.9}, {"step": 5, "val_loss": losses[weight]}]
+        return net, [{"step": 0, "val_loss": 0.9}, {"step": 5, "val_loss": losses[weight]}], net
 
-    monkeypatch.setattr(dann, "dann_training", fake)
+    monkeypatch.setattr(dann, "_adversarial_run", fake)
     site = type("Target", (), {"unlabelled": target, "val": source, "test": source})
     result = dann_chosen(
         model, source, site, FewShot(dann_weights=(1.0, 0.1)), image_size=16, seed=3
@@ -139,9 +142,9 @@ def test_dann_chosen_returns_the_lambda_0_control_scored_on_test(sites, monkeypa
               for w, v in ((0.0, 0.5), (1.0, 0.4))}  # fmt: skip
 
     def fake(net, src, unlabelled, val, *, weight, **options):
-        return nets[weight], curves[weight]
+        return nets[weight], curves[weight], nets[weight]
 
-    monkeypatch.setattr(dann, "dann_training", fake)
+    monkeypatch.setattr(dann, "_adversarial_run", fake)
     site = type("Target", (), {"unlabelled": target, "val": source, "test": source})
     result = dann_chosen(model, source, site, FewShot(dann_weights=(1.0,)), image_size=16)
     control = result["control"]
@@ -176,16 +179,37 @@ def test_dann_chosen_measures_a_run_with_the_adversary_even_when_0_is_chosen(sit
     # separation check must read the largest ceiling's run instead.
     model, source, target = sites
     nets = {w: copy.deepcopy(model) for w in (0.0, 0.1, 1.0)}
+    finals = {w: copy.deepcopy(model) for w in nets}
     losses = {0.0: 0.3, 0.1: 0.5, 1.0: 0.4}
 
     def fake(net, src, unlabelled, val, *, weight, **options):
-        return nets[weight], [{"step": 0, "val_loss": 0.9}, {"step": 2, "val_loss": losses[weight]}]
+        curve = [{"step": 0, "val_loss": 0.9}, {"step": 2, "val_loss": losses[weight]}]
+        return nets[weight], curve, finals[weight]
 
-    monkeypatch.setattr(dann, "dann_training", fake)
+    monkeypatch.setattr(dann, "_adversarial_run", fake)
     site = type("Target", (), {"unlabelled": target, "val": source, "test": source})
     result = dann_chosen(model, source, site, FewShot(dann_weights=(1.0, 0.1)), image_size=16)
     assert result["lambda"] == 0.0 and result["model"] is nets[0.0]
-    assert result["adversary"]["lambda"] == 1.0 and result["adversary"]["model"] is nets[1.0]
+    assert result["adversary"]["lambda"] == 1.0 and result["adversary"]["model"] is finals[1.0]
     losses[0.1] = 0.2  # a positive ceiling chosen: that run is the one measured
     result = dann_chosen(model, source, site, FewShot(dann_weights=(1.0, 0.1)), image_size=16)
-    assert result["adversary"] == {"model": nets[0.1], "lambda": 0.1}
+    assert result["adversary"] == {"model": finals[0.1], "lambda": 0.1, "kept_step": 2}
+    assert result["kept_steps"] == {0.0: 2, 0.1: 2, 1.0: 2}
+
+
+def test_the_adversary_is_measured_at_the_end_of_training_when_step_0_is_kept(sites, monkeypatch):
+    # Validation keeps step 0 for every ceiling, so every scored run is the source model; the
+    # separation check must still read the weights the adversary trained, not the source's.
+    scored = iter(range(1000))  # every scored step is worse than the last: step 0 is kept
+    monkeypatch.setattr(joint, "scores_on", lambda *a: {"val_loss": next(scored)})
+    model, source, target = sites
+    settings = FewShot(steps=2, eval_every=1, batch_size=8, lr=1e-3, optimizer="sgd")
+    site = type("Target", (), {"unlabelled": target, "val": source, "test": source})
+    result = dann_chosen(model, source, site, replace(settings, dann_weights=(10.0,)), 16)
+    assert result["lambda"] == 0.0 and result["kept_steps"] == {0.0: 0, 10.0: 0}
+    assert result["adversary"]["lambda"] == 10.0 and result["adversary"]["kept_step"] == 0
+    source_p = predict_proba(model, source.images, image_size=16)
+    assert np.array_equal(result["p"], source_p)  # the scored row is the source model itself
+    before = backbone_features(model, source.images, 16)
+    after = backbone_features(result["adversary"]["model"], source.images, 16)
+    assert np.abs(before - after).max() > 1e-6

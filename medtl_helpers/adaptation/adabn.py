@@ -25,6 +25,7 @@ import copy
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -57,6 +58,18 @@ def even_batches(n: int, batch_size: int) -> list[np.ndarray]:
     batch of one, which BatchNorm in train mode cannot normalise after a 1 x 1 layer.
     """
     return np.array_split(np.arange(n), max(1, n // batch_size))
+
+
+def one_class_share(labels: ArrayLike, batch_size: int) -> float:
+    """The share of the batches of `even_batches` that hold images of one class only.
+
+    `labels` are in the order the images are batched. Sorting by label makes every batch one
+    class only where a batch is no larger than the smaller class's count; above that, the batch
+    at the boundary (or the only batch) holds both classes, and the share falls below 1.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    batches = even_batches(len(labels), batch_size)
+    return float(np.mean([len(np.unique(labels[index])) == 1 for index in batches]))
 
 
 @torch.no_grad()

@@ -67,7 +67,10 @@ def coral_chosen(
     """Deep CORAL for each λ (0 first, the control), λ chosen on the validation loss.
 
     `features` holds the source model's features of the target's unlabelled, val and test images.
-    Returns the test probabilities, the chosen λ and every λ's best validation loss.
+    Returns the test probabilities, the chosen λ and every λ's best validation loss, and under
+    "control" the λ = 0 run's test probabilities (`p`, `lambda` 0): the head trained further on
+    the source features without the alignment term, on the same batches. Deep CORAL minus the
+    control is what the alignment added; where λ = 0 is chosen the two are the same run.
     """
     head = split_backbone_head(model)[1]
     runs = {}
@@ -87,7 +90,9 @@ def coral_chosen(
     losses = {weight: min(r["val_loss"] for r in curve) for weight, (_, curve) in runs.items()}
     chosen = choose_setting(losses)
     p = head_probabilities(runs[chosen][0], features["test"])
-    return {"p": p, "lambda": chosen, "val_losses": losses}
+    p_control = p if chosen == 0.0 else head_probabilities(runs[0.0][0], features["test"])
+    control = {"p": p_control, "lambda": 0.0}
+    return {"p": p, "lambda": chosen, "val_losses": losses, "control": control}
 
 
 def adapt_with_labels(

@@ -111,6 +111,56 @@ class _AdversarialLoss:
         return label + domain
 
 
+def _adversarial_run(
+    model: nn.Module,
+    source: ImageSet,
+    unlabelled: ImageSet,
+    val: ImageSet,
+    *,
+    weight: float = 1.0,
+    steps: int = 30,
+    lr: float = 1e-4,
+    batch_size: int = 16,
+    eval_every: int = 5,
+    image_size: int | None = None,
+    seed: int = 0,
+    optimizer: str = "adam",
+    momentum: float = 0.9,
+    hidden: int = 64,
+) -> tuple[nn.Module, list[dict[str, float]], nn.Module]:
+    """`dann_training`, plus a copy of the model after its last step (the adversary's end)."""
+    tuned = copy.deepcopy(model)
+    freeze(tuned, "none")
+    linear = next(m for m in tuned.fc.modules() if isinstance(m, nn.Linear))
+    with torch.random.fork_rng(devices=[]):  # the same seed, the same discriminator
+        torch.manual_seed(seed)
+        discriminator = domain_discriminator(linear.in_features, hidden)
+    discriminator.to(model_device(linear))
+    head = tuned.fc = _AdversarialHead(tuned.fc, discriminator)
+    generators = (torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1))
+    stacked = Stacked(source, unlabelled, torch.zeros(len(unlabelled), dtype=torch.long))
+    loss_fn = _AdversarialLoss(min(batch_size, len(source)), source, head, model_device(tuned))
+    options = dict(image_size=image_size, optimizer=optimizer, lr=lr, momentum=momentum)
+    step = paired_step(tuned, stacked, loss_fn, generators, **options)
+
+    def schedule(number: int) -> None:
+        head.reversal = weight * dann_schedule((number - 1) / max(1, steps - 1))
+
+    final: list[nn.Module] = []
+
+    def keep_final(trained: nn.Module) -> None:
+        final.append(copy.deepcopy(trained).eval())
+        final[0].fc = final[0].fc.head
+
+    index_batches = paired_batches(stacked, batch_size, steps, generators)
+    tuned, curve = train_on_pairs(
+        tuned, step, index_batches, val, steps=steps, eval_every=eval_every,
+        image_size=image_size, before_step=schedule, after_training=keep_final,
+    )  # fmt: skip
+    tuned.fc = head.head
+    return tuned, curve, final[0]
+
+
 def dann_training(
     model: nn.Module,
     source: ImageSet,
@@ -137,30 +187,17 @@ def dann_training(
     the last batch's label and domain losses, the reversal, ‖w − w_source‖) are as in
     `l2sp.fine_tune`; the discriminator is dropped from the model returned.
     """
-    tuned = copy.deepcopy(model)
-    freeze(tuned, "none")
-    linear = next(m for m in tuned.fc.modules() if isinstance(m, nn.Linear))
-    with torch.random.fork_rng(devices=[]):  # the same seed, the same discriminator
-        torch.manual_seed(seed)
-        discriminator = domain_discriminator(linear.in_features, hidden)
-    discriminator.to(model_device(linear))
-    head = tuned.fc = _AdversarialHead(tuned.fc, discriminator)
-    generators = (torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1))
-    stacked = Stacked(source, unlabelled, torch.zeros(len(unlabelled), dtype=torch.long))
-    loss_fn = _AdversarialLoss(min(batch_size, len(source)), source, head, model_device(tuned))
-    options = dict(image_size=image_size, optimizer=optimizer, lr=lr, momentum=momentum)
-    step = paired_step(tuned, stacked, loss_fn, generators, **options)
-
-    def schedule(number: int) -> None:
-        head.reversal = weight * dann_schedule((number - 1) / max(1, steps - 1))
-
-    index_batches = paired_batches(stacked, batch_size, steps, generators)
-    tuned, curve = train_on_pairs(
-        tuned, step, index_batches, val, steps=steps, eval_every=eval_every,
-        image_size=image_size, before_step=schedule,
+    tuned, curve, _ = _adversarial_run(
+        model, source, unlabelled, val, weight=weight, steps=steps, lr=lr,
+        batch_size=batch_size, eval_every=eval_every, image_size=image_size, seed=seed,
+        optimizer=optimizer, momentum=momentum, hidden=hidden,
     )  # fmt: skip
-    tuned.fc = head.head
     return tuned, curve
+
+
+def kept_step(curve: list[dict[str, float]]) -> int:
+    """The step whose weights a run returns: the lowest validation loss, the earliest on a tie."""
+    return int(min(curve, key=lambda row: row["val_loss"])["step"])
 
 
 def dann_chosen(
@@ -178,28 +215,33 @@ def dann_chosen(
     `compare.FewShot`: the ceilings are `dann_weights`, tried from 0 up so that a tie keeps the
     weaker alignment; steps, lr, batch size, eval_every and optimizer are fine-tuning's. Returns
     the test probabilities, the kept run's curve, the chosen ceiling (`lambda`), every ceiling's
-    best validation loss and the adapted model (for `separation_before_after`), and under
-    "control" the ceiling-0 run scored the same way (`p`, `curve`, `lambda` 0): the same extra
-    steps on the source's labelled images without the adversary, so that DANN minus the control
-    is what the adversary added. When 0 is chosen the two are the same run. Under "adversary",
-    the run whose features `separation_before_after` should measure to see whether the adversary
-    aligned the sites (`model`, `lambda`): the chosen run when its ceiling is above 0, else the
-    run with the largest ceiling, since the control had no adversary to measure. `seed` draws the
-    batches, their augmentation and the discriminator's start.
+    best validation loss and kept step (`kept_steps`; 0 means the run returns the source model
+    itself), the adapted model, and under "control" the ceiling-0 run scored the same way (`p`,
+    `curve`, `lambda` 0): the extra steps on the source's labelled images without the
+    adversary, so that DANN minus the control is what the adversary added. When 0 is chosen the
+    two are the same run; when a run keeps step 0 it is the source model, and "extra steps"
+    were run but not kept. Under "adversary", the run whose features `separation_before_after`
+    should measure to see whether the adversary aligned the sites (`model`, `lambda`,
+    `kept_step`): the chosen run when its ceiling is above 0, else the run with the largest
+    ceiling, since the control had no adversary to measure. Its `model` holds the weights at
+    the end of that run's training, the features the adversary shaped, whatever step
+    validation kept for scoring (the kept weights can be step 0's, the source model's). `seed`
+    draws the batches, their augmentation and the discriminator's start.
     """
     options = dict(steps=settings.steps, lr=settings.lr, batch_size=settings.batch_size)
     options.update(eval_every=settings.eval_every, optimizer=settings.optimizer, seed=seed)
     runs = {
-        w: dann_training(
+        w: _adversarial_run(
             model, source, target.unlabelled, target.val, weight=w, image_size=image_size, **options
         )
         for w in (0.0, *sorted(settings.dann_weights))
     }
-    losses = {weight: min(row["val_loss"] for row in curve) for weight, (_, curve) in runs.items()}
+    losses = {weight: min(row["val_loss"] for row in run[1]) for weight, run in runs.items()}
+    steps = {weight: kept_step(run[1]) for weight, run in runs.items()}
     chosen = choose_setting(losses)
-    tuned, curve = runs[chosen]
+    tuned, curve, _ = runs[chosen]
     p = predict_proba(tuned, target.test.images, image_size=image_size)
-    control, control_curve = runs[0.0]
+    control, control_curve, _ = runs[0.0]
     p_control = p if chosen == 0.0 else predict_proba(control, target.test.images, image_size)
     measured = chosen if chosen > 0.0 else max(runs)
     return {
@@ -207,9 +249,10 @@ def dann_chosen(
         "curve": curve,
         "lambda": chosen,
         "val_losses": losses,
+        "kept_steps": steps,
         "model": tuned,
         "control": {"p": p_control, "curve": control_curve, "lambda": 0.0},
-        "adversary": {"model": runs[measured][0], "lambda": measured},
+        "adversary": {"model": runs[measured][2], "lambda": measured, "kept_step": steps[measured]},
     }
 
 

@@ -154,11 +154,13 @@ def train_on_pairs(
     eval_every: int,
     image_size: int | None,
     before_step: Callable[[int], None] | None = None,
+    after_training: Callable[[nn.Module], None] | None = None,
 ) -> tuple[nn.Module, list[dict[str, float]]]:
     """Run `step` on each batch; keep the weights with the lowest target validation loss.
 
     Step 0 (the model as given) is scored first; each scored row of the curve also holds the
     training losses of the last step (`step.loss_fn.last`) and the distance ‖w − w_source‖.
+    `after_training` sees the model after the last step, before the kept weights are restored.
     """
     anchor = source_weights(model)
     best = BestOnValidation()
@@ -171,6 +173,8 @@ def train_on_pairs(
             losses = step.loss_fn.last
             moved = distance_from_source(model, anchor)
             best.offer(number, model, **scores_on(model, val, image_size), **losses, distance=moved)
+    if after_training is not None:
+        after_training(model)
     return best.restore(model.eval()), best.curve
 
 

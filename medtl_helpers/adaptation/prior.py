@@ -197,7 +197,12 @@ def prior_estimates(
     (`loss_prior`, 1/2). Not the mean `p_source`: over an unweighted source set that mean grows
     towards the source's share of PNEUMONIA as the model improves, and EM started there on those
     images stays there, since any mean is a fixed point on its own images. BBSE's C comes from
-    `y_source` and the predictions at `threshold`. Each bootstrap round resamples the source images
+    `y_source` and the predictions at `threshold`. Where `threshold` was chosen on these same
+    source images by Youden's J (notebook 08: the validation patients), TPR − FPR is the maximum
+    over thresholds on them, biased upward, and so is the estimate; the resamples below do not
+    choose the threshold again, so the interval does not show that bias. Likewise EM's
+    calibration, checked on images that chose the model's epoch, looks better there than on new
+    images. Each bootstrap round resamples the source images
     and the target images, as whole groups where `groups_*` are given (`ImageSet.patients`), so
     BBSE's interval carries both C's and the target's sampling error, and EM's (whose source prior
     is fixed) the target's. Rounds whose source resample holds one class, or whose C is singular,

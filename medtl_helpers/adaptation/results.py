@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from medtl_helpers.evaluation import evaluation_report
@@ -207,3 +208,34 @@ def paired_verdicts(differences: pd.DataFrame, sites: list[str] | None = None) -
     methods = list(dict.fromkeys(differences["method"]))
     sites = sites or list(dict.fromkeys(differences["site"]))
     return table.reindex(index=methods, columns=sites).fillna("")
+
+
+def chance_cells(
+    differences: pd.DataFrame, scores: dict[tuple[str, str], tuple], baseline: str = "source model"
+) -> pd.Series:
+    """Per row of `paired_against_baseline`: "counted" where its difference can be non-zero.
+
+    A cell cannot be a false positive, and does not belong in a count of cells that could land
+    outside 0 by chance, where its arm scores the test patients exactly as the baseline does
+    ("same run as the baseline": a method that kept step 0, say), where its interval is [0, 0],
+    or where an earlier row at the same site is the same run ("same run as <method>": a control
+    whose λ = 0 was chosen). The cells counted still share test patients and the baseline, so
+    they are not independent.
+    """
+    reasons = []
+    for row in differences.itertuples(index=False):
+        p = np.asarray(scores[row.method, row.site][0])
+        earlier = [
+            m
+            for m in differences.loc[differences["site"] == row.site, "method"]
+            if m == row.method or np.array_equal(np.asarray(scores[m, row.site][0]), p)
+        ]
+        if np.array_equal(np.asarray(scores[baseline, row.site][0]), p):
+            reasons.append("same run as the baseline")
+        elif row.low == 0 and row.high == 0:
+            reasons.append("interval [0, 0]")
+        elif earlier[0] != row.method:
+            reasons.append(f"same run as {earlier[0]}")
+        else:
+            reasons.append("counted")
+    return pd.Series(reasons, index=differences.index, name="chance count")

@@ -6,7 +6,7 @@ cross-validated AUROC with whole patients in one fold. 0.5 means the features ca
 sites apart; near 1 means every image gives its site away. It says nothing about whether the
 *pneumonia* decision suffers: that needs target labels.
 
-The same classifier's error ε gives the proxy A-distance of Ben-David et al. (2007, 2010),
+The same classifier's error ε gives the proxy A-distance of Ben-David et al. (NIPS 19, 2007; 2010),
 2(1 − 2ε): 0 when the sites cannot be told apart (ε = 0.5), 2 when every image can (ε = 0).
 Ganin et al. (2016) report it before and after DANN (`adaptation.dann`), with a linear SVM where
 this uses the logistic regression above.

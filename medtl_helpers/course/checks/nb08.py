@@ -16,15 +16,24 @@ from torch import nn
 
 from medtl_helpers.adaptation import batchnorm_layers, coral_distance, reset_batchnorm_statistics
 from medtl_helpers.course.checks.common import call_answer, plain, plain_number, require_answer
+from medtl_helpers.course.checks.nb08_cases import (
+    DRIFT_HINTS,
+    MIXED_DIVISORS,
+    coral_slips,
+    drift_cases,
+    mixed_divisor_value,
+)
 
 __all__ = ["check_batchnorm_reset", "check_coral_distance", "check_most_drifted"]
 
 
 def _bn_model() -> nn.Module:
-    """Conv-BN-ReLU with a nested block, every BatchNorm holding non-default statistics."""
+    """Conv-BN-ReLU, a nested block and a BatchNorm1d head, every BatchNorm holding
+    non-default statistics."""
     torch.manual_seed(0)
     block = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4))
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), block)
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.BatchNorm1d(4))
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), block, head)
     with torch.no_grad():
         for layer in batchnorm_layers(model).values():
             layer.running_mean.fill_(0.7)
@@ -66,11 +75,7 @@ def check_batchnorm_reset(reset: Callable[[nn.Module], object]) -> None:
             "returned it. Change the model in place (AdaBN then runs that same model)."
         )
     if stale:
-        raise AssertionError(
-            f"BatchNorm layer(s) {stale} still hold the old running mean or variance. Visit every "
-            "module, not only the top-level children (BatchNorm layers sit inside blocks too), and "
-            "reset only the running statistics of each (a BatchNorm method does it)."
-        )
+        raise AssertionError(_stale_message(model, stale))
     for name, layer in batchnorm_layers(model).items():
         if not torch.equal(layer.weight, torch.full((4,), 1.5)):
             raise AssertionError(
@@ -97,6 +102,24 @@ def check_batchnorm_reset(reset: Callable[[nn.Module], object]) -> None:
         f"Correct: in the checker's small test model, all {count} BatchNorm layers forgot their "
         "statistics (mean 0, variance 1, no batch seen) and kept their weights; the next batches "
         "give a plain average."
+    )
+
+
+def _stale_message(model: nn.Module, stale: list[str]) -> str:
+    """Why the BatchNorm layers named in `stale` kept their statistics."""
+    layers = batchnorm_layers(model)
+    kinds = {type(layers[name]).__name__ for name in stale}
+    if "BatchNorm2d" not in kinds:
+        return (
+            f"the {' and '.join(sorted(kinds))} layer(s) {stale} still hold the old running mean "
+            "or variance: you reset only some kinds of BatchNorm. Every BatchNorm layer counts "
+            "(BatchNorm1d after a flatten, BatchNorm2d, BatchNorm3d): test for their common base "
+            "class, torch.nn.modules.batchnorm._BatchNorm, not for BatchNorm2d alone."
+        )
+    return (
+        f"BatchNorm layer(s) {stale} still hold the old running mean or variance. Visit every "
+        "module, not only the top-level children (BatchNorm layers sit inside blocks too), and "
+        "reset only the running statistics of each (a BatchNorm method does it)."
     )
 
 
@@ -146,56 +169,6 @@ def _check_next_batches(model: nn.Module) -> None:
         )
 
 
-def drift_cases() -> pd.DataFrame:
-    """A made-up drift table, 8 sites: each wrong reading picks a site of its own.
-
-    The mean over the layers picks exposure; the largest or the last layer picks blur, the first
-    layer noise, the median low resolution, sd_ratio marker, the smallest mean the control, the
-    mean of squares or the mean without a site's first row grid, and the sum over the layers
-    contrast. Exposure has no row for the first layer (as if its hook recorded nothing), so it has
-    3 layer rows where the others have 4: a sum, or a mean after filling the missing layer with 0,
-    then counts rows as well as drift.
-    """
-    shifts = {
-        "source (held-out)": [0.05, 0.04, 0.03, 0.02],
-        "blur": [0.10, 0.10, 0.10, 1.20],
-        "exposure": [None, 1.00, 0.40, 0.40],
-        "noise": [1.05, 0.40, 0.20, 0.10],
-        "low resolution": [0.60, 0.60, 0.60, 0.10],
-        "marker": [0.30, 0.30, 0.30, 0.30],
-        "grid": [0.00, 0.00, 1.10, 1.10],
-        "contrast": [0.57, 0.57, 0.57, 0.57],
-    }
-    ratios = {site: 1.0 + 0.1 * i for i, site in enumerate(shifts)} | {"marker": 3.0}
-    rows = [
-        (site, depth, f"layer{depth}.bn", shift, ratios[site])
-        for site, values in shifts.items()
-        for depth, shift in enumerate(values)
-        if shift is not None
-    ]
-    return pd.DataFrame(rows, columns=["site", "depth", "layer", "mean_shift", "sd_ratio"])
-
-
-DRIFT_HINTS = {
-    "blur": "blur moves one layer furthest (1.2 source sds, its last) but little on average: "
-    "the exercise asks for the average over a site's layers, not its largest or last layer",
-    "noise": "noise moves the first layer most (1.05) but less than another site on average: a "
-    "site's drift counts every one of its layers, not the first alone",
-    "low resolution": "low resolution has the largest median (0.60); the exercise asks for the "
-    "mean, which also counts a site's one far-drifted layer",
-    "marker": "marker has the largest sd_ratio; the exercise asks for mean_shift",
-    "grid": "grid leads in the mean of the squared shifts, and in the mean without each site's "
-    "first row, but not in the plain mean over all of a site's rows (0.55): average mean_shift "
-    "as it is, over every row the site has",
-    "contrast": "contrast (4 rows of 0.57) leads when exposure's missing first layer counts as 0, "
-    "as in a sum over the rows or in a pivot filled with fillna(0) before the mean; exposure has "
-    "only 3 layer rows in this table, so average the rows each site has, without adding or "
-    "filling the missing layer",
-    "source (held-out)": "that is the control, the smallest average drift; the exercise asks for "
-    "the largest",
-}
-
-
 def check_most_drifted(most_drifted: Callable[[pd.DataFrame], str]) -> None:
     """`most_drifted(drift)`: the site whose mean_shift, averaged over its layers, is largest."""
     require_answer(most_drifted, "your most_drifted")
@@ -222,9 +195,10 @@ def check_most_drifted(most_drifted: Callable[[pd.DataFrame], str]) -> None:
     print(
         "Correct: in the checker's own drift table (made-up numbers, not your run), 'exposure' "
         "drifts most on average (0.60 source sds per layer), although other sites lead in one "
-        "layer, in the median, in sd_ratio, in the mean of squares or in the sum over layers "
-        "(exposure has one row fewer). Compare the prediction printed above for this "
-        "notebook's own table with the AdaBN gains measured below."
+        "layer, in the median, in sd_ratio, in the mean of squares, over the first three layers, "
+        "in mean_shift / sd_ratio or in the sum over layers (exposure has one row fewer). "
+        "Compare the prediction printed above for this notebook's own table with the AdaBN "
+        "gains measured below."
     )
 
 
@@ -241,8 +215,12 @@ def check_coral_distance(coral: Callable[[torch.Tensor, torch.Tensor], object]) 
         "(np.cov and torch.cov take the features as rows: pass x.T)."
     )
     got = _coral_value(coral, (source, target), "coral(source, target)", hint)
-    if _coral_value(coral, (source, source), "coral(x, x)", hint) != 0.0:
-        raise AssertionError("coral(x, x) must be 0: identical feature sets have equal covariances")
+    same = _coral_value(coral, (source, source), "coral(x, x)", hint)
+    if same != 0.0:
+        cause = "identical feature sets have equal covariances"
+        if math.isclose(same, mixed_divisor_value(source), rel_tol=1e-6):
+            cause = MIXED_DIVISORS
+        raise AssertionError(f"coral(x, x) returned {same:.6f} where it must be 0: {cause}.")
     if math.isclose(got, expected, rel_tol=1e-6):
         print(
             f"Correct: on the checker's own test case (30 and 20 random feature rows, not your "
@@ -267,31 +245,7 @@ def _coral_value(coral: Callable, args: tuple, call: str, hint: str) -> float:
 
 
 def _coral_hint(got: float, source: torch.Tensor, target: torch.Tensor) -> str:
-    d = source.shape[1]
-
-    def gap(cov_s, cov_t, scale=4 * d * d):
-        return float((cov_s - cov_t).pow(2).sum() / scale)
-
-    def cov(x, divisor=None, centre=True):
-        centred = x - x.mean(0) if centre else x
-        return centred.T @ centred / (divisor if divisor is not None else len(x) - 1)
-
-    variants = {
-        "Divide the squared norm by 4 d² (d = features per image).": gap(
-            cov(source), cov(target), 1
-        ),
-        "Square the Frobenius norm: sum the squared differences, no square root.": math.sqrt(
-            gap(cov(source), cov(target), 1)
-        )
-        / (4 * d * d),
-        "Use the unbiased covariance, dividing by n - 1 (as torch.cov and np.cov do).": gap(
-            cov(source, len(source)), cov(target, len(target))
-        ),
-        "Subtract each feature's mean before the product: a covariance is centred.": gap(
-            cov(source, centre=False), cov(target, centre=False)
-        ),
-    }
-    for hint, value in variants.items():
+    for hint, value in coral_slips(source, target):
         if math.isclose(got, value, rel_tol=1e-6):
             return hint
     return "Check each step against the formula: centring, the n - 1 divisor, the square, 4 d²."
