@@ -351,3 +351,12 @@ def mixed_divisors(s, t):
 def test_coral_checker_names_the_divisor_slips(answer, message):
     with pytest.raises(AssertionError, match=message):
         check_coral_distance(answer)
+
+
+def test_reset_checker_leaves_the_state_the_grader_watches_alone(capsys):
+    # A forward hook bumps torch.utils.hooks.RemovableHandle.next_id, which the grader reads as
+    # the answer rebinding torch: the reference solution was flagged as tampering.
+    before = torch.utils.hooks.RemovableHandle.next_id
+    check_batchnorm_reset(reset_batchnorm_statistics)
+    assert torch.utils.hooks.RemovableHandle.next_id == before
+    assert capsys.readouterr().out.startswith("Correct")
