@@ -407,3 +407,33 @@ def test_a_prior_below_the_stated_weight_passes_and_the_message_says_so(capsys):
     out = capsys.readouterr().out
     assert "a prior for the class sizes (unless its weight is tiny)" in out
     assert "any weight" not in out
+
+
+def _first_feature_only(support, labels, query):
+    support, labels, query = (
+        torch.as_tensor(x, dtype=torch.float64) for x in (support, labels, query)
+    )
+    means = torch.stack([support[labels == k].mean(0) for k in (0, 1)])
+    return (query[:, :1] - means[:, 0]).abs().argmin(1)
+
+
+def _trimmed_mean(support, labels, query):
+    support, labels, query = (
+        torch.as_tensor(x, dtype=torch.float64) for x in (support, labels, query)
+    )
+    means = []
+    for k in (0, 1):
+        rows = support[labels == k]
+        if len(rows) > 2:
+            far = ((rows - rows.mean(0)) ** 2).sum(1).argmax()
+            rows = torch.cat([rows[:far], rows[far + 1 :]])
+        means.append(rows.mean(0))
+    return torch.cdist(query, torch.stack(means)).argmin(1)
+
+
+@pytest.mark.parametrize("answer", [_first_feature_only, _trimmed_mean])
+def test_an_answer_that_matches_a_mistake_on_a_few_cases_gets_the_plain_hint(answer):
+    # These matched the "blocks of the support order" and "three nearest" mistakes on the cases
+    # they got wrong, and were told to undo a mistake they never made.
+    with pytest.raises(AssertionError, match="it matches no mistake this checker knows"):
+        check_prototype_classifier(answer)

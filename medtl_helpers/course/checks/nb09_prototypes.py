@@ -10,7 +10,7 @@ standardised features, a logistic regression fit on the support, a cosine after 
 support's mean, and a prior for the class sizes added to the score (with a weight above 0.0025 on
 the squared distances, or with the distances divided by a variance; a smaller weight changes no
 answer). At the first case an answer gets wrong, the message names the mistake it reproduces on
-every case, or on every case it gets wrong; else it names the first query point it gets wrong and
+every case; else it names the first query point it gets wrong and
 what the nearest class mean gives there.
 """
 
@@ -55,15 +55,14 @@ def _as_labels(got: object, n: int, name: str) -> np.ndarray:
 
 def _prototype_hint(got: list, number: int) -> str:
     """The hint of the first known mistake that gives the answers in `got` (one per case, None
-    where the answer raised) on every case; else of the first that gives them on case `number`
-    and on every case where they differ from the right answer; else `_unknown_hint`. The prior
+    where the answer raised) on every case, else `_unknown_hint`: an answer that matches a mistake
+    on a few cases only is as likely another mistake that happens to agree there. The prior
     counts only on every case and with one weight throughout: with many weights it could mimic
     almost any answer on a few cases."""
     per_case = [
         wrong_answers(s.numpy().astype(np.float64), y.numpy(), q.numpy().astype(np.float64))
         for s, y, q in PROTOTYPE_CASES
     ]
-    right = [prototype_logits(*case).argmax(dim=1).numpy() for case in PROTOTYPE_CASES]
     cases, mistakes = range(len(per_case)), range(len(per_case[0]))
 
     def same(c: int, answer: np.ndarray) -> bool:
@@ -81,15 +80,8 @@ def _prototype_hint(got: list, number: int) -> str:
     everywhere = [
         i for i in mistakes if (one_rule(i) if i in strict else all(gives(i, c) for c in cases))
     ]
-    wherever_wrong = [
-        i
-        for i in mistakes
-        if i not in strict
-        and gives(i, number - 1)
-        and all(gives(i, c) or same(c, right[c]) for c in cases)
-    ]
-    if everywhere or wherever_wrong:
-        return per_case[0][(everywhere or wherever_wrong)[0]][1]
+    if everywhere:
+        return per_case[0][everywhere[0]][1]
     return _unknown_hint(got[number - 1], number)
 
 
