@@ -99,6 +99,31 @@ def test_deep_coral_lowers_the_coral_distance_of_the_head_outputs():
     assert [row["step"] for row in curve] == [0, 150] and curve[1]["extra_loss"] > 0
 
 
+def test_deep_coral_trains_the_control_on_the_same_source_batches(monkeypatch):
+    # The λ = 0 control is only a control if the alignment's target picks leave the source
+    # batches alone: record every source batch of both runs and compare them.
+    import medtl_helpers.adaptation.heads as heads
+
+    seen: list[list[torch.Tensor]] = []
+
+    def recording(n, batch_size, steps, generator):
+        for index in batches(n, batch_size, steps, generator):  # lazily, as train_head draws
+            seen[-1].append(index.clone())
+            yield index
+
+    monkeypatch.setattr(heads, "batches", recording)
+    xs, ys = separable(40, 5)
+    xt, _ = separable(30, 6)
+    xv, yv = separable(16, 7)
+    kwargs = dict(steps=12, lr=1e-2, batch_size=16, eval_every=12, seed=3)
+    for weight in (0.0, 10.0):
+        seen.append([])
+        deep_coral(nn.Linear(8, 2), xs, ys, xt, xv, yv, weight=weight, **kwargs)
+    control, aligned = seen
+    assert len(control) == len(aligned) == 12
+    assert all(torch.equal(a, b) for a, b in zip(control, aligned))
+
+
 def test_l2sp_penalty_is_zero_at_the_source_and_pulls_back_towards_it():
     torch.manual_seed(0)
     model = build_model("resnet18", pretrained="none", verbose=False)

@@ -57,8 +57,10 @@ def deep_coral(
     """A copy of `head` trained on labelled source features plus `weight` x CORAL of its outputs.
 
     Each step pairs a source batch with a random batch of unlabelled target features of the same
-    size. `weight=0` trains the head on the source alone: the control that says whether the
-    alignment, rather than the extra training, made the difference.
+    size, drawn with a generator of its own (`train_head`), so the source batches are the same
+    whatever the weight. `weight=0` trains the head on the source alone, on those same batches:
+    the control that says whether the alignment, rather than the extra training, made the
+    difference.
     """
     source, target = as_features(source_features), as_features(target_features)
 

@@ -75,13 +75,16 @@ def train_head(
     """A copy of `head` trained on `features` with class-weighted cross-entropy (+ extra_loss).
 
     `extra_loss(model, batch_index, generator)` adds a term per step (Deep CORAL's alignment).
-    The validation loss is scored at step 0 and every `eval_every` steps; the best step's
-    weights are returned with the curve (which shows the validation AUROC too). The copy trains
-    on the CPU, where the features are, whatever device `head` is on.
+    Its generator is its own, seeded with `seed + 1`, so what it draws never moves the source
+    batches: runs that differ only in the extra term train on the same batches. The validation
+    loss is scored at step 0 and every `eval_every` steps; the best step's weights are returned
+    with the curve (which shows the validation AUROC too). The copy trains on the CPU, where the
+    features are, whatever device `head` is on.
     """
     model = copy.deepcopy(head).cpu()
     x, y = as_features(features), torch.as_tensor(labels, dtype=torch.long)
     generator = torch.Generator().manual_seed(seed)
+    extra_generator = torch.Generator().manual_seed(seed + 1)
     loss_fn = nn.CrossEntropyLoss(weight=class_weights(y))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     best = BestOnValidation()
@@ -89,7 +92,7 @@ def train_head(
     for step, index in enumerate(batches(len(y), batch_size, steps, generator), start=1):
         model.train()
         task = loss_fn(model(x[index]), y[index])
-        extra = extra_loss(model, index, generator) if extra_loss else torch.zeros(())
+        extra = extra_loss(model, index, extra_generator) if extra_loss else torch.zeros(())
         optimizer.zero_grad(set_to_none=True)
         (task + extra).backward()
         optimizer.step()
