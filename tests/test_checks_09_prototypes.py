@@ -437,3 +437,17 @@ def test_an_answer_that_matches_a_mistake_on_a_few_cases_gets_the_plain_hint(ans
     # they got wrong, and were told to undo a mistake they never made.
     with pytest.raises(AssertionError, match="it matches no mistake this checker knows"):
         check_prototype_classifier(answer)
+
+
+def test_means_stacked_in_the_wrong_order_are_named_as_a_cause():
+    # argmin of the distance to [mean of label 1, mean of label 0]: the argmin is right, the order
+    # is not, and the hint used to tell this student to change the argmin.
+    def reversed_means(support, labels, query):
+        support, labels, query = (
+            torch.as_tensor(x, dtype=torch.float64) for x in (support, labels, query)
+        )
+        means = torch.stack([support[labels == k].mean(0) for k in (1, 0)])
+        return torch.cdist(query, means).argmin(1)
+
+    with pytest.raises(AssertionError, match=r"stack the class means in label order"):
+        check_prototype_classifier(reversed_means)

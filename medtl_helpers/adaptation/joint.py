@@ -8,9 +8,9 @@ target one (multi-task training):
 each step on one batch of the source's labelled training images and one batch of the K labelled
 target images, each class-weighted cross-entropy. What it needs and costs: the source's labelled
 images must still be at hand when adapting (a hospital that received only the source weights
-cannot run it), and every step runs a source batch through the network besides the target one,
-about twice fine-tuning's work per step. L2-SP (`l2sp`) keeps what the source taught in the
-weights alone and needs only the K target images.
+cannot run it), and every step runs a source batch through the network besides the target one:
+more work per step than fine-tuning, twice once K reaches the batch size and more below it. L2-SP
+(`l2sp`) keeps what the source taught in the weights alone and needs only the K target images.
 
 Everything else is `l2sp.fine_tune` at α = 0: the same optimizer, lr, β on the head, steps,
 augmentation, target batches and their augmentation (the same seed draws the same ones),

@@ -133,7 +133,8 @@ def _neighbour_mistakes(support: np.ndarray, labels: np.ndarray, query: np.ndarr
     order = np.argsort(np.linalg.norm(query[:, None] - support[None], axis=-1), 1, kind="stable")
     return [
         ([1 - nearest(query, centres(support, labels))], "every answer is the other label: take "
-         "the argmin of the distance, not the argmax"),
+         "the argmin of the distance, not the argmax, and stack the class means in label order "
+         "(label 0's first)"),
         ([labels[order[:, 0]]], "that is the label of the nearest single support "
          f"image (1-nearest neighbour). {_MEAN_IS}: compare with the means"),
         ([(labels[order[:, :3]].mean(axis=1) > 0.5).astype(np.int64)], "that is a vote "
