@@ -99,15 +99,14 @@ def pool_difference(
 ) -> tuple[float, float, float]:
     """(mean, low, high) of `row`'s method minus `control`'s, both scored on the same episodes:
     the mean per-episode difference and the bootstrap interval over the pool's units, with the
-    same resamples for both methods."""
+    same resamples for both methods (`pool_contrast` with weights 1 and -1, after checking that
+    the episodes, not only their query images, are the same)."""
     if row["episode_key"] != control["episode_key"]:
         raise ValueError(
             f"{row.get('method')!r} and {control.get('method')!r} were not scored on the same "
             "episodes"
         )
-    a, b = (resampled_scores(r, metric, n_boot, seed) for r in (row, control))
-    mean = float(np.mean(row[f"{metric}_per_episode"] - control[f"{metric}_per_episode"]))
-    return (mean, *_percentiles(a - b, level))
+    return pool_contrast([(1.0, row), (-1.0, control)], metric, n_boot, seed, level)
 
 
 def pool_contrast(
