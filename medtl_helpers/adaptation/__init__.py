@@ -8,7 +8,8 @@ backbone until a domain discriminator cannot tell the sites apart. Measuring a s
 classifier, the head's log-odds) is in `shift`; choosing steps and λ on a few labelled target
 patients in `selection`; a target site's roles and the runs compared at it in `compare`; the
 rows, tables and plots of the results in `results`; how strong an acquisition change is (SSIM)
-and what a mild and a strong level cost the source model, in `strength`.
+and what a mild and a strong level cost the source model, in `strength`. The data's own test
+split as a new site, its rates and the table of repairs a hospital can make, in `new_site`.
 
 Few-shot adaptation and meta-learning (notebook 09): patient-disjoint episodes with shuffled labels
 (`episodes`; image-disjoint only on PneumoniaMNIST, which has no patient ids), nearest prototypes
@@ -80,6 +81,14 @@ from medtl_helpers.adaptation.l2sp import (
     scores_on,
     source_weights,
 )
+from medtl_helpers.adaptation.new_site import (
+    NewSite,
+    Repair,
+    domain_auroc_interval,
+    new_site,
+    repairs_table,
+    site_rates,
+)
 from medtl_helpers.adaptation.prior import (
     adjust_to_prior,
     bbse_prior,
@@ -134,6 +143,12 @@ from medtl_helpers.adaptation.strength import (
 )
 
 __all__ = [
+    "NewSite",
+    "Repair",
+    "domain_auroc_interval",
+    "new_site",
+    "repairs_table",
+    "site_rates",
     "BestOnValidation",
     "Episode",
     "EpisodeStream",

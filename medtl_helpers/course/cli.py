@@ -1,4 +1,5 @@
-"""Command line: `medtl data | train | evaluate | course | student | links | grade | guide …`.
+"""Command line: `medtl data | train | evaluate | calibrate | course | student | links | grade |
+guide …`.
 
 `python -m medtl_helpers …` runs the same commands where the `medtl` script is not on the PATH.
 """
@@ -16,6 +17,7 @@ from medtl_helpers.course.gradebook import add_grade_command
 from medtl_helpers.course.guide import add_guide_command
 from medtl_helpers.course.links import add_links_command
 from medtl_helpers.course.runner import add_course_command
+from medtl_helpers.course.site_commands import add_site_commands
 from medtl_helpers.course.student import add_student_command
 from medtl_helpers.course.train_commands import add_train_commands
 from medtl_helpers.errors import MedtlError, command_line, error_line
@@ -32,6 +34,7 @@ def build_parser(prog: str = "medtl") -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_data_commands(sub)
     add_train_commands(sub)
+    add_site_commands(sub)
     add_course_command(sub)
     add_student_command(sub)
     add_links_command(sub)

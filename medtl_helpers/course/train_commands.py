@@ -3,6 +3,8 @@
 Every argument is checked here, so a mistake gets argparse's one-line usage error naming the flag,
 not a traceback from deep inside torch. `torchrun --nproc-per-node N -m medtl_helpers train …`
 runs the same command in N processes (training/distributed.py); rank 0 alone prints.
+`evaluate`'s options for a model at a new hospital (--adapt, --prior, and leaving out the patients
+a `calibrate`d threshold was chosen on) live in site_commands.py.
 """
 
 from __future__ import annotations
@@ -11,6 +13,12 @@ import argparse
 from pathlib import Path
 
 from medtl_helpers import config
+from medtl_helpers.course.site_commands import (
+    add_site_options,
+    checkpoint_and_split,
+    leave_out_calibration,
+    site_probabilities,
+)
 from medtl_helpers.models import ARCHS, GROUPS, HEADS, STRATEGIES
 
 MIN_SIZE, MAX_SIZE = 32, 1024  # below 32 px layer4 sees less than one pixel; above, memory
@@ -100,6 +108,7 @@ def add_train_commands(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", type=Path, default=None, help="write the metrics here")
     evaluate.add_argument("--n-boot", type=_positive, default=1000)
     evaluate.add_argument("--device", default=None)
+    add_site_options(evaluate)
     evaluate.set_defaults(run=run_evaluate)
 
 
@@ -155,21 +164,15 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from medtl_helpers.data.sources import load_folder
-    from medtl_helpers.evaluation.provenance import check_unseen
     from medtl_helpers.evaluation.report import evaluation_report, report_table, write_report
-    from medtl_helpers.metrics import predict_proba
-    from medtl_helpers.training.checkpoints import load_checkpoint
 
     device = config.get_device(args.device)
-    model, meta = load_checkpoint(args.checkpoint)
-    val_fraction = meta.get("val_fraction", 0.15)  # as in training, so the splits are its own
-    data = load_folder(args.data, meta["image_size"], meta["seed"], val_fraction)
-    check_unseen(meta, data, args.split, args.checkpoint)
-    part = getattr(data, args.split)
+    model, meta, data, part = checkpoint_and_split(args)
+    part, left_out, said = leave_out_calibration(meta, args.data, args.split, part)
     notes = [n for n in data.notes if "holdout" in n] if args.split == "test" else []
+    notes += [said] if said else []
     print(f"{args.split}: {len(part):,} images from {args.data}" + "".join(f"; {n}" for n in notes))
-    probs = predict_proba(model.to(device), part.images, device=device)
+    probs, fields = site_probabilities(args, model.to(device), meta, data, part, device)
     y = part.labels.numpy()
     report = evaluation_report(
         y, probs, meta["threshold"], n_boot=args.n_boot, seed=meta["seed"], groups=part.patients
@@ -178,5 +181,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(f"(95% bootstrap intervals, resampling {report['resampled']})")
     if args.json is not None:
         extra = {"split": args.split, "checkpoint": str(args.checkpoint), "arch": meta["arch"]}
+        extra.update(fields, left_out=left_out)
         print(f"wrote {write_report(args.json, report, **extra)}")
     return 0

@@ -1,4 +1,5 @@
-"""What is done with trained models: the test report, ensembles, and learning curves (07)."""
+"""What is done with trained models: the test report, ensembles, learning curves (07), and a new
+site's threshold from a few of its labelled patients (recalibration)."""
 
 from medtl_helpers.evaluation.curve_reading import catch_up_verdict, paired_gains, schedule_gaps
 from medtl_helpers.evaluation.data_efficiency import (
@@ -26,6 +27,15 @@ from medtl_helpers.evaluation.ensemble import (
     vote_share,
     weights_fingerprint,
 )
+from medtl_helpers.evaluation.recalibration import (
+    check_sensitivity,
+    draw_calibration_patients,
+    draws_summary,
+    recalibrated_threshold,
+    recalibration_draws,
+    refit_bias,
+    shift_logits,
+)
 from medtl_helpers.evaluation.report import (
     compare_with_published,
     comparison_caveats,
@@ -42,9 +52,12 @@ __all__ = [
     "Member",
     "build_member",
     "catch_up_verdict",
+    "check_sensitivity",
     "compare_members",
     "compare_with_published",
     "comparison_caveats",
+    "draw_calibration_patients",
+    "draws_summary",
     "error_overlap",
     "evaluation_report",
     "gap_intervals",
@@ -58,9 +71,13 @@ __all__ = [
     "passes_needed",
     "plot_learning_curve",
     "pretrained_problem",
+    "recalibrated_threshold",
+    "recalibration_draws",
+    "refit_bias",
     "repeats_needed",
     "report_table",
     "schedule_gaps",
+    "shift_logits",
     "soft_vote",
     "soft_vote_against_best",
     "summarise",
