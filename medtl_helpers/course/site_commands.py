@@ -270,5 +270,7 @@ def print_calibration(
     print(
         "Both rows are measured on the calibration patients, who chose the new threshold: they "
         f"are optimistic. `evaluate` of the copy on this split scores only the other {rest} "
-        f"patients ({len(part) - len(drawn)} images)."
+        f"patients ({len(part) - len(drawn)} images). The highest threshold that reaches the "
+        "target on a few patients sits at the edge of their scores: on other patients it falls "
+        "short of the target in about half the draws or more (notebook 08, section 9.4)."
     )

@@ -46,8 +46,9 @@ def evaluation_report(
 ) -> dict:
     """`binary_metrics` at the given threshold plus `ci95`: a (low, high) interval per metric.
 
-    Pass `groups=test.patients` to resample whole children in the bootstrap (see `bootstrap_ci`);
-    `resampled` records which was done ("images" when every image has its own id).
+    Pass `groups=<set>.patients` (`test.patients`, or `val.patients` for validation) to resample
+    whole children in the bootstrap (see `bootstrap_ci`); `resampled` records which was done
+    ("images" when every image has its own id).
     """
     values = binary_metrics(y, p, threshold)
     intervals = bootstrap_ci(y, p, threshold, n_boot=n_boot, seed=seed, groups=groups)
