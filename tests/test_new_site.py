@@ -10,6 +10,7 @@ from medtl_helpers.adaptation.new_site import (
     TEST_FOLDER_SHARE,
     Repair,
     domain_auroc_interval,
+    paired_ece,
     new_site,
     repairs_table,
     site_rates,
@@ -98,3 +99,16 @@ def test_repairs_table_reads_paired_differences_against_the_baseline():
     assert table.loc["low threshold", "ece"] == table.loc["source model", "ece"]  # same p
     value = float(table.loc["source model", "specificity"].split(" [")[0])
     assert value == pytest.approx(binary_metrics(y, p, 0.5)["specificity"], abs=5e-4)
+
+
+def test_paired_ece_reads_the_calibration_difference_on_the_same_patients():
+    y, p, patients = scores()
+    same, low, high = paired_ece(y, p, p.copy(), patients, n_boot=200)
+    assert same == 0 and low == 0 and high == 0
+    worse = 0.5 * p  # every probability halved: far from the share of PNEUMONIA in its bin
+    diff, low, high = paired_ece(y, p, worse, patients, n_boot=200)
+    assert diff > 0.1 and 0 < low <= diff <= high
+    table = repairs_table(
+        {"source model": Repair(p, 0.5, ""), "halved": Repair(worse, 0.25, "")}, y, patients
+    )
+    assert "ece up +" in table.loc["halved", "verdict"]

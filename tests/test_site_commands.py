@@ -7,8 +7,10 @@ lower pneumonia share than the training folder (`prevalence_index`), written as 
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -180,6 +182,28 @@ def test_adapt_bn_moves_the_batchnorm_statistics_to_the_folders(
     }
 
 
+def test_evaluate_of_an_adapted_copy_says_where_its_statistics_came_from(
+    site, checkpoint, tmp_path, capsys
+):
+    out, report = tmp_path / "site.pt", tmp_path / "copy.json"
+    assert calibrate(checkpoint, site, out, "--patients", "8", "--adapt", "bn") == 0
+    capsys.readouterr()
+    assert evaluate(out, site, "--json", str(report)) == 0
+    printed = capsys.readouterr().out
+    assert "BatchNorm statistics were re-estimated by calibrate on the" in printed
+    saved = json.loads(report.read_text())
+    assert saved["adapt"]["method"] == "bn, by calibrate"
+    assert "re-estimated by calibrate" in saved["left_out"]["batchnorm"]
+    with pytest.warns(UserWarning, match="calibrated with other BatchNorm statistics"):
+        from medtl_helpers.course.site_commands import site_probabilities
+        from medtl_helpers.training import load_checkpoint
+
+        model, meta = load_checkpoint(out)
+        _, test = split_images(checkpoint, site)
+        args = argparse.Namespace(adapt="bn", prior="none", checkpoint=out)
+        site_probabilities(args, model, meta, None, test, torch.device("cpu"))
+
+
 def test_adaptation_and_prior_correction_are_off_by_default(site, checkpoint, tmp_path, capsys):
     report = tmp_path / "test.json"
     assert evaluate(checkpoint, site, "--json", str(report)) == 0
@@ -290,3 +314,15 @@ def test_inputs_are_checked_before_the_data_is_read(checkpoint, tmp_path, capsys
         out = [] if "--out" in extra else ["--out", str(tmp_path / "site.pt")]
         assert main([*args, *out, *extra]) == 2
         assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_em_at_the_edge_is_warned_about(capsys):
+    from medtl_helpers.course.site_commands import _say_prior
+
+    record = {"method": "em", "source_prior": 0.5, "estimated_prior": 1.0}
+    with pytest.warns(UserWarning, match="EM ran to a share of 1.000"):
+        _say_prior(record, 0.5)
+    assert record["labelled_share"] == 0.5 and "EM estimates" in capsys.readouterr().out
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _say_prior({"source_prior": 0.5, "estimated_prior": 0.62}, 0.6)  # no warning

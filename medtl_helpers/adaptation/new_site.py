@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from medtl_helpers.adaptation.prior import prevalence_metrics
+from medtl_helpers.adaptation.prior import _weighted_metrics, prevalence_metrics
 from medtl_helpers.adaptation.results import result_row
 from medtl_helpers.adaptation.shift import domain_predictions
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.data.sites import SiteSpec, acquire, marker_mask, prevalence_index
 from medtl_helpers.data.sources import CourseData
-from medtl_helpers.metrics.bootstrap import bootstrap_ci
+from medtl_helpers.metrics.bootstrap import _group_index, _resample_weights, bootstrap_ci
 from medtl_helpers.metrics.paired import paired_difference
 from medtl_helpers.metrics.rates import auroc
 
@@ -117,6 +117,25 @@ class Repair:
     needs: str
 
 
+def paired_ece(
+    y: ArrayLike, p_a: ArrayLike, p_b: ArrayLike, patients, n_boot: int = 1000, seed: int = 0
+) -> tuple[float, float, float]:
+    """(ECE of b - ECE of a, low, high): a 95% interval paired over the same resampled patients.
+
+    ECE is `prevalence_metrics`' (10 equal bins of p), computed for both arms on each resample.
+    """
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    p_a, p_b = (np.asarray(p, dtype=np.float64).reshape(-1) for p in (p_a, p_b))
+    weights = _resample_weights(np.random.default_rng(seed), _group_index(patients, y.size), n_boot)
+    whole = np.ones((1, y.size))
+    point, resampled = (
+        _weighted_metrics(w, y, p_b, 0.5, 10)["ece"] - _weighted_metrics(w, y, p_a, 0.5, 10)["ece"]
+        for w in (whole, weights)
+    )
+    low, high = np.percentile(resampled, [2.5, 97.5])
+    return float(point[0]), float(low), float(high)
+
+
 def _verdict(differences: dict[str, tuple[float, float, float]]) -> str:
     moved = [
         f"{name} {'up' if low > 0 else 'down'} {d:+.3f}"
@@ -135,12 +154,14 @@ def repairs_table(
     seed: int = 0,
 ) -> pd.DataFrame:
     """One row per repair, all scored on the same patients: each rate (and ECE) with its 95%
-    interval, what the repair needs, and a verdict against `baseline` on AUROC, sensitivity and
-    specificity.
+    interval, what the repair needs, and a verdict against `baseline` on AUROC, sensitivity,
+    specificity and ECE.
 
     The verdict names each metric whose 95% interval of repair - baseline, paired over the same
-    patients (`paired_difference`), excludes 0, with its difference; "no change beyond the
-    noise" where none does (not proof that the two are the same).
+    patients (`paired_difference`, `paired_ece`), excludes 0, with its difference; "no change
+    beyond the noise" where none does (not proof that the two are the same). A row that only
+    moves the threshold changes the decisions of every case between the two thresholds the same
+    way, so its sensitivity or specificity verdict is near certain once any case lies there.
     """
     base = repairs[baseline]
     rows = {}
@@ -156,6 +177,8 @@ def repairs_table(
             diff = paired_difference(
                 y, base.p, arm.p, base.threshold, arm.threshold, n_boot, seed, groups=patients
             )
-            row["verdict"] = _verdict({k: diff[k] for k in RATES[:3]})
+            tested = {k: diff[k] for k in RATES[:3]}
+            tested["ece"] = paired_ece(y, base.p, arm.p, patients, n_boot, seed)
+            row["verdict"] = _verdict(tested)
         rows[name] = row
     return pd.DataFrame(rows).T

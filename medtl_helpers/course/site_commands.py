@@ -1,20 +1,15 @@
 """`python -m medtl_helpers calibrate …`, and what `evaluate` does for a model at a new hospital.
 
-A model trained at one hospital meets other scanners and another share of pneumonia at the next.
-These are the repairs a hospital can make before it uses the model, each said in the output and
-recorded in the JSON or the checkpoint:
-
-- `evaluate --adapt bn` re-estimates every BatchNorm layer's statistics on the scored split's
-  images (AdaBN, `adaptation.adabn`): no labels, but the very images it then scores.
-- `evaluate --prior em` moves the probabilities to the split's share of PNEUMONIA, which EM
-  estimates from them (`adaptation.prior.em_prior`), starting from the prior the class-weighted
-  training loss trains towards (`loss_prior`).
-- `calibrate` draws a few labelled patients of the site, sets the threshold that reaches a
-  sensitivity on them (`evaluation.recalibration`) and writes a copy of the checkpoint that holds
-  it and where it came from. `evaluate` of the copy on the same split leaves those patients out,
-  as it refuses training images: they chose the threshold, so scoring them would flatter it.
+The repairs a hospital can make before it uses a model trained elsewhere, each said in the output
+and recorded in the JSON or the checkpoint: `evaluate --adapt bn` re-estimates the BatchNorm
+statistics on the scored images (AdaBN: no labels, but the very images it scores); `evaluate
+--prior em` moves the probabilities to the share of PNEUMONIA EM estimates from them, starting
+from the prior the class-weighted loss trains towards (`loss_prior`); `calibrate` sets the
+threshold that reaches a sensitivity on a few labelled patients of the site
+(`evaluation.recalibration`) and writes a copy of the checkpoint that holds it and where it came
+from. `evaluate` of the copy on the same split leaves those patients out, as it refuses training
+images: they chose the threshold, so scoring them would flatter it.
 """
-
 from __future__ import annotations
 
 import argparse
@@ -96,6 +91,12 @@ def leave_out_calibration(
         return part, None, ""
     origin = f"the {calibration['split']} split of {calibration['data_root']}"
     record = {"calibrated_on": origin, "patients": [], "images": 0}
+    if calibration.get("adapt") == "bn":
+        record["batchnorm"] = (
+            f"re-estimated by calibrate on the {calibration.get('adapt_images', '?')} images of "
+            f"{origin}, without their labels (transductive where those images are scored)"
+        )
+        print(f"this checkpoint's BatchNorm statistics were {record['batchnorm']}")
     if (calibration["data_root"], calibration["split"]) != (str(Path(data_root).resolve()), split):
         return part, record, f"its threshold was calibrated elsewhere ({origin}): all scored"
     recorded = set(calibration["patients"])
@@ -143,8 +144,12 @@ def site_probabilities(
     """(p, JSON fields): P(PNEUMONIA) of `part` after `--adapt` and `--prior`, each said."""
     from medtl_helpers.metrics import predict_proba
 
+    calibration = meta.get("calibration") or {}
     fields: dict = {"adapt": {"method": "none"}, "prior": {"method": "none"}}
+    if calibration.get("adapt") == "bn":
+        fields["adapt"] = {"method": "bn, by calibrate", "images": calibration["adapt_images"]}
     if args.adapt == "bn":
+        _warn_calibrated(args, calibration, "with other BatchNorm statistics", "--adapt bn")
         model = adapt_to(model, part.images, meta["seed"])
         fields["adapt"] = {"method": "bn", "images": len(part), "transductive": True}
         print(
@@ -154,21 +159,39 @@ def site_probabilities(
         )
     p = predict_proba(model, part.images, device=device)
     if args.prior == "em":
-        if meta.get("calibration"):
-            warnings.warn(
-                f"the threshold of {args.checkpoint} was calibrated on uncorrected "
-                "probabilities; --prior em moves them, so it may not reach its sensitivity.",
-                stacklevel=2,
-            )
+        _warn_calibrated(args, calibration, "on uncorrected probabilities", "--prior em")
         p, fields["prior"] = prior_correction(p, data.train.labels.numpy())
-        fields["prior"]["labelled_share"] = float(part.labels.double().mean())
-        print(
-            f"prior: EM estimates a PNEUMONIA share of {fields['prior']['estimated_prior']:.3f} "
-            f"(source prior {fields['prior']['source_prior']:.3f}, the one the class-weighted "
-            "loss trains towards); the probabilities are moved to it. The labels, which EM does "
-            f"not use, give {fields['prior']['labelled_share']:.3f}"
-        )
+        _say_prior(fields["prior"], float(part.labels.double().mean()))
     return p, fields
+
+
+def _warn_calibrated(args: argparse.Namespace, calibration: dict, how: str, flag: str) -> None:
+    if calibration:
+        warnings.warn(
+            f"the threshold of {args.checkpoint} was calibrated {how}; {flag} changes the "
+            "scores it was chosen on, so it may not reach its sensitivity.",
+            stacklevel=3,
+        )
+
+
+def _say_prior(record: dict, labelled_share: float) -> None:
+    """Print EM's estimate (and warn where it ran to 0 or 1); `record` gains the labels' share."""
+    record["labelled_share"] = labelled_share
+    estimate = record["estimated_prior"]
+    if not 0.01 < estimate < 0.99:
+        warnings.warn(
+            f"EM ran to a share of {estimate:.3f}: the probabilities are likely not calibrated "
+            "for the source prior (or the images moved), and the corrected ones flag nearly "
+            "every image or none.",
+            stacklevel=3,
+        )
+    print(
+        f"prior: EM estimates a PNEUMONIA share of {estimate:.3f} (source prior "
+        f"{record['source_prior']:.3f}, the one the class-weighted loss trains towards); the "
+        "probabilities are moved to it. The labels, which EM does not use, give "
+        f"{labelled_share:.3f}. At the kept threshold the correction also moves sensitivity and "
+        "specificity, and the estimate assumes that only the share of PNEUMONIA changed"
+    )
 
 
 def check_calibrate_args(args: argparse.Namespace) -> None:

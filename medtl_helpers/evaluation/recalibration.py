@@ -139,7 +139,9 @@ def refit_bias(
     so the bias also absorbs the prevalence of the labelled draw. With `prior`, each class's
     cases are weighted to carry `prior` and 1 - `prior` of the total, as the class-weighted loss
     does at 1/2 (`loss_prior`): the probabilities stay calibrated for that prior, so a threshold
-    chosen for it keeps its meaning, and only the offset between the sites is fitted. Every
+    chosen for it keeps its meaning, and only the offset between the sites is fitted; a model
+    already off at home gets an offset there too, so subtract the bias fitted the same way on
+    the home validation cases to keep only the site's (notebook 08, section 9.5). Every
     probability moves the same way, so the ranking is unchanged (up to the clipping of p at
     1e-6 from 0 and 1, which can merge scores into ties).
     """
