@@ -10,8 +10,8 @@ from medtl_helpers.adaptation.new_site import (
     TEST_FOLDER_SHARE,
     Repair,
     domain_auroc_interval,
-    paired_ece,
     new_site,
+    paired_ece,
     repairs_table,
     site_rates,
 )

@@ -113,7 +113,7 @@ def test_calibration_reaches_its_sensitivity_and_evaluate_leaves_its_patients_ou
     assert kinds == {True, False}  # stratified: both classes drawn
     assert f"calibration patients: 12 of the {len(per_patient)} patients of the test" in printed
     assert "optimistic" in printed and f"other {len(per_patient) - 12} patients" in printed
-    assert "falls short of the target in about half the draws" in printed
+    assert "on other patients it often falls short of the target" in " ".join(printed.split())
 
     _, part = split_images(checkpoint, site)
     mine = np.array([p in set(record["patients"]) for p in part.patients])

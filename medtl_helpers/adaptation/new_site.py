@@ -71,7 +71,7 @@ def new_site(data: CourseData, seed: int = 0, spec: SiteSpec = SIMULATED) -> New
         part = part.subset(prevalence_index(part, spec.pneumonia_share, seed))
     images = acquire(part.images, spec, marker_mask(part.labels, spec, seed), seed)
     simulated = ImageSet(images, part.labels, part.patients, f"{part.source} / {spec.name}")
-    origin = f"the course data's patient-level test holdout ({data.origin}), {spec.describe()}"
+    origin = f"the patient-level test holdout of the {data.source} course data, {spec.describe()}"
     return NewSite(simulated, False, origin)
 
 
@@ -160,8 +160,10 @@ def repairs_table(
     The verdict names each metric whose 95% interval of repair - baseline, paired over the same
     patients (`paired_difference`, `paired_ece`), excludes 0, with its difference; "no change
     beyond the noise" where none does (not proof that the two are the same). A row that only
-    moves the threshold changes the decisions of every case between the two thresholds the same
-    way, so its sensitivity or specificity verdict is near certain once any case lies there.
+    moves the threshold (or moves every score by one monotone map and keeps the threshold)
+    changes the decisions of every case between the two thresholds the same way, so its
+    sensitivity or specificity verdict follows by construction once more than a few patients lie
+    there.
     """
     base = repairs[baseline]
     rows = {}

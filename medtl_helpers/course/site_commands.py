@@ -10,6 +10,7 @@ threshold that reaches a sensitivity on a few labelled patients of the site
 from. `evaluate` of the copy on the same split leaves those patients out, as it refuses training
 images: they chose the threshold, so scoring them would flatter it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -293,7 +294,7 @@ def print_calibration(
     print(
         "Both rows are measured on the calibration patients, who chose the new threshold: they "
         f"are optimistic. `evaluate` of the copy on this split scores only the other {rest} "
-        f"patients ({len(part) - len(drawn)} images). The highest threshold that reaches the "
-        "target on a few patients sits at the edge of their scores: on other patients it falls "
-        "short of the target in about half the draws or more (notebook 08, section 9.4)."
+        f"patients ({len(part) - len(drawn)} images). A threshold set this way sits at the edge "
+        "of a few patients' scores: on other patients it often falls short of the target "
+        "(notebook 08, section 9.4)."
     )
