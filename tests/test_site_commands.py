@@ -61,7 +61,7 @@ def checkpoint(site, tmp_path_factory) -> Path:
     return out / "best.pt"
 
 
-def test_images(site: Path) -> dict[str, int]:
+def site_test_images(site: Path) -> dict[str, int]:
     """Images per patient in the site's test/, read from the file names."""
     counts: dict[str, int] = {}
     for path in (site / "test").rglob("*.png"):
@@ -69,7 +69,6 @@ def test_images(site: Path) -> dict[str, int]:
     return counts
 
 
-test_images.__test__ = False  # a helper, not a test
 
 
 def calibrate(checkpoint, site, out, *extra) -> int:
@@ -106,7 +105,7 @@ def test_calibration_reaches_its_sensitivity_and_evaluate_leaves_its_patients_ou
     assert len(record["patients"]) == 12 and record["adapt"] == "none"
     assert record["old_threshold"] == old and record["threshold"] == meta["threshold"]
     assert "highest threshold with sensitivity >= 0.9" in record["rule"] and record["date"]
-    per_patient = test_images(site)
+    per_patient = site_test_images(site)
     drawn = sum(per_patient[p] for p in record["patients"])
     assert record["images"] == drawn
     kinds = {p.startswith("person") for p in record["patients"]}
@@ -234,7 +233,7 @@ def test_prior_em_is_printed_and_recorded(site, checkpoint, tmp_path, capsys):
     printed = capsys.readouterr().out
     prior = json.loads(report.read_text())["prior"]
     labelled = sum(1 for _ in (site / "test" / "PNEUMONIA").iterdir()) / sum(
-        test_images(site).values()
+        site_test_images(site).values()
     )
     assert prior["method"] == "em" and prior["source_prior"] == pytest.approx(0.5)
     assert 0 < prior["estimated_prior"] < 1
@@ -291,7 +290,7 @@ def test_bad_input_is_one_line_and_writes_nothing(
 def test_fixes_are_named_in_the_messages(site, checkpoint, one_normal, tmp_path, capsys):
     out = str(tmp_path / "site.pt")
     args = ["calibrate", "--checkpoint", str(checkpoint), "--out", out]
-    patients = len(test_images(site))
+    patients = len(site_test_images(site))
     assert main([*args, "--data", str(site), "--patients", "500"]) == 2
     assert f"give --patients at most {patients - 2}" in capsys.readouterr().err
     assert main([*args, "--data", str(site), "--split", "train"]) == 2
