@@ -252,18 +252,37 @@ def test_the_verdict_gives_each_gaps_direction_in_words():
     )
 
 
-def test_the_verdict_names_the_shift_of_the_scores_when_the_rates_move_apart():
+def test_the_verdict_reads_rates_moving_apart_as_test_scores_that_moved():
     apart = " ".join(validation_beside_test(APART))
-    assert "One rate is higher on test and the other on validation: if AUROC is about" in apart
-    assert "section 6's shift of the scores looks like at a frozen threshold" in apart
+    assert "One rate is higher on test and the other on validation: test's scores sit higher" in (
+        apart
+    )
+    assert "a shift between the two sets moves every score" in apart
+    assert "section 6" not in apart  # a model's own offset is absorbed by validation's threshold
     held = {**APART, "auroc": (0.97, 0.96, -0.01, 0.03)}
-    assert "with AUROC within the noise: that is what section 6's" in " ".join(
+    assert "with AUROC within the noise (the ranking held): test's scores sit higher" in " ".join(
         validation_beside_test(held)
     )
     ranked = {**APART, "auroc": (0.97, 0.85, 0.08, 0.16)}
-    assert "not only section 6's shift" in " ".join(validation_beside_test(ranked))
+    ranked_text = " ".join(validation_beside_test(ranked))
+    assert "the ranking changed as well" in ranked_text and "chosen epoch's" in ranked_text
+    lower = {
+        **APART,
+        "sensitivity": (0.99, 0.94, 0.02, 0.08),
+        "specificity": (0.55, 0.96, -0.5, -0.3),
+    }
+    assert "test's scores sit lower" in " ".join(validation_beside_test(lower))
     both_lower = {**APART, "sensitivity": (0.99, 0.90, 0.05, 0.13)}
     assert "One rate is higher" not in " ".join(validation_beside_test(both_lower))
+    pooled = " ".join(validation_beside_test(APART, same_pool="train/"))
+    assert "the threshold fitted to validation's noise, or chance" in pooled
+    assert "test's scores sit" not in pooled
+
+
+def test_the_verdict_warns_when_test_reuses_training_patient_ids():
+    text = " ".join(validation_beside_test(APART, test_shares_ids=True))
+    assert "Test reuses patient ids of the training data" in text
+    assert "reuses patient ids" not in " ".join(validation_beside_test(APART))
 
 
 def test_the_verdict_says_the_bias_explains_only_a_j_gap_in_validations_favour():

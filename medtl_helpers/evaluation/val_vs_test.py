@@ -85,6 +85,7 @@ def validation_beside_test(
     unit: str = "patients",
     same_pool: str | None = None,
     shared_children: bool = False,
+    test_shares_ids: bool = False,
 ) -> list[str]:
     """One line per metric of `gap_intervals`, then a verdict on the gap between the two sets.
 
@@ -92,10 +93,13 @@ def validation_beside_test(
     intervals are too narrow. A gap counts only when its interval excludes 0. The verdict gives
     each gap's direction, names the bias towards validation of the epoch, candidate and threshold
     chosen on it (mainly in J, which "balanced_accuracy" tests where it is a key), and reads one
-    rate higher on test with the other lower as section 6's shift of the scores at a frozen
-    threshold. `same_pool` names where both sets were drawn from when test is a holdout of it
-    (e.g. "train/"): then no shift is expected at all. `shared_children` says that validation may
-    hold children of the training split (PneumoniaMNIST's), which flatters validation too.
+    rate higher on test with the other lower as test's scores moved against the frozen
+    threshold: a shift between the sets, where test is not a holdout of validation's pool.
+    `same_pool` names where both sets were drawn from when test is a holdout of it (e.g.
+    "train/"): then no shift is expected at all. `shared_children` says that validation may hold
+    children of the training split (PneumoniaMNIST's), which flatters validation too;
+    `test_shares_ids` that test reuses patient ids of the training data (the official `test/`
+    folder does), which may flatter test.
     """
     each = 1 - 0.05 / len(gaps)
     lines = [_gap_line(key, gap, each) for key, gap in gaps.items()]
@@ -109,7 +113,7 @@ def validation_beside_test(
     held = None
     if same_pool is not None:
         held = f"Test is a holdout of {same_pool}, as validation is, so no shift is expected"
-    caveats = _caveats(unit, shared_children)
+    caveats = _caveats(unit, shared_children, test_shares_ids)
     if not beyond:
         lines.append(
             "no interval excludes 0: validation and test do not differ in these metrics by more "
@@ -117,7 +121,7 @@ def validation_beside_test(
         )
         return lines + caveats + ([f"{held}."] if held else [])
     lines.append(f"{_names(beyond)}, more than the noise of these {unit}: {_directions(beyond)}.")
-    lines += _score_shift(beyond, gaps) + [_bias(gaps)] + caveats
+    lines += _score_shift(beyond, gaps, same_pool) + [_bias(gaps)] + caveats
     if held:
         return lines + [f"{held}: read the gap as the bias above or as chance."]
     return lines + [
@@ -128,9 +132,14 @@ def validation_beside_test(
     ]
 
 
-def _caveats(unit: str, shared_children: bool) -> list[str]:
-    """What else flatters validation or narrows the intervals, for the verdict in either branch."""
+def _caveats(unit: str, shared_children: bool, test_shares_ids: bool) -> list[str]:
+    """What else flatters one set or narrows the intervals, for the verdict in either branch."""
     caveats = []
+    if test_shares_ids:
+        caveats.append(
+            "Test reuses patient ids of the training data; if they are the same children, test "
+            "is flattered where the model saw them."
+        )
     if shared_children:
         caveats.append(
             "Validation may share children with the training split, which flatters validation "
@@ -174,28 +183,30 @@ def _directions(beyond: dict) -> str:
     return "; ".join(words)
 
 
-def _score_shift(beyond: dict, gaps: dict) -> list[str]:
-    """Section 6's shift of the scores, where one rate is beyond the noise higher on each side."""
+def _score_shift(beyond: dict, gaps: dict, same_pool: str | None) -> list[str]:
+    """One rate beyond the noise higher on each side: the scores moved against the threshold."""
     rates = [beyond.get(key) for key in ("sensitivity", "specificity")]
     if None in rates or (rates[0][0] > rates[0][1]) == (rates[1][0] > rates[1][1]):
         return []
-    shift = (
-        "what section 6's shift of the scores looks like at a frozen threshold: the ranking held, "
-        "and validation's threshold no longer sits where test's best one would"
+    way = "higher" if rates[0][1] > rates[0][0] else "lower"  # test flags more: scores higher
+    if same_pool is not None:
+        return [
+            "One rate is higher on test and the other on validation; with both sets from one "
+            "pool, that is the threshold fitted to validation's noise, or chance."
+        ]
+    moved = (
+        f"test's scores sit {way} than validation's against the frozen threshold: a shift "
+        "between the two sets moves every score, and the threshold chosen on validation no "
+        "longer sits where test's best one would. The choices made on validation move the two "
+        "rates apart only by the noise of the threshold, little against a large gap"
     )
-    if "auroc" not in gaps:
-        return [
-            "One rate is higher on test and the other on validation: if AUROC is about the same "
-            f"on both sets (the table above), that is {shift}."
-        ]
-    if not _excludes_zero(gaps["auroc"]):
-        return [
-            "One rate is higher on test and the other on validation, with AUROC within the noise: "
-            f"that is {shift}."
-        ]
+    if "auroc" not in gaps or not _excludes_zero(gaps["auroc"]):
+        held = "" if "auroc" not in gaps else ", with AUROC within the noise (the ranking held)"
+        return [f"One rate is higher on test and the other on validation{held}: {moved}."]
     return [
-        "One rate is higher on test and the other on validation, but AUROC differs too: the "
-        "ranking changed as well, so this is not only section 6's shift of the scores."
+        "One rate is higher on test and the other on validation, and AUROC differs too "
+        f"(validation's AUROC is also the chosen epoch's, which flatters it): {moved}, and the "
+        "ranking changed as well."
     ]
 
 
