@@ -69,8 +69,6 @@ def site_test_images(site: Path) -> dict[str, int]:
     return counts
 
 
-
-
 def calibrate(checkpoint, site, out, *extra) -> int:
     args = ["calibrate", "--checkpoint", str(checkpoint), "--data", str(site), "--split", "test"]
     return main([*args, "--out", str(out), *extra])
