@@ -15,7 +15,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 # pip's isolated build environment finds it only in the wheelhouse.
 BUILD_REQUIRES := 'setuptools>=77'
 
-.PHONY: course test student grade smoke-gpu lab clean venv wheels
+.PHONY: course test student grade smoke-gpu lab clean venv wheels site
 
 venv: $(STAMP)
 
@@ -32,6 +32,13 @@ wheels: $(STAMP)
 
 course: $(STAMP)
 	$(PY) -m medtl_helpers course notebooks --out runs/notebooks
+
+# make site [PROFILE=quick]: the course as a static website in site/ (tools/build_site.py, README
+# "The course as a website"). It never runs a notebook: it shows the executed copies that `make
+# course` wrote to runs/notebooks/. PROFILE=X runs the course in profile X first.
+site: $(STAMP)
+	$(if $(PROFILE),MEDTL_PROFILE=$(PROFILE) $(PY) -m medtl_helpers course notebooks --out runs/notebooks)
+	$(PY) tools/build_site.py
 
 # The tests and every notebook under nbval in the quick profile; the student copies (solutions
 # replaced by stubs) are rebuilt and run too, with stand-in ImageNet weights, so every notebook

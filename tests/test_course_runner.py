@@ -216,3 +216,20 @@ def test_timings_record_the_torch_threads_and_the_dates_measured(tmp_path, monke
     lines = table.read_text().splitlines()
     assert lines[0] == "Profile quick on cpu (Test CPU, 4 cores), 1 torch thread."
     assert lines[4:6] == ["| 00_a | 1.0 | synthetic | ok |", "| 1 of 2 notebooks | 0.0 min | | |"]
+
+
+def test_executed_copies_hold_their_figures_even_under_mpl_agg(tmp_path, monkeypatch):
+    # The tests export MPLBACKEND=Agg; a kernel with it would draw every figure into nothing,
+    # and the executed copies (and the website made of them) would show none.
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    assert "MPLBACKEND" not in runner.kernel_environment()
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    write_notebook(
+        folder / "00_figure.ipynb",
+        "import matplotlib.pyplot as plt\nplt.plot([0, 1], [1, 0])\nplt.show()",
+    )
+    run_course(folder, tmp_path / "out")
+    executed = nbformat.read(tmp_path / "out" / "00_figure.ipynb", as_version=4)
+    outputs = executed.cells[0].outputs
+    assert any("image/png" in output.get("data", {}) for output in outputs)

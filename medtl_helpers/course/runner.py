@@ -81,6 +81,18 @@ def announced_source(notebook) -> str:
     return "-"
 
 
+def kernel_environment() -> dict[str, str]:
+    """The kernel's environment: ours, with text progress bars and without MPLBACKEND.
+
+    A kernel whose MPLBACKEND is Agg (as the tests export) draws every figure into nothing: the
+    executed copy would hold no figure, and the website that shows it none either. Without it,
+    the kernel uses its own inline backend, which writes each figure into the cell's outputs.
+    """
+    env = {**os.environ, "MEDTL_PROGRESS": "text"}
+    env.pop("MPLBACKEND", None)
+    return env
+
+
 def run_notebook(path: Path, out_dir: Path, timeout: int = 3600) -> NotebookRun:
     """Execute one notebook (at most `timeout` seconds per cell) and save the executed copy.
 
@@ -107,7 +119,7 @@ def run_notebook(path: Path, out_dir: Path, timeout: int = 3600) -> NotebookRun:
     start, error = time.perf_counter(), None
     try:
         # a widget's bar is saved at 0%: in the executed copy each bar is its final line instead
-        client.execute(env={**os.environ, "MEDTL_PROGRESS": "text"})
+        client.execute(env=kernel_environment())
     except CellExecutionError as err:
         error = cell_error(err)
     except CellTimeoutError:
