@@ -237,3 +237,17 @@ def test_the_readme_links_the_address_the_site_is_published_at(staged):
     assert url == f"https://{owner}.github.io/{name}/"
     section = (ROOT / "README.md").read_text().split("\n## The course as a website\n")[1]
     assert f"]({url})" in section.split("\n## ")[0]
+
+
+def test_only_a_notebook_that_draws_and_has_no_figure_is_named(tmp_path, capsys):
+    (tmp_path / "docs" / "notebooks").mkdir(parents=True)
+    lost = executed_notebook("01", "Drawn", "Recipe.")
+    lost.cells[2].outputs = []  # the figure cell ran with MPLBACKEND=Agg: no image
+    plain = executed_notebook("03", "Plain", "Recipe.")
+    plain.cells = plain.cells[:2]  # nothing that draws
+    for name, notebook in (("01_drawn", lost), ("03_plain", plain)):
+        nbformat.write(notebook, tmp_path / f"{name}.ipynb")
+        build_site.stage_notebook(tmp_path / f"{name}.ipynb", tmp_path / "docs", "")
+    printed = capsys.readouterr().out
+    assert "01_drawn.ipynb: no figure in its outputs" in printed
+    assert "03_plain" not in printed

@@ -34,6 +34,7 @@ TITLES = {"teaching.md": "Teaching", "benchmarks.md": "Benchmarks", "data.md": "
 _REPORT = re.compile(r"^(profile|weights|device) +(\S.*)$", re.MULTILINE)
 _SOURCE = re.compile(r"Data source: ([^;\n]+)")
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
+_DRAWS = re.compile(r"\bplt\.|\bplot_\w+\(|\.plot\(")  # code that draws a figure
 _ROW = re.compile(r"^\| (\d\d_\S+) \| [0-9.]+ \| \S+ \| (ok|FAILED: .*) \|$", re.MULTILINE)
 NOT_EXECUTED = """No executed notebooks in {folder}: the site shows a course run's outputs and never
 runs a notebook itself. Run `make course` first (the course's results), then `make site`; or
@@ -129,7 +130,8 @@ def stage_notebook(path: Path, docs: Path, timings: str) -> str:
     notebook.cells.insert(1 if notebook.cells else 0, cell)
     nbformat.write(notebook, docs / "notebooks" / path.name)
     outputs = [o for c in notebook.cells for o in c.get("outputs", [])]
-    if not any(key.startswith("image/") for o in outputs for key in o.get("data", {})):
+    draws = any(_DRAWS.search(c.source) for c in notebook.cells if c.cell_type == "code")
+    if draws and not any(key.startswith("image/") for o in outputs for key in o.get("data", {})):
         print(
             f"{path.name}: no figure in its outputs (a kernel run with MPLBACKEND=Agg draws none; "
             "`make course` runs its kernels without it)"
