@@ -15,7 +15,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 # pip's isolated build environment finds it only in the wheelhouse.
 BUILD_REQUIRES := 'setuptools>=77'
 
-.PHONY: course test student grade smoke-gpu lab clean venv wheels site
+.PHONY: course test student grade smoke-gpu lab clean venv wheels site site-screenshot
 
 venv: $(STAMP)
 
@@ -39,6 +39,12 @@ course: $(STAMP)
 site: $(STAMP)
 	$(if $(PROFILE),MEDTL_PROFILE=$(PROFILE) $(PY) -m medtl_helpers course notebooks --out runs/notebooks)
 	$(PY) tools/build_site.py
+
+# make site-screenshot [SITE=folder]: README's picture, docs/images/site-04.png: 04's page of the
+# site `make site` built, scrolled to its first figure, in Debian's chromium
+# (tools/site_browser.py). It builds nothing.
+site-screenshot: $(STAMP)
+	$(PY) tools/site_browser.py screenshot $(or $(SITE),site) docs/images/site-04.png
 
 # The tests and every notebook under nbval in the quick profile; the student copies (solutions
 # replaced by stubs) are rebuilt and run too, with stand-in ImageNet weights, so every notebook

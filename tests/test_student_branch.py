@@ -190,3 +190,15 @@ def test_a_notebook_with_solutions_outside_notebooks_is_not_published(course, ca
     assert "error: benchmarks/scratch.ipynb would be published with cells tagged 'solution'" in out
     assert "INSTRUCTOR_ONLY in medtl_helpers/course/publish.py" in out
     assert git(course, "branch", "--list", "student") == ""
+
+
+def test_the_student_readme_takes_its_pictures_from_the_course_ref():
+    from medtl_helpers.course.publish import student_readme
+
+    text = "# medtl\n\n![a page](docs/images/site-04.png)\n[guide](docs/TEACHING.md)\n"
+    out = student_readme(text, "student", links.STUDENT_REPOSITORY, "student")
+    raw = (
+        f"https://raw.githubusercontent.com/{links.REPOSITORY}/{links.REF}/docs/images/site-04.png"
+    )
+    assert f"![a page]({raw})" in out and "](docs/images/" not in out
+    assert "[guide](docs/TEACHING.md)" in out  # only pictures are rewritten

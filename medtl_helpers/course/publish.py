@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -68,6 +69,9 @@ def student_readme(text: str, folder: str, repository: str, branch: str) -> str:
         for url in (links.colab_url, links.kaggle_url):
             text = text.replace(url(path), url(student, repository, branch))
         text = text.replace(f"]({path})", f"]({student})")
+    # docs/ is not on the branch: README's pictures (docs/images/) come from the course's ref
+    raw = f"https://raw.githubusercontent.com/{links.REPOSITORY}/{links.REF}/docs/"
+    text = re.sub(r"(!\[[^\]]*\]\()docs/", lambda m: m.group(1) + raw, text)
     left = links.readme_notebooks(text)
     if left:
         raise PublishError(
