@@ -19,10 +19,16 @@ from medtl_helpers.errors import DataError
 
 def patient_groups(data: ImageSet) -> dict[int, list[list[int]]]:
     """Image indices grouped by patient, grouped by the patient's majority label."""
+    return patient_groups_of(data.labels.tolist(), data.patients)
+
+
+def patient_groups_of(labels, patients) -> dict[int, list[list[int]]]:
+    """`patient_groups` of plain labels and patient ids (one each per image), patients in
+    sorted order within each class."""
     by_patient: dict[str, list[int]] = defaultdict(list)
-    for i, patient in enumerate(data.patients):
+    for i, patient in enumerate(patients):
         by_patient[patient].append(i)
-    labels = data.labels.tolist()
+    labels = [int(label) for label in labels]
     by_class: dict[int, list[list[int]]] = defaultdict(list)
     for patient in sorted(by_patient):
         index = by_patient[patient]

@@ -15,29 +15,17 @@ threshold on the same held-out patients.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from medtl_helpers.data.split import patient_groups_of
 from medtl_helpers.errors import DataError, in_terms
 from medtl_helpers.metrics.rates import labels_and_probabilities
 from medtl_helpers.metrics.threshold import choose_threshold
 
 RATES = ("sensitivity", "specificity", "ppv")
 EPS = 1e-6
-
-
-def _patients_by_class(labels: ArrayLike, patients: ArrayLike) -> dict[int, list[str]]:
-    """Patient ids grouped by their majority label (0 NORMAL, 1 PNEUMONIA), in sorted order."""
-    votes: dict[str, Counter] = defaultdict(Counter)
-    for label, patient in zip(np.asarray(labels).tolist(), list(patients)):
-        votes[str(patient)][int(label)] += 1
-    by_class: dict[int, list[str]] = {0: [], 1: []}
-    for patient in sorted(votes):
-        by_class[votes[patient].most_common(1)[0][0]].append(patient)
-    return by_class
 
 
 def _ask(how_many: str) -> str:
@@ -55,9 +43,20 @@ def draw_calibration_patients(
     than two (one to calibrate on, one to score on), or when the draw would leave a class with
     no patient to score the threshold on.
     """
-    labels = np.asarray(labels)
-    by_class = _patients_by_class(labels, patients)
-    counts = {c: len(ids) for c, ids in by_class.items()}
+    groups = _groups(labels, patients)
+    _check_draw(groups, n_patients)
+    return _draw(groups, len(patients), n_patients, seed)
+
+
+def _groups(labels: ArrayLike, patients: ArrayLike) -> dict[int, list[list[int]]]:
+    """Image indices per patient, per majority class (`data.split.patient_groups_of`)."""
+    groups = patient_groups_of(np.asarray(labels).tolist(), [str(p) for p in patients])
+    return {c: groups.get(c, []) for c in (0, 1)}
+
+
+def _check_draw(groups: dict[int, list[list[int]]], n_patients: int) -> None:
+    """Raise DataError when `n_patients` cannot be drawn from `groups` as the draw needs."""
+    counts = {c: len(ids) for c, ids in groups.items()}
     have = f"{counts[0] + counts[1]} patients ({counts[0]} NORMAL, {counts[1]} PNEUMONIA)"
     if min(counts.values()) == 0:
         missing = "NORMAL" if counts[0] == 0 else "PNEUMONIA"
@@ -84,6 +83,13 @@ def draw_calibration_patients(
             f"least one of each class must be left to score the threshold on: "
             f"{_ask(f'at most {most}')}"
         )
+
+
+def _draw(
+    groups: dict[int, list[list[int]]], size: int, n_patients: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The stratified draw of `draw_calibration_patients` from checked `groups`."""
+    counts = {c: len(ids) for c, ids in groups.items()}
     share = counts[1] / (counts[0] + counts[1])
     take = {1: min(max(1, round(n_patients * share)), n_patients - 1)}
     take[0] = n_patients - take[1]
@@ -92,8 +98,10 @@ def draw_calibration_patients(
             take[1 - c] += take[c] - (counts[c] - 1)
             take[c] = counts[c] - 1
     rng = np.random.default_rng(seed)
-    chosen = {by_class[c][j] for c in (0, 1) for j in rng.permutation(counts[c])[: take[c]]}
-    mask = np.array([str(p) in chosen for p in patients], dtype=bool)
+    mask = np.zeros(size, dtype=bool)
+    for c in (0, 1):
+        for j in rng.permutation(counts[c])[: take[c]]:
+            mask[groups[c][j]] = True
     return np.flatnonzero(mask), np.flatnonzero(~mask)
 
 
@@ -195,11 +203,12 @@ def recalibration_draws(
     `reached` says whether the new threshold reached `sensitivity` on them.
     """
     y, p = labels_and_probabilities(y, p)
-    patients = np.asarray(patients)
+    groups = _groups(y, patients)  # grouped once: every draw takes from the same patients
     rows = []
     for k in ks:
+        _check_draw(groups, k)
         for draw in range(draws):
-            calibration, rest = draw_calibration_patients(y, patients, k, seed + draw)
+            calibration, rest = _draw(groups, y.size, k, seed + draw)
             threshold = recalibrated_threshold(y[calibration], p[calibration], sensitivity)
             old = _rates(y[rest], p[rest], old_threshold)
             new = _rates(y[rest], p[rest], threshold)
