@@ -9,12 +9,12 @@ from medtl_helpers.adaptation.new_site import (
     SIMULATED,
     TEST_FOLDER_SHARE,
     Repair,
-    domain_auroc_interval,
     new_site,
     paired_ece,
     repairs_table,
     site_rates,
 )
+from medtl_helpers.adaptation.shift import domain_auroc_interval
 from medtl_helpers.data.sources import CourseData
 from medtl_helpers.data.synthetic import make_synthetic
 from medtl_helpers.metrics import binary_metrics

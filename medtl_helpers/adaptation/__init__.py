@@ -84,7 +84,6 @@ from medtl_helpers.adaptation.l2sp import (
 from medtl_helpers.adaptation.new_site import (
     NewSite,
     Repair,
-    domain_auroc_interval,
     new_site,
     repairs_table,
     site_rates,
@@ -129,6 +128,7 @@ from medtl_helpers.adaptation.selection import (
 )
 from medtl_helpers.adaptation.shift import (
     domain_auroc,
+    domain_auroc_interval,
     domain_predictions,
     domain_separation,
     logit_shift,

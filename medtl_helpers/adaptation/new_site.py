@@ -21,14 +21,12 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from medtl_helpers.adaptation.prior import _weighted_metrics, prevalence_metrics
-from medtl_helpers.adaptation.results import result_row
-from medtl_helpers.adaptation.shift import domain_predictions
+from medtl_helpers.adaptation.results import result_row, with_interval
 from medtl_helpers.data.records import ImageSet
 from medtl_helpers.data.sites import SiteSpec, acquire, marker_mask, prevalence_index
 from medtl_helpers.data.sources import CourseData
-from medtl_helpers.metrics.bootstrap import _group_index, _resample_weights, bootstrap_ci
+from medtl_helpers.metrics.bootstrap import _group_index, _resample_weights
 from medtl_helpers.metrics.paired import paired_difference
-from medtl_helpers.metrics.rates import auroc
 
 # The official test/ folder: 390 PNEUMONIA and 234 NORMAL images (Kermany et al. 2018).
 TEST_FOLDER_SHARE = 390 / 624
@@ -73,23 +71,6 @@ def new_site(data: CourseData, seed: int = 0, spec: SiteSpec = SIMULATED) -> New
     simulated = ImageSet(images, part.labels, part.patients, f"{part.source} / {spec.name}")
     origin = f"the patient-level test holdout of the {data.source} course data, {spec.describe()}"
     return NewSite(simulated, False, origin)
-
-
-def domain_auroc_interval(
-    source_features: np.ndarray,
-    target_features: np.ndarray,
-    source_patients: list[str],
-    target_patients: list[str],
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> tuple[float, float, float]:
-    """(AUROC, low, high) of the cross-validated domain classifier (`domain_predictions`), with
-    a 95% interval that resamples whole patients of both sites."""
-    args = (source_features, target_features, source_patients, target_patients)
-    y, p = domain_predictions(*args, seed=seed)
-    groups = [f"source:{x}" for x in source_patients] + [f"target:{x}" for x in target_patients]
-    low, high = bootstrap_ci(y, p, 0.5, n_boot=n_boot, seed=seed, groups=groups)["auroc"]
-    return auroc(y, p), low, high
 
 
 def site_rates(
@@ -169,9 +150,7 @@ def repairs_table(
     rows = {}
     for name, arm in repairs.items():
         rates = site_rates(y, arm.p, arm.threshold, patients, n_boot, seed)
-        row = {
-            r: f"{rates[r]:.3f} [{rates[f'{r}_low']:.3f}, {rates[f'{r}_high']:.3f}]" for r in RATES
-        }
+        row = {r: with_interval(rates, r, digits=3) for r in RATES}
         row.update({"threshold": round(arm.threshold, 3), "needs": arm.needs})
         if name == baseline:
             row["verdict"] = "(the baseline)"

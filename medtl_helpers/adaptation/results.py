@@ -46,9 +46,10 @@ def result_row(
     return row
 
 
-def with_interval(row: pd.Series | dict, metric: str = "auroc") -> str:
-    """ "0.83 [0.78, 0.88]": the value and its 95% interval, two decimals."""
-    return f"{row[metric]:.2f} [{row[f'{metric}_low']:.2f}, {row[f'{metric}_high']:.2f}]"
+def with_interval(row: pd.Series | dict, metric: str = "auroc", digits: int = 2) -> str:
+    """ "0.83 [0.78, 0.88]": the value and its 95% interval, to `digits` decimals."""
+    low, high = row[f"{metric}_low"], row[f"{metric}_high"]
+    return f"{row[metric]:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def methods_table(rows: list[dict] | pd.DataFrame, metric: str = "auroc") -> pd.DataFrame:

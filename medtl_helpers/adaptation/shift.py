@@ -23,7 +23,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from medtl_helpers.metrics import auroc
+from medtl_helpers.metrics import auroc, bootstrap_ci
 from medtl_helpers.models import model_device, split_backbone_head
 
 
@@ -42,7 +42,7 @@ def domain_predictions(
     """
     x = np.concatenate([source_features, target_features])
     y = np.r_[np.zeros(len(source_features)), np.ones(len(target_features))].astype(int)
-    groups = [f"source:{p}" for p in source_patients] + [f"target:{p}" for p in target_patients]
+    groups = site_groups(source_patients, target_patients)
     if len(groups) != len(x):
         raise ValueError(f"{len(x)} feature rows but {len(groups)} patient ids")
     classifier = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
@@ -50,6 +50,12 @@ def domain_predictions(
     with threadpool_limits(1):  # small problems: more BLAS threads only wait for each other
         p = cross_val_predict(classifier, x, y, groups=groups, cv=cv, method="predict_proba")
     return y, p[:, 1]
+
+
+def site_groups(source_patients: list[str], target_patients: list[str]) -> list[str]:
+    """One id per image of both sites, "source:<patient>" then "target:<patient>": a patient
+    id that happens to occur at both sites still names two children."""
+    return [f"source:{p}" for p in source_patients] + [f"target:{p}" for p in target_patients]
 
 
 def domain_auroc(
@@ -66,6 +72,23 @@ def domain_auroc(
     """
     args = (source_features, target_features, source_patients, target_patients, folds, seed)
     return auroc(*domain_predictions(*args))
+
+
+def domain_auroc_interval(
+    source_features: np.ndarray,
+    target_features: np.ndarray,
+    source_patients: list[str],
+    target_patients: list[str],
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """(AUROC, low, high) of `domain_auroc`'s classifier, with a 95% interval that resamples
+    whole patients of both sites."""
+    args = (source_features, target_features, source_patients, target_patients)
+    y, p = domain_predictions(*args, seed=seed)
+    groups = site_groups(source_patients, target_patients)
+    low, high = bootstrap_ci(y, p, 0.5, n_boot=n_boot, seed=seed, groups=groups)["auroc"]
+    return auroc(y, p), low, high
 
 
 def proxy_a_distance(error: float) -> float:
