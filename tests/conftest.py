@@ -47,7 +47,12 @@ def filled(copy_path: Path, answers: dict[str, str], path: Path, **edits: str) -
 
 def load_benchmark(name: str) -> ModuleType:
     """Import benchmarks/<name>.py (the benchmarks are scripts, not a package)."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    return load_script("benchmarks", name)
+
+
+def load_script(folder: str, name: str) -> ModuleType:
+    """Import <folder>/<name>.py of the repository (benchmarks/, tools/: scripts, not packages)."""
+    path = Path(__file__).resolve().parents[1] / folder / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

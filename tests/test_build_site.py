@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import datetime
-import importlib.util
 import io
 import json
 import os
@@ -15,12 +14,11 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from conftest import load_script
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("build_site", ROOT / "tools" / "build_site.py")
-build_site = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(build_site)
+build_site = load_script("tools", "build_site")
 
 REPORT = (
     "device     cpu (Intel(R) Xeon(R) Processor, 2 cores); 1 CPU threads\n"

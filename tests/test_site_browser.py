@@ -5,7 +5,6 @@ to install, when Chromium or Playwright is missing."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -13,12 +12,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("site_browser", ROOT / "tools" / "site_browser.py")
-site_browser = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(site_browser)
+site_browser = load_script("tools", "site_browser")
 
 EXECUTED = os.environ.get("MEDTL_SITE_EXECUTED")
 browser = pytest.mark.skipif(
