@@ -1,5 +1,6 @@
-"""What is done with trained models: the test report, ensembles, learning curves (07), and a new
-site's threshold from a few of its labelled patients (recalibration)."""
+"""What is done with trained models: the test report, ensembles, learning curves (07), a new
+site's threshold from a few of its labelled patients (recalibration), and the operating-point
+explorer of 04 and 08 (explorer; its controls in explorer_widget)."""
 
 from medtl_helpers.evaluation.curve_reading import catch_up_verdict, paired_gains, schedule_gaps
 from medtl_helpers.evaluation.data_efficiency import (
@@ -27,6 +28,7 @@ from medtl_helpers.evaluation.ensemble import (
     vote_share,
     weights_fingerprint,
 )
+from medtl_helpers.evaluation.explorer import Scores, show_explorer
 from medtl_helpers.evaluation.recalibration import (
     check_sensitivity,
     draw_calibration_patients,
@@ -50,6 +52,7 @@ __all__ = [
     "CurveSettings",
     "Ensemble",
     "Member",
+    "Scores",
     "build_member",
     "catch_up_verdict",
     "check_sensitivity",
@@ -78,6 +81,7 @@ __all__ = [
     "report_table",
     "schedule_gaps",
     "shift_logits",
+    "show_explorer",
     "soft_vote",
     "soft_vote_against_best",
     "summarise",

@@ -1,0 +1,125 @@
+"""What one threshold does: the confusion matrix, the rates, and the predictive values at a
+prevalence the student chooses. The explorers of notebooks 04 and 08 only show these numbers.
+
+Sensitivity and specificity belong to the model at a threshold: counted within each class, they do
+not change when the disease becomes rarer. The predictive values do. By Bayes' rule, at a
+prevalence π (the share of PNEUMONIA among the patients the model is used on):
+
+    PPV = sens·π / (sens·π + (1 − spec)·(1 − π))
+    NPV = spec·(1 − π) / (spec·(1 − π) + (1 − sens)·π)
+
+so the same threshold that flags mostly sick children on a ward with π = 0.6 flags mostly healthy
+ones in a screening clinic with π = 0.05. The counts in the confusion matrix are the set's own, at
+its own prevalence; the PPV and NPV columns are at π.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+
+from medtl_helpers.metrics.rates import confusion, labels_and_probabilities, require_classes
+from medtl_helpers.metrics.threshold import choose_threshold
+
+COLUMNS = (
+    "set", "threshold", "tn", "fp", "fn", "tp", "sensitivity", "specificity", "fpr",
+    "prevalence", "ppv", "npv",
+)  # fmt: skip
+
+
+def predictive_values(sensitivity: float, specificity: float, prevalence: float) -> dict:
+    """PPV and NPV of a test with these rates among patients of this prevalence (Bayes' rule).
+
+    A value whose denominator is 0 (nobody flagged, or nobody cleared) is NaN: it is undefined,
+    not 0 or 1.
+    """
+    for name, value in (("sensitivity", sensitivity), ("specificity", specificity)):
+        if not 0 <= value <= 1:
+            raise ValueError(f"{name} must lie in [0, 1], got {value}")
+    if not 0 < prevalence < 1:
+        raise ValueError(f"prevalence must lie strictly between 0 and 1, got {prevalence}")
+    flagged_sick = sensitivity * prevalence
+    flagged_well = (1 - specificity) * (1 - prevalence)
+    cleared_well = specificity * (1 - prevalence)
+    cleared_sick = (1 - sensitivity) * prevalence
+    return {
+        "ppv": _share(flagged_sick, flagged_sick + flagged_well),
+        "npv": _share(cleared_well, cleared_well + cleared_sick),
+    }
+
+
+def _share(part: float, whole: float) -> float:
+    return part / whole if whole > 0 else math.nan
+
+
+def operating_point(
+    y: ArrayLike, p: ArrayLike, threshold: float, prevalence: float | None = None
+) -> dict:
+    """The confusion counts and rates of scores `p` at `threshold` (PNEUMONIA when p >= threshold),
+    with PPV and NPV at `prevalence` (default: the set's own share of PNEUMONIA).
+
+    `fpr` = 1 − specificity: with `sensitivity` it is the point on the ROC curve.
+    """
+    y, p = labels_and_probabilities(y, p)
+    require_classes(y, "an operating point")
+    counts = confusion(y, p, threshold)
+    sens = counts["tp"] / (counts["tp"] + counts["fn"])
+    spec = counts["tn"] / (counts["tn"] + counts["fp"])
+    prevalence = float(y.mean()) if prevalence is None else float(prevalence)
+    return {
+        "threshold": float(threshold),
+        **{k: counts[k] for k in ("tn", "fp", "fn", "tp")},
+        "sensitivity": sens,
+        "specificity": spec,
+        "fpr": 1 - spec,
+        "prevalence": prevalence,
+        **predictive_values(sens, spec, prevalence),
+    }
+
+
+def operating_table(
+    sets: Mapping[str, tuple[ArrayLike, ArrayLike]], threshold: float, prevalence: float
+) -> pd.DataFrame:
+    """One row per named set of (labels, scores): its operating point at `threshold`, with PPV and
+    NPV at `prevalence`, in the columns of `COLUMNS`."""
+    rows = [{"set": name, **operating_point(y, p, threshold, prevalence)} for name, (y, p) in
+            sets.items()]  # fmt: skip
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def threshold_marks(y: ArrayLike, p: ArrayLike, sensitivity_target: float) -> dict[str, float]:
+    """The two thresholds the course chooses on validation predictions: Youden's J, and the
+    highest one whose sensitivity reaches `sensitivity_target` (`choose_threshold`)."""
+    return {
+        "Youden's J": choose_threshold(y, p),
+        f"sensitivity >= {sensitivity_target:g}": choose_threshold(
+            y, p, rule="sensitivity", target=sensitivity_target
+        ),
+    }
+
+
+def ppv_floor_threshold(
+    y: ArrayLike, p: ArrayLike, prevalence: float, min_ppv: float = 0.5
+) -> float | None:
+    """The threshold below which the PPV at `prevalence` falls under `min_ppv`: lowering the
+    threshold from the highest score, the last one at which PPV has stayed at least `min_ppv`
+    (below it, the flagged patients are more often well than sick when `min_ppv` is 0.5). None
+    when PPV is under `min_ppv` already at the highest score. Candidates are the scores, as in
+    `choose_threshold`."""
+    y, p = labels_and_probabilities(y, p)
+    require_classes(y, "a PPV threshold")
+    candidates = np.unique(p)[::-1]  # highest first
+    flagged = p[None, :] >= candidates[:, None]
+    sens = (flagged & (y == 1)).sum(axis=1) / (y == 1).sum()
+    fpr = (flagged & (y == 0)).sum(axis=1) / (y == 0).sum()
+    ppv = [predictive_values(s, 1 - f, prevalence)["ppv"] for s, f in zip(sens, fpr)]
+    kept = None
+    for threshold, value in zip(candidates, ppv):
+        if value < min_ppv:
+            break
+        kept = float(threshold)
+    return kept
