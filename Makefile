@@ -46,9 +46,9 @@ site: $(STAMP)
 site-screenshot: $(STAMP)
 	$(PY) tools/site_browser.py screenshot $(or $(SITE),site) docs/images/site-04.png
 
-# The tests and every notebook under nbval in the quick profile; the student copies (solutions
-# replaced by stubs) are rebuilt and run too, with stand-in ImageNet weights, so every notebook
-# runs a second time with them (tools/run_tests.sh says how).
+# The tests and every notebook under nbval in the quick profile; every notebook runs a second time
+# through the grader, as its student copy with the reference solutions and stand-in ImageNet
+# weights (tools/run_tests.sh says how).
 test: $(STAMP) student
 	PY=$(PY) tools/run_tests.sh
 

@@ -1,7 +1,8 @@
-"""What `make test` keeps of the notebooks nbval runs: with MEDTL_NBVAL_KEEP set to a folder, each
-notebook is written there with the outputs its cells produced under nbval, as `make course` writes
-its executed copies, so that the site's browser test is built from this run instead of a second
-run of the course (tools/run_tests.sh). Unset, nothing is kept and nothing changes.
+"""A pytest plugin for what `make test` keeps of the notebooks nbval runs (`PYTHONPATH=tests
+pytest -p nbval_keep`): with MEDTL_NBVAL_KEEP set to a folder, each notebook is
+written there with the outputs its cells produced under nbval, as `make course` writes its
+executed copies, so that the site's browser test is built from this run instead of a second run
+of the course (tools/run_tests.sh). Without the variable it does nothing.
 
 The kernels that run the notebooks start without MPLBACKEND (the tests export Agg, which would draw
 every figure into nothing), as the course runner's do (`runner.kernel_environment`).

@@ -83,8 +83,11 @@ def _errors_outside_answers(graded: Path) -> list[str]:
 
 
 @pytest.mark.skipif(os.environ.get("MEDTL_PROFILE") != "quick", reason="quick profile only")
-def test_the_reference_solutions_score_every_point_with_no_flag(tmp_path):
-    """Every notebook's solutions, pasted into its student copy, graded as one class."""
+def test_the_reference_solutions_score_every_point_with_no_flag(tmp_path, standin_weights):
+    """Every notebook's solutions, pasted into its student copy, graded as one class, with
+    (stand-in) ImageNet weights: make test's second run of every notebook, so that every branch
+    a notebook takes with ImageNet weights runs too, as on Colab (the first, under nbval, starts
+    from random initialisation). Nothing outside the answers may raise."""
     build_student(NOTEBOOKS, tmp_path / "student")
     for instructor in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
         copy = tmp_path / "student" / instructor.name
@@ -93,9 +96,10 @@ def test_the_reference_solutions_score_every_point_with_no_flag(tmp_path):
     with redirect_stdout(printed):
         graded = grade_class(
             [tmp_path / "submissions"], tmp_path / "grades", NOTEBOOKS, jobs=2,
-            cell_timeout=240, notebook_timeout=900,
+            cell_timeout=240, notebook_timeout=900, pretrained="imagenet",
         )  # fmt: skip
     assert len(graded) == 10, printed.getvalue()
+    loaded = {}
     for submission in graded:
         assert not submission.problem, submission.problem
         failed = [(r.exercise.key, r.outcome, r.message) for r in submission.results
@@ -105,3 +109,10 @@ def test_the_reference_solutions_score_every_point_with_no_flag(tmp_path):
         assert not [n for n in submission.notes if "stopped early" in n], submission.notes
         copy = tmp_path / "grades" / "ref" / f"{submission.stem}.ipynb"
         assert _errors_outside_answers(copy) == [], submission.stem
+        text = copy.read_text()
+        loaded[submission.stem[:2]] = "STAND-IN weights file" in text  # build_model said so
+        if submission.stem.startswith("07"):  # it builds its pretrained runs quietly
+            assert "ImageNet-pretrained curve is MISSING" not in text
+    # 00 and 01 build no pretrained network
+    assert {k for k, v in loaded.items() if v} == {"02", "03", "04", "05", "06", "08", "09"}
+    assert "with imagenet weights" in (tmp_path / "grades" / "report.md").read_text()

@@ -1,6 +1,6 @@
-"""The root conftest.py: with MEDTL_NBVAL_KEEP, nbval's run of a notebook is kept with its
-outputs (the site's browser test is built from them), and its kernel draws figures despite
-MPLBACKEND=Agg."""
+"""tests/nbval_keep.py, a pytest plugin: with MEDTL_NBVAL_KEEP, nbval's run of a notebook is
+kept with its outputs (the site's browser test is built from them), and its kernel draws figures
+despite MPLBACKEND=Agg."""
 
 from __future__ import annotations
 
@@ -22,10 +22,11 @@ CELLS = [
 def _nbval(folder: Path, **env: str) -> subprocess.CompletedProcess:
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in CELLS])
     nbformat.write(notebook, folder / "tiny.ipynb")
-    command = [sys.executable, "-m", "pytest", "-p", "conftest", "-p", "no:cacheprovider", "-q"]
+    command = [sys.executable, "-m", "pytest", "-p", "nbval_keep", "-q"]
+    command += ["-p", "no:cacheprovider"]
     command += ["--nbval-lax", "--nbval-current-env", str(folder / "tiny.ipynb")]
     environment = {k: v for k, v in os.environ.items() if k != "MEDTL_NBVAL_KEEP"}
-    environment.update(MPLBACKEND="Agg", **env)
+    environment.update(MPLBACKEND="Agg", PYTHONPATH=str(ROOT / "tests"), **env)
     return subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True)
 
 

@@ -1,7 +1,7 @@
 """tools/site_browser.py: the built site in headless Chromium. The tests that open a browser run
 in `make test`'s fourth job (tools/run_tests.sh), which names the notebooks that job 1's nbval run
-kept with their outputs in MEDTL_SITE_EXECUTED (conftest.py); elsewhere they skip, and there they fail, saying what
-to install, when Chromium or Playwright is missing."""
+kept with their outputs (tests/nbval_keep.py) in MEDTL_SITE_EXECUTED; elsewhere they skip, and
+there they fail, saying what to install, when Chromium or Playwright is missing."""
 
 from __future__ import annotations
 

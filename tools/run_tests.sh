@@ -1,65 +1,62 @@
 #!/usr/bin/env bash
-# `make test`: the package tests and every notebook under nbval, in the quick profile. Four jobs
+# `make test`: the package tests and every notebook under nbval, in the quick profile. Three jobs
 # share the two cores, one torch thread per process:
-#   1  the notebooks from random initialisation under nbval, then the tests (pytest-xdist, two
-#      workers, the notebooks first). Many short items, so it runs at a lower priority and fills
-#      the time the other jobs leave; nbval keeps each notebook with its outputs (conftest.py,
-#      MEDTL_NBVAL_KEEP), which job 4 builds the site from;
-#   2  the student copies (solutions replaced by stubs) with stand-in ImageNet weights and
-#      MEDTL_PRETRAINED=imagenet (tests/standin_weights.py): apart from the stubs a student copy
-#      is the notebook, so every notebook runs twice, and every branch it takes with ImageNet
-#      weights runs too;
-#   3  tests/test_smoke_gpu.py: notebooks 04 and 06 in the gpu profile, capped;
-#   4  once job 1 has kept every notebook: the site built from them and opened in headless
-#      Chromium (tests/test_site_browser.py, which skips in job 1, without MEDTL_SITE_EXECUTED).
+#   1  the tests and the notebooks (pytest-xdist, two workers), the longest first: the grading of
+#      the reference solutions (tests/test_grading_data.py), which runs every notebook a second
+#      time, as its student copy with the solutions pasted in and with stand-in ImageNet weights
+#      (tests/standin_weights.py), so that every branch a notebook takes with ImageNet weights
+#      runs too; the made-up class of tests/test_grading.py; then every notebook under nbval from
+#      random initialisation, which nbval keeps with its outputs for job 3
+#      (tests/nbval_keep.py, MEDTL_NBVAL_KEEP); then the rest. Many items, so it
+#      runs at a lower priority and fills the time the other jobs leave;
+#   2  tests/test_smoke_gpu.py: notebooks 04 and 06 in the gpu profile, capped;
+#   3  once job 1 has kept every notebook: the site built from them and opened in headless
+#      Chromium (tests/test_site_browser.py), then notebook 04 run in JupyterLab in Chromium and
+#      its explorer moved (tests/test_lab_browser.py); both skip in job 1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 export MEDTL_PROFILE=quick MEDTL_OFFLINE=1 MPLBACKEND=Agg MEDTL_PROGRESS=text
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 PYTEST=("$PY" -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env)
-runs_a=$(mktemp -d) runs_b=$(mktemp -d) kept=$(mktemp -d) logs=$(mktemp -d)
-torch_home=$PWD/runs/standin-torch-home  # absolute: the notebooks run in notebooks/
-"$PY" tests/standin_weights.py "$torch_home" > /dev/null || exit 1
-trap 'rm -rf "$runs_a" "$runs_b" "$kept" "$logs"' EXIT
+runs=$(mktemp -d) kept=$(mktemp -d) logs=$(mktemp -d)
+trap 'rm -rf "$runs" "$kept" "$logs"' EXIT
 notebooks=$(ls notebooks/[0-9][0-9]_*.ipynb | wc -l)
+longest=(tests/test_grading_data.py tests/test_grading.py)  # pytest keeps the order of its files
+rest=$(ls tests/test_*.py | grep -v -e test_grading_data.py -e test_grading.py -e test_smoke_gpu.py)
 
-site_browser() {  # job 4: its screenshots stay in the test's tmp_path, which it prints
-  local start=$SECONDS
+browsers() {  # job 3: screenshots stay in the tests' tmp_path, which they print
+  local start=$SECONDS status
   until [ "$(ls "$kept" | wc -l)" -ge "$notebooks" ] || ! kill -0 "$1" 2> /dev/null; do
     sleep 5
   done
-  echo "job 4 waited $((SECONDS - start)) s for job 1 to keep $(ls "$kept" | wc -l) of" \
+  echo "job 3 waited $((SECONDS - start)) s for job 1 to keep $(ls "$kept" | wc -l) of" \
     "$notebooks notebooks"
   start=$SECONDS
-  MEDTL_SITE_EXECUTED=$kept "$PY" -m pytest -p no:cacheprovider -s tests/test_site_browser.py
-  local status=$?
-  echo "the site job took $((SECONDS - start)) s"
+  MEDTL_SITE_EXECUTED=$kept MEDTL_LAB_BROWSER=1 MEDTL_RUNS=$(mktemp -d -p "$runs") \
+    "$PY" -m pytest -p no:cacheprovider -s tests/test_site_browser.py tests/test_lab_browser.py
+  status=$?
+  echo "the browser job took $((SECONDS - start)) s"
   return $status
 }
 
-echo "== notebooks and tests (random init), while the student copies run with stand-in ImageNet"
-echo "   weights, the gpu-profile smoke test runs, and then the site is opened in Chromium"
-echo "   (their logs follow)"
+echo "== tests and notebooks, while the gpu-profile smoke test runs, and then the site and"
+echo "   JupyterLab are opened in Chromium (their logs follow)"
 start=$SECONDS
-MEDTL_RUNS=$runs_a MEDTL_NBVAL_KEEP=$kept nice -n 5 "${PYTEST[@]}" -n 2 --dist loadfile \
-  --durations=12 notebooks tests --ignore tests/test_smoke_gpu.py &
+MEDTL_RUNS=$runs MEDTL_NBVAL_KEEP=$kept PYTHONPATH=$PWD/tests nice -n 5 "${PYTEST[@]}" -n 2 \
+  --dist loadfile -p nbval_keep --durations=12 "${longest[@]}" notebooks $rest &
 tests=$!
-MEDTL_RUNS=$runs_b TORCH_HOME=$torch_home MEDTL_PRETRAINED=imagenet \
-  "${PYTEST[@]}" --durations=8 student > "$logs/student-imagenet.log" 2>&1 &
-student=$!
 "${PYTEST[@]}" --durations=1 tests/test_smoke_gpu.py > "$logs/smoke-gpu.log" 2>&1 &
 smoke=$!
-site_browser $tests > "$logs/site-browser.log" 2>&1 &
-site=$!
-wait $tests; status_a=$?
-wait $student; status_student=$?
+browsers $tests > "$logs/browsers.log" 2>&1 &
+browsers=$!
+wait $tests; status_tests=$?
 wait $smoke; status_smoke=$?
-wait $site; status_site=$?
-for name in student-imagenet smoke-gpu site-browser; do
+wait $browsers; status_browsers=$?
+for name in smoke-gpu browsers; do
   echo "-- $name"; tail -n 25 "$logs/$name.log"
 done
-echo "tests and notebooks: $status_a  student copies with ImageNet weights: $status_student" \
-  " gpu-profile smoke test: $status_smoke  site in Chromium: $status_site (0 = passed)"
+echo "tests and notebooks: $status_tests  gpu-profile smoke test: $status_smoke" \
+  " site and JupyterLab in Chromium: $status_browsers (0 = passed)"
 echo "make test took $((SECONDS - start)) s"
-exit $(( status_a || status_student || status_smoke || status_site ))
+exit $(( status_tests || status_smoke || status_browsers ))

@@ -135,15 +135,18 @@ def grade_class(
     notebook_timeout: float = 600,
     jobs: int = 1,
     data: Path | None = None,
+    pretrained: str | None = None,
 ) -> list[Submission]:
     """Grade every submission under `paths`, `jobs` at a time, and write the gradebook, outcomes,
     report and the executed notebooks into `out`; prints one line per submission. The notebooks
     run on `data` (a Kermany or PneumoniaMNIST folder), else on the quick profile's synthetic
-    X-rays (grading_data.py)."""
+    X-rays (grading_data.py), from the quick profile's random initialisation unless `pretrained`
+    is "imagenet" (the weights must then be in torchvision's cache, as `config.weights` says;
+    make test grades the reference solutions so, on stand-in weights)."""
     with tempfile.TemporaryDirectory(prefix="medtl-grade-data-") as workdir:
         return _grade_class(
             paths, out, notebooks, notebook, weights_file, (cell_timeout, notebook_timeout),
-            jobs, data, Path(workdir),
+            jobs, (data, pretrained), Path(workdir),
         )  # fmt: skip
 
 
@@ -172,7 +175,11 @@ def _grade_class(paths, out, notebooks, notebook, weights_file, limits, jobs, da
     seen: set[tuple[str, str]] = set()
     prepared = [(s, prepare(s, course, seen)) for s in submissions]
     elsewhere = another_out()  # here: the pool's threads do not see the interface in use
+    data, pretrained = data
     shared = grading_data(data, workdir)
+    if pretrained:
+        shared.env["MEDTL_PRETRAINED"] = pretrained
+        shared.describe += f", with {pretrained} weights"
 
     def grade(item: tuple[Submission, tuple | None]) -> Submission:
         submission, readable = item
