@@ -1,5 +1,5 @@
 """tools/lab_browser.py: notebook 04's explorer in JupyterLab, in headless Chromium. The test that
-opens the browser runs in `make test`'s fourth job (tools/run_tests.sh sets MEDTL_LAB_BROWSER);
+opens the browser runs in `make test`'s third job (tools/run_tests.sh sets MEDTL_LAB_BROWSER);
 elsewhere it skips, and there it fails, saying what to install, when something is missing."""
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ lab_browser = load_script("tools", "lab_browser")
 
 def test_what_is_missing_is_named_with_its_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "playwright.sync_api", None)
-    monkeypatch.setattr(lab_browser.shutil, "which", lambda name: None)
+    monkeypatch.setitem(sys.modules, "jupyterlab", None)
+    monkeypatch.setattr(lab_browser.site_browser.shutil, "which", lambda name: None)
     problem = lab_browser.missing_browser()
-    assert "the Python package playwright (pip install 'playwright>=1.40')" in problem
+    assert problem.startswith("the JupyterLab browser test needs the Python package playwright")
     assert "Debian's chromium (apt-get install chromium)" in problem
+    assert "JupyterLab (pip install jupyterlab)" in problem
 
 
 def test_the_added_cell_prints_operating_point_at_the_sliders_threshold():
@@ -56,7 +58,7 @@ def test_shown_and_computed_rates_agree_only_to_the_shown_decimals():
 
 @pytest.mark.skipif(
     not os.environ.get("MEDTL_LAB_BROWSER"),
-    reason="starts JupyterLab and Chromium and runs notebook 04: make test's fourth job runs it "
+    reason="starts JupyterLab and Chromium and runs notebook 04: make test's third job runs it "
     "(MEDTL_LAB_BROWSER=1, tools/run_tests.sh)",
 )
 def test_the_explorer_in_jupyterlab_shows_what_operating_point_computes(tmp_path):

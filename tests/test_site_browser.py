@@ -1,5 +1,5 @@
 """tools/site_browser.py: the built site in headless Chromium. The tests that open a browser run
-in `make test`'s fourth job (tools/run_tests.sh), which names the notebooks that job 1's nbval run
+in `make test`'s third job (tools/run_tests.sh), which names the notebooks that job 1's nbval run
 kept with their outputs (tests/nbval_keep.py) in MEDTL_SITE_EXECUTED; elsewhere they skip, and
 there they fail, saying what to install, when Chromium or Playwright is missing."""
 
@@ -21,7 +21,7 @@ site_browser = load_script("tools", "site_browser")
 EXECUTED = os.environ.get("MEDTL_SITE_EXECUTED")
 browser = pytest.mark.skipif(
     not EXECUTED,
-    reason="opens Chromium: make test's fourth job runs it, with MEDTL_SITE_EXECUTED naming a "
+    reason="opens Chromium: make test's third job runs it, with MEDTL_SITE_EXECUTED naming a "
     "folder of executed notebooks (tools/run_tests.sh)",
 )
 # a notebook page with one of each fault, and an image from elsewhere, which is blocked

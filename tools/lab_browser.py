@@ -30,6 +30,9 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import site_browser  # noqa: E402 (tools/ is not a package: its sibling, found through sys.path)
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "04_pneumonia_training_gpu.ipynb"
 TABLE = "table.medtl-operating-point"  # evaluation.explorer.TABLE_CLASS
@@ -48,18 +51,13 @@ VIEWPORT = {"width": 1280, "height": 1400}  # tall enough for the explorer's tab
 
 def missing_browser() -> str | None:
     """What is missing to run the check, and how to install it; None when nothing is."""
-    missing = []
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("the Python package playwright (pip install 'playwright>=1.40')")
-    if not shutil.which("chromium"):
-        missing.append("Debian's chromium (apt-get install chromium)")
     try:
         import jupyterlab  # noqa: F401
+
+        also = ()
     except ImportError:
-        missing.append("JupyterLab (pip install jupyterlab)")
-    return f"the JupyterLab browser test needs {' and '.join(missing)}" if missing else None
+        also = ("JupyterLab (pip install jupyterlab)",)
+    return site_browser.missing_browser("the JupyterLab browser test", also)
 
 
 def free_port() -> int:

@@ -40,8 +40,11 @@ IMAGES_JS = """async () => {
 FIGURE = ".jp-OutputArea-output img"  # an image a notebook cell drew, not a badge
 
 
-def missing_browser() -> str | None:
-    """What is missing to run the checks, and how to install it; None when nothing is."""
+def missing_browser(
+    test: str = "the site's browser test", also: tuple[str, ...] = ()
+) -> str | None:
+    """What `test` is missing to run, and how to install it; None when nothing is. `also` names
+    further missing things, with their install commands."""
     missing = []
     try:
         import playwright.sync_api  # noqa: F401
@@ -49,10 +52,11 @@ def missing_browser() -> str | None:
         missing.append("the Python package playwright (pip install 'playwright>=1.40')")
     if not shutil.which("chromium"):
         missing.append("Debian's chromium (apt-get install chromium)")
+    missing += also
     if not missing:
         return None
     return (
-        f"the site's browser test needs {' and '.join(missing)}; "
+        f"{test} needs {' and '.join(missing)}; "
         "`playwright install` is not needed: Debian's chromium is the browser it drives"
     )
 
