@@ -213,11 +213,16 @@ def test_package_exports_every_public_name():
         "expected_calibration_error",
         "labels_and_probabilities",
         "metrics_table",
+        "operating_point",
+        "operating_table",
         "paired_difference",
+        "ppv_floor_threshold",
         "predict_proba",
+        "predictive_values",
         "run_batched",
         "sensitivity",
         "specificity",
+        "threshold_marks",
         "threshold_spread",
     ]
     for name in medtl_helpers.metrics.__all__:

@@ -76,14 +76,20 @@ def test_the_marks_are_the_thresholds_choose_threshold_picks():
     assert operating_point(Y, P, marks["sensitivity >= 0.8"])["sensitivity"] >= 0.8
 
 
-def test_the_ppv_floor_is_where_lowering_the_threshold_first_breaks_it():
-    # at the set's own prevalence (0.6): 0.9 .. 0.7 flag only PNEUMONIA (PPV 1), 0.45 flags
-    # 5 of 6 and 1 NORMAL of 4 (PPV 0.833), 0.4 a second NORMAL (PPV 0.714), 0.3 a third
-    # (PPV 0.625), 0.1 everyone (PPV 0.6)
+def test_the_ppv_floor_is_the_lowest_threshold_that_keeps_ppv():
+    # at the set's own prevalence (0.6): 0.4 flags 5 of 6 and 2 NORMAL of 4 (PPV 0.714), 0.3 a
+    # third NORMAL (0.625), 0.2 the last PNEUMONIA (0.667), 0.1 everyone (0.6)
     assert ppv_floor_threshold(Y, P, 0.6, min_ppv=0.7) == 0.4
-    assert ppv_floor_threshold(Y, P, 0.6, min_ppv=0.5) == 0.1
-    # at 5% the one NORMAL above 0.55 already drags PPV far below 0.5
-    point = operating_point(Y, P, 0.55, prevalence=0.05)
-    assert point["ppv"] < 0.5
+    assert ppv_floor_threshold(Y, P, 0.6, min_ppv=0.5) == 0.1  # everyone flagged: PPV = 0.6
+    # at 5% the one NORMAL at 0.6 already drags PPV far below 0.5
+    assert operating_point(Y, P, 0.6, prevalence=0.05)["ppv"] < 0.5
     assert ppv_floor_threshold(Y, P, 0.05) == 0.7
-    assert ppv_floor_threshold(Y[::-1], P, 0.05) is None  # the top score is NORMAL
+    assert ppv_floor_threshold(Y[::-1], P, 0.05) is None  # no threshold reaches 0.5
+
+
+def test_the_ppv_floor_looks_past_a_dip_near_the_top():
+    y = np.array([1, 0, 1, 1, 1, 1, 0, 0, 0, 0])  # a NORMAL image scored second highest
+    p = np.linspace(0.9, 0.1, 10)
+    ppv = {t: operating_point(y, p, t, prevalence=0.3)["ppv"] for t in p}
+    assert ppv[p[1]] < 0.5 and ppv[p[5]] >= 0.5  # the dip, then PPV back above 0.5
+    assert ppv_floor_threshold(y, p, 0.3) == min(t for t, v in ppv.items() if v >= 0.5)

@@ -1,16 +1,20 @@
 """What one threshold does: the confusion matrix, the rates, and the predictive values at a
 prevalence the student chooses. The explorers of notebooks 04 and 08 only show these numbers.
 
-Sensitivity and specificity belong to the model at a threshold: counted within each class, they do
-not change when the disease becomes rarer. The predictive values do. By Bayes' rule, at a
-prevalence π (the share of PNEUMONIA among the patients the model is used on):
+Sensitivity and specificity belong to the model at a threshold: counted within each class, they
+do not change when only the share of PNEUMONIA changes and each class's images stay alike (a
+new site whose images differ moves them too: notebook 08). The predictive values do change with
+the share. By Bayes' rule, at a prevalence π (the share of PNEUMONIA among the patients the model
+is used on):
 
     PPV = sens·π / (sens·π + (1 − spec)·(1 − π))
     NPV = spec·(1 − π) / (spec·(1 − π) + (1 − sens)·π)
 
-so the same threshold that flags mostly sick children on a ward with π = 0.6 flags mostly healthy
-ones in a screening clinic with π = 0.05. The counts in the confusion matrix are the set's own, at
-its own prevalence; the PPV and NPV columns are at π.
+So a threshold whose flagged children are mostly sick on a ward where π = 0.6 can flag mostly
+healthy ones in a screening clinic where π = 0.05: with sensitivity 0.9 and specificity 0.8, PPV
+is 0.87 on the ward and 0.19 in the clinic (it falls under 0.5 wherever (1 − spec)/sens >
+π/(1 − π)). The counts in the confusion matrix are the set's own, at its own prevalence; the PPV
+and NPV columns are at π.
 """
 
 from __future__ import annotations
@@ -105,21 +109,18 @@ def threshold_marks(y: ArrayLike, p: ArrayLike, sensitivity_target: float) -> di
 def ppv_floor_threshold(
     y: ArrayLike, p: ArrayLike, prevalence: float, min_ppv: float = 0.5
 ) -> float | None:
-    """The threshold below which the PPV at `prevalence` falls under `min_ppv`: lowering the
-    threshold from the highest score, the last one at which PPV has stayed at least `min_ppv`
-    (below it, the flagged patients are more often well than sick when `min_ppv` is 0.5). None
-    when PPV is under `min_ppv` already at the highest score. Candidates are the scores, as in
-    `choose_threshold`."""
+    """The lowest threshold whose PPV at `prevalence` is at least `min_ppv`: below it, with
+    `min_ppv` 0.5, the flagged patients are more often well than sick. PPV need not fall steadily
+    as the threshold is lowered (a few NORMAL images scored near 1 make it dip near the top), so
+    higher thresholds may fall under `min_ppv` too. It is the lowest score when flagging everyone
+    already reaches `min_ppv` (a prevalence of at least `min_ppv`); None when no threshold does.
+    Candidates are the scores, as in `choose_threshold`."""
     y, p = labels_and_probabilities(y, p)
     require_classes(y, "a PPV threshold")
-    candidates = np.unique(p)[::-1]  # highest first
+    candidates = np.unique(p)
     flagged = p[None, :] >= candidates[:, None]
     sens = (flagged & (y == 1)).sum(axis=1) / (y == 1).sum()
     fpr = (flagged & (y == 0)).sum(axis=1) / (y == 0).sum()
-    ppv = [predictive_values(s, 1 - f, prevalence)["ppv"] for s, f in zip(sens, fpr)]
-    kept = None
-    for threshold, value in zip(candidates, ppv):
-        if value < min_ppv:
-            break
-        kept = float(threshold)
-    return kept
+    ppv = np.array([predictive_values(s, 1 - f, prevalence)["ppv"] for s, f in zip(sens, fpr)])
+    reached = candidates[ppv >= min_ppv]
+    return float(reached.min()) if reached.size else None
