@@ -146,11 +146,13 @@ def grade_class(
     with tempfile.TemporaryDirectory(prefix="medtl-grade-data-") as workdir:
         return _grade_class(
             paths, out, notebooks, notebook, weights_file, (cell_timeout, notebook_timeout),
-            jobs, (data, pretrained), Path(workdir),
+            jobs, data, pretrained, Path(workdir),
         )  # fmt: skip
 
 
-def _grade_class(paths, out, notebooks, notebook, weights_file, limits, jobs, data, workdir):
+def _grade_class(
+    paths, out, notebooks, notebook, weights_file, limits, jobs, data, pretrained, workdir
+):
     import nbformat
 
     cell_timeout, notebook_timeout = limits
@@ -175,7 +177,6 @@ def _grade_class(paths, out, notebooks, notebook, weights_file, limits, jobs, da
     seen: set[tuple[str, str]] = set()
     prepared = [(s, prepare(s, course, seen)) for s in submissions]
     elsewhere = another_out()  # here: the pool's threads do not see the interface in use
-    data, pretrained = data
     shared = grading_data(data, workdir)
     if pretrained:
         shared.env["MEDTL_PRETRAINED"] = pretrained

@@ -19,7 +19,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from sklearn.metrics import roc_curve
 
-from medtl_helpers.metrics.operating_point import operating_table
+from medtl_helpers.metrics.operating_point import operating_point, operating_table
 
 SHOWN = ("set", "tn", "fp", "fn", "tp", "sensitivity", "specificity", "ppv", "npv")
 TABLE_CLASS = "medtl-operating-point"  # the browser test finds the live table by this class
@@ -72,8 +72,6 @@ def roc_figure(scores: Scores, threshold: float, ax=None):
     """Each set's ROC curve with its point at `threshold` (a filled circle) and the marked
     thresholds (open symbols) on the first set's curve; returns the axes."""
     import matplotlib.pyplot as plt
-
-    from medtl_helpers.metrics.operating_point import operating_point
 
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 4.5))

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
+from sklearn.metrics import roc_curve
 
 from medtl_helpers.metrics.rates import confusion, labels_and_probabilities, require_classes
 from medtl_helpers.metrics.threshold import choose_threshold
@@ -117,10 +118,8 @@ def ppv_floor_threshold(
     Candidates are the scores, as in `choose_threshold`."""
     y, p = labels_and_probabilities(y, p)
     require_classes(y, "a PPV threshold")
-    candidates = np.unique(p)
-    flagged = p[None, :] >= candidates[:, None]
-    sens = (flagged & (y == 1)).sum(axis=1) / (y == 1).sum()
-    fpr = (flagged & (y == 0)).sum(axis=1) / (y == 0).sum()
-    ppv = np.array([predictive_values(s, 1 - f, prevalence)["ppv"] for s, f in zip(sens, fpr)])
-    reached = candidates[ppv >= min_ppv]
+    # every unique score is a threshold of the full curve, after one above them all (as `_pick`)
+    fpr, tpr, thresholds = roc_curve(y, p, drop_intermediate=False)
+    ppv = [predictive_values(s, 1 - f, prevalence)["ppv"] for s, f in zip(tpr[1:], fpr[1:])]
+    reached = thresholds[1:][np.array(ppv) >= min_ppv]
     return float(reached.min()) if reached.size else None
